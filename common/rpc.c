@@ -1,0 +1,413 @@
+/* rpc.c - see rpc.h. Server model: N threads run grpc_completion_queue_next()
+ * on one server CQ that only receives "new call" events; each accepted call
+ * is bound to its own pluck CQ and handled synchronously by that thread. */
+#define _GNU_SOURCE
+#include "rpc.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grpc/byte_buffer_reader.h> /* full struct grpc_byte_buffer_reader */
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#define MAX_METHODS 64
+#define INF gpr_inf_future(GPR_CLOCK_REALTIME)
+
+/* ---- buffers ---------------------------------------------------------- */
+grpc_byte_buffer *ember_rpc_pack(const ProtobufCMessage *msg) {
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  grpc_slice s = grpc_slice_malloc(n);           /* refcount 1 */
+  protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1); /* +1 ref */
+  grpc_slice_unref(s);                           /* bb now owns it */
+  return bb;
+}
+
+ProtobufCMessage *ember_rpc_unpack(const ProtobufCMessageDescriptor *d,
+                             grpc_byte_buffer *bb) {
+  grpc_byte_buffer_reader r;
+  grpc_slice *first;
+  ProtobufCMessage *m;
+  if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
+  if (bb->data.raw.compression == GRPC_COMPRESS_NONE &&
+      grpc_byte_buffer_reader_peek(&r, &first) &&
+      GRPC_SLICE_LENGTH(*first) == grpc_byte_buffer_length(bb)) {
+    /* one contiguous slice: parse in place, no copy */
+    m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(*first),
+                                  GRPC_SLICE_START_PTR(*first));
+  } else { /* several slices: protobuf-c needs one block -> one copy */
+    grpc_byte_buffer_reader_destroy(&r);
+    if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
+    grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+    m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(all),
+                                  GRPC_SLICE_START_PTR(all));
+    grpc_slice_unref(all);
+  }
+  grpc_byte_buffer_reader_destroy(&r);
+  return m;
+}
+
+gpr_timespec ember_rpc_deadline_after_ms(int64_t ms) {
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                      gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+/* start one batch on a pluck CQ and wait for exactly that batch */
+static int run_batch(grpc_call *call, grpc_completion_queue *cq,
+                     const grpc_op *ops, size_t n) {
+  void *tag = (void *)ops; /* any unique address works as a tag */
+  grpc_call_error e = grpc_call_start_batch(call, ops, n, tag, NULL);
+  if (e != GRPC_CALL_OK) {
+    ember_log_error("grpc start_batch: %s", grpc_call_error_to_string(e));
+    return 0;
+  }
+  grpc_event ev = grpc_completion_queue_pluck(cq, tag, INF, NULL);
+  return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+static void destroy_pluck_cq(grpc_completion_queue *cq) {
+  grpc_completion_queue_shutdown(cq);
+  while (grpc_completion_queue_pluck(cq, NULL, INF, NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {}
+  grpc_completion_queue_destroy(cq);
+}
+
+/* ---- server ----------------------------------------------------------- */
+typedef struct {
+  const ProtobufCMethodDescriptor *md;
+  ember_rpc_method_impl impl;
+  void *user, *handle; /* handle from grpc_server_register_method */
+  char path[256];
+} method_t;
+
+typedef struct { /* one outstanding grpc_server_request_*_call; the tag */
+  method_t *m;   /* NULL: the generic slot for unknown methods */
+  grpc_call *call;
+  grpc_completion_queue *call_cq;
+  gpr_timespec deadline;
+  grpc_metadata_array md;
+  grpc_byte_buffer *payload;
+  grpc_call_details details;
+} slot_t;
+
+struct ember_rpc_server {
+  grpc_server *server;
+  grpc_completion_queue *cq;
+  method_t methods[MAX_METHODS];
+  size_t nmethods, nslots;
+  slot_t *slots;
+  pthread_t *threads;
+  int nthreads, shutting_down;
+  pthread_mutex_t mu;
+  char shutdown_tag;
+};
+
+struct ember_rpc_ctx {
+  grpc_call *call;
+  grpc_completion_queue *cq;
+  gpr_timespec deadline;
+  int sent_md, nsent, dead;
+  char *details;
+};
+
+ember_rpc_server *ember_rpc_server_create(const char *addr, int *bound_port,
+                              const grpc_channel_args *args) {
+  ember_rpc_server *s = calloc(1, sizeof *s);
+  pthread_mutex_init(&s->mu, NULL);
+  /* Requests such as a job with its parallelized data can be large. */
+  grpc_arg big = {.type = GRPC_ARG_INTEGER,
+                  .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                  .value.integer = EMBER_RPC_MAX_MESSAGE};
+  grpc_channel_args default_args = {1, &big};
+  s->server = grpc_server_create(args ? args : &default_args, NULL);
+  s->cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(s->server, s->cq, NULL);
+  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  int port = grpc_server_add_http2_port(s->server, addr, creds);
+  grpc_server_credentials_release(creds);
+  if (port == 0) { /* bind failed; server never started */
+    grpc_server_destroy(s->server);
+    grpc_completion_queue_shutdown(s->cq);
+    while (grpc_completion_queue_next(s->cq, INF, NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {}
+    grpc_completion_queue_destroy(s->cq);
+    free(s);
+    return NULL;
+  }
+  if (bound_port) *bound_port = port;
+  return s;
+}
+
+int ember_rpc_server_add_service(ember_rpc_server *s, const ProtobufCServiceDescriptor *svc,
+                           const ember_rpc_method_impl *impls, size_t n, void *user) {
+  for (size_t i = 0; i < n; i++) {
+    const ProtobufCMethodDescriptor *md =
+        protobuf_c_service_descriptor_get_method_by_name(svc, impls[i].method);
+    if (!md || s->nmethods == MAX_METHODS) return -1;
+    method_t *m = &s->methods[s->nmethods++];
+    m->md = md;
+    m->impl = impls[i];
+    m->user = user;
+    snprintf(m->path, sizeof m->path, "/%s/%s", svc->name, md->name);
+    m->handle = grpc_server_register_method(
+        s->server, m->path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    if (!m->handle) return -1;
+  }
+  return 0;
+}
+
+static void arm(ember_rpc_server *s, slot_t *sl) {
+  pthread_mutex_lock(&s->mu);
+  if (!s->shutting_down) { /* never post to the CQ once shutdown began */
+    grpc_call_error e;
+    sl->call = NULL;
+    sl->payload = NULL;
+    sl->call_cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_metadata_array_init(&sl->md);
+    if (sl->m) {
+      e = grpc_server_request_registered_call(s->server, sl->m->handle,
+          &sl->call, &sl->deadline, &sl->md, &sl->payload, sl->call_cq, s->cq, sl);
+    } else {
+      grpc_call_details_init(&sl->details);
+      e = grpc_server_request_call(s->server, &sl->call, &sl->details, &sl->md,
+                                   sl->call_cq, s->cq, sl);
+    }
+    if (e != GRPC_CALL_OK)
+      ember_log_error("grpc request_call: %s", grpc_call_error_to_string(e));
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void release_slot_state(slot_t *c) {
+  if (c->payload) grpc_byte_buffer_destroy(c->payload);
+  grpc_metadata_array_destroy(&c->md);
+  if (!c->m) grpc_call_details_destroy(&c->details);
+  if (c->call) grpc_call_unref(c->call);
+  destroy_pluck_cq(c->call_cq);
+}
+
+static void finish(ember_rpc_ctx *ctx, grpc_status_code st) {
+  grpc_op ops[3];
+  size_t n = 0;
+  int cancelled = 0;
+  grpc_slice details = grpc_slice_from_copied_string(ctx->details ? ctx->details : "");
+  memset(ops, 0, sizeof ops);
+  if (!ctx->sent_md) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = st;
+  ops[n++].data.send_status_from_server.status_details = &details;
+  ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[n++].data.recv_close_on_server.cancelled = &cancelled;
+  run_batch(ctx->call, ctx->cq, ops, n);
+  grpc_slice_unref(details);
+  free(ctx->details);
+}
+
+static void handle(slot_t *c) {
+  ember_rpc_ctx ctx = {c->call, c->call_cq, c->deadline, 0, 0, 0, NULL};
+  grpc_status_code st;
+  if (!c->m) {
+    char *p = grpc_slice_to_c_string(c->details.method);
+    char msg[300];
+    snprintf(msg, sizeof msg, "unknown method %s", p);
+    gpr_free(p);
+    ember_rpc_set_details(&ctx, msg);
+    st = GRPC_STATUS_UNIMPLEMENTED;
+  } else if (!c->payload) {
+    ember_rpc_set_details(&ctx, "no request message");
+    st = GRPC_STATUS_INVALID_ARGUMENT;
+  } else {
+    ProtobufCMessage *req = ember_rpc_unpack(c->m->md->input, c->payload);
+    if (!req) {
+      ember_rpc_set_details(&ctx, "cannot parse request");
+      st = GRPC_STATUS_INVALID_ARGUMENT;
+    } else {
+      st = c->m->impl.fn(&ctx, req, c->m->user);
+      protobuf_c_message_free_unpacked(req, NULL);
+      if (st == GRPC_STATUS_OK && c->m->impl.kind == EMBER_RPC_UNARY && ctx.nsent != 1) {
+        ember_rpc_set_details(&ctx, "unary handler must send exactly one reply");
+        st = GRPC_STATUS_INTERNAL;
+      }
+    }
+  }
+  finish(&ctx, st);
+}
+
+static void *serve(void *arg) {
+  ember_rpc_server *s = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(s->cq, INF, NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;       /* drained: exit */
+    if (ev.tag == &s->shutdown_tag) {                /* all calls done */
+      grpc_completion_queue_shutdown(s->cq);
+      continue;
+    }
+    slot_t *sl = ev.tag, c = *sl;                    /* take the call out */
+    if (!ev.success) { release_slot_state(&c); continue; } /* shutting down */
+    arm(s, sl);                                      /* accept the next one */
+    handle(&c);
+    release_slot_state(&c);
+  }
+  return NULL;
+}
+
+void ember_rpc_server_start(ember_rpc_server *s, int nthreads) {
+  grpc_server_start(s->server);
+  s->nslots = s->nmethods * (size_t)nthreads + 1; /* +1: generic slot */
+  s->slots = calloc(s->nslots, sizeof *s->slots);
+  for (size_t i = 0; i + 1 < s->nslots; i++) s->slots[i].m = &s->methods[i % s->nmethods];
+  for (size_t i = 0; i < s->nslots; i++) arm(s, &s->slots[i]);
+  s->nthreads = nthreads;
+  s->threads = calloc((size_t)nthreads, sizeof *s->threads);
+  for (int i = 0; i < nthreads; i++) pthread_create(&s->threads[i], NULL, serve, s);
+}
+
+void ember_rpc_server_shutdown(ember_rpc_server *s) {
+  pthread_mutex_lock(&s->mu);
+  s->shutting_down = 1;
+  pthread_mutex_unlock(&s->mu);
+  grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+  grpc_server_cancel_all_calls(s->server); /* don't wait for slow streams */
+  for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i], NULL);
+  grpc_server_destroy(s->server);
+  grpc_completion_queue_destroy(s->cq);
+  pthread_mutex_destroy(&s->mu);
+  free(s->threads);
+  free(s->slots);
+  free(s);
+}
+
+int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg) {
+  grpc_op ops[2];
+  size_t n = 0;
+  if (ctx->dead) return -1;
+  memset(ops, 0, sizeof ops);
+  if (!ctx->sent_md) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  grpc_byte_buffer *bb = ember_rpc_pack(msg);
+  ops[n].op = GRPC_OP_SEND_MESSAGE;
+  ops[n++].data.send_message.send_message = bb;
+  int ok = run_batch(ctx->call, ctx->cq, ops, n); /* one message in flight */
+  grpc_byte_buffer_destroy(bb);
+  ctx->sent_md = 1;
+  if (!ok) { ctx->dead = 1; return -1; } /* cancelled, deadline, peer gone */
+  ctx->nsent++;
+  return 0;
+}
+
+void ember_rpc_set_details(ember_rpc_ctx *ctx, const char *d) {
+  free(ctx->details);
+  ctx->details = strdup(d);
+}
+
+gpr_timespec ember_rpc_ctx_deadline(const ember_rpc_ctx *ctx) {
+  return gpr_convert_clock_type(ctx->deadline, GPR_CLOCK_MONOTONIC);
+}
+
+/* ---- client ----------------------------------------------------------- */
+grpc_channel *ember_rpc_channel_create(const char *target, int max_recv_bytes) {
+  grpc_arg arg;
+  grpc_channel_args args = {1, &arg};
+  arg.type = GRPC_ARG_INTEGER;
+  arg.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  arg.value.integer = max_recv_bytes;
+  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  grpc_channel *ch = grpc_channel_create(target, creds, max_recv_bytes ? &args : NULL);
+  grpc_channel_credentials_release(creds); /* channel keeps its own ref */
+  return ch;
+}
+
+grpc_status_code ember_rpc_call_path(grpc_channel *ch, const char *path,
+                               const ProtobufCMessageDescriptor *out,
+                               const ProtobufCMessage *req,
+                               ProtobufCMessage **reply, ember_rpc_on_message on_msg,
+                               void *user, int64_t timeout_ms, char **details) {
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  grpc_call *call = grpc_channel_create_call(
+      ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(path),
+      NULL, ember_rpc_deadline_after_ms(timeout_ms), NULL);
+  grpc_metadata_array initial_md, trailing_md;
+  grpc_byte_buffer *send = ember_rpc_pack(req), *recv = NULL;
+  grpc_status_code status = GRPC_STATUS_UNKNOWN;
+  grpc_slice status_details = grpc_empty_slice();
+  grpc_op ops[6];
+  size_t n = 0;
+  grpc_metadata_array_init(&initial_md);
+  grpc_metadata_array_init(&trailing_md);
+  memset(ops, 0, sizeof ops);
+  ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].op = GRPC_OP_SEND_MESSAGE;
+  ops[n++].data.send_message.send_message = send;
+  ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[n++].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+  if (reply) { /* unary: everything in one batch, one wait */
+    *reply = NULL;
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &recv;
+    ops[n].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[n].data.recv_status_on_client.trailing_metadata = &trailing_md;
+    ops[n].data.recv_status_on_client.status = &status;
+    ops[n++].data.recv_status_on_client.status_details = &status_details;
+    run_batch(call, cq, ops, n); /* "always succeeds": look at status */
+    if (status == GRPC_STATUS_OK && (!recv || !(*reply = ember_rpc_unpack(out, recv)))) {
+      status = GRPC_STATUS_INTERNAL;
+      grpc_slice_unref(status_details);
+      status_details = grpc_slice_from_static_string("missing or bad reply");
+    }
+    if (recv) grpc_byte_buffer_destroy(recv);
+  } else { /* server streaming: RECV_MESSAGE until NULL, then status */
+    run_batch(call, cq, ops, n);
+    for (;;) {
+      grpc_op rm = {0};
+      rm.op = GRPC_OP_RECV_MESSAGE;
+      rm.data.recv_message.recv_message = &recv;
+      if (!run_batch(call, cq, &rm, 1) || !recv) break; /* end or error */
+      ProtobufCMessage *m = ember_rpc_unpack(out, recv);
+      grpc_byte_buffer_destroy(recv);
+      recv = NULL;
+      int stop = !m || on_msg(m, user);
+      if (m) protobuf_c_message_free_unpacked(m, NULL);
+      if (stop) {
+        grpc_call_cancel_with_status(call, m ? GRPC_STATUS_CANCELLED : GRPC_STATUS_INTERNAL,
+                                     m ? "cancelled by client" : "bad message", NULL);
+        break;
+      }
+    }
+    grpc_op st = {0};
+    st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    st.data.recv_status_on_client.trailing_metadata = &trailing_md;
+    st.data.recv_status_on_client.status = &status;
+    st.data.recv_status_on_client.status_details = &status_details;
+    run_batch(call, cq, &st, 1);
+  }
+  if (details) {
+    *details = strndup((const char *)GRPC_SLICE_START_PTR(status_details),
+                       GRPC_SLICE_LENGTH(status_details));
+  }
+  grpc_slice_unref(status_details);
+  grpc_metadata_array_destroy(&initial_md);
+  grpc_metadata_array_destroy(&trailing_md);
+  grpc_byte_buffer_destroy(send);
+  grpc_call_unref(call);
+  destroy_pluck_cq(cq);
+  return status;
+}
+
+grpc_status_code ember_rpc_call(grpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                          const char *method, const ProtobufCMessage *req,
+                          ProtobufCMessage **reply, ember_rpc_on_message on_msg,
+                          void *user, int64_t timeout_ms, char **details) {
+  const ProtobufCMethodDescriptor *md =
+      protobuf_c_service_descriptor_get_method_by_name(svc, method);
+  char path[256];
+  if (!md) {
+    if (details) *details = strdup("method not in service descriptor");
+    return GRPC_STATUS_UNIMPLEMENTED;
+  }
+  snprintf(path, sizeof path, "/%s/%s", svc->name, md->name);
+  return ember_rpc_call_path(ch, path, md->output, req, reply, on_msg, user,
+                       timeout_ms, details);
+}

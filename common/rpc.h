@@ -1,0 +1,74 @@
+/* rpc.h - a tiny table-driven RPC layer: gRPC C core + protobuf-c.
+ *
+ * Method paths ("/pkg.Service/Method") and (un)packing come from the
+ * ProtobufCServiceDescriptor that protoc-c generates. protobuf-c does NOT
+ * record whether a method streams, so the server's method table says so. */
+#ifndef EMBER_RPC_H
+#define EMBER_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <protobuf-c/protobuf-c.h>
+
+/* Largest message a server or a channel made with max_recv_bytes=-1 takes. */
+#define EMBER_RPC_MAX_MESSAGE (512 << 20)
+
+/* ---- buffers ---------------------------------------------------------- */
+/* Pack straight into a refcounted slice; caller destroys the byte buffer. */
+grpc_byte_buffer *ember_rpc_pack(const ProtobufCMessage *msg);
+/* Unpack; free with protobuf_c_message_free_unpacked(m, NULL). NULL on error. */
+ProtobufCMessage *ember_rpc_unpack(const ProtobufCMessageDescriptor *d,
+                             grpc_byte_buffer *bb);
+gpr_timespec ember_rpc_deadline_after_ms(int64_t ms);
+
+/* ---- server ----------------------------------------------------------- */
+typedef struct ember_rpc_server ember_rpc_server;
+typedef struct ember_rpc_ctx ember_rpc_ctx; /* one in-flight server call */
+
+typedef enum { EMBER_RPC_UNARY, EMBER_RPC_SERVER_STREAM } ember_rpc_kind;
+
+/* Send replies with ember_rpc_send() (exactly once for EMBER_RPC_UNARY), then return
+ * the status. Runs on one of the server's threads; may block. */
+typedef grpc_status_code (*ember_rpc_handler)(ember_rpc_ctx *ctx,
+                                        const ProtobufCMessage *req,
+                                        void *user);
+typedef struct {
+  const char *method; /* short name as in the .proto, e.g. "Echo" */
+  ember_rpc_kind kind;
+  ember_rpc_handler fn;
+} ember_rpc_method_impl;
+
+ember_rpc_server *ember_rpc_server_create(const char *addr, int *bound_port,
+                              const grpc_channel_args *args);
+int ember_rpc_server_add_service(ember_rpc_server *s, const ProtobufCServiceDescriptor *svc,
+                           const ember_rpc_method_impl *impls, size_t n, void *user);
+void ember_rpc_server_start(ember_rpc_server *s, int nthreads);
+void ember_rpc_server_shutdown(ember_rpc_server *s); /* cancels calls, joins, frees */
+
+int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg); /* 0 ok, -1 dead */
+void ember_rpc_set_details(ember_rpc_ctx *ctx, const char *details);
+gpr_timespec ember_rpc_ctx_deadline(const ember_rpc_ctx *ctx); /* GPR_CLOCK_MONOTONIC */
+
+/* ---- client ----------------------------------------------------------- */
+/* max_recv_bytes: 0 = library default (4 MiB), -1 = unlimited. */
+grpc_channel *ember_rpc_channel_create(const char *target, int max_recv_bytes);
+
+/* Return non-zero to cancel the stream. Do not keep msg. */
+typedef int (*ember_rpc_on_message)(const ProtobufCMessage *msg, void *user);
+
+/* Unary when reply != NULL (*reply must be freed by the caller with
+ * protobuf_c_message_free_unpacked), server-streaming when on_msg != NULL.
+ * *details (may be NULL) gets a malloc'd status message. */
+grpc_status_code ember_rpc_call(grpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                          const char *method, const ProtobufCMessage *req,
+                          ProtobufCMessage **reply, ember_rpc_on_message on_msg,
+                          void *user, int64_t timeout_ms, char **details);
+/* Same, with an explicit path (used to show UNIMPLEMENTED). */
+grpc_status_code ember_rpc_call_path(grpc_channel *ch, const char *path,
+                               const ProtobufCMessageDescriptor *out,
+                               const ProtobufCMessage *req,
+                               ProtobufCMessage **reply, ember_rpc_on_message on_msg,
+                               void *user, int64_t timeout_ms, char **details);
+#endif

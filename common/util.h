@@ -1,0 +1,40 @@
+/* Small helpers every daemon uses: allocation that aborts on OOM, growable
+ * byte buffers with a cap, base64, clocks. Nothing here fails except
+ * ember_buf_append past its cap (EMBER_ETOOBIG). */
+#ifndef EMBER_UTIL_H
+#define EMBER_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+void *ember_xmalloc(size_t n);
+void *ember_xcalloc(size_t count, size_t n);
+void *ember_xrealloc(void *p, size_t n);
+char *ember_xstrdup(const char *s);
+/* Returns a new string formatted as printf would; the caller frees it. */
+char *ember_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer. cap is the most it may ever hold (0: no cap). */
+struct ember_buf {
+    uint8_t *data;
+    size_t len;
+    size_t alloc;
+    size_t cap;
+};
+void ember_buf_init(struct ember_buf *b, size_t cap);
+int ember_buf_append(struct ember_buf *b, const void *p, size_t n) EMBER_MUST_CHECK;
+/* Hands the bytes to the caller (who frees them) and empties the buffer. */
+uint8_t *ember_buf_steal(struct ember_buf *b, size_t *len);
+void ember_buf_free(struct ember_buf *b);
+
+/* base64 (RFC 4648, with padding). Decode returns EMBER_EINVAL on bad input;
+ * on success *out is new (caller frees), *out_len its length. */
+char *ember_base64_encode(const uint8_t *p, size_t n);
+int ember_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len) EMBER_MUST_CHECK;
+
+uint64_t ember_now_ms(void);        /* wall clock, ms since the epoch */
+uint64_t ember_monotonic_ms(void);  /* for durations and timeouts */
+
+#endif

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Ember needs to build, run and test, skipping the
+# ones already present. Idempotent; needs root only when something is missing.
+set -eu
+
+BUILD_PACKAGES="gcc make cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
+  libmicrohttpd-dev libjansson-dev libpython3-dev libcurl4-openssl-dev"
+RUNTIME_PACKAGES="python3 python3-cloudpickle python3-numpy curl procps"
+TEST_PACKAGES="python3-pytest"
+
+missing=""
+for pkg in $BUILD_PACKAGES $RUNTIME_PACKAGES $TEST_PACKAGES; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    case "$status" in
+        *"install ok installed"*) ;;
+        *) missing="$missing $pkg" ;;
+    esac
+done
+
+if [ -z "$missing" ]; then
+    echo "install-deps: all Debian packages present"
+    exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing Debian packages:$missing" >&2
+    echo "install-deps: run as root (or: sudo apt-get install$missing)" >&2
+    exit 1
+fi
+
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+# shellcheck disable=SC2086  # the list is meant to split into words
+apt-get install -y -q --no-install-recommends $missing

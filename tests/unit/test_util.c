@@ -1,0 +1,63 @@
+/* Tests of common/util.c: buffers with caps and base64 both ways. */
+#include <stdlib.h>
+
+#include "test.h"
+#include "util.h"
+
+static const struct {
+    const char *name, *plain, *encoded;
+} base64_cases[] = {
+    {"empty", "", ""},
+    {"one byte", "f", "Zg=="},
+    {"two bytes", "fo", "Zm8="},
+    {"three bytes", "foo", "Zm9v"},
+    {"six bytes", "foobar", "Zm9vYmFy"},
+};
+
+static void test_base64(void)
+{
+    for (size_t i = 0; i < sizeof(base64_cases) / sizeof(base64_cases[0]); i++) {
+        char *enc = ember_base64_encode((const uint8_t *)base64_cases[i].plain,
+                                        strlen(base64_cases[i].plain));
+        uint8_t *dec = NULL;
+        size_t n = 0;
+        CHECK(strcmp(enc, base64_cases[i].encoded) == 0, "%s: got %s want %s",
+              base64_cases[i].name, enc, base64_cases[i].encoded);
+        CHECK(ember_base64_decode(enc, strlen(enc), &dec, &n) == 0, "%s: decode failed",
+              base64_cases[i].name);
+        CHECK(n == strlen(base64_cases[i].plain) && memcmp(dec, base64_cases[i].plain, n) == 0,
+              "%s: round trip gave %zu bytes", base64_cases[i].name, n);
+        free(enc);
+        free(dec);
+    }
+    const char *bad[] = {"Zg=", "Z===", "Zm9v!A==", "Zg==Zg=="};
+    for (size_t i = 0; i < 4; i++) {
+        uint8_t *dec = NULL;
+        size_t n;
+        CHECK(ember_base64_decode(bad[i], strlen(bad[i]), &dec, &n) == EMBER_EINVAL,
+              "'%s' should be rejected", bad[i]);
+    }
+}
+
+static void test_buf_cap(void)
+{
+    struct ember_buf b;
+    size_t n;
+
+    ember_buf_init(&b, 10);
+    CHECK(ember_buf_append(&b, "0123456789", 10) == 0, "10 bytes fit a cap of 10");
+    CHECK(ember_buf_append(&b, "x", 1) == EMBER_ETOOBIG, "the 11th byte must be refused");
+    CHECK(b.len == 10, "len got %zu want 10", b.len);
+    uint8_t *p = ember_buf_steal(&b, &n);
+    CHECK(n == 10 && memcmp(p, "0123456789", 10) == 0, "steal gives the bytes");
+    CHECK(b.len == 0 && b.data == NULL, "steal empties the buffer");
+    free(p);
+    ember_buf_free(&b);
+}
+
+int main(void)
+{
+    test_base64();
+    test_buf_cap();
+    return TEST_EXIT();
+}
