@@ -193,3 +193,14 @@ uint64_t ember_monotonic_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+char *ember_address_host(const char *address)
+{
+    const char *colon = strrchr(address, ':');
+    size_t n = colon ? (size_t)(colon - address) : strlen(address);
+    char *host = ember_xmalloc(n + 1);
+
+    memcpy(host, address, n);
+    host[n] = '\0';
+    return host;
+}

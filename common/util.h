@@ -34,6 +34,9 @@ void ember_buf_free(struct ember_buf *b);
 char *ember_base64_encode(const uint8_t *p, size_t n);
 int ember_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len) EMBER_MUST_CHECK;
 
+/* The host part of "host:port" as a new string. */
+char *ember_address_host(const char *address);
+
 uint64_t ember_now_ms(void);        /* wall clock, ms since the epoch */
 uint64_t ember_monotonic_ms(void);  /* for durations and timeouts */
 

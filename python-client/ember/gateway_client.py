@@ -1,0 +1,64 @@
+"""HTTP client of the Ember gateway's REST API (urllib, no dependencies)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Optional
+
+from ember.errors import GatewayError
+
+_RETRIES = 8
+
+
+class GatewayClient:
+    """Talks JSON to one gateway; retries idempotent requests with backoff.
+
+    Parameters
+    ----------
+    address : str
+        ``host:port`` of the gateway.
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.base = f"http://{address}/api/v1"
+
+    def request(self, method: str, path: str, body: Any = None, raw: bool = False,
+                retry: Optional[bool] = None) -> Any:
+        """Sends one request; returns the decoded JSON (or bytes when raw)."""
+        data = None if body is None else json.dumps(body).encode()
+        retry = method == "GET" if retry is None else retry
+        delay = 0.05
+        for attempt in range(_RETRIES if retry else 1):
+            req = urllib.request.Request(self.base + path, data=data, method=method)
+            if data is not None:
+                req.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(req, timeout=300) as resp:
+                    payload = resp.read()
+                return payload if raw else json.loads(payload or b"null")
+            except urllib.error.HTTPError as err:
+                message = _error_text(err)
+                if err.code in (502, 503) and retry and attempt + 1 < _RETRIES:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                raise GatewayError(message, err.code) from None
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+                if retry and attempt + 1 < _RETRIES:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                raise GatewayError(f"gateway {self.address} is unreachable: {err}") from None
+        raise AssertionError("unreachable")
+
+
+def _error_text(err: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(err.read() or b"{}")
+        return str(body.get("error") or body)
+    except (ValueError, AttributeError):
+        return f"HTTP {err.code} {err.reason}"

@@ -1,0 +1,91 @@
+"""Submits jobs to the gateway, waits for them and downloads results."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Optional
+
+from ember.callsite import call_site
+from ember.errors import JobFailedError
+from ember.serializers import iter_frames
+
+if TYPE_CHECKING:
+    from ember.context import SparkContext
+    from ember.rdd import RDD
+
+
+def _lineage(rdd: "RDD", known: set[int]) -> list["RDD"]:
+    """RDDs the master has not seen yet, parents before children."""
+    order: list["RDD"] = []
+    seen: set[int] = set()
+    stack: list[tuple["RDD", bool]] = [(rdd, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node.id in known or (node.id in seen and not expanded):
+            continue
+        if expanded:
+            order.append(node)
+            continue
+        seen.add(node.id)
+        stack.append((node, True))
+        for parent in node._dependencies():
+            stack.append((parent, False))
+    return order
+
+
+class JobRunner:
+    """Runs the jobs of one SparkContext."""
+
+    def __init__(self, sc: "SparkContext") -> None:
+        self.sc = sc
+        self.client = sc._client
+        self.app = sc.applicationId
+        self.known: set[int] = set()
+
+    def run(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None) -> list[Any]:
+        """Computes rdd (or some of its partitions); returns all records in order."""
+        self.sc._check_running()
+        description, site = call_site()
+        new = _lineage(rdd, self.known)
+        props = dict(self.sc._local_properties)
+        body: dict[str, Any] = {
+            "rdd": rdd.id,
+            "description": props.get("spark.job.description") or description,
+            "callSite": site,
+            "properties": props,
+            "nodes": [node._node() for node in new],
+        }
+        if partitions is not None:
+            body["partitions"] = list(partitions)
+        job = self.client.request("POST", f"/applications/{self.app}/jobs", body)
+        self.known.update(node.id for node in new)
+        try:
+            status = self._wait(job["jobId"])
+        except KeyboardInterrupt:
+            self.client.request("POST", f"/applications/{self.app}/jobs/{job['jobId']}/cancel",
+                                retry=False)
+            raise
+        return self._results(job["jobId"], status)
+
+    def _wait(self, job_id: int) -> dict:
+        delay = 0.01
+        while True:
+            status = self.client.request("GET", f"/applications/{self.app}/jobs/{job_id}")
+            if status["status"] == "SUCCEEDED":
+                return status
+            if status["status"] == "FAILED":
+                message = status.get("errorMessage", "job failed")
+                raise JobFailedError(message, remote_traceback=message,
+                                     stage=status.get("failedStage"),
+                                     partition=status.get("failedPartition"))
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+
+    def _results(self, job_id: int, status: dict) -> list[Any]:
+        records: list[Any] = []
+        for entry in status.get("results", []):
+            block = self.client.request(
+                "GET", f"/applications/{self.app}/jobs/{job_id}/results/{entry['partition']}",
+                raw=True)
+            records.extend(iter_frames(block))
+        return records

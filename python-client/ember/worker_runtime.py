@@ -1,0 +1,164 @@
+"""The Python side of ember-pyexec: runs tasks sent by a worker.
+
+The C host (services/pyexec) starts the interpreter and calls :func:`main`,
+which serves tasks until the worker closes the pipe. The frame protocol is
+described in docs/ARCHITECTURE.md ("Worker <-> pyexec protocol").
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+import time
+import traceback
+from typing import Any, Callable, Iterable, Iterator
+
+import _ember_io as io  # provided by the C host
+
+from ember.taskcontext import TaskContext
+
+PICKLE_PROTOCOL = 5
+_MIN_BATCH, _MAX_BATCH = 16, 100_000
+_TARGET_LOW, _TARGET_HIGH = 64 * 1024, 1024 * 1024
+
+
+class _AdaptiveBatch:
+    """Grows or shrinks the records per frame to aim at 64 KiB-1 MiB frames."""
+
+    def __init__(self) -> None:
+        self.size = 256
+
+    def observe(self, nbytes: int) -> None:
+        if nbytes < _TARGET_LOW:
+            self.size = min(self.size * 2, _MAX_BATCH)
+        elif nbytes > _TARGET_HIGH:
+            self.size = max(self.size // 2, _MIN_BATCH)
+
+
+class _Input:
+    """Iterates the records of the task's input frames until END."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.records = 0
+        self.finished = False
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            frame = io.read_frame()
+            if isinstance(frame, int):
+                if frame != io.END:
+                    raise RuntimeError(f"unexpected marker {frame} in task input")
+                self.finished = True
+                return
+            batch = _text_lines(frame) if self.kind == "text" else pickle.loads(frame)
+            self.records += len(batch)
+            yield from batch
+
+    def drain(self) -> None:
+        """Reads the rest of the input so the pipe stays in step."""
+        while not self.finished:
+            frame = io.read_frame()
+            if isinstance(frame, int):
+                self.finished = True
+
+
+def _text_lines(frame: bytes) -> list[str]:
+    """Splits whole lines (Hadoop semantics: \\n, \\r\\n) into str records."""
+    text = frame.decode("utf-8", "replace")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    if "\r" in text:
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    return lines
+
+
+def _write_results(records: Iterable[Any]) -> int:
+    batch: list[Any] = []
+    sizer = _AdaptiveBatch()
+    count = 0
+    for record in records:
+        batch.append(record)
+        if len(batch) >= sizer.size:
+            count += _flush(batch, sizer)
+    return count + _flush(batch, sizer)
+
+
+def _flush(batch: list[Any], sizer: _AdaptiveBatch, prefix: bytes = b"") -> int:
+    if not batch:
+        return 0
+    data = pickle.dumps(batch, PICKLE_PROTOCOL)
+    sizer.observe(len(data))
+    io.write_frame(prefix + data if prefix else data)
+    n = len(batch)
+    batch.clear()
+    return n
+
+
+def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], num_reduce: int) -> int:
+    buckets: dict[int, list[Any]] = {}
+    sizer = _AdaptiveBatch()
+    count = 0
+    for record in records:
+        reduce_id = partitioner(record[0]) % num_reduce
+        bucket = buckets.get(reduce_id)
+        if bucket is None:
+            bucket = buckets[reduce_id] = []
+        bucket.append(record)
+        if len(bucket) >= sizer.size:
+            count += _flush(bucket, sizer, struct.pack(">i", reduce_id))
+    for reduce_id, bucket in buckets.items():
+        count += _flush(bucket, sizer, struct.pack(">i", reduce_id))
+    return count
+
+
+def _run(header: dict, funcs: list[bytes], partitioner_frame: bytes | None, source: _Input) -> int:
+    split = header["partition"]
+    iterator: Iterable[Any] = iter(source)
+    for blob in funcs:
+        iterator = pickle.loads(blob)(split, iterator)
+    if header["numReduce"]:
+        partitioner = pickle.loads(partitioner_frame)
+        return _write_shuffle(iterator, partitioner, header["numReduce"])
+    return _write_results(iterator)
+
+
+def run_task(header_frame: bytes) -> None:
+    header = json.loads(header_frame)
+    funcs = [io.read_frame() for _ in range(header["numFuncs"])]
+    partitioner_frame = io.read_frame() if header["numReduce"] else None
+    source = _Input(header["input"])
+    started = time.monotonic()
+    TaskContext._set(header)
+    try:
+        written = _run(header, funcs, partitioner_frame, source)
+        source.drain()
+    except BaseException:  # noqa: BLE001 - everything a user function raises is reported
+        text = traceback.format_exc()
+        source.drain()
+        io.write_marker(io.ERROR)
+        io.write_frame(text.encode("utf-8", "replace"))
+        return
+    finally:
+        TaskContext._set(None)
+    metrics = {
+        "recordsIn": source.records,
+        "recordsOut": written,
+        "pythonMs": int((time.monotonic() - started) * 1000),
+    }
+    io.write_marker(io.END)
+    io.write_frame(json.dumps(metrics).encode())
+
+
+def main() -> int:
+    """Serves tasks until the worker closes the pipe; returns the exit code."""
+    while True:
+        try:
+            frame = io.read_frame()
+        except EOFError:
+            return 0
+        if isinstance(frame, int):
+            continue  # a stray marker between tasks carries nothing
+        run_task(frame)

@@ -1,0 +1,389 @@
+/* blockd.c - see blockd.h. The gRPC handlers run on the rpc layer's threads
+ * and share the store; the heartbeat thread alone talks to the master. */
+#define _GNU_SOURCE
+#include "blockd.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+
+#include "blockd.pb-c.h"
+#include "blockd_store.h"
+#include "common.pb-c.h"
+#include "log.h"
+#include "master.pb-c.h"
+#include "rpc.h"
+#include "util.h"
+
+#define CHUNK_BYTES ((size_t)1 << 20)
+#define SERVER_THREADS 16  /* each GetBlock stream holds one for its duration */
+#define HEARTBEAT_MS 1000
+#define MASTER_TIMEOUT_MS 2000
+
+const struct ember_option blockd_options[] = {
+    {"listen", "EMBER_BLOCKD_LISTEN", "127.0.0.1:7078",
+     "host:port to serve the BlockManager gRPC service on (port 0: any free port)"},
+    {"master", "EMBER_MASTER_ADDRESS", "127.0.0.1:7077", "gRPC address of ember-master"},
+    {"id", "EMBER_BLOCKD_ID", NULL,
+     "id to register with the master (default blockd-<host>-<port>)"},
+    {"host", "EMBER_HOST", NULL,
+     "host name peers reach this block manager by (default: the listen host)"},
+    {"memory", "EMBER_BLOCKD_MEMORY", "1073741824", "bytes of memory for blocks"},
+    {0},
+};
+
+struct blockd {
+    struct ember_daemon *d;       /* borrowed */
+    struct blockd_store *store;
+    ember_rpc_server *server;
+    grpc_channel *master;
+    const char *master_address;   /* borrowed from the options */
+    char *id, *address, *host;
+    uint64_t memory;
+    pthread_t heartbeat;
+    int grpc_started, heartbeat_started;
+    int master_down;              /* heartbeat thread only: the outage was logged */
+};
+
+/* ---- the BlockManager service ----------------------------------------- */
+
+static grpc_status_code fail(ember_rpc_ctx *ctx, grpc_status_code st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static grpc_status_code fail(ember_rpc_ctx *ctx, grpc_status_code st, const char *fmt, ...)
+{
+    va_list ap;
+    char *details = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&details, fmt, ap) < 0)
+        details = NULL;
+    va_end(ap);
+    ember_rpc_set_details(ctx, details ? details : "block manager error");
+    free(details);
+    return st;
+}
+
+static grpc_status_code reply(ember_rpc_ctx *ctx, const ProtobufCMessage *msg)
+{
+    return ember_rpc_send(ctx, msg) == 0 ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED;
+}
+
+static grpc_status_code put_block(ember_rpc_ctx *ctx, const ProtobufCMessage *in, void *user)
+{
+    const Ember__PutChunk *req = (const Ember__PutChunk *)in;
+    struct blockd *b = user;
+    Ember__Ack ack = EMBER__ACK__INIT;
+    int rc;
+
+    if (!*req->block_id)
+        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, "PutBlock needs a block_id");
+    rc = blockd_store_put_chunk(b->store, req->block_id, req->offset, req->data.data,
+                                req->data.len, req->last);
+    if (rc == EMBER_EINVAL)
+        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT,
+                    "block %s: chunk at offset %" PRIu64 " is out of order; chunks must be "
+                    "appended in order starting at offset 0",
+                    req->block_id, req->offset);
+    if (rc == EMBER_ETOOBIG)
+        return fail(ctx, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                    "block %s is larger than this block manager's memory (%" PRIu64 " bytes)",
+                    req->block_id, b->memory);
+    if (rc != 0)
+        return fail(ctx, GRPC_STATUS_INTERNAL, "block %s: %s", req->block_id, ember_strerror(rc));
+    if (req->last)
+        ember_log_debug("block=%s stored, %" PRIu64 " bytes", req->block_id,
+                        req->offset + req->data.len);
+    return reply(ctx, &ack.base);
+}
+
+/* Sends `blk` as chunks of at most CHUNK_BYTES; an empty block is one empty
+ * chunk, so the last one is always marked. */
+static grpc_status_code stream_block(ember_rpc_ctx *ctx, const struct blockd_block *blk)
+{
+    const uint8_t *data = blockd_block_data(blk);
+    size_t size = blockd_block_size(blk), off = 0;
+
+    do {
+        Ember__Chunk c = EMBER__CHUNK__INIT;
+        size_t n = size - off < CHUNK_BYTES ? size - off : CHUNK_BYTES;
+        c.offset = off;
+        c.data.data = (uint8_t *)data + off; /* packed straight from the block */
+        c.data.len = n;
+        c.total_size = size;
+        c.last = off + n == size;
+        if (ember_rpc_send(ctx, &c.base) != 0)
+            return GRPC_STATUS_CANCELLED; /* client gone, deadline, or shutdown */
+        off += n;
+    } while (off < size);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code get_block(ember_rpc_ctx *ctx, const ProtobufCMessage *in, void *user)
+{
+    const Ember__GetBlockRequest *req = (const Ember__GetBlockRequest *)in;
+    struct blockd *b = user;
+    struct blockd_block *blk = NULL;
+    grpc_status_code st;
+
+    if (blockd_store_get(b->store, req->block_id, &blk) != 0)
+        return fail(ctx, GRPC_STATUS_NOT_FOUND, "block %s is not on block manager %s",
+                    req->block_id, b->id);
+    ember_log_debug("block=%s get, %zu bytes", req->block_id, blockd_block_size(blk));
+    st = stream_block(ctx, blk); /* our reference keeps the bytes if it is removed meanwhile */
+    blockd_block_release(blk);
+    return st;
+}
+
+static grpc_status_code remove_blocks(ember_rpc_ctx *ctx, const ProtobufCMessage *in, void *user)
+{
+    const Ember__RemoveBlocksRequest *req = (const Ember__RemoveBlocksRequest *)in;
+    struct blockd *b = user;
+    Ember__RemoveBlocksReply rep = EMBER__REMOVE_BLOCKS_REPLY__INIT;
+    size_t n;
+
+    if (!*req->prefix)
+        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT,
+                    "RemoveBlocks needs a prefix (an empty one would remove every block)");
+    n = blockd_store_remove_prefix(b->store, req->prefix);
+    ember_log_info("prefix=%s removed %zu blocks", req->prefix, n);
+    rep.removed = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    return reply(ctx, &rep.base);
+}
+
+static grpc_status_code stats(ember_rpc_ctx *ctx, const ProtobufCMessage *in, void *user)
+{
+    struct blockd *b = user;
+    struct blockd_store_stats s;
+    Ember__BlockStats rep = EMBER__BLOCK_STATS__INIT;
+
+    blockd_store_stats(b->store, &s);
+    rep.blocks = s.blocks;
+    rep.bytes_in_memory = s.bytes_in_memory;
+    rep.gets = s.gets;
+    rep.puts = s.puts;
+    return reply(ctx, &rep.base);
+}
+
+static const ember_rpc_method_impl block_manager_methods[] = {
+    {"PutBlock", EMBER_RPC_UNARY, put_block},
+    {"GetBlock", EMBER_RPC_SERVER_STREAM, get_block},
+    {"RemoveBlocks", EMBER_RPC_UNARY, remove_blocks},
+    {"Stats", EMBER_RPC_UNARY, stats},
+};
+
+/* ---- membership: registration and heartbeats -------------------------- */
+
+/* Logs once per outage: the master may start after us or restart. */
+static void master_failed(struct blockd *b, const char *method, grpc_status_code st,
+                          const char *details)
+{
+    if (b->master_down)
+        return;
+    b->master_down = 1;
+    ember_log_warn("id=%s cannot reach master %s (%s: status %d, %s); serving anyway and "
+                   "retrying every second",
+                   b->id, b->master_address, method, (int)st, details ? details : "");
+}
+
+static int register_with_master(struct blockd *b)
+{
+    Ember__RegisterBlockManagerRequest req = EMBER__REGISTER_BLOCK_MANAGER_REQUEST__INIT;
+    ProtobufCMessage *rep = NULL;
+    char *details = NULL;
+    grpc_status_code st;
+
+    req.blockd_id = b->id;
+    req.address = b->address;
+    req.host = b->host;
+    req.memory_bytes = b->memory;
+    st = ember_rpc_call(b->master, &ember__master__descriptor, "RegisterBlockManager", &req.base,
+                        &rep, NULL, NULL, MASTER_TIMEOUT_MS, &details);
+    if (st == GRPC_STATUS_OK) {
+        ember_log_info("id=%s registered with master %s as %s", b->id, b->master_address,
+                       b->address);
+        b->master_down = 0;
+    } else {
+        master_failed(b, "RegisterBlockManager", st, details);
+    }
+    if (rep)
+        protobuf_c_message_free_unpacked(rep, NULL);
+    free(details);
+    return st == GRPC_STATUS_OK;
+}
+
+/* Returns 1 while the master knows us, 0 when we must register again. */
+static int send_heartbeat(struct blockd *b)
+{
+    Ember__HeartbeatRequest req = EMBER__HEARTBEAT_REQUEST__INIT;
+    ProtobufCMessage *rep = NULL;
+    struct blockd_store_stats s;
+    char *details = NULL;
+    grpc_status_code st;
+    int known = 0;
+
+    blockd_store_stats(b->store, &s);
+    req.id = b->id;
+    req.is_blockd = 1;
+    req.blocks = s.blocks;
+    req.bytes_in_memory = s.bytes_in_memory;
+    st = ember_rpc_call(b->master, &ember__master__descriptor, "Heartbeat", &req.base, &rep, NULL,
+                        NULL, MASTER_TIMEOUT_MS, &details);
+    if (st == GRPC_STATUS_OK) {
+        known = ((Ember__HeartbeatReply *)rep)->known;
+        if (!known)
+            ember_log_info("id=%s master %s does not know this block manager; registering again",
+                           b->id, b->master_address);
+    } else {
+        master_failed(b, "Heartbeat", st, details);
+    }
+    if (rep)
+        protobuf_c_message_free_unpacked(rep, NULL);
+    free(details);
+    return known;
+}
+
+static void *heartbeat_main(void *arg)
+{
+    struct blockd *b = arg;
+    int registered = 0;
+
+    do {
+        if (registered)
+            registered = send_heartbeat(b);
+        if (!registered)
+            registered = register_with_master(b);
+    } while (!ember_daemon_sleep(b->d, HEARTBEAT_MS));
+    return NULL;
+}
+
+/* gRPC's reconnect backoff grows to 120 s by default: a master that starts
+ * late or restarts would go unseen for minutes. Retry once per heartbeat. */
+static grpc_channel *master_channel_create(const char *target)
+{
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+         .value.integer = HEARTBEAT_MS},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+         .value.integer = HEARTBEAT_MS},
+    };
+    grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(target, creds, &channel_args);
+
+    grpc_channel_credentials_release(creds);
+    return ch;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static int read_options(struct blockd *b)
+{
+    int64_t memory;
+    int rc;
+
+    rc = ember_daemon_opt_int(b->d, "memory", &memory);
+    if (rc != 0)
+        return rc;
+    if (memory <= 0) {
+        ember_log_error("option --memory must be a positive number of bytes, not %" PRId64,
+                        memory);
+        return EMBER_EINVAL;
+    }
+    b->memory = (uint64_t)memory;
+    b->master_address = ember_daemon_opt(b->d, "master");
+    return 0;
+}
+
+/* The advertised address, host and id, once the port is known. */
+static void set_identity(struct blockd *b, int port)
+{
+    const char *host = ember_daemon_opt(b->d, "host");
+    const char *id = ember_daemon_opt(b->d, "id");
+    const char *colon;
+
+    b->address = ember_advertised_address(ember_daemon_opt(b->d, "listen"), port, host);
+    colon = strrchr(b->address, ':');
+    b->host = ember_xasprintf("%.*s", (int)(colon - b->address), b->address);
+    b->id = id && *id ? ember_xstrdup(id) : ember_xasprintf("blockd-%s-%d", b->host, port);
+}
+
+static int start_server(struct blockd *b)
+{
+    const char *listen = ember_daemon_opt(b->d, "listen");
+    size_t n = sizeof(block_manager_methods) / sizeof(block_manager_methods[0]);
+    int port = 0, rc;
+
+    b->server = ember_rpc_server_create(listen, &port, NULL);
+    if (!b->server) {
+        ember_log_error("cannot listen on %s: address in use or not host:port", listen);
+        return EMBER_EIO;
+    }
+    set_identity(b, port);
+    rc = ember_rpc_server_add_service(b->server, &ember__block_manager__descriptor,
+                                      block_manager_methods, n, b);
+    ember_rpc_server_start(b->server, SERVER_THREADS); /* even on error: shutdown needs it */
+    if (rc != 0) {
+        ember_log_error("internal error: the method table does not match blockd.proto");
+        return EMBER_EINVAL;
+    }
+    return 0;
+}
+
+int blockd_create(struct ember_daemon *d, struct blockd **out)
+{
+    struct blockd *b = ember_xcalloc(1, sizeof(*b));
+    int rc;
+
+    b->d = d;
+    rc = read_options(b);
+    if (rc != 0)
+        goto out;
+    grpc_init();
+    b->grpc_started = 1;
+    b->store = blockd_store_new(b->memory);
+    rc = start_server(b);
+    if (rc != 0)
+        goto out;
+    b->master = master_channel_create(b->master_address);
+    if (pthread_create(&b->heartbeat, NULL, heartbeat_main, b) != 0) {
+        ember_log_error("cannot start the heartbeat thread");
+        rc = EMBER_EIO;
+        goto out;
+    }
+    b->heartbeat_started = 1;
+    ember_log_info("id=%s serving %" PRIu64 " bytes of block memory, master %s", b->id, b->memory,
+                   b->master_address);
+    ember_daemon_ready(d, b->address);
+    *out = b;
+    b = NULL; /* ownership moved to the caller */
+out:
+    blockd_destroy(b);
+    return rc;
+}
+
+void blockd_destroy(struct blockd *b)
+{
+    if (!b)
+        return;
+    if (b->server)
+        ember_rpc_server_shutdown(b->server); /* cancels GetBlock streams in flight */
+    if (b->heartbeat_started)
+        pthread_join(b->heartbeat, NULL);
+    if (b->master)
+        grpc_channel_destroy(b->master);
+    blockd_store_free(b->store);
+    if (b->grpc_started)
+        grpc_shutdown();
+    free(b->id);
+    free(b->address);
+    free(b->host);
+    free(b);
+}

@@ -1,0 +1,135 @@
+/* The gateway's options and lifetime: parse, start gRPC and HTTP, tear down. */
+#define _GNU_SOURCE
+#include "gw.h"
+
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+#define MAX_THREADS 256
+
+const struct ember_option gw_options[] = {
+    {"listen", "EMBER_GATEWAY_LISTEN", "127.0.0.1:8080",
+     "host:port to serve HTTP on (port 0 picks a free one; 0.0.0.0 for every interface)"},
+    {"master", "EMBER_MASTER_ADDRESS", "127.0.0.1:7077", "host:port of ember-master"},
+    {"max-body-bytes", "EMBER_GATEWAY_MAX_BODY", "268435456",
+     "largest request body accepted (bigger ones get 413)"},
+    {"threads", "EMBER_GATEWAY_THREADS", "4", "HTTP threads (each serves many connections)"},
+    {0},
+};
+
+/* "host:port" -> an IPv4 socket address; an empty host means every interface. */
+static int parse_listen(const char *listen, struct sockaddr_in *out)
+{
+    const char *colon = strrchr(listen, ':');
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    size_t digits = colon ? strlen(colon + 1) : 0;
+    char *host;
+    int rc;
+
+    if (digits == 0 || digits > 5 || strspn(colon + 1, "0123456789") != digits
+        || atoi(colon + 1) > 65535) {
+        ember_log_error("--listen %s: expected host:port, e.g. 127.0.0.1:8080", listen);
+        return EMBER_EINVAL;
+    }
+    host = ember_xasprintf("%.*s", (int)(colon - listen), listen);
+    rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
+    if (rc != 0 || !res) {
+        ember_log_error("--listen %s: cannot resolve %s: %s", listen, host, gai_strerror(rc));
+        free(host);
+        return EMBER_EINVAL;
+    }
+    memcpy(out, res->ai_addr, sizeof(*out));
+    freeaddrinfo(res);
+    free(host);
+    return 0;
+}
+
+static int read_limits(struct ember_daemon *d, size_t *max_body, unsigned *threads)
+{
+    int64_t body, n;
+
+    if (ember_daemon_opt_int(d, "max-body-bytes", &body) != 0
+        || ember_daemon_opt_int(d, "threads", &n) != 0)
+        return EMBER_EINVAL;
+    if (body <= 0) {
+        ember_log_error("--max-body-bytes must be positive, not %lld", (long long)body);
+        return EMBER_EINVAL;
+    }
+    if (n < 1 || n > MAX_THREADS) {
+        ember_log_error("--threads must be between 1 and %d, not %lld", MAX_THREADS,
+                        (long long)n);
+        return EMBER_EINVAL;
+    }
+    *max_body = (size_t)body;
+    *threads = (unsigned)n;
+    return 0;
+}
+
+static int start_serving(struct gw *g, const char *listen, unsigned threads)
+{
+    struct sockaddr_in addr;
+    char *advertised;
+    int port = 0;
+    int rc;
+
+    rc = parse_listen(listen, &addr);
+    if (rc != 0)
+        return rc;
+    rc = gw_http_start(g, &addr, threads, &port);
+    if (rc != 0)
+        return rc;
+    advertised = ember_advertised_address(listen, port, NULL);
+    ember_daemon_ready(g->daemon, advertised);
+    free(advertised);
+    return 0;
+}
+
+int gw_create(struct ember_daemon *d, struct gw **out)
+{
+    struct gw *g = ember_xcalloc(1, sizeof(*g));
+    const char *master = ember_daemon_opt(d, "master");
+    unsigned threads = 0;
+    int rc;
+
+    g->daemon = d;
+    rc = read_limits(d, &g->max_body, &threads);
+    if (rc != 0)
+        goto out;
+    if (!master || !*master) {
+        ember_log_error("--master is empty: give the host:port of ember-master");
+        rc = EMBER_EINVAL;
+        goto out;
+    }
+    grpc_init();
+    g->grpc_started = 1;
+    g->master_addr = ember_xstrdup(master);
+    g->master = gw_channel_create(master, -1);    /* job lists can be long */
+    g->blocks = gw_blocks_new();
+    rc = start_serving(g, ember_daemon_opt(d, "listen"), threads);
+    if (rc != 0)
+        goto out;
+    *out = g;
+    g = NULL;                          /* ownership moved to the caller */
+out:
+    gw_destroy(g);
+    return rc;
+}
+
+void gw_destroy(struct gw *g)
+{
+    if (!g)
+        return;
+    gw_http_stop(g);                   /* no handler runs after this */
+    gw_blocks_free(g->blocks);
+    if (g->master)
+        grpc_channel_destroy(g->master);
+    if (g->grpc_started)
+        grpc_shutdown();
+    free(g->master_addr);
+    free(g);
+}

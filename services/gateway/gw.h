@@ -1,0 +1,130 @@
+/* ember-gateway internals. The gateway keeps no cluster state: it owns an MHD
+ * daemon (gw_http.c routes each request to a handler in gw_api.c, gw_results.c
+ * or gw_ui.c), one gRPC channel to the master (gw_master.c) and a cache of
+ * channels to block managers (gw_results.c). Every failure becomes an HTTP
+ * error answered to the client; none is fatal to the daemon. */
+#ifndef EMBER_GW_H
+#define EMBER_GW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+
+#include "daemon.h"
+#include "rpc.h"
+#include "util.h"
+
+extern const struct ember_option gw_options[];
+
+struct gw_blocks;
+
+struct gw {
+    struct ember_daemon *daemon;
+    char *master_addr;
+    grpc_channel *master;          /* thread-safe, shared by every MHD thread */
+    struct gw_blocks *blocks;
+    struct MHD_Daemon *mhd;
+    size_t max_body;
+    int grpc_started;
+};
+
+/* Reads the options, connects nothing yet (channels connect lazily), starts
+ * serving HTTP and writes the ready file. On failure nothing is left behind. */
+int gw_create(struct ember_daemon *d, struct gw **out) EMBER_MUST_CHECK;
+void gw_destroy(struct gw *g);  /* NULL-safe; stops HTTP first */
+
+/* ---- gw_http.c: the MHD daemon, routing, responses ---- */
+
+/* One HTTP request, from its headers to the completion callback. */
+struct gw_request {
+    struct gw *gw;
+    struct MHD_Connection *conn;
+    const struct gw_route *route;
+    const char *what;              /* Query kind of the route, or NULL */
+    char *method;
+    char *path;
+    char *segments;                /* path split in place; parameters point here */
+    const char *app;               /* {app} of the path, or NULL */
+    uint32_t job, stage, partition;
+    struct ember_buf body;         /* NUL-terminated when the handler runs */
+    int too_big;
+    int hold;                      /* keep the response for the last call */
+    struct MHD_Response *held;
+    unsigned status;               /* of the queued response; 0 before one */
+    uint64_t start_ms;
+};
+
+typedef enum MHD_Result (*gw_handler)(struct gw_request *rq);
+
+/* Binds `addr` and serves with `threads` epoll threads. *bound_port is the real
+ * port (useful when addr asked for port 0). */
+int gw_http_start(struct gw *g, const struct sockaddr_in *addr, unsigned threads,
+                  int *bound_port) EMBER_MUST_CHECK;
+void gw_http_stop(struct gw *g);
+
+/* Every gw_reply_* queues the one response of rq and returns MHD's verdict. */
+/* Takes ownership of `body` (may be NULL: then a 500). */
+enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, json_t *body);
+/* {"error": "<sentence>"} */
+enum MHD_Result gw_reply_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Takes ownership of `data`, which must come from malloc. */
+enum MHD_Result gw_reply_buffer(struct gw_request *rq, unsigned status, const char *type,
+                                void *data, size_t len);
+/* Borrows `data`, which must outlive the daemon (string literals, embedded files). */
+enum MHD_Result gw_reply_static(struct gw_request *rq, unsigned status, const char *type,
+                                const void *data, size_t len);
+/* The HTTP status for a failed gRPC call to `peer` ("master at host:port"); *message
+ * is a new sentence for the client. */
+unsigned gw_rpc_http_status(grpc_status_code code, const char *details, const char *peer,
+                            char **message);
+enum MHD_Result gw_reply_rpc_error(struct gw_request *rq, grpc_status_code code,
+                                   const char *details, const char *peer);
+
+/* ---- gw_master.c: calls to ember.Master (deadline GW_MASTER_TIMEOUT_MS) ---- */
+/* Every call returns the gRPC status; on failure *details is a new message (may be
+ * empty), on success it is NULL and the out-parameters are new strings. */
+#define GW_MASTER_TIMEOUT_MS 10000
+
+/* A channel that retries a down peer within a second (gRPC's default backoff
+ * grows to two minutes, far too long for a master that restarts). It takes
+ * replies up to max_recv_bytes (-1: any size). */
+grpc_channel *gw_channel_create(const char *target, int max_recv_bytes);
+/* "master at host:port", a new string for error messages. */
+char *gw_master_peer(const struct gw *g);
+grpc_status_code gw_master_create_app(struct gw *g, const char *name, const char *user,
+                                      char **app_id, char **details);
+grpc_status_code gw_master_end_app(struct gw *g, const char *app_id, char **details);
+/* job_json is passed to the master unchanged. */
+grpc_status_code gw_master_submit_job(struct gw *g, const char *app_id, const char *job_json,
+                                      uint32_t *job_id, char **details);
+grpc_status_code gw_master_get_job(struct gw *g, const char *app_id, uint32_t job_id,
+                                   char **json, char **details);
+grpc_status_code gw_master_cancel_job(struct gw *g, const char *app_id, uint32_t job_id,
+                                      char **details);
+/* id < 0: no id (a listing). app_id NULL: every application. */
+grpc_status_code gw_master_query(struct gw *g, const char *what, const char *app_id,
+                                 int64_t id, char **json, char **details);
+
+/* ---- gw_api.c: the JSON routes under /api/v1 and /health ---- */
+enum MHD_Result gw_api_health(struct gw_request *rq);
+enum MHD_Result gw_api_create_app(struct gw_request *rq);
+enum MHD_Result gw_api_end_app(struct gw_request *rq);
+enum MHD_Result gw_api_submit_job(struct gw_request *rq);
+enum MHD_Result gw_api_get_job(struct gw_request *rq);
+enum MHD_Result gw_api_cancel_job(struct gw_request *rq);
+/* Lists and one stage: Query with the route's `what`, passed through. */
+enum MHD_Result gw_api_query(struct gw_request *rq);
+
+/* ---- gw_results.c: result blocks, fetched from their block manager ---- */
+struct gw_blocks *gw_blocks_new(void);
+void gw_blocks_free(struct gw_blocks *b);  /* NULL-safe */
+enum MHD_Result gw_results_get(struct gw_request *rq);
+
+/* ---- gw_ui.c: the web UI and the server-rendered job list ---- */
+enum MHD_Result gw_ui_index(struct gw_request *rq);
+enum MHD_Result gw_ui_jobs(struct gw_request *rq);
+
+#endif

@@ -1,0 +1,210 @@
+/* The JSON routes: validate what the gateway can (well-formed JSON of the
+ * right types), forward to the master, pass its JSON through unchanged. */
+#define _GNU_SOURCE
+#include "gw.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define JSON_TYPE "application/json"
+
+static const char *type_name(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* Parses rq's body as a JSON object describing `what`. On success *out is a new
+ * reference; on failure *error is a new sentence for a 400. */
+static int parse_object(const struct gw_request *rq, const char *what, json_t **out,
+                        char **error)
+{
+    json_error_t err;
+    json_t *j;
+
+    if (rq->body.len == 0) {
+        *error = ember_xasprintf("the request body is empty: send %s as a JSON object", what);
+        return EMBER_EINVAL;
+    }
+    j = json_loadb((const char *)rq->body.data, rq->body.len, 0, &err);
+    if (!j) {
+        *error = ember_xasprintf("the request body is not valid JSON: %s at line %d, column %d",
+                                 err.text, err.line, err.column);
+        return EMBER_EINVAL;
+    }
+    if (!json_is_object(j)) {
+        *error = ember_xasprintf("the request body must be a JSON object (%s), not %s", what,
+                                 type_name(j));
+        json_decref(j);
+        return EMBER_EINVAL;
+    }
+    *out = j;
+    return 0;
+}
+
+static enum MHD_Result reply_rpc_error(struct gw_request *rq, grpc_status_code code,
+                                       char *details)
+{
+    char *peer = gw_master_peer(rq->gw);
+    enum MHD_Result ret = gw_reply_rpc_error(rq, code, details, peer);
+
+    free(peer);
+    free(details);
+    return ret;
+}
+
+/* Takes ownership of json (a master reply) and sends it as the 200 body. */
+static enum MHD_Result reply_passed_through(struct gw_request *rq, char *json)
+{
+    return gw_reply_buffer(rq, MHD_HTTP_OK, JSON_TYPE, json, strlen(json));
+}
+
+enum MHD_Result gw_api_health(struct gw_request *rq)
+{
+    return gw_reply_json(rq, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+}
+
+/* Checks {"name": str, "user"?: str}; on failure *error is new. */
+static int check_app_request(const json_t *o, char **error)
+{
+    const json_t *name = json_object_get(o, "name"), *user = json_object_get(o, "user");
+
+    if (!json_is_string(name) || json_string_length(name) == 0) {
+        *error = ember_xasprintf("\"name\" must be a non-empty string (the application name), "
+                                 "not %s", name ? type_name(name) : "missing");
+        return EMBER_EINVAL;
+    }
+    if (user && !json_is_null(user) && !json_is_string(user)) {
+        *error = ember_xasprintf("\"user\" must be a string, not %s", type_name(user));
+        return EMBER_EINVAL;
+    }
+    return 0;
+}
+
+enum MHD_Result gw_api_create_app(struct gw_request *rq)
+{
+    json_t *o = NULL;
+    char *error = NULL, *details = NULL, *app_id = NULL;
+    grpc_status_code code;
+    enum MHD_Result ret;
+
+    if (parse_object(rq, "{\"name\": ..., \"user\": ...}", &o, &error) != 0
+        || check_app_request(o, &error) != 0) {
+        ret = gw_reply_error(rq, MHD_HTTP_BAD_REQUEST, "%s", error);
+        goto out;
+    }
+    code = gw_master_create_app(rq->gw, json_string_value(json_object_get(o, "name")),
+                                json_string_value(json_object_get(o, "user")), &app_id,
+                                &details);
+    if (code != GRPC_STATUS_OK) {
+        ret = reply_rpc_error(rq, code, details);
+        goto out;
+    }
+    ember_log_info("app=%s created", app_id);
+    ret = gw_reply_json(rq, MHD_HTTP_CREATED, json_pack("{s:s}", "id", app_id));
+out:
+    json_decref(o);
+    free(error);
+    free(app_id);
+    return ret;
+}
+
+enum MHD_Result gw_api_end_app(struct gw_request *rq)
+{
+    char *details = NULL;
+    grpc_status_code code = gw_master_end_app(rq->gw, rq->app, &details);
+
+    if (code != GRPC_STATUS_OK)
+        return reply_rpc_error(rq, code, details);
+    ember_log_info("app=%s ended", rq->app);
+    return gw_reply_json(rq, MHD_HTTP_OK, json_pack("{s:s, s:b}", "id", rq->app, "ended", 1));
+}
+
+/* The gateway checks the outline only; the master validates the nodes. */
+static int check_job(const json_t *o, char **error)
+{
+    const json_t *rdd = json_object_get(o, "rdd"), *nodes = json_object_get(o, "nodes");
+
+    if (!json_is_integer(rdd)) {
+        *error = ember_xasprintf("\"rdd\" must be an integer (the id of the RDD to compute), "
+                                 "not %s", rdd ? type_name(rdd) : "missing");
+        return EMBER_EINVAL;
+    }
+    if (!json_is_array(nodes)) {
+        *error = ember_xasprintf("\"nodes\" must be an array of lineage nodes, not %s",
+                                 nodes ? type_name(nodes) : "missing");
+        return EMBER_EINVAL;
+    }
+    return 0;
+}
+
+enum MHD_Result gw_api_submit_job(struct gw_request *rq)
+{
+    json_t *o = NULL;
+    char *error = NULL, *details = NULL;
+    uint32_t job_id = 0;
+    grpc_status_code code;
+    enum MHD_Result ret;
+
+    if (parse_object(rq, "a job description", &o, &error) != 0 || check_job(o, &error) != 0) {
+        ret = gw_reply_error(rq, MHD_HTTP_BAD_REQUEST, "%s", error);
+        goto out;
+    }
+    json_decref(o);                    /* the master gets the body as it came */
+    o = NULL;
+    code = gw_master_submit_job(rq->gw, rq->app, (const char *)rq->body.data, &job_id, &details);
+    if (code != GRPC_STATUS_OK) {
+        ret = reply_rpc_error(rq, code, details);
+        goto out;
+    }
+    ember_log_info("app=%s job=%u submitted (%zu bytes)", rq->app, job_id, rq->body.len);
+    ret = gw_reply_json(rq, MHD_HTTP_CREATED, json_pack("{s:I}", "jobId", (json_int_t)job_id));
+out:
+    json_decref(o);
+    free(error);
+    return ret;
+}
+
+enum MHD_Result gw_api_get_job(struct gw_request *rq)
+{
+    char *json = NULL, *details = NULL;
+    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job, &json, &details);
+
+    if (code != GRPC_STATUS_OK)
+        return reply_rpc_error(rq, code, details);
+    return reply_passed_through(rq, json);
+}
+
+enum MHD_Result gw_api_cancel_job(struct gw_request *rq)
+{
+    char *details = NULL;
+    grpc_status_code code = gw_master_cancel_job(rq->gw, rq->app, rq->job, &details);
+
+    if (code != GRPC_STATUS_OK)
+        return reply_rpc_error(rq, code, details);
+    ember_log_info("app=%s job=%u cancel requested", rq->app, rq->job);
+    return gw_reply_json(rq, MHD_HTTP_OK,
+                         json_pack("{s:I, s:b}", "jobId", (json_int_t)rq->job, "cancelled", 1));
+}
+
+enum MHD_Result gw_api_query(struct gw_request *rq)
+{
+    /* Listings send id -1: 0 is a valid job and stage id. */
+    int64_t id = strcmp(rq->what, "stage") == 0 ? (int64_t)rq->stage : -1;
+    char *json = NULL, *details = NULL;
+    grpc_status_code code = gw_master_query(rq->gw, rq->what, rq->app, id, &json, &details);
+
+    if (code != GRPC_STATUS_OK)
+        return reply_rpc_error(rq, code, details);
+    return reply_passed_through(rq, json);
+}

@@ -1,0 +1,148 @@
+/* Calls from the gateway to ember.Master, one function per method used. */
+#define _GNU_SOURCE
+#include "gw.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "master.pb-c.h"
+
+grpc_channel *gw_channel_create(const char *target, int max_recv_bytes)
+{
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = max_recv_bytes},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+         .value.integer = 100},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+         .value.integer = 1000},
+    };
+    grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(target, creds, &channel_args);
+
+    grpc_channel_credentials_release(creds);   /* the channel keeps its own ref */
+    return ch;
+}
+
+char *gw_master_peer(const struct gw *g)
+{
+    return ember_xasprintf("master at %s", g->master_addr);
+}
+
+/* A unary Master call; on success *reply is new, *details stays NULL. */
+static grpc_status_code call(struct gw *g, const char *method, const ProtobufCMessage *req,
+                             ProtobufCMessage **reply, char **details)
+{
+    char *text = NULL;
+    grpc_status_code code;
+
+    code = ember_rpc_call(g->master, &ember__master__descriptor, method, req, reply, NULL, NULL,
+                          GW_MASTER_TIMEOUT_MS, &text);
+    if (code == GRPC_STATUS_OK) {
+        free(text);
+        return code;
+    }
+    *details = text ? text : ember_xstrdup("");
+    return code;
+}
+
+/* Calls a method answering a JsonReply; on success *json is new. */
+static grpc_status_code call_json(struct gw *g, const char *method, const ProtobufCMessage *req,
+                                  char **json, char **details)
+{
+    ProtobufCMessage *reply = NULL;
+    grpc_status_code code = call(g, method, req, &reply, details);
+
+    if (code != GRPC_STATUS_OK)
+        return code;
+    *json = ember_xstrdup(((Ember__JsonReply *)reply)->json);
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return code;
+}
+
+grpc_status_code gw_master_create_app(struct gw *g, const char *name, const char *user,
+                                      char **app_id, char **details)
+{
+    Ember__CreateApplicationRequest req = EMBER__CREATE_APPLICATION_REQUEST__INIT;
+    ProtobufCMessage *reply = NULL;
+    grpc_status_code code;
+
+    req.name = (char *)name;
+    req.user = (char *)(user ? user : "");
+    code = call(g, "CreateApplication", &req.base, &reply, details);
+    if (code != GRPC_STATUS_OK)
+        return code;
+    *app_id = ember_xstrdup(((Ember__CreateApplicationReply *)reply)->app_id);
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return code;
+}
+
+grpc_status_code gw_master_end_app(struct gw *g, const char *app_id, char **details)
+{
+    Ember__AppRef req = EMBER__APP_REF__INIT;
+    ProtobufCMessage *reply = NULL;
+    grpc_status_code code;
+
+    req.app_id = (char *)app_id;
+    code = call(g, "EndApplication", &req.base, &reply, details);
+    if (code == GRPC_STATUS_OK)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    return code;
+}
+
+grpc_status_code gw_master_submit_job(struct gw *g, const char *app_id, const char *job_json,
+                                      uint32_t *job_id, char **details)
+{
+    Ember__SubmitJobRequest req = EMBER__SUBMIT_JOB_REQUEST__INIT;
+    ProtobufCMessage *reply = NULL;
+    grpc_status_code code;
+
+    req.app_id = (char *)app_id;
+    req.job_json = (char *)job_json;
+    code = call(g, "SubmitJob", &req.base, &reply, details);
+    if (code != GRPC_STATUS_OK)
+        return code;
+    *job_id = ((Ember__SubmitJobReply *)reply)->job_id;
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return code;
+}
+
+grpc_status_code gw_master_get_job(struct gw *g, const char *app_id, uint32_t job_id,
+                                   char **json, char **details)
+{
+    Ember__JobRef req = EMBER__JOB_REF__INIT;
+
+    req.app_id = (char *)app_id;
+    req.job_id = job_id;
+    return call_json(g, "GetJob", &req.base, json, details);
+}
+
+grpc_status_code gw_master_cancel_job(struct gw *g, const char *app_id, uint32_t job_id,
+                                      char **details)
+{
+    Ember__JobRef req = EMBER__JOB_REF__INIT;
+    ProtobufCMessage *reply = NULL;
+    grpc_status_code code;
+
+    req.app_id = (char *)app_id;
+    req.job_id = job_id;
+    code = call(g, "CancelJob", &req.base, &reply, details);
+    if (code == GRPC_STATUS_OK)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    return code;
+}
+
+grpc_status_code gw_master_query(struct gw *g, const char *what, const char *app_id,
+                                 int64_t id, char **json, char **details)
+{
+    Ember__QueryRequest req = EMBER__QUERY_REQUEST__INIT;
+
+    req.what = (char *)what;
+    req.app_id = (char *)(app_id ? app_id : "");
+    req.id = id;
+    return call_json(g, "Query", &req.base, json, details);
+}

@@ -1,0 +1,22 @@
+/* ember-gateway: the REST API under /api/v1 and the web UI of an Ember
+ * cluster; a gRPC client of ember-master and of the block managers. */
+#include "daemon.h"
+#include "gw.h"
+
+int main(int argc, char **argv)
+{
+    struct ember_daemon d;
+    struct gw *g = NULL;
+    int rc;
+
+    if (ember_daemon_init(&d, "ember-gateway",
+                          "Serves the Ember REST API and web UI over HTTP.", gw_options, argc,
+                          argv) != 0)
+        return 2;                      /* usage error, already printed */
+    rc = gw_create(&d, &g);
+    if (rc == 0)
+        rc = ember_daemon_run(&d);     /* returns after SIGINT/SIGTERM */
+    gw_destroy(g);                     /* NULL-safe */
+    ember_daemon_fini(&d);
+    return rc == 0 ? 0 : 1;
+}

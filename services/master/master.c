@@ -1,0 +1,167 @@
+/* The master daemon: options, start-up and shutdown. */
+#include "master.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "master.pb-c.h"
+
+const struct ember_option master_options[] = {
+    {"listen", "EMBER_MASTER_LISTEN", "127.0.0.1:7077", "address of the Master gRPC service"},
+    {"max-failures", "EMBER_TASK_MAX_FAILURES", "4",
+     "attempts of one task before its job fails (spark.task.maxFailures)"},
+    {"heartbeat-timeout-ms", "EMBER_HEARTBEAT_TIMEOUT_MS", "10000",
+     "a worker or block manager silent this long is declared dead"},
+    {0},
+};
+
+void ptr_array_push(struct ptr_array *a, void *item)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 8;
+        a->items = ember_xrealloc(a->items, a->cap * sizeof(*a->items));
+    }
+    a->items[a->n++] = item;
+}
+
+static int read_options(struct master *m)
+{
+    if (ember_daemon_opt_int(m->daemon, "max-failures", &m->max_failures) != 0
+        || m->max_failures < 1) {
+        ember_log_error("--max-failures must be a whole number of at least 1");
+        return EMBER_EINVAL;
+    }
+    if (ember_daemon_opt_int(m->daemon, "heartbeat-timeout-ms", &m->heartbeat_timeout_ms) != 0
+        || m->heartbeat_timeout_ms < 100) {
+        ember_log_error("--heartbeat-timeout-ms must be at least 100");
+        return EMBER_EINVAL;
+    }
+    return 0;
+}
+
+int master_create(struct ember_daemon *d, struct master **out)
+{
+    struct master *m = ember_xcalloc(1, sizeof(*m));
+    const char *listen = ember_daemon_opt(d, "listen");
+    char *address;
+    int port = 0;
+
+    m->daemon = d;
+    m->next_shuffle_id = 1;
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->work, NULL);
+    grpc_init();
+    if (read_options(m) != 0) {
+        master_destroy(m);
+        return EMBER_EINVAL;
+    }
+    m->server = ember_rpc_server_create(listen, &port, NULL);
+    if (!m->server) {
+        ember_log_error("cannot listen on %s", listen);
+        master_destroy(m);
+        return EMBER_EIO;
+    }
+    if (ember_rpc_server_add_service(m->server, &ember__master__descriptor, master_methods,
+                                     master_n_methods, m)
+        != 0) {
+        master_destroy(m);
+        return EMBER_EINVAL;
+    }
+    ember_rpc_server_start(m->server, 8);
+    pthread_create(&m->scheduler, NULL, master_scheduler_main, m);
+    m->scheduler_started = 1;
+    address = ember_advertised_address(listen, port, NULL);
+    ember_daemon_ready(d, address);
+    free(address);
+    *out = m;
+    return 0;
+}
+
+static void free_stage(struct stage *s)
+{
+    for (size_t i = 0; i < s->tasks.n; i++) {
+        struct task *t = s->tasks.items[i];
+        free(t->worker_id);
+        free(t->host);
+        free(t->error);
+        free(t);
+    }
+    free(s->tasks.items);
+    free(s->parents.items);
+    free(s->partitions);
+    free(s->parts);
+    free(s->failure);
+    free(s);
+}
+
+static void free_job(struct job *j)
+{
+    for (size_t i = 0; i < j->stages.n; i++)
+        free_stage(j->stages.items[i]);
+    free(j->stages.items);
+    for (uint32_t i = 0; j->results && i < j->result_stage->n_parts; i++)
+        free(j->results[i].block_addr);
+    free(j->results);
+    free(j->description);
+    free(j->call_site);
+    free(j->error);
+    json_decref(j->properties);
+    free(j);
+}
+
+static void free_app(struct app *a)
+{
+    for (size_t i = 0; i < a->jobs.n; i++)
+        free_job(a->jobs.items[i]);
+    for (size_t i = 0; i < a->nodes.n; i++)
+        master_node_free(a->nodes.items[i]);
+    free(a->jobs.items);
+    free(a->nodes.items);
+    free(a->id);
+    free(a->name);
+    free(a->user);
+    free(a);
+}
+
+void master_destroy(struct master *m)
+{
+    if (!m)
+        return;
+    if (m->scheduler_started) {
+        pthread_mutex_lock(&m->lock);
+        pthread_cond_broadcast(&m->work);
+        pthread_mutex_unlock(&m->lock);
+        pthread_join(m->scheduler, NULL);
+    }
+    if (m->server)
+        ember_rpc_server_shutdown(m->server);
+    for (size_t i = 0; i < m->apps.n; i++)
+        free_app(m->apps.items[i]);
+    for (size_t i = 0; i < m->workers.n; i++) {
+        struct worker_info *w = m->workers.items[i];
+        grpc_channel_destroy(w->channel);
+        free(w->id);
+        free(w->address);
+        free(w->host);
+        free(w->block_addr);
+        free(w);
+    }
+    for (size_t i = 0; i < m->blockds.n; i++) {
+        struct blockd_info *b = m->blockds.items[i];
+        free(b->id);
+        free(b->address);
+        free(b->host);
+        free(b);
+    }
+    free(m->apps.items);
+    free(m->jobs.items);
+    free(m->stages.items);
+    free(m->tasks.items);
+    free(m->workers.items);
+    free(m->blockds.items);
+    grpc_shutdown();
+    pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->work);
+    free(m);
+}

@@ -1,0 +1,197 @@
+/* ember-master internals. One lock (master.lock) guards all state below:
+ * handlers and the scheduler thread take it briefly and never hold it across
+ * a remote call. Applications, their RDD nodes, jobs, stages and tasks live
+ * until the master exits (the UI lists them). */
+#ifndef EMBER_MASTER_H
+#define EMBER_MASTER_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "common.pb-c.h"
+#include "daemon.h"
+#include "rpc.h"
+#include "util.h"
+
+extern const struct ember_option master_options[];
+
+struct ptr_array {
+    void **items;
+    size_t n, cap;
+};
+void ptr_array_push(struct ptr_array *a, void *item);
+
+enum node_kind { NODE_TEXT, NODE_DATA, NODE_MAP, NODE_SHUFFLE, NODE_UNION };
+
+struct text_split {
+    char *path;
+    uint64_t start, length;
+};
+
+struct blob {
+    uint8_t *data;
+    size_t len;
+};
+
+struct map_output {
+    int done;
+    char *block_addr;
+};
+
+struct shuffle {
+    uint32_t id;                 /* cluster-wide */
+    struct rdd_node *node;       /* the shuffle node owning this state */
+    uint32_t num_maps;
+    struct map_output *outputs;  /* one per map partition */
+};
+
+struct rdd_node {
+    int64_t id;                  /* the driver's RDD id, unique in its application */
+    enum node_kind kind;
+    uint32_t num_partitions;
+    struct rdd_node **parents;
+    size_t n_parents;
+    struct blob func;            /* MAP */
+    struct blob partitioner;     /* SHUFFLE */
+    struct text_split *splits;   /* TEXT */
+    struct blob *slices;         /* DATA */
+    char *name;
+    struct shuffle *shuffle;     /* SHUFFLE */
+};
+
+enum task_state { TASK_RUNNING, TASK_SUCCEEDED, TASK_FAILED, TASK_KILLED };
+enum stage_status { STAGE_PENDING, STAGE_ACTIVE, STAGE_COMPLETE, STAGE_FAILED, STAGE_SKIPPED };
+enum job_status { JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED };
+
+struct task {
+    uint64_t id;
+    struct stage *stage;
+    uint32_t index;              /* position in stage->partitions */
+    uint32_t attempt;
+    char *worker_id;
+    char *host;
+    enum task_state state;
+    uint64_t launch_ms, duration_ms;
+    Ember__TaskMetrics metrics;
+    char *error;
+};
+
+struct part_state {
+    int running;
+    int failures;
+};
+
+struct stage {
+    uint32_t id;
+    struct job *job;
+    struct rdd_node *rdd;        /* what the stage computes */
+    struct shuffle *out_shuffle; /* NULL for the job's result stage */
+    uint32_t n_parts;
+    uint32_t *partitions;        /* partitions of rdd computed by this stage */
+    struct part_state *parts;
+    enum stage_status status;
+    uint64_t submitted_ms, completed_ms;
+    struct ptr_array parents;    /* stages producing the shuffles we read */
+    struct ptr_array tasks;
+    char *failure;
+    uint32_t num_complete, num_failed;
+    Ember__TaskMetrics totals;
+};
+
+struct result_location {
+    int done;
+    char *block_addr;
+    uint64_t size;
+};
+
+struct job {
+    uint32_t id;
+    struct app *app;
+    char *description, *call_site;
+    json_t *properties;
+    uint64_t submitted_ms, completed_ms;
+    enum job_status status;
+    struct ptr_array stages;     /* result stage first */
+    struct stage *result_stage;
+    struct result_location *results;   /* one per result stage partition */
+    char *error;
+    int failed_stage, failed_partition;
+};
+
+struct app {
+    char *id, *name, *user;
+    uint64_t start_ms, end_ms;
+    int ended;
+    struct ptr_array nodes;
+    struct ptr_array jobs;
+};
+
+struct worker_info {
+    char *id, *address, *host, *block_addr;
+    uint32_t cores;
+    grpc_channel *channel;
+    uint64_t last_heartbeat_ms;
+    int alive;
+    uint32_t active, completed, failed;
+    uint64_t total_ms;
+};
+
+struct blockd_info {
+    char *id, *address, *host;
+    uint64_t memory, blocks, bytes_in_memory;
+    uint64_t last_heartbeat_ms;
+    int alive;
+};
+
+struct master {
+    struct ember_daemon *daemon;
+    pthread_mutex_t lock;
+    pthread_cond_t work;         /* something for the scheduler to look at */
+    ember_rpc_server *server;
+    pthread_t scheduler;
+    int scheduler_started;
+    struct ptr_array apps, jobs, stages, tasks, workers, blockds;
+    struct ptr_array kills;      /* struct kill_request: sent by the scheduler */
+    uint32_t next_shuffle_id;
+    uint64_t app_counter;
+    int64_t max_failures, heartbeat_timeout_ms;
+};
+
+int master_create(struct ember_daemon *d, struct master **out) EMBER_MUST_CHECK;
+void master_destroy(struct master *m);
+
+/* master_cluster.c: membership, applications and their handlers */
+extern const ember_rpc_method_impl master_methods[];
+extern const size_t master_n_methods;
+struct app *master_find_app(struct master *m, const char *id);
+struct worker_info *master_find_worker(struct master *m, const char *id);
+void master_check_liveness(struct master *m);
+
+/* master_job.c: job descriptions, stages, task specs */
+void master_node_free(struct rdd_node *n);   /* NULL-safe */
+/* Parses a job description for app; on failure *error names the problem. */
+int master_submit_job(struct master *m, struct app *app, const char *json_text, uint32_t *job_id,
+                      char **error) EMBER_MUST_CHECK;
+/* A new TaskSpec for partition index `index` of stage s (free with
+ * ember__task_spec__free_unpacked). */
+Ember__TaskSpec *master_task_spec(struct master *m, struct task *t);
+int master_shuffle_complete(const struct shuffle *sh);
+
+/* master_sched.c: the scheduler thread and task outcomes */
+void *master_scheduler_main(void *arg);
+void master_task_report(struct master *m, const Ember__TaskReport *rep);
+/* A worker stopped heartbeating: its running tasks go back to pending. */
+void master_worker_lost(struct master *m, struct worker_info *w);
+/* A block manager is gone: forget the map outputs and results it held. */
+void master_blockd_lost(struct master *m, const char *address);
+/* Fails a running job and kills its running tasks. Called with the lock held. */
+void master_fail_job(struct master *m, struct job *job, struct stage *stage, int partition,
+                     const char *why);
+
+/* master_json.c: views for the gateway */
+json_t *master_json_job(struct master *m, const struct job *job, int with_results);
+json_t *master_json_query(struct master *m, const char *what, const char *app_id, int64_t id,
+                          char **error);
+
+#endif

@@ -1,0 +1,400 @@
+/* The Master service's handlers: membership, applications, job requests. */
+#define _GNU_SOURCE
+#include "master.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "blockd.pb-c.h"
+#include "log.h"
+#include "master.pb-c.h"
+
+struct app *master_find_app(struct master *m, const char *id)
+{
+    for (size_t i = 0; i < m->apps.n; i++) {
+        struct app *a = m->apps.items[i];
+        if (strcmp(a->id, id) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+struct worker_info *master_find_worker(struct master *m, const char *id)
+{
+    for (size_t i = 0; i < m->workers.n; i++) {
+        struct worker_info *w = m->workers.items[i];
+        if (strcmp(w->id, id) == 0)
+            return w;
+    }
+    return NULL;
+}
+
+static struct blockd_info *find_blockd(struct master *m, const char *id)
+{
+    for (size_t i = 0; i < m->blockds.n; i++) {
+        struct blockd_info *b = m->blockds.items[i];
+        if (strcmp(b->id, id) == 0)
+            return b;
+    }
+    return NULL;
+}
+
+static grpc_status_code reply_ack(ember_rpc_ctx *ctx)
+{
+    Ember__Ack ack = EMBER__ACK__INIT;
+    ember_rpc_send(ctx, &ack.base);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code fail(ember_rpc_ctx *ctx, grpc_status_code st, const char *why)
+{
+    ember_rpc_set_details(ctx, why);
+    return st;
+}
+
+static void replace_str(char **field, const char *value)
+{
+    free(*field);
+    *field = ember_xstrdup(value);
+}
+
+static grpc_status_code handle_register_worker(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                               void *user)
+{
+    const Ember__RegisterWorkerRequest *req = (const Ember__RegisterWorkerRequest *)msg;
+    struct master *m = user;
+    struct worker_info *w;
+
+    if (!*req->worker_id || !*req->address || req->cores == 0)
+        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, "worker_id, address and cores are required");
+    pthread_mutex_lock(&m->lock);
+    w = master_find_worker(m, req->worker_id);
+    if (!w) {
+        w = ember_xcalloc(1, sizeof(*w));
+        w->id = ember_xstrdup(req->worker_id);
+        ptr_array_push(&m->workers, w);
+    } else if (w->channel && strcmp(w->address, req->address) != 0) {
+        grpc_channel_destroy(w->channel);
+        w->channel = NULL;
+    }
+    replace_str(&w->address, req->address);
+    replace_str(&w->host, req->host);
+    replace_str(&w->block_addr, req->block_addr);
+    if (!w->channel)
+        w->channel = ember_rpc_channel_create(w->address, -1);
+    w->cores = req->cores;
+    w->alive = 1;
+    w->last_heartbeat_ms = ember_monotonic_ms();
+    pthread_cond_broadcast(&m->work);
+    pthread_mutex_unlock(&m->lock);
+    ember_log_info("worker=%s address=%s cores=%u blockd=%s registered", req->worker_id,
+                   req->address, req->cores, req->block_addr);
+    return reply_ack(ctx);
+}
+
+static grpc_status_code handle_register_blockd(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                               void *user)
+{
+    const Ember__RegisterBlockManagerRequest *req = (const Ember__RegisterBlockManagerRequest *)msg;
+    struct master *m = user;
+    struct blockd_info *b;
+
+    if (!*req->blockd_id || !*req->address)
+        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, "blockd_id and address are required");
+    pthread_mutex_lock(&m->lock);
+    b = find_blockd(m, req->blockd_id);
+    if (!b) {
+        b = ember_xcalloc(1, sizeof(*b));
+        b->id = ember_xstrdup(req->blockd_id);
+        ptr_array_push(&m->blockds, b);
+    }
+    replace_str(&b->address, req->address);
+    replace_str(&b->host, req->host);
+    b->memory = req->memory_bytes;
+    b->alive = 1;
+    b->last_heartbeat_ms = ember_monotonic_ms();
+    pthread_mutex_unlock(&m->lock);
+    ember_log_info("blockd=%s address=%s registered", req->blockd_id, req->address);
+    return reply_ack(ctx);
+}
+
+static grpc_status_code handle_heartbeat(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                         void *user)
+{
+    const Ember__HeartbeatRequest *req = (const Ember__HeartbeatRequest *)msg;
+    Ember__HeartbeatReply reply = EMBER__HEARTBEAT_REPLY__INIT;
+    struct master *m = user;
+
+    pthread_mutex_lock(&m->lock);
+    if (req->is_blockd) {
+        struct blockd_info *b = find_blockd(m, req->id);
+        if (b && b->alive) {
+            b->last_heartbeat_ms = ember_monotonic_ms();
+            b->blocks = req->blocks;
+            b->bytes_in_memory = req->bytes_in_memory;
+            reply.known = 1;
+        }
+    } else {
+        struct worker_info *w = master_find_worker(m, req->id);
+        if (w && w->alive) {
+            w->last_heartbeat_ms = ember_monotonic_ms();
+            reply.known = 1;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    ember_rpc_send(ctx, &reply.base);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code handle_report(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+{
+    master_task_report(user, (const Ember__TaskReport *)msg);
+    return reply_ack(ctx);
+}
+
+static char *new_app_id(struct master *m)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+    return ember_xasprintf("app-%s-%04llu", stamp, (unsigned long long)++m->app_counter);
+}
+
+static grpc_status_code handle_create_app(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                          void *user)
+{
+    const Ember__CreateApplicationRequest *req = (const Ember__CreateApplicationRequest *)msg;
+    Ember__CreateApplicationReply reply = EMBER__CREATE_APPLICATION_REPLY__INIT;
+    struct master *m = user;
+    struct app *a = ember_xcalloc(1, sizeof(*a));
+
+    a->name = ember_xstrdup(*req->name ? req->name : "ember-app");
+    a->user = ember_xstrdup(req->user);
+    a->start_ms = ember_now_ms();
+    pthread_mutex_lock(&m->lock);
+    a->id = new_app_id(m);
+    ptr_array_push(&m->apps, a);
+    reply.app_id = ember_xstrdup(a->id);
+    pthread_mutex_unlock(&m->lock);
+    ember_log_info("app=%s name=%.100s created", reply.app_id, a->name);
+    ember_rpc_send(ctx, &reply.base);
+    free(reply.app_id);
+    return GRPC_STATUS_OK;
+}
+
+/* Collects the block id prefixes of an application's shuffles and results. */
+static void app_block_prefixes(const struct app *a, struct ptr_array *prefixes)
+{
+    for (size_t i = 0; i < a->nodes.n; i++) {
+        const struct rdd_node *n = a->nodes.items[i];
+        if (n->shuffle)
+            ptr_array_push(prefixes, ember_xasprintf("shuffle_%u_", n->shuffle->id));
+    }
+    for (size_t i = 0; i < a->jobs.n; i++)
+        ptr_array_push(prefixes,
+                       ember_xasprintf("result_%u_", ((const struct job *)a->jobs.items[i])->id));
+}
+
+static void remove_blocks(struct master *m, struct ptr_array *addresses, struct ptr_array *prefixes)
+{
+    for (size_t i = 0; i < addresses->n; i++) {
+        grpc_channel *ch = ember_rpc_channel_create(addresses->items[i], 0);
+        for (size_t j = 0; j < prefixes->n; j++) {
+            Ember__RemoveBlocksRequest req = EMBER__REMOVE_BLOCKS_REQUEST__INIT;
+            ProtobufCMessage *reply = NULL;
+            req.prefix = prefixes->items[j];
+            ember_rpc_call(ch, &ember__block_manager__descriptor, "RemoveBlocks", &req.base,
+                           &reply, NULL, NULL, 2000, NULL);
+            if (reply)
+                protobuf_c_message_free_unpacked(reply, NULL);
+        }
+        grpc_channel_destroy(ch);
+        free(addresses->items[i]);
+    }
+    for (size_t j = 0; j < prefixes->n; j++)
+        free(prefixes->items[j]);
+    free(addresses->items);
+    free(prefixes->items);
+}
+
+static grpc_status_code handle_end_app(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+{
+    const Ember__AppRef *req = (const Ember__AppRef *)msg;
+    struct master *m = user;
+    struct ptr_array addresses = {0}, prefixes = {0};
+    struct app *a;
+
+    pthread_mutex_lock(&m->lock);
+    a = master_find_app(m, req->app_id);
+    if (!a) {
+        pthread_mutex_unlock(&m->lock);
+        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such application");
+    }
+    if (!a->ended) {
+        a->ended = 1;
+        a->end_ms = ember_now_ms();
+        for (size_t i = 0; i < a->jobs.n; i++) {
+            struct job *j = a->jobs.items[i];
+            if (j->status == JOB_RUNNING)
+                master_fail_job(m, j, NULL, -1, "the application ended while the job ran");
+        }
+        app_block_prefixes(a, &prefixes);
+        for (size_t i = 0; i < m->blockds.n; i++) {
+            struct blockd_info *b = m->blockds.items[i];
+            if (b->alive)
+                ptr_array_push(&addresses, ember_xstrdup(b->address));
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    remove_blocks(m, &addresses, &prefixes);
+    ember_log_info("app=%s ended", req->app_id);
+    return reply_ack(ctx);
+}
+
+static grpc_status_code handle_submit(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+{
+    const Ember__SubmitJobRequest *req = (const Ember__SubmitJobRequest *)msg;
+    Ember__SubmitJobReply reply = EMBER__SUBMIT_JOB_REPLY__INIT;
+    struct master *m = user;
+    struct app *a;
+    char *error = NULL;
+    int rc;
+
+    pthread_mutex_lock(&m->lock);
+    a = master_find_app(m, req->app_id);
+    if (!a || a->ended) {
+        pthread_mutex_unlock(&m->lock);
+        return fail(ctx, GRPC_STATUS_NOT_FOUND,
+                    a ? "the application has ended" : "no such application");
+    }
+    rc = master_submit_job(m, a, req->job_json, &reply.job_id, &error);
+    if (rc == 0)
+        pthread_cond_broadcast(&m->work);
+    pthread_mutex_unlock(&m->lock);
+    if (rc != 0) {
+        ember_rpc_set_details(ctx, error);
+        free(error);
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    ember_log_info("app=%s job=%u submitted", req->app_id, reply.job_id);
+    ember_rpc_send(ctx, &reply.base);
+    return GRPC_STATUS_OK;
+}
+
+static struct job *find_job(struct master *m, const char *app_id, uint32_t job_id)
+{
+    struct job *j;
+
+    if (job_id == 0 || job_id > m->jobs.n)
+        return NULL;
+    j = m->jobs.items[job_id - 1];
+    return strcmp(j->app->id, app_id) == 0 ? j : NULL;
+}
+
+static grpc_status_code send_json(ember_rpc_ctx *ctx, json_t *value)
+{
+    Ember__JsonReply reply = EMBER__JSON_REPLY__INIT;
+
+    reply.json = json_dumps(value, JSON_COMPACT);
+    json_decref(value);
+    ember_rpc_send(ctx, &reply.base);
+    free(reply.json);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+{
+    const Ember__JobRef *req = (const Ember__JobRef *)msg;
+    struct master *m = user;
+    json_t *view = NULL;
+    struct job *j;
+
+    pthread_mutex_lock(&m->lock);
+    j = find_job(m, req->app_id, req->job_id);
+    if (j)
+        view = master_json_job(m, j, 1);
+    pthread_mutex_unlock(&m->lock);
+    if (!view)
+        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such job in this application");
+    return send_json(ctx, view);
+}
+
+static grpc_status_code handle_cancel(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+{
+    const Ember__JobRef *req = (const Ember__JobRef *)msg;
+    struct master *m = user;
+    struct job *j;
+
+    pthread_mutex_lock(&m->lock);
+    j = find_job(m, req->app_id, req->job_id);
+    if (j && j->status == JOB_RUNNING)
+        master_fail_job(m, j, NULL, -1, "Job cancelled");
+    pthread_mutex_unlock(&m->lock);
+    if (!j)
+        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such job in this application");
+    ember_log_info("app=%s job=%u cancel requested", req->app_id, req->job_id);
+    return reply_ack(ctx);
+}
+
+static grpc_status_code handle_query(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+{
+    const Ember__QueryRequest *req = (const Ember__QueryRequest *)msg;
+    struct master *m = user;
+    char *error = NULL;
+    json_t *view;
+
+    pthread_mutex_lock(&m->lock);
+    view = master_json_query(m, req->what, req->app_id, req->id, &error);
+    pthread_mutex_unlock(&m->lock);
+    if (!view) {
+        grpc_status_code st = strncmp(error, "unknown query", 13) == 0
+                                  ? GRPC_STATUS_INVALID_ARGUMENT
+                                  : GRPC_STATUS_NOT_FOUND;
+        ember_rpc_set_details(ctx, error);
+        free(error);
+        return st;
+    }
+    return send_json(ctx, view);
+}
+
+void master_check_liveness(struct master *m)
+{
+    uint64_t now = ember_monotonic_ms();
+
+    for (size_t i = 0; i < m->workers.n; i++) {
+        struct worker_info *w = m->workers.items[i];
+        if (w->alive && now - w->last_heartbeat_ms > (uint64_t)m->heartbeat_timeout_ms) {
+            w->alive = 0;
+            ember_log_warn("worker=%s no heartbeat for %lld ms: declared dead", w->id,
+                           (long long)m->heartbeat_timeout_ms);
+            master_worker_lost(m, w);
+        }
+    }
+    for (size_t i = 0; i < m->blockds.n; i++) {
+        struct blockd_info *b = m->blockds.items[i];
+        if (b->alive && now - b->last_heartbeat_ms > (uint64_t)m->heartbeat_timeout_ms) {
+            b->alive = 0;
+            ember_log_warn("blockd=%s no heartbeat for %lld ms: declared dead", b->id,
+                           (long long)m->heartbeat_timeout_ms);
+            master_blockd_lost(m, b->address);
+        }
+    }
+}
+
+const ember_rpc_method_impl master_methods[] = {
+    {"RegisterWorker", EMBER_RPC_UNARY, handle_register_worker},
+    {"RegisterBlockManager", EMBER_RPC_UNARY, handle_register_blockd},
+    {"Heartbeat", EMBER_RPC_UNARY, handle_heartbeat},
+    {"ReportTask", EMBER_RPC_UNARY, handle_report},
+    {"CreateApplication", EMBER_RPC_UNARY, handle_create_app},
+    {"EndApplication", EMBER_RPC_UNARY, handle_end_app},
+    {"SubmitJob", EMBER_RPC_UNARY, handle_submit},
+    {"GetJob", EMBER_RPC_UNARY, handle_get_job},
+    {"CancelJob", EMBER_RPC_UNARY, handle_cancel},
+    {"Query", EMBER_RPC_UNARY, handle_query},
+};
+const size_t master_n_methods = sizeof(master_methods) / sizeof(master_methods[0]);

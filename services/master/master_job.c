@@ -1,0 +1,530 @@
+/* Job descriptions (JSON from the driver) into RDD nodes and stages, and
+ * stage partitions into task specs. See docs/ARCHITECTURE.md. */
+#define _GNU_SOURCE
+#include "master.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define MAX_PARTITIONS 100000
+
+void master_node_free(struct rdd_node *n)
+{
+    if (!n)
+        return;
+    free(n->parents);
+    free(n->func.data);
+    free(n->partitioner.data);
+    for (uint32_t i = 0; n->splits && i < n->num_partitions; i++)
+        free(n->splits[i].path);
+    free(n->splits);
+    for (uint32_t i = 0; n->slices && i < n->num_partitions; i++)
+        free(n->slices[i].data);
+    free(n->slices);
+    free(n->name);
+    if (n->shuffle) {
+        for (uint32_t i = 0; i < n->shuffle->num_maps; i++)
+            free(n->shuffle->outputs[i].block_addr);
+        free(n->shuffle->outputs);
+        free(n->shuffle);
+    }
+    free(n);
+}
+
+static int set_error(char **error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int set_error(char **error, const char *fmt, ...)
+{
+    va_list ap;
+
+    free(*error);
+    va_start(ap, fmt);
+    if (vasprintf(error, fmt, ap) < 0)
+        *error = NULL;
+    va_end(ap);
+    return EMBER_EINVAL;
+}
+
+static struct rdd_node *find_node(struct app *a, int64_t id)
+{
+    for (size_t i = 0; i < a->nodes.n; i++) {
+        struct rdd_node *n = a->nodes.items[i];
+        if (n->id == id)
+            return n;
+    }
+    return NULL;
+}
+
+static int decode_blob(json_t *value, const char *what, int64_t id, struct blob *out, char **error)
+{
+    const char *text = json_string_value(value);
+
+    if (!text)
+        return set_error(error, "node %lld: \"%s\" must be a base64 string", (long long)id, what);
+    if (ember_base64_decode(text, strlen(text), &out->data, &out->len) != 0)
+        return set_error(error, "node %lld: \"%s\" is not valid base64", (long long)id, what);
+    return 0;
+}
+
+static int parse_splits(struct rdd_node *n, json_t *splits, char **error)
+{
+    if (!json_is_array(splits) || json_array_size(splits) != n->num_partitions)
+        return set_error(error, "node %lld: \"splits\" must be an array of numPartitions entries",
+                         (long long)n->id);
+    n->splits = ember_xcalloc(n->num_partitions, sizeof(*n->splits));
+    for (uint32_t i = 0; i < n->num_partitions; i++) {
+        const char *path;
+        json_int_t start, length;
+        if (json_unpack(json_array_get(splits, i), "{s:s, s:I, s:I}", "path", &path, "start",
+                        &start, "length", &length)
+                != 0
+            || start < 0 || length < 0)
+            return set_error(error, "node %lld: split %u needs \"path\", \"start\" >= 0 and "
+                             "\"length\" >= 0", (long long)n->id, i);
+        n->splits[i].path = ember_xstrdup(path);
+        n->splits[i].start = (uint64_t)start;
+        n->splits[i].length = (uint64_t)length;
+    }
+    return 0;
+}
+
+static int parse_slices(struct rdd_node *n, json_t *slices, char **error)
+{
+    if (!json_is_array(slices) || json_array_size(slices) != n->num_partitions)
+        return set_error(error, "node %lld: \"slices\" must be an array of numPartitions entries",
+                         (long long)n->id);
+    n->slices = ember_xcalloc(n->num_partitions, sizeof(*n->slices));
+    for (uint32_t i = 0; i < n->num_partitions; i++)
+        if (decode_blob(json_array_get(slices, i), "slices", n->id, &n->slices[i], error) != 0)
+            return EMBER_EINVAL;
+    return 0;
+}
+
+static int link_parent(struct app *a, struct rdd_node *n, json_int_t parent_id, char **error)
+{
+    struct rdd_node *p = find_node(a, parent_id);
+
+    if (!p)
+        return set_error(error, "node %lld: parent %lld is unknown (send parents first)",
+                         (long long)n->id, (long long)parent_id);
+    n->parents = ember_xrealloc(n->parents, (n->n_parents + 1) * sizeof(*n->parents));
+    n->parents[n->n_parents++] = p;
+    return 0;
+}
+
+static int parse_parents(struct app *a, struct rdd_node *n, json_t *spec, char **error)
+{
+    json_t *parent = json_object_get(spec, "parent");
+    json_t *parents = json_object_get(spec, "parents");
+    size_t i;
+    json_t *p;
+
+    if (n->kind != NODE_UNION) {
+        if (!json_is_integer(parent))
+            return set_error(error, "node %lld: \"parent\" must be an integer", (long long)n->id);
+        return link_parent(a, n, json_integer_value(parent), error);
+    }
+    if (!json_is_array(parents) || json_array_size(parents) == 0)
+        return set_error(error, "node %lld: \"parents\" must be a non-empty array",
+                         (long long)n->id);
+    n->num_partitions = 0;
+    json_array_foreach(parents, i, p)
+    {
+        if (!json_is_integer(p) || link_parent(a, n, json_integer_value(p), error) != 0)
+            return *error ? EMBER_EINVAL
+                          : set_error(error, "node %lld: parents must be integers",
+                                      (long long)n->id);
+        n->num_partitions += n->parents[n->n_parents - 1]->num_partitions;
+    }
+    return 0;
+}
+
+static int parse_kind(const char *kind, enum node_kind *out)
+{
+    static const char *const names[] = {"text", "data", "map", "shuffle", "union"};
+
+    for (int i = 0; i < 5; i++)
+        if (strcmp(kind, names[i]) == 0) {
+            *out = (enum node_kind)i;
+            return 0;
+        }
+    return EMBER_EINVAL;
+}
+
+static int parse_kind_fields(struct master *m, struct app *a, struct rdd_node *n, json_t *spec,
+                             char **error)
+{
+    switch (n->kind) {
+    case NODE_TEXT:
+        return parse_splits(n, json_object_get(spec, "splits"), error);
+    case NODE_DATA:
+        return parse_slices(n, json_object_get(spec, "slices"), error);
+    case NODE_MAP:
+        if (parse_parents(a, n, spec, error) != 0)
+            return EMBER_EINVAL;
+        n->num_partitions = n->parents[0]->num_partitions;
+        return decode_blob(json_object_get(spec, "func"), "func", n->id, &n->func, error);
+    case NODE_SHUFFLE:
+        if (parse_parents(a, n, spec, error) != 0
+            || decode_blob(json_object_get(spec, "partitioner"), "partitioner", n->id,
+                           &n->partitioner, error)
+                   != 0)
+            return EMBER_EINVAL;
+        n->shuffle = ember_xcalloc(1, sizeof(*n->shuffle));
+        n->shuffle->id = m->next_shuffle_id++;
+        n->shuffle->node = n;
+        n->shuffle->num_maps = n->parents[0]->num_partitions;
+        n->shuffle->outputs = ember_xcalloc(n->shuffle->num_maps, sizeof(*n->shuffle->outputs));
+        return 0;
+    case NODE_UNION:
+        return parse_parents(a, n, spec, error);
+    }
+    return EMBER_EINVAL;
+}
+
+/* Parses one node; a node the application already has is skipped. */
+static int parse_node(struct master *m, struct app *a, json_t *spec, char **error)
+{
+    json_int_t id, parts = 0;
+    const char *kind, *name = "";
+    struct rdd_node *n;
+    json_error_t jerr;
+
+    if (json_unpack_ex(spec, &jerr, 0, "{s:I, s:s, s?I, s?s}", "id", &id, "kind", &kind,
+                       "numPartitions", &parts, "name", &name)
+        != 0)
+        return set_error(error, "a node is malformed: %s", jerr.text);
+    if (find_node(a, id))
+        return 0;
+    n = ember_xcalloc(1, sizeof(*n));
+    n->id = id;
+    n->name = ember_xstrdup(name);
+    if (parse_kind(kind, &n->kind) != 0) {
+        master_node_free(n);
+        return set_error(error, "node %lld: unknown kind \"%s\"", (long long)id, kind);
+    }
+    n->num_partitions = (uint32_t)parts;
+    /* An empty input has no partitions; a shuffle needs at least one. */
+    if ((n->kind == NODE_TEXT || n->kind == NODE_DATA || n->kind == NODE_SHUFFLE)
+        && (parts < (n->kind == NODE_SHUFFLE) || parts > MAX_PARTITIONS)) {
+        int min_parts = n->kind == NODE_SHUFFLE;
+        master_node_free(n);
+        return set_error(error, "node %lld: numPartitions must be between %d and %d",
+                         (long long)id, min_parts, MAX_PARTITIONS);
+    }
+    if (parse_kind_fields(m, a, n, spec, error) != 0) {
+        master_node_free(n);
+        return EMBER_EINVAL;
+    }
+    ptr_array_push(&a->nodes, n);
+    return 0;
+}
+
+int master_shuffle_complete(const struct shuffle *sh)
+{
+    for (uint32_t i = 0; i < sh->num_maps; i++)
+        if (!sh->outputs[i].done)
+            return 0;
+    return 1;
+}
+
+/* Shuffles read by the stage computing `n`: found through narrow parents. */
+static void collect_input_shuffles(struct rdd_node *n, struct ptr_array *out)
+{
+    if (n->kind == NODE_SHUFFLE) {
+        for (size_t i = 0; i < out->n; i++)
+            if (out->items[i] == n)
+                return;
+        ptr_array_push(out, n);
+        return;
+    }
+    for (size_t i = 0; i < n->n_parents; i++)
+        collect_input_shuffles(n->parents[i], out);
+}
+
+static struct stage *new_stage(struct master *m, struct job *job, struct rdd_node *rdd,
+                               struct shuffle *out, const uint32_t *partitions, uint32_t n_parts)
+{
+    struct stage *s = ember_xcalloc(1, sizeof(*s));
+
+    s->id = (uint32_t)m->stages.n + 1;
+    s->job = job;
+    s->rdd = rdd;
+    s->out_shuffle = out;
+    s->n_parts = n_parts;
+    s->partitions = ember_xcalloc(n_parts, sizeof(*s->partitions));
+    s->parts = ember_xcalloc(n_parts, sizeof(*s->parts));
+    for (uint32_t i = 0; i < n_parts; i++)
+        s->partitions[i] = partitions ? partitions[i] : i;
+    s->status = STAGE_PENDING;
+    ptr_array_push(&m->stages, s);
+    ptr_array_push(&job->stages, s);
+    return s;
+}
+
+static struct stage *map_stage_for(struct master *m, struct job *job, struct rdd_node *shuffle_node);
+
+static void add_parent_stages(struct master *m, struct job *job, struct stage *s)
+{
+    struct ptr_array shuffles = {0};
+
+    collect_input_shuffles(s->rdd, &shuffles);
+    for (size_t i = 0; i < shuffles.n; i++)
+        ptr_array_push(&s->parents, map_stage_for(m, job, shuffles.items[i]));
+    free(shuffles.items);
+}
+
+/* One map stage per shuffle per job; skipped when its outputs all exist. */
+static struct stage *map_stage_for(struct master *m, struct job *job, struct rdd_node *shuffle_node)
+{
+    struct shuffle *sh = shuffle_node->shuffle;
+    struct stage *s;
+
+    for (size_t i = 0; i < job->stages.n; i++) {
+        s = job->stages.items[i];
+        if (s->out_shuffle == sh)
+            return s;
+    }
+    s = new_stage(m, job, shuffle_node->parents[0], sh, NULL, sh->num_maps);
+    if (master_shuffle_complete(sh))
+        s->status = STAGE_SKIPPED;
+    else
+        add_parent_stages(m, job, s);
+    return s;
+}
+
+static int parse_partitions(json_t *list, const struct rdd_node *rdd, uint32_t **out, uint32_t *n,
+                            char **error)
+{
+    size_t i;
+    json_t *v;
+
+    if (!list) {
+        *n = rdd->num_partitions;
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_array(list))
+        return set_error(error, "\"partitions\" must be an array of partition numbers");
+    *n = (uint32_t)json_array_size(list);
+    *out = ember_xcalloc(*n ? *n : 1, sizeof(**out));
+    json_array_foreach(list, i, v)
+    {
+        json_int_t p = json_integer_value(v);
+        if (!json_is_integer(v) || p < 0 || p >= rdd->num_partitions) {
+            free(*out);
+            return set_error(error, "partition %lld does not exist (the RDD has %u)",
+                             (long long)p, rdd->num_partitions);
+        }
+        (*out)[i] = (uint32_t)p;
+    }
+    return 0;
+}
+
+static struct job *new_job(struct master *m, struct app *a, json_t *doc)
+{
+    struct job *job = ember_xcalloc(1, sizeof(*job));
+    const char *desc = json_string_value(json_object_get(doc, "description"));
+    const char *site = json_string_value(json_object_get(doc, "callSite"));
+    json_t *props = json_object_get(doc, "properties");
+
+    job->id = (uint32_t)m->jobs.n + 1;
+    job->app = a;
+    job->description = ember_xstrdup(desc ? desc : "");
+    job->call_site = ember_xstrdup(site ? site : "");
+    job->properties = json_is_object(props) ? json_incref(props) : json_object();
+    job->submitted_ms = ember_now_ms();
+    job->status = JOB_RUNNING;
+    job->failed_stage = job->failed_partition = -1;
+    ptr_array_push(&m->jobs, job);
+    ptr_array_push(&a->jobs, job);
+    return job;
+}
+
+static int parse_nodes(struct master *m, struct app *a, json_t *nodes, char **error)
+{
+    size_t i;
+    json_t *spec;
+
+    if (!json_is_array(nodes))
+        return set_error(error, "\"nodes\" must be an array");
+    json_array_foreach(nodes, i, spec)
+    {
+        if (!json_is_object(spec))
+            return set_error(error, "node %zu is not an object", i);
+        if (parse_node(m, a, spec, error) != 0)
+            return EMBER_EINVAL;
+    }
+    return 0;
+}
+
+int master_submit_job(struct master *m, struct app *a, const char *json_text, uint32_t *job_id,
+                      char **error)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(json_text, 0, &jerr);
+    struct rdd_node *target;
+    uint32_t *parts = NULL, n_parts = 0;
+    struct job *job;
+    int rc = EMBER_EINVAL;
+
+    *error = NULL;
+    if (!doc)
+        return set_error(error, "job is not valid JSON: %s (line %d, column %d)", jerr.text,
+                         jerr.line, jerr.column);
+    if (!json_is_object(doc) || !json_is_integer(json_object_get(doc, "rdd"))) {
+        set_error(error, "job must be an object with an integer \"rdd\"");
+        goto out;
+    }
+    if (parse_nodes(m, a, json_object_get(doc, "nodes"), error) != 0)
+        goto out;
+    target = find_node(a, json_integer_value(json_object_get(doc, "rdd")));
+    if (!target) {
+        set_error(error, "rdd %lld is not among the application's nodes",
+                  (long long)json_integer_value(json_object_get(doc, "rdd")));
+        goto out;
+    }
+    if (parse_partitions(json_object_get(doc, "partitions"), target, &parts, &n_parts, error) != 0)
+        goto out;
+    job = new_job(m, a, doc);
+    job->result_stage = new_stage(m, job, target, NULL, parts, n_parts);
+    job->results = ember_xcalloc(n_parts ? n_parts : 1, sizeof(*job->results));
+    add_parent_stages(m, job, job->result_stage);
+    if (n_parts == 0) {
+        job->status = JOB_SUCCEEDED;
+        job->completed_ms = job->submitted_ms;
+        job->result_stage->status = STAGE_COMPLETE;
+    }
+    *job_id = job->id;
+    free(parts);
+    rc = 0;
+out:
+    json_decref(doc);
+    return rc;
+}
+
+/* Walks narrow dependencies from `n` to the partition's input, appending
+ * the funcs on the way (innermost first). */
+static void resolve_input(struct rdd_node *n, uint32_t p, Ember__TaskSpec *spec,
+                          Ember__TaskInput *in, struct text_split **split)
+{
+    switch (n->kind) {
+    case NODE_MAP:
+        resolve_input(n->parents[0], p, spec, in, split);
+        spec->funcs[spec->n_funcs].data = n->func.data;
+        spec->funcs[spec->n_funcs++].len = n->func.len;
+        return;
+    case NODE_UNION:
+        for (size_t i = 0; i < n->n_parents; i++) {
+            if (p < n->parents[i]->num_partitions) {
+                resolve_input(n->parents[i], p, spec, in, split);
+                return;
+            }
+            p -= n->parents[i]->num_partitions;
+        }
+        return;
+    case NODE_TEXT:
+        in->kind = EMBER__TASK_INPUT__KIND__TEXT;
+        *split = &n->splits[p];
+        return;
+    case NODE_DATA:
+        in->kind = EMBER__TASK_INPUT__KIND__DATA;
+        in->data.data = n->slices[p].data;
+        in->data.len = n->slices[p].len;
+        return;
+    case NODE_SHUFFLE:
+        in->kind = EMBER__TASK_INPUT__KIND__SHUFFLE;
+        in->shuffle_id = n->shuffle->id;
+        in->reduce_partition = p;
+        in->n_map_locations = n->shuffle->num_maps;
+        in->map_locations = ember_xcalloc(n->shuffle->num_maps, sizeof(char *));
+        for (uint32_t i = 0; i < n->shuffle->num_maps; i++)
+            in->map_locations[i] = n->shuffle->outputs[i].block_addr
+                                       ? n->shuffle->outputs[i].block_addr
+                                       : "";
+        return;
+    }
+}
+
+static size_t chain_length(const struct rdd_node *n)
+{
+    size_t longest = 0;
+
+    if (n->kind == NODE_SHUFFLE || n->kind == NODE_TEXT || n->kind == NODE_DATA)
+        return 0;
+    for (size_t i = 0; i < n->n_parents; i++) {
+        size_t len = chain_length(n->parents[i]);
+        if (len > longest)
+            longest = len;
+    }
+    return longest + (n->kind == NODE_MAP);
+}
+
+static void add_properties(Ember__TaskSpec *spec, json_t *props)
+{
+    const char *key;
+    json_t *value;
+
+    spec->properties = ember_xcalloc(json_object_size(props) + 1, sizeof(*spec->properties));
+    json_object_foreach(props, key, value)
+    {
+        Ember__TaskSpec__PropertiesEntry *e = ember_xcalloc(1, sizeof(*e));
+        ember__task_spec__properties_entry__init(e);
+        e->key = (char *)key;
+        e->value = (char *)(json_is_string(value) ? json_string_value(value) : "");
+        spec->properties[spec->n_properties++] = e;
+    }
+}
+
+/* The spec borrows node data; it is packed and unpacked into an owned copy
+ * so it can leave the lock. */
+Ember__TaskSpec *master_task_spec(struct master *m, struct task *t)
+{
+    struct stage *s = t->stage;
+    Ember__TaskSpec spec = EMBER__TASK_SPEC__INIT;
+    Ember__TaskInput in = EMBER__TASK_INPUT__INIT;
+    Ember__TextSplit split_msg = EMBER__TEXT_SPLIT__INIT;
+    struct text_split *split = NULL;
+    uint32_t p = s->partitions[t->index];
+    Ember__TaskSpec *copy;
+    uint8_t *packed;
+    size_t len;
+
+    spec.app_id = s->job->app->id;
+    spec.job_id = s->job->id;
+    spec.stage_id = s->id;
+    spec.task_id = t->id;
+    spec.partition = p;
+    spec.attempt = t->attempt;
+    spec.funcs = ember_xcalloc(chain_length(s->rdd) + 1, sizeof(*spec.funcs));
+    resolve_input(s->rdd, p, &spec, &in, &split);
+    if (split) {
+        split_msg.path = split->path;
+        split_msg.start = split->start;
+        split_msg.length = split->length;
+        in.split = &split_msg;
+    }
+    spec.input = &in;
+    if (s->out_shuffle) {
+        const struct rdd_node *owner = s->out_shuffle->node;
+        spec.shuffle_id = s->out_shuffle->id;
+        spec.num_reduce = owner->num_partitions;
+        spec.partitioner.data = owner->partitioner.data;
+        spec.partitioner.len = owner->partitioner.len;
+    }
+    add_properties(&spec, s->job->properties);
+    len = protobuf_c_message_get_packed_size(&spec.base);
+    packed = ember_xmalloc(len);
+    protobuf_c_message_pack(&spec.base, packed);
+    copy = ember__task_spec__unpack(NULL, len, packed);
+    free(packed);
+    for (size_t i = 0; i < spec.n_properties; i++)
+        free(spec.properties[i]);
+    free(spec.properties);
+    free(spec.funcs);
+    free(in.map_locations);
+    return copy;
+}

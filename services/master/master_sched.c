@@ -1,0 +1,410 @@
+/* The scheduler: turns runnable stages into task launches, applies task
+ * outcomes, retries failures and reacts to lost workers and block managers. */
+#define _GNU_SOURCE
+#include "master.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "worker.pb-c.h"
+
+#define SCHEDULER_TICK_MS 200
+
+struct kill_request {
+    grpc_channel *channel;       /* borrowed: worker channels live until exit */
+    uint64_t task_id;
+};
+
+struct launch {
+    grpc_channel *channel;
+    uint64_t task_id;
+    char *worker_id;
+    Ember__TaskSpec *spec;
+};
+
+static int partition_done(const struct stage *s, uint32_t index)
+{
+    if (s->out_shuffle)
+        return s->out_shuffle->outputs[s->partitions[index]].done;
+    return s->job->results[index].done;
+}
+
+static int parents_ready(struct stage *s)
+{
+    int ready = 1;
+
+    for (size_t i = 0; i < s->parents.n; i++) {
+        struct stage *p = s->parents.items[i];
+        if (!master_shuffle_complete(p->out_shuffle)) {
+            ready = 0;
+            /* Lost outputs of a finished stage: run it again for those. */
+            if (p->status == STAGE_COMPLETE || p->status == STAGE_SKIPPED)
+                p->status = STAGE_PENDING;
+        }
+    }
+    return ready;
+}
+
+static struct worker_info *pick_worker(struct master *m)
+{
+    struct worker_info *best = NULL;
+
+    for (size_t i = 0; i < m->workers.n; i++) {
+        struct worker_info *w = m->workers.items[i];
+        if (!w->alive || w->active >= w->cores)
+            continue;
+        /* Least loaded by fraction of its cores. */
+        if (!best || w->active * best->cores < best->active * w->cores)
+            best = w;
+    }
+    return best;
+}
+
+static struct task *new_task(struct master *m, struct stage *s, uint32_t index,
+                             struct worker_info *w)
+{
+    struct task *t = ember_xcalloc(1, sizeof(*t));
+
+    t->id = m->tasks.n + 1;
+    t->stage = s;
+    t->index = index;
+    t->attempt = (uint32_t)s->parts[index].failures;
+    t->worker_id = ember_xstrdup(w->id);
+    t->host = ember_xstrdup(w->host);
+    t->state = TASK_RUNNING;
+    t->launch_ms = ember_now_ms();
+    ember__task_metrics__init(&t->metrics);
+    ptr_array_push(&m->tasks, t);
+    ptr_array_push(&s->tasks, t);
+    s->parts[index].running = 1;
+    w->active++;
+    return t;
+}
+
+/* Assigns pending partitions of one runnable stage to free worker slots. */
+static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *launches)
+{
+    if (s->status == STAGE_PENDING) {
+        s->status = STAGE_ACTIVE;
+        if (!s->submitted_ms)
+            s->submitted_ms = ember_now_ms();
+    }
+    for (uint32_t i = 0; i < s->n_parts; i++) {
+        struct worker_info *w;
+        struct launch *l;
+        if (s->parts[i].running || partition_done(s, i))
+            continue;
+        w = pick_worker(m);
+        if (!w)
+            return;
+        struct task *t = new_task(m, s, i, w);
+        l = ember_xcalloc(1, sizeof(*l));
+        l->channel = w->channel;
+        l->task_id = t->id;
+        l->worker_id = ember_xstrdup(w->id);
+        l->spec = master_task_spec(m, t);
+        ptr_array_push(launches, l);
+    }
+}
+
+static void schedule_job(struct master *m, struct job *job, struct ptr_array *launches)
+{
+    for (size_t i = job->stages.n; i-- > 0;) {    /* parents were added after children */
+        struct stage *s = job->stages.items[i];
+        if (s->status == STAGE_COMPLETE || s->status == STAGE_SKIPPED || s->status == STAGE_FAILED)
+            continue;
+        if (parents_ready(s))
+            schedule_stage(m, s, launches);
+    }
+}
+
+static void task_not_launched(struct master *m, uint64_t task_id, const char *why)
+{
+    struct task *t = m->tasks.items[task_id - 1];
+    struct worker_info *w = master_find_worker(m, t->worker_id);
+
+    if (t->state != TASK_RUNNING)
+        return;
+    t->state = TASK_FAILED;
+    t->error = ember_xstrdup(why);
+    t->stage->parts[t->index].running = 0;
+    if (w && w->active > 0)
+        w->active--;
+}
+
+static void send_launches(struct master *m, struct ptr_array *launches)
+{
+    for (size_t i = 0; i < launches->n; i++) {
+        struct launch *l = launches->items[i];
+        char *details = NULL;
+        ProtobufCMessage *reply = NULL;
+        grpc_status_code st = ember_rpc_call(l->channel, &ember__worker__descriptor, "LaunchTask",
+                                             &l->spec->base, &reply, NULL, NULL, 5000, &details);
+        if (reply)
+            protobuf_c_message_free_unpacked(reply, NULL);
+        if (st != GRPC_STATUS_OK) {
+            char *why = ember_xasprintf("could not launch on worker %s: %s", l->worker_id,
+                                        details && *details ? details : "unreachable");
+            ember_log_warn("task=%llu %s", (unsigned long long)l->task_id, why);
+            pthread_mutex_lock(&m->lock);
+            task_not_launched(m, l->task_id, why);
+            pthread_mutex_unlock(&m->lock);
+            free(why);
+        }
+        free(details);
+        free(l->worker_id);
+        ember__task_spec__free_unpacked(l->spec, NULL);
+        free(l);
+    }
+    launches->n = 0;
+}
+
+static void send_kills(struct ptr_array *kills)
+{
+    for (size_t i = 0; i < kills->n; i++) {
+        struct kill_request *k = kills->items[i];
+        Ember__TaskRef ref = EMBER__TASK_REF__INIT;
+        ProtobufCMessage *reply = NULL;
+        ref.task_id = k->task_id;
+        ember_rpc_call(k->channel, &ember__worker__descriptor, "KillTask", &ref.base, &reply,
+                       NULL, NULL, 2000, NULL);
+        if (reply)
+            protobuf_c_message_free_unpacked(reply, NULL);
+        free(k);
+    }
+    free(kills->items);
+}
+
+void *master_scheduler_main(void *arg)
+{
+    struct master *m = arg;
+    struct ptr_array launches = {0};
+    uint64_t last_liveness = 0;
+
+    while (!ember_daemon_is_stopping(m->daemon)) {
+        struct ptr_array kills;
+        pthread_mutex_lock(&m->lock);
+        if (ember_monotonic_ms() - last_liveness >= 500) {
+            master_check_liveness(m);
+            last_liveness = ember_monotonic_ms();
+        }
+        for (size_t i = 0; i < m->jobs.n; i++) {
+            struct job *job = m->jobs.items[i];
+            if (job->status == JOB_RUNNING)
+                schedule_job(m, job, &launches);
+        }
+        kills = m->kills;
+        memset(&m->kills, 0, sizeof(m->kills));
+        if (launches.n == 0 && kills.n == 0) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += SCHEDULER_TICK_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&m->work, &m->lock, &until);
+        }
+        pthread_mutex_unlock(&m->lock);
+        send_launches(m, &launches);
+        send_kills(&kills);
+    }
+    free(launches.items);
+    return NULL;
+}
+
+static void add_metrics(Ember__TaskMetrics *sum, const Ember__TaskMetrics *m)
+{
+    sum->duration_ms += m->duration_ms;
+    sum->records_in += m->records_in;
+    sum->records_out += m->records_out;
+    sum->input_bytes += m->input_bytes;
+    sum->result_bytes += m->result_bytes;
+    sum->shuffle_write_bytes += m->shuffle_write_bytes;
+    sum->shuffle_read_local_bytes += m->shuffle_read_local_bytes;
+    sum->shuffle_read_remote_bytes += m->shuffle_read_remote_bytes;
+    sum->python_ms += m->python_ms;
+}
+
+static void set_location(char **field, const char *addr)
+{
+    free(*field);
+    *field = ember_xstrdup(addr);
+}
+
+static void stage_check_complete(struct master *m, struct stage *s)
+{
+    struct job *job = s->job;
+
+    for (uint32_t i = 0; i < s->n_parts; i++)
+        if (!partition_done(s, i))
+            return;
+    s->status = STAGE_COMPLETE;
+    s->completed_ms = ember_now_ms();
+    if (s == job->result_stage && job->status == JOB_RUNNING) {
+        job->status = JOB_SUCCEEDED;
+        job->completed_ms = s->completed_ms;
+        ember_log_info("app=%s job=%u succeeded in %llu ms", job->app->id, job->id,
+                       (unsigned long long)(job->completed_ms - job->submitted_ms));
+    }
+}
+
+static void task_succeeded(struct master *m, struct task *t, const Ember__TaskReport *rep)
+{
+    struct stage *s = t->stage;
+
+    t->state = TASK_SUCCEEDED;
+    s->num_complete++;
+    add_metrics(&s->totals, rep->metrics ? rep->metrics : &t->metrics);
+    if (s->out_shuffle) {
+        struct map_output *o = &s->out_shuffle->outputs[s->partitions[t->index]];
+        o->done = 1;
+        set_location(&o->block_addr, rep->block_addr);
+    } else {
+        struct result_location *r = &s->job->results[t->index];
+        r->done = 1;
+        r->size = rep->metrics ? rep->metrics->result_bytes : 0;
+        set_location(&r->block_addr, rep->block_addr);
+    }
+    stage_check_complete(m, s);
+}
+
+static void task_failed(struct master *m, struct task *t, const Ember__TaskReport *rep)
+{
+    struct stage *s = t->stage;
+    struct part_state *ps = &s->parts[t->index];
+
+    t->state = TASK_FAILED;
+    t->error = ember_xstrdup(rep->error);
+    s->num_failed++;
+    if (rep->fetch_failed) {
+        /* Not the task's fault: the map output is gone. Recompute it. */
+        for (size_t i = 0; i < s->parents.n; i++) {
+            struct stage *p = s->parents.items[i];
+            for (uint32_t k = 0; k < p->out_shuffle->num_maps; k++)
+                if (p->out_shuffle->outputs[k].block_addr
+                    && strstr(rep->error, p->out_shuffle->outputs[k].block_addr))
+                    p->out_shuffle->outputs[k].done = 0;
+        }
+        ember_log_warn("task=%llu fetch failed, map outputs will be recomputed: %.200s",
+                       (unsigned long long)t->id, rep->error);
+        return;
+    }
+    if (++ps->failures >= m->max_failures) {
+        char *why = ember_xasprintf(
+            "Job aborted due to stage failure: Task %u in stage %u failed %d times, most recent "
+            "failure: Lost task %u.%u in stage %u (TID %llu, %s): %s",
+            s->partitions[t->index], s->id, ps->failures, s->partitions[t->index], t->attempt,
+            s->id, (unsigned long long)t->id, t->host, rep->error);
+        master_fail_job(m, s->job, s, (int)s->partitions[t->index], why);
+        free(why);
+    }
+}
+
+void master_task_report(struct master *m, const Ember__TaskReport *rep)
+{
+    struct task *t;
+    struct worker_info *w;
+
+    pthread_mutex_lock(&m->lock);
+    if (rep->task_id == 0 || rep->task_id > m->tasks.n) {
+        pthread_mutex_unlock(&m->lock);
+        return;
+    }
+    t = m->tasks.items[rep->task_id - 1];
+    w = master_find_worker(m, t->worker_id);
+    if (t->state == TASK_RUNNING) {
+        if (w && w->active > 0)
+            w->active--;
+        t->stage->parts[t->index].running = 0;
+        if (rep->metrics) {
+            t->metrics = *rep->metrics;
+            t->metrics.base.unknown_fields = NULL;
+            t->metrics.base.n_unknown_fields = 0;
+        }
+        t->duration_ms = t->metrics.duration_ms;
+        if (w) {
+            w->total_ms += t->duration_ms;
+            if (rep->ok)
+                w->completed++;
+            else
+                w->failed++;
+        }
+        if (t->stage->job->status != JOB_RUNNING)
+            t->state = rep->ok ? TASK_SUCCEEDED : TASK_KILLED;
+        else if (rep->ok)
+            task_succeeded(m, t, rep);
+        else
+            task_failed(m, t, rep);
+        pthread_cond_broadcast(&m->work);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void master_fail_job(struct master *m, struct job *job, struct stage *stage, int partition,
+                     const char *why)
+{
+    job->status = JOB_FAILED;
+    job->completed_ms = ember_now_ms();
+    free(job->error);
+    job->error = ember_xstrdup(why);
+    job->failed_stage = stage ? (int)stage->id : -1;
+    job->failed_partition = partition;
+    for (size_t i = 0; i < job->stages.n; i++) {
+        struct stage *s = job->stages.items[i];
+        if (s->status == STAGE_ACTIVE || s->status == STAGE_PENDING) {
+            s->status = s == stage ? STAGE_FAILED : s->status;
+            if (s == stage) {
+                s->completed_ms = job->completed_ms;
+                s->failure = ember_xstrdup(why);
+            }
+        }
+        for (size_t k = 0; k < s->tasks.n; k++) {
+            struct task *t = s->tasks.items[k];
+            struct worker_info *w = master_find_worker(m, t->worker_id);
+            if (t->state != TASK_RUNNING || !w)
+                continue;
+            struct kill_request *kr = ember_xcalloc(1, sizeof(*kr));
+            kr->channel = w->channel;
+            kr->task_id = t->id;
+            ptr_array_push(&m->kills, kr);
+        }
+    }
+    pthread_cond_broadcast(&m->work);
+    ember_log_info("app=%s job=%u failed: %.300s", job->app->id, job->id, why);
+}
+
+void master_worker_lost(struct master *m, struct worker_info *w)
+{
+    for (size_t i = 0; i < m->tasks.n; i++) {
+        struct task *t = m->tasks.items[i];
+        if (t->state != TASK_RUNNING || strcmp(t->worker_id, w->id) != 0)
+            continue;
+        t->state = TASK_FAILED;
+        t->error = ember_xasprintf("worker %s lost (no heartbeat)", w->id);
+        t->stage->parts[t->index].running = 0;
+    }
+    w->active = 0;
+    master_blockd_lost(m, w->block_addr);
+}
+
+void master_blockd_lost(struct master *m, const char *address)
+{
+    for (size_t i = 0; i < m->jobs.n; i++) {
+        struct job *job = m->jobs.items[i];
+        for (size_t k = 0; k < job->stages.n; k++) {
+            struct stage *s = job->stages.items[k];
+            struct shuffle *sh = s->out_shuffle;
+            for (uint32_t p = 0; sh && p < sh->num_maps; p++)
+                if (sh->outputs[p].block_addr && strcmp(sh->outputs[p].block_addr, address) == 0)
+                    sh->outputs[p].done = 0;
+        }
+        if (job->status != JOB_RUNNING)
+            continue;
+        for (uint32_t p = 0; p < job->result_stage->n_parts; p++)
+            if (job->results[p].block_addr && strcmp(job->results[p].block_addr, address) == 0)
+                job->results[p].done = 0;
+    }
+    pthread_cond_broadcast(&m->work);
+}

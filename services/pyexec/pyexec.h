@@ -1,0 +1,26 @@
+/* ember-pyexec's pieces: process set-up (dying with the worker, keeping fd 1
+ * for frames), the embedded interpreter, and the _ember_io module through
+ * which ember/worker_runtime.py reads and writes frames. */
+#ifndef EMBER_PYEXEC_H
+#define EMBER_PYEXEC_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>  /* must come before any system header */
+
+/* Dies with the spawning worker thread; EMBER_EDEAD if it is already gone. */
+int pyexec_guard_parent(void);
+/* Moves the frame channel off fd 1 (to *out_fd) and points fd 1 at stderr, so
+ * print() in user code never corrupts the protocol. */
+int pyexec_claim_stdout(int *out_fd);
+/* Registers _ember_io and starts an isolated interpreter with hash seed 0. */
+int pyexec_interp_start(const char *argv0);
+/* Runs ember.worker_runtime.main(); 0 when the worker closed the pipe. */
+int pyexec_run(int in_fd, int out_fd);
+/* Finalises the interpreter; returns the process exit code. */
+int pyexec_interp_stop(int rc);
+
+/* For pyexec_io.c: the module's init function and the fds it uses. */
+void pyexec_io_set_fds(int in_fd, int out_fd);
+PyObject *pyexec_io_init(void);
+
+#endif

@@ -1,0 +1,244 @@
+/* The worker daemon: options, its Worker gRPC service, registration and
+ * heartbeats to the master. */
+#define _GNU_SOURCE
+#include "worker.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "master.pb-c.h"
+#include "worker.pb-c.h"
+
+const struct ember_option worker_options[] = {
+    {"listen", "EMBER_WORKER_LISTEN", "127.0.0.1:0", "address of the Worker gRPC service"},
+    {"master", "EMBER_MASTER_ADDRESS", "127.0.0.1:7077", "gRPC address of ember-master"},
+    {"blockd", "EMBER_BLOCKD_ADDRESS", "127.0.0.1:7078", "gRPC address of the paired ember-blockd"},
+    {"cores", "EMBER_WORKER_CORES", "2", "task slots, one ember-pyexec each"},
+    {"id", "EMBER_WORKER_ID", NULL, "worker id (default worker-<host>-<port>)"},
+    {"host", "EMBER_HOST", NULL, "host name to advertise (default: the listen host)"},
+    {"pyexec", "EMBER_PYEXEC", NULL, "path of ember-pyexec (default: next to this program)"},
+    {0},
+};
+
+#define MASTER_DEADLINE_MS 3000
+#define HEARTBEAT_MS 1000
+
+static int register_with_master(struct worker *w)
+{
+    Ember__RegisterWorkerRequest req = EMBER__REGISTER_WORKER_REQUEST__INIT;
+    ProtobufCMessage *reply = NULL;
+    char *details = NULL;
+    grpc_status_code st;
+
+    req.worker_id = w->id;
+    req.address = w->address;
+    req.host = w->host;
+    req.cores = (uint32_t)w->cores;
+    req.block_addr = w->block_addr;
+    req.python_processes = (uint32_t)w->cores;
+    st = ember_rpc_call(w->master, &ember__master__descriptor, "RegisterWorker", &req.base,
+                        &reply, NULL, NULL, MASTER_DEADLINE_MS, &details);
+    if (reply)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    if (st == GRPC_STATUS_OK)
+        ember_log_info("worker=%s registered with master %s", w->id, w->master_addr);
+    free(details);
+    return st == GRPC_STATUS_OK ? 0 : EMBER_ERPC;
+}
+
+/* Returns 1 when the master knows us, 0 when it asks us to register, -1 when
+ * it cannot be reached. */
+static int send_heartbeat(struct worker *w)
+{
+    Ember__HeartbeatRequest req = EMBER__HEARTBEAT_REQUEST__INIT;
+    Ember__HeartbeatReply *reply = NULL;
+    grpc_status_code st;
+    int known;
+
+    req.id = w->id;
+    pthread_mutex_lock(&w->lock);
+    req.running_tasks = (uint32_t)w->running_tasks;
+    pthread_mutex_unlock(&w->lock);
+    st = ember_rpc_call(w->master, &ember__master__descriptor, "Heartbeat", &req.base,
+                        (ProtobufCMessage **)&reply, NULL, NULL, MASTER_DEADLINE_MS, NULL);
+    if (st != GRPC_STATUS_OK)
+        return -1;
+    known = reply->known;
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    return known;
+}
+
+static void *heartbeat_loop(void *arg)
+{
+    struct worker *w = arg;
+    int registered = 0, warned = 0;
+
+    do {
+        if (!registered) {
+            registered = register_with_master(w) == 0;
+            if (!registered && !warned++)
+                ember_log_warn("worker=%s master %s unreachable, retrying", w->id,
+                               w->master_addr);
+            continue;
+        }
+        int known = send_heartbeat(w);
+        if (known == 0) {
+            ember_log_info("worker=%s master asked to register again", w->id);
+            registered = 0;
+        } else if (known < 0 && !warned++) {
+            ember_log_warn("worker=%s heartbeat to master %s failed", w->id, w->master_addr);
+        } else if (known > 0) {
+            warned = 0;
+        }
+    } while (!ember_daemon_sleep(w->daemon, registered ? HEARTBEAT_MS : 500));
+    return NULL;
+}
+
+static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+{
+    struct worker *w = user;
+    Ember__Ack ack = EMBER__ACK__INIT;
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *copy = ember_xmalloc(n);
+    Ember__TaskSpec *spec;
+
+    if (ember_daemon_is_stopping(w->daemon)) {
+        free(copy);
+        ember_rpc_set_details(ctx, "worker is shutting down");
+        return GRPC_STATUS_UNAVAILABLE;
+    }
+    /* The request is freed when we return: the task keeps its own copy. */
+    protobuf_c_message_pack(msg, copy);
+    spec = ember__task_spec__unpack(NULL, n, copy);
+    free(copy);
+    worker_task_start(w, spec);
+    ember_rpc_send(ctx, &ack.base);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code handle_kill(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+{
+    struct worker *w = user;
+    const Ember__TaskRef *ref = (const Ember__TaskRef *)msg;
+    Ember__Ack ack = EMBER__ACK__INIT;
+
+    if (worker_pool_kill_task(w->pool, ref->task_id) == 0)
+        ember_log_info("task=%llu killed on request", (unsigned long long)ref->task_id);
+    ember_rpc_send(ctx, &ack.base);
+    return GRPC_STATUS_OK;
+}
+
+static const ember_rpc_method_impl worker_methods[] = {
+    {"LaunchTask", EMBER_RPC_UNARY, handle_launch},
+    {"KillTask", EMBER_RPC_UNARY, handle_kill},
+};
+
+static char *default_pyexec_path(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char *slash;
+
+    if (n <= 0)
+        return ember_xstrdup("ember-pyexec");
+    exe[n] = '\0';
+    slash = strrchr(exe, '/');
+    *slash = '\0';
+    return ember_xasprintf("%s/ember-pyexec", exe);
+}
+
+static int read_options(struct worker *w)
+{
+    int64_t cores;
+
+    if (ember_daemon_opt_int(w->daemon, "cores", &cores) != 0 || cores < 1 || cores > 256) {
+        ember_log_error("--cores must be between 1 and 256");
+        return EMBER_EINVAL;
+    }
+    w->cores = (int)cores;
+    w->master_addr = ember_xstrdup(ember_daemon_opt(w->daemon, "master"));
+    w->block_addr = ember_xstrdup(ember_daemon_opt(w->daemon, "blockd"));
+    return 0;
+}
+
+static int start_server(struct worker *w)
+{
+    const char *listen = ember_daemon_opt(w->daemon, "listen");
+    const char *host_opt = ember_daemon_opt(w->daemon, "host");
+    const char *id_opt = ember_daemon_opt(w->daemon, "id");
+    int port = 0;
+
+    w->server = ember_rpc_server_create(listen, &port, NULL);
+    if (!w->server) {
+        ember_log_error("cannot listen on %s", listen);
+        return EMBER_EIO;
+    }
+    if (ember_rpc_server_add_service(w->server, &ember__worker__descriptor, worker_methods, 2, w)
+        != 0)
+        return EMBER_EINVAL;
+    w->address = ember_advertised_address(listen, port, host_opt);
+    w->host = ember_address_host(w->address);
+    w->id = id_opt ? ember_xstrdup(id_opt) : ember_xasprintf("worker-%s", w->address);
+    ember_rpc_server_start(w->server, 4);
+    return 0;
+}
+
+int worker_create(struct ember_daemon *d, struct worker **out)
+{
+    struct worker *w = ember_xcalloc(1, sizeof(*w));
+    const char *pyexec_opt = ember_daemon_opt(d, "pyexec");
+    char *pyexec = pyexec_opt ? ember_xstrdup(pyexec_opt) : default_pyexec_path();
+    int rc;
+
+    w->daemon = d;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->idle, NULL);
+    grpc_init();
+    rc = read_options(w);
+    if (rc == 0)
+        rc = worker_pool_create(pyexec, w->cores, &w->pool);
+    free(pyexec);
+    if (rc == 0)
+        rc = start_server(w);
+    if (rc != 0) {
+        worker_destroy(w);
+        return rc;
+    }
+    w->master = ember_rpc_channel_create(w->master_addr, -1);
+    pthread_create(&w->heartbeat_thread, NULL, heartbeat_loop, w);
+    w->heartbeat_started = 1;
+    ember_log_info("worker=%s cores=%d blockd=%s ready", w->id, w->cores, w->block_addr);
+    ember_daemon_ready(d, w->address);
+    *out = w;
+    return 0;
+}
+
+void worker_destroy(struct worker *w)
+{
+    if (!w)
+        return;
+    if (w->heartbeat_started)
+        pthread_join(w->heartbeat_thread, NULL);
+    if (w->server)
+        ember_rpc_server_shutdown(w->server);  /* no new tasks from here on */
+    if (w->pool) {
+        worker_pool_kill_task(w->pool, 0);     /* 0: every running task */
+        worker_wait_idle(w);
+        worker_pool_destroy(w->pool);
+    }
+    worker_channels_free(w);
+    if (w->master)
+        grpc_channel_destroy(w->master);
+    grpc_shutdown();
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->idle);
+    free(w->id);
+    free(w->address);
+    free(w->host);
+    free(w->block_addr);
+    free(w->master_addr);
+    free(w);
+}

@@ -1,0 +1,130 @@
+/* The worker as a client of block managers: cached channels, chunked puts,
+ * streamed fetches. */
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "blockd.pb-c.h"
+#include "frame.h"
+#include "log.h"
+
+#define CHUNK_BYTES (1 << 20)
+#define BLOCK_DEADLINE_MS 60000
+
+struct channel_entry {
+    char *address;
+    grpc_channel *channel;
+    struct channel_entry *next;
+};
+
+grpc_channel *worker_channel(struct worker *w, const char *address)
+{
+    struct channel_entry *e;
+
+    pthread_mutex_lock(&w->lock);
+    for (e = w->channels; e; e = e->next)
+        if (strcmp(e->address, address) == 0)
+            break;
+    if (!e) {
+        e = ember_xcalloc(1, sizeof(*e));
+        e->address = ember_xstrdup(address);
+        e->channel = ember_rpc_channel_create(address, -1);
+        e->next = w->channels;
+        w->channels = e;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return e->channel;
+}
+
+void worker_channels_free(struct worker *w)
+{
+    struct channel_entry *e = w->channels, *next;
+
+    for (; e; e = next) {
+        next = e->next;
+        grpc_channel_destroy(e->channel);
+        free(e->address);
+        free(e);
+    }
+    w->channels = NULL;
+}
+
+int worker_put_block(struct worker *w, const char *block_id, const uint8_t *data, size_t len,
+                     char **error)
+{
+    grpc_channel *ch = worker_channel(w, w->block_addr);
+    size_t offset = 0;
+
+    do {
+        Ember__PutChunk chunk = EMBER__PUT_CHUNK__INIT;
+        ProtobufCMessage *reply = NULL;
+        char *details = NULL;
+        size_t n = len - offset < CHUNK_BYTES ? len - offset : CHUNK_BYTES;
+        grpc_status_code st;
+
+        chunk.block_id = (char *)block_id;
+        chunk.offset = offset;
+        chunk.data.data = (uint8_t *)data + offset;
+        chunk.data.len = n;
+        chunk.last = offset + n == len;
+        st = ember_rpc_call(ch, &ember__block_manager__descriptor, "PutBlock", &chunk.base, &reply,
+                            NULL, NULL, BLOCK_DEADLINE_MS, &details);
+        if (reply)
+            protobuf_c_message_free_unpacked(reply, NULL);
+        if (st != GRPC_STATUS_OK) {
+            *error = ember_xasprintf("cannot store block %s in block manager %s: %s", block_id,
+                                     w->block_addr, details ? details : "unknown error");
+            free(details);
+            return EMBER_ERPC;
+        }
+        free(details);
+        offset += n;
+    } while (offset < len);
+    return 0;
+}
+
+struct fetch_state {
+    int fd;
+    uint64_t bytes;
+    int write_failed;
+};
+
+static int on_chunk(const ProtobufCMessage *msg, void *user)
+{
+    const Ember__Chunk *chunk = (const Ember__Chunk *)msg;
+    struct fetch_state *fs = user;
+
+    if (ember_write_full(fs->fd, chunk->data.data, chunk->data.len) != 0) {
+        fs->write_failed = 1;
+        return 1;                  /* the pyexec is gone: stop the stream */
+    }
+    fs->bytes += chunk->data.len;
+    return 0;
+}
+
+int worker_fetch_block_to_fd(struct worker *w, const char *address, const char *block_id, int fd,
+                             uint64_t *bytes, char **error)
+{
+    Ember__GetBlockRequest req = EMBER__GET_BLOCK_REQUEST__INIT;
+    struct fetch_state fs = {fd, 0, 0};
+    char *details = NULL;
+    grpc_status_code st;
+
+    req.block_id = (char *)block_id;
+    st = ember_rpc_call(worker_channel(w, address), &ember__block_manager__descriptor, "GetBlock",
+                        &req.base, NULL, on_chunk, &fs, BLOCK_DEADLINE_MS, &details);
+    *bytes = fs.bytes;
+    if (fs.write_failed) {
+        free(details);
+        return EMBER_EDEAD;
+    }
+    if (st != GRPC_STATUS_OK) {
+        *error = ember_xasprintf("cannot fetch block %s from block manager %s: %s", block_id,
+                                 address, details && *details ? details : "unreachable");
+        free(details);
+        return EMBER_ERPC;
+    }
+    free(details);
+    return 0;
+}

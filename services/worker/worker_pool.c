@@ -1,0 +1,255 @@
+/* The pool of ember-pyexec subprocesses. Every spawn happens on one
+ * long-lived launcher thread: a child's PR_SET_PDEATHSIG fires when the
+ * spawning *thread* exits, so short-lived task threads must never spawn. */
+#define _GNU_SOURCE
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+
+extern char **environ;
+
+enum slot_state { SLOT_NEEDS_SPAWN, SLOT_SPAWNING, SLOT_READY, SLOT_FAILED };
+
+struct slot_entry {
+    struct pyexec_slot pub;
+    enum slot_state state;
+    int busy;
+    uint64_t task_id;
+};
+
+struct worker_pool {
+    char *pyexec_path;
+    int size;
+    struct slot_entry *slots;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    pthread_t launcher;
+    int stopping;
+};
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Runs on the launcher thread only. */
+static int spawn_pyexec(struct worker_pool *p, struct pyexec_slot *s)
+{
+    int in_pipe[2], out_pipe[2];
+    posix_spawn_file_actions_t fa;
+    char *argv[] = {p->pyexec_path, NULL};
+    char parent_env[64];
+    size_t n_env = 0, n_kept = 0;
+    char **env;
+    int rc;
+
+    if (pipe2(in_pipe, O_CLOEXEC) != 0)
+        return EMBER_EIO;
+    if (pipe2(out_pipe, O_CLOEXEC) != 0) {
+        close(in_pipe[0]);
+        close(in_pipe[1]);
+        return EMBER_EIO;
+    }
+    while (environ[n_env])
+        n_env++;
+    env = ember_xcalloc(n_env + 2, sizeof(*env));
+    snprintf(parent_env, sizeof(parent_env), "EMBER_PARENT_PID=%d", (int)getpid());
+    for (size_t i = 0; i < n_env; i++)
+        if (strncmp(environ[i], "EMBER_PARENT_PID=", 17) != 0)
+            env[n_kept++] = environ[i];
+    env[n_kept] = parent_env;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+    rc = posix_spawn(&s->pid, p->pyexec_path, &fa, NULL, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    free(env);
+    close(in_pipe[0]);
+    close(out_pipe[1]);
+    if (rc != 0) {
+        errno = rc;
+        ember_log_error_errno("cannot start %s", p->pyexec_path);
+        close(in_pipe[1]);
+        close(out_pipe[0]);
+        return EMBER_EIO;
+    }
+    s->to_child = in_pipe[1];
+    s->from_child = out_pipe[0];
+    ember_log_debug("pyexec=%d slot=%d started", (int)s->pid, s->index);
+    return 0;
+}
+
+static struct slot_entry *slot_needing_spawn(struct worker_pool *p)
+{
+    for (int i = 0; i < p->size; i++)
+        if (p->slots[i].state == SLOT_NEEDS_SPAWN)
+            return &p->slots[i];
+    return NULL;
+}
+
+static void *launcher_loop(void *arg)
+{
+    struct worker_pool *p = arg;
+    struct slot_entry *e;
+
+    pthread_mutex_lock(&p->lock);
+    while (!p->stopping) {
+        e = slot_needing_spawn(p);
+        if (!e) {
+            pthread_cond_wait(&p->changed, &p->lock);
+            continue;
+        }
+        e->state = SLOT_SPAWNING;
+        pthread_mutex_unlock(&p->lock);
+        int rc = spawn_pyexec(p, &e->pub);
+        pthread_mutex_lock(&p->lock);
+        e->state = rc == 0 ? SLOT_READY : SLOT_FAILED;
+        pthread_cond_broadcast(&p->changed);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **out)
+{
+    struct worker_pool *p = ember_xcalloc(1, sizeof(*p));
+
+    if (access(pyexec_path, X_OK) != 0) {
+        ember_log_error_errno("cannot run ember-pyexec at %s (set --pyexec)", pyexec_path);
+        free(p);
+        return EMBER_ENOENT;
+    }
+    p->pyexec_path = ember_xstrdup(pyexec_path);
+    p->size = size;
+    p->slots = ember_xcalloc((size_t)size, sizeof(*p->slots));
+    for (int i = 0; i < size; i++) {
+        p->slots[i].pub.index = i;
+        p->slots[i].pub.to_child = p->slots[i].pub.from_child = -1;
+        p->slots[i].state = SLOT_NEEDS_SPAWN;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    pthread_create(&p->launcher, NULL, launcher_loop, p);
+    *out = p;
+    return 0;
+}
+
+struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id)
+{
+    struct slot_entry *found = NULL;
+
+    pthread_mutex_lock(&p->lock);
+    while (!found && !p->stopping) {
+        for (int i = 0; i < p->size && !found; i++) {
+            struct slot_entry *e = &p->slots[i];
+            if (e->state == SLOT_FAILED) {
+                e->state = SLOT_NEEDS_SPAWN;   /* try again, it may have been transient */
+                pthread_cond_broadcast(&p->changed);
+            }
+            if (e->state == SLOT_READY && !e->busy)
+                found = e;
+        }
+        if (!found)
+            pthread_cond_wait(&p->changed, &p->lock);
+    }
+    if (found) {
+        found->busy = 1;
+        found->task_id = task_id;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return found ? &found->pub : NULL;
+}
+
+void worker_pool_release(struct worker_pool *p, struct pyexec_slot *s)
+{
+    struct slot_entry *e = (struct slot_entry *)s;
+
+    pthread_mutex_lock(&p->lock);
+    e->busy = 0;
+    e->task_id = 0;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static char *describe_exit(pid_t pid, int status)
+{
+    if (WIFSIGNALED(status))
+        return ember_xasprintf("Python worker (ember-pyexec pid %d) died: killed by signal %d (%s)",
+                               (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+    return ember_xasprintf("Python worker (ember-pyexec pid %d) died: exited with code %d",
+                           (int)pid, WEXITSTATUS(status));
+}
+
+char *worker_pool_replace(struct worker_pool *p, struct pyexec_slot *s)
+{
+    struct slot_entry *e = (struct slot_entry *)s;
+    int status = 0;
+    char *how;
+
+    close_fd(&s->to_child);
+    close_fd(&s->from_child);
+    /* A process that lost protocol sync may still run: it must go. */
+    kill(s->pid, SIGKILL);
+    while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    how = describe_exit(s->pid, status);
+    ember_log_warn("pyexec=%d slot=%d replaced: %s", (int)s->pid, s->index, how);
+    pthread_mutex_lock(&p->lock);
+    e->state = SLOT_NEEDS_SPAWN;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    return how;
+}
+
+int worker_pool_kill_task(struct worker_pool *p, uint64_t task_id)
+{
+    int found = EMBER_ENOENT;
+
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->size; i++) {
+        struct slot_entry *e = &p->slots[i];
+        if (e->busy && e->state == SLOT_READY && (task_id == 0 || e->task_id == task_id)) {
+            kill(e->pub.pid, SIGKILL);
+            found = 0;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return found;
+}
+
+void worker_pool_destroy(struct worker_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->launcher, NULL);
+    for (int i = 0; i < p->size; i++) {
+        struct pyexec_slot *s = &p->slots[i].pub;
+        if (p->slots[i].state != SLOT_READY)
+            continue;
+        close_fd(&s->to_child);     /* EOF on stdin: pyexec exits 0 */
+        close_fd(&s->from_child);
+        while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->changed);
+    free(p->slots);
+    free(p->pyexec_path);
+    free(p);
+}

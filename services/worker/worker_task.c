@@ -1,0 +1,270 @@
+/* One task attempt on its own thread: send the functions and input to a
+ * pyexec, collect its output frames into blocks, store them in the paired
+ * block manager and report the outcome to the master. */
+#define _GNU_SOURCE
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "log.h"
+#include "master.pb-c.h"
+
+struct task_run {
+    struct worker *w;
+    Ember__TaskSpec *spec;
+    struct pyexec_slot *slot;
+    struct task_input_result input;
+    struct ember_buf *buckets;   /* one per reduce partition, or one result block */
+    size_t n_buckets;
+    char *error;                 /* why the task failed; NULL on success */
+    int pyexec_lost;             /* died or out of protocol step: replace it */
+    uint64_t records_in, records_out, python_ms, output_bytes;
+};
+
+static int send_header(struct task_run *t)
+{
+    const Ember__TaskSpec *s = t->spec;
+    json_t *props = json_object();
+    json_t *h;
+    char *text;
+    int rc;
+
+    for (size_t i = 0; i < s->n_properties; i++)
+        json_object_set_new(props, s->properties[i]->key, json_string(s->properties[i]->value));
+    h = json_pack("{s:I, s:i, s:i, s:i, s:i, s:s, s:s, s:i, s:i, s:o}", "taskId",
+                  (json_int_t)s->task_id, "stageId", (int)s->stage_id, "partition",
+                  (int)s->partition, "attempt", (int)s->attempt, "jobId", (int)s->job_id, "appId",
+                  s->app_id, "input",
+                  s->input->kind == EMBER__TASK_INPUT__KIND__TEXT ? "text" : "pickle", "numFuncs",
+                  (int)s->n_funcs, "numReduce", (int)s->num_reduce, "properties", props);
+    text = json_dumps(h, JSON_COMPACT);
+    rc = ember_frame_write(t->slot->to_child, text, strlen(text));
+    free(text);
+    json_decref(h);
+    for (size_t i = 0; rc == 0 && i < s->n_funcs; i++)
+        rc = ember_frame_write(t->slot->to_child, s->funcs[i].data, s->funcs[i].len);
+    if (rc == 0 && s->num_reduce > 0)
+        rc = ember_frame_write(t->slot->to_child, s->partitioner.data, s->partitioner.len);
+    return rc;
+}
+
+static void *feeder_main(void *arg)
+{
+    struct task_run *t = arg;
+    worker_feed_input(t->w, t->spec, t->slot, &t->input);
+    return NULL;
+}
+
+/* Appends a frame (length + payload) to a block. */
+static int append_frame(struct ember_buf *block, const uint8_t *p, size_t n)
+{
+    uint32_t be = htonl((uint32_t)n);
+    int rc = ember_buf_append(block, &be, 4);
+    return rc == 0 ? ember_buf_append(block, p, n) : rc;
+}
+
+static int route_data_frame(struct task_run *t, const struct ember_buf *frame)
+{
+    uint32_t be, reduce;
+
+    if (t->spec->num_reduce == 0)
+        return append_frame(&t->buckets[0], frame->data, frame->len);
+    if (frame->len < 4)
+        return EMBER_EINVAL;
+    memcpy(&be, frame->data, 4);
+    reduce = ntohl(be);
+    if (reduce >= t->spec->num_reduce)
+        return EMBER_EINVAL;
+    return append_frame(&t->buckets[reduce], frame->data + 4, frame->len - 4);
+}
+
+static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
+{
+    json_t *m = json_loadb((const char *)frame->data, frame->len, 0, NULL);
+    json_int_t in = 0, out = 0, py = 0;
+
+    if (m && json_unpack(m, "{s:I, s:I, s:I}", "recordsIn", &in, "recordsOut", &out, "pythonMs",
+                         &py) == 0) {
+        t->records_in = (uint64_t)in;
+        t->records_out = (uint64_t)out;
+        t->python_ms = (uint64_t)py;
+    }
+    json_decref(m);
+}
+
+/* Reads output frames until END or ERROR and the one frame after it. */
+static void collect_output(struct task_run *t)
+{
+    struct ember_buf frame;
+    int32_t marker = 0, trailer_marker = 0;
+    int fd = t->slot->from_child;
+    int rc;
+
+    ember_buf_init(&frame, 0);
+    do {
+        rc = ember_frame_read(fd, &frame, &marker);
+        if (rc == 0 && marker == 0)
+            rc = route_data_frame(t, &frame);
+    } while (rc == 0 && marker == 0);
+    /* END is followed by the metrics frame, ERROR by the traceback. */
+    if (rc == 0)
+        rc = ember_frame_read(fd, &frame, &trailer_marker);
+    if (rc != 0 || trailer_marker != 0)
+        t->pyexec_lost = 1;
+    else if (marker == EMBER_FRAME_END)
+        parse_metrics(t, &frame);
+    else
+        t->error = ember_xasprintf("%.*s", (int)frame.len, (const char *)frame.data);
+    ember_buf_free(&frame);
+}
+
+static void store_outputs(struct task_run *t)
+{
+    const Ember__TaskSpec *s = t->spec;
+
+    for (size_t i = 0; i < t->n_buckets && !t->error; i++) {
+        char *id = s->num_reduce
+                       ? ember_xasprintf("shuffle_%u_%u_%zu", s->shuffle_id, s->partition, i)
+                       : ember_xasprintf("result_%u_%u", s->job_id, s->partition);
+        t->output_bytes += t->buckets[i].len;
+        if (worker_put_block(t->w, id, t->buckets[i].data, t->buckets[i].len, &t->error) != 0)
+            ember_log_error("task=%llu %s", (unsigned long long)s->task_id, t->error);
+        free(id);
+    }
+}
+
+static void report(struct task_run *t, uint64_t duration_ms)
+{
+    Ember__TaskReport rep = EMBER__TASK_REPORT__INIT;
+    Ember__TaskMetrics m = EMBER__TASK_METRICS__INIT;
+    const Ember__TaskSpec *s = t->spec;
+
+    m.duration_ms = duration_ms;
+    m.records_in = t->records_in;
+    m.records_out = t->records_out;
+    m.input_bytes = t->input.input_bytes;
+    m.python_ms = t->python_ms;
+    m.shuffle_read_local_bytes = t->input.local_bytes;
+    m.shuffle_read_remote_bytes = t->input.remote_bytes;
+    if (s->num_reduce)
+        m.shuffle_write_bytes = t->output_bytes;
+    else
+        m.result_bytes = t->output_bytes;
+    rep.task_id = s->task_id;
+    rep.worker_id = t->w->id;
+    rep.ok = t->error == NULL;
+    rep.error = t->error ? t->error : "";
+    rep.metrics = &m;
+    rep.block_addr = t->w->block_addr;
+    rep.fetch_failed = t->input.fetch_failed;
+    rep.failed_map_index = t->input.failed_map_index;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        ProtobufCMessage *reply = NULL;
+        grpc_status_code st = ember_rpc_call(t->w->master, &ember__master__descriptor, "ReportTask",
+                                             &rep.base, &reply, NULL, NULL, 3000, NULL);
+        if (reply)
+            protobuf_c_message_free_unpacked(reply, NULL);
+        if (st == GRPC_STATUS_OK || st == GRPC_STATUS_NOT_FOUND)
+            return;
+        if (ember_daemon_sleep(t->w->daemon, 500 << attempt))
+            break;
+    }
+    ember_log_warn("task=%llu could not report to master %s", (unsigned long long)s->task_id,
+                   t->w->master_addr);
+}
+
+/* Runs the attempt in the slot; afterwards t->error says whether it failed. */
+static void execute(struct task_run *t)
+{
+    pthread_t feeder;
+    int rc = send_header(t);
+
+    if (rc == 0 && pthread_create(&feeder, NULL, feeder_main, t) == 0) {
+        collect_output(t);
+        pthread_join(feeder, NULL);
+    } else {
+        t->pyexec_lost = 1;
+    }
+    if (t->pyexec_lost) {
+        char *how = worker_pool_replace(t->w->pool, t->slot);
+        free(t->error);
+        /* An input failure killed the pyexec on purpose: its reason wins. */
+        if (t->input.error) {
+            t->error = t->input.error;
+            t->input.error = NULL;
+            free(how);
+        } else {
+            t->error = how;
+        }
+    }
+}
+
+static void *task_main(void *arg)
+{
+    struct task_run *t = arg;
+    Ember__TaskSpec *s = t->spec;
+    uint64_t started = ember_monotonic_ms();
+
+    ember_log_debug("app=%s job=%u stage=%u task=%llu partition=%u attempt=%u starting", s->app_id,
+                    s->job_id, s->stage_id, (unsigned long long)s->task_id, s->partition,
+                    s->attempt);
+    t->slot = worker_pool_acquire(t->w->pool, s->task_id);
+    if (!t->slot)
+        t->error = ember_xstrdup("worker is shutting down");
+    else
+        execute(t);
+    if (!t->error)
+        store_outputs(t);
+    if (t->slot)
+        worker_pool_release(t->w->pool, t->slot);
+    if (t->error)
+        ember_log_info("app=%s job=%u stage=%u task=%llu partition=%u failed: %.200s", s->app_id,
+                       s->job_id, s->stage_id, (unsigned long long)s->task_id, s->partition,
+                       t->error);
+    report(t, ember_monotonic_ms() - started);
+    for (size_t i = 0; i < t->n_buckets; i++)
+        ember_buf_free(&t->buckets[i]);
+    free(t->buckets);
+    free(t->error);
+    free(t->input.error);
+    ember__task_spec__free_unpacked(s, NULL);
+    pthread_mutex_lock(&t->w->lock);
+    if (--t->w->running_tasks == 0)
+        pthread_cond_broadcast(&t->w->idle);
+    pthread_mutex_unlock(&t->w->lock);
+    free(t);
+    return NULL;
+}
+
+void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
+{
+    struct task_run *t = ember_xcalloc(1, sizeof(*t));
+    pthread_attr_t attr;
+    pthread_t thread;
+
+    t->w = w;
+    t->spec = spec;
+    t->n_buckets = spec->num_reduce ? spec->num_reduce : 1;
+    t->buckets = ember_xcalloc(t->n_buckets, sizeof(*t->buckets));
+    for (size_t i = 0; i < t->n_buckets; i++)
+        ember_buf_init(&t->buckets[i], 0);
+    pthread_mutex_lock(&w->lock);
+    w->running_tasks++;
+    pthread_mutex_unlock(&w->lock);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_create(&thread, &attr, task_main, t);
+    pthread_attr_destroy(&attr);
+}
+
+void worker_wait_idle(struct worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    while (w->running_tasks > 0)
+        pthread_cond_wait(&w->idle, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+}
