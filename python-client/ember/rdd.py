@@ -223,6 +223,30 @@ class RDD:
                 .reduceByKey(lambda x, _: x, numPartitions)
                 .map(lambda kv: kv[0]))
 
+    def cogroup(self, other: "RDD", numPartitions: Optional[int] = None) -> "RDD":
+        """(key, (values in self, values in other)) for every key of either."""
+        return _cogroup([self, other], numPartitions)
+
+    def groupWith(self, other: "RDD", *others: "RDD") -> "RDD":
+        return _cogroup([self, other, *others], None)
+
+    def join(self, other: "RDD", numPartitions: Optional[int] = None) -> "RDD":
+        """Inner join of two pair RDDs: (k, (v, w)) for every matching pair."""
+        return self.cogroup(other, numPartitions).flatMapValues(
+            lambda vw: [(v, w) for v in vw[0] for w in vw[1]])
+
+    def leftOuterJoin(self, other: "RDD", numPartitions: Optional[int] = None) -> "RDD":
+        return self.cogroup(other, numPartitions).flatMapValues(
+            lambda vw: [(v, w) for v in vw[0] for w in (vw[1] or [None])])
+
+    def rightOuterJoin(self, other: "RDD", numPartitions: Optional[int] = None) -> "RDD":
+        return self.cogroup(other, numPartitions).flatMapValues(
+            lambda vw: [(v, w) for v in (vw[0] or [None]) for w in vw[1]])
+
+    def fullOuterJoin(self, other: "RDD", numPartitions: Optional[int] = None) -> "RDD":
+        return self.cogroup(other, numPartitions).flatMapValues(
+            lambda vw: [(v, w) for v in (vw[0] or [None]) for w in (vw[1] or [None])])
+
     # ---- actions -----------------------------------------------------------
     def _run(self, partitions: Optional[Iterable[int]] = None) -> list[Any]:
         return self.ctx._jobs.run(self, partitions)
@@ -390,6 +414,24 @@ class RDD:
             shutil.rmtree(staging, ignore_errors=True)
         with open(os.path.join(out, "_SUCCESS"), "w"):
             pass
+
+
+def _cogroup(rdds: list[RDD], numPartitions: Optional[int]) -> RDD:
+    """Tags each RDD's values with its position, unions and groups by key."""
+    def tagger(tag: int) -> Callable[[Any], Any]:
+        return lambda v: (tag, v)
+    tagged = [r.mapValues(tagger(i)) for i, r in enumerate(rdds)]
+    if numPartitions is None:
+        numPartitions = max(r._default_reduce_partitions() for r in rdds)
+    count = len(rdds)
+
+    def split_by_tag(tagged_values: list) -> tuple:
+        groups: list[list] = [[] for _ in range(count)]
+        for tag, v in tagged_values:
+            groups[tag].append(v)
+        return tuple(groups)
+    union = UnionRDD(rdds[0].ctx, tagged)
+    return union.groupByKey(numPartitions).mapValues(split_by_tag)
 
 
 def _sum_count(iterator: Iterable[Any]) -> tuple[Any, int]:

@@ -26,7 +26,7 @@
 #define MASTER_TIMEOUT_MS 2000
 
 const struct ember_option blockd_options[] = {
-    {"listen", "EMBER_BLOCKD_LISTEN", "127.0.0.1:7078",
+    {"listen", "EMBER_BLOCKD_LISTEN", "127.0.0.1:7079",
      "host:port to serve the BlockManager gRPC service on (port 0: any free port)"},
     {"master", "EMBER_MASTER_ADDRESS", "127.0.0.1:7077", "gRPC address of ember-master"},
     {"id", "EMBER_BLOCKD_ID", NULL,

@@ -13,9 +13,9 @@
 #include "worker.pb-c.h"
 
 const struct ember_option worker_options[] = {
-    {"listen", "EMBER_WORKER_LISTEN", "127.0.0.1:0", "address of the Worker gRPC service"},
+    {"listen", "EMBER_WORKER_LISTEN", "127.0.0.1:7078", "address of the Worker gRPC service"},
     {"master", "EMBER_MASTER_ADDRESS", "127.0.0.1:7077", "gRPC address of ember-master"},
-    {"blockd", "EMBER_BLOCKD_ADDRESS", "127.0.0.1:7078", "gRPC address of the paired ember-blockd"},
+    {"blockd", "EMBER_BLOCKD_ADDRESS", "127.0.0.1:7079", "gRPC address of the paired ember-blockd"},
     {"cores", "EMBER_WORKER_CORES", "2", "task slots, one ember-pyexec each"},
     {"id", "EMBER_WORKER_ID", NULL, "worker id (default worker-<host>-<port>)"},
     {"host", "EMBER_HOST", NULL, "host name to advertise (default: the listen host)"},

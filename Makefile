@@ -1,0 +1,32 @@
+# Drives CMake. `make demo` and `make test` install missing Debian packages first.
+BUILD_DIR ?= build
+PYTHON := /usr/bin/python3
+JOBS ?= $(shell nproc)
+
+.PHONY: all build deps demo stop test test-c test-py clean
+
+all: build
+
+deps:
+	deploy/install-deps.sh
+
+build:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: deps build
+	deploy/demo.sh
+
+stop:
+	deploy/cluster.sh stop
+
+test: deps build test-c test-py
+
+test-c:
+	ctest --test-dir $(BUILD_DIR) --output-on-failure
+
+test-py:
+	EMBER_BIN_DIR=$(CURDIR)/$(BUILD_DIR)/bin $(PYTHON) -m pytest -q tests python-client/tests
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Starts or stops a local Ember cluster on 127.0.0.1: a master, a gateway and
+# N workers, each with its own block manager. State (pids, logs) lives in
+# $EMBER_RUN_DIR (default build/cluster).
+#   deploy/cluster.sh start [N]     deploy/cluster.sh stop     deploy/cluster.sh status
+set -eu
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${EMBER_BIN_DIR:-$here/build/bin}
+run=${EMBER_RUN_DIR:-$here/build/cluster}
+master_port=${EMBER_MASTER_PORT:-7077}
+gateway_port=${EMBER_GATEWAY_PORT:-8080}
+
+# start_daemon NAME TAG ARGS...: runs it in the background, waits for its ready file.
+start_daemon() {
+    local name=$1 tag=$2
+    shift 2
+    rm -f "$run/$tag.ready"
+    "$bin/$name" "$@" --ready-file "$run/$tag.ready" >>"$run/$tag.log" 2>&1 &
+    echo $! >"$run/$tag.pid"
+    for _ in $(seq 1 100); do
+        [ -s "$run/$tag.ready" ] && return 0
+        if ! kill -0 "$(cat "$run/$tag.pid")" 2>/dev/null; then
+            echo "cluster: $tag failed to start; its log ($run/$tag.log) ends with:" >&2
+            tail -5 "$run/$tag.log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "cluster: $tag did not become ready in 10 s (log: $run/$tag.log)" >&2
+    return 1
+}
+
+start() {
+    local workers=${1:-2}
+    if [ -n "$(ls "$run"/*.pid 2>/dev/null)" ]; then
+        echo "cluster: already running (pids in $run); run '$0 stop' first" >&2
+        exit 1
+    fi
+    mkdir -p "$run"
+    start_daemon ember-master master --listen "127.0.0.1:$master_port"
+    start_daemon ember-gateway gateway --listen "127.0.0.1:$gateway_port" \
+        --master "127.0.0.1:$master_port"
+    for i in $(seq 0 $((workers - 1))); do
+        local worker_port=$((7078 + 10 * i)) blockd_port=$((7079 + 10 * i))
+        start_daemon ember-blockd "blockd-$i" --listen "127.0.0.1:$blockd_port" \
+            --master "127.0.0.1:$master_port" --id "blockd-$i"
+        start_daemon ember-worker "worker-$i" --listen "127.0.0.1:$worker_port" \
+            --master "127.0.0.1:$master_port" --blockd "127.0.0.1:$blockd_port" \
+            --cores 1 --id "worker-$i"
+    done
+    for _ in $(seq 1 100); do
+        alive=$(curl -s "http://127.0.0.1:$gateway_port/api/v1/executors" | grep -o '"alive"' | wc -l)
+        [ "$alive" -ge "$workers" ] && break
+        sleep 0.1
+    done
+    echo "cluster: master 127.0.0.1:$master_port, $workers workers, web UI http://127.0.0.1:$gateway_port/"
+}
+
+stop() {
+    local pidfile pid
+    for pidfile in "$run"/*.pid; do
+        [ -e "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pidfile in "$run"/*.pid; do
+        [ -e "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$pidfile"
+    done
+    echo "cluster: stopped"
+}
+
+status() {
+    local pidfile
+    for pidfile in "$run"/*.pid; do
+        [ -e "$pidfile" ] || { echo "cluster: not running"; return 0; }
+        if kill -0 "$(cat "$pidfile")" 2>/dev/null; then state=running; else state=dead; fi
+        echo "$(basename "$pidfile" .pid): $state"
+    done
+}
+
+case "${1:-}" in
+    start) start "${2:-2}" ;;
+    stop) stop ;;
+    status) status ;;
+    *) echo "usage: $0 start [WORKERS] | stop | status" >&2; exit 2 ;;
+esac

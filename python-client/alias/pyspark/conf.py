@@ -1,0 +1,3 @@
+"""`pyspark.conf` under ember-submit."""
+
+from ember.conf import SparkConf  # noqa: F401

@@ -1,0 +1,3 @@
+"""`pyspark.context` under ember-submit."""
+
+from ember.context import SparkContext  # noqa: F401

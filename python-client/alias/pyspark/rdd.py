@@ -1,0 +1,3 @@
+"""`pyspark.rdd` under ember-submit."""
+
+from ember.rdd import RDD  # noqa: F401

@@ -1,0 +1,3 @@
+"""`pyspark.taskcontext` under ember-submit."""
+
+from ember.taskcontext import TaskContext  # noqa: F401

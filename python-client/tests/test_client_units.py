@@ -1,0 +1,84 @@
+"""Unit tests of the client's pure parts: no cluster needed."""
+
+import os
+import pickle
+import struct
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from ember import files  # noqa: E402
+from ember.callsite import call_site  # noqa: E402
+from ember.conf import SparkConf  # noqa: E402
+from ember.serializers import UnpicklableClosureError, dumps_function, iter_frames  # noqa: E402
+from ember.shuffle import Partitioner, portable_hash  # noqa: E402
+
+
+def test_text_splits_follow_hadoop_sizes(tmp_path):
+    (tmp_path / "a.txt").write_text("x" * 1000)
+    (tmp_path / "b.txt").write_text("y" * 10)
+    (tmp_path / "_SUCCESS").write_text("")
+    splits = files.text_splits(str(tmp_path), 4)
+    # goal size 252: a.txt gives 252, 252, 252 and a 244-byte tail (under the 1.1 slop)
+    assert [(os.path.basename(s["path"]), s["start"], s["length"]) for s in splits] == [
+        ("a.txt", 0, 252), ("a.txt", 252, 252), ("a.txt", 504, 252), ("a.txt", 756, 244),
+        ("b.txt", 0, 10)]
+
+
+def test_text_splits_globs_and_lists(tmp_path):
+    for name in ("one.log", "two.log", "three.txt"):
+        (tmp_path / name).write_text("line\n")
+    pattern = f"{tmp_path}/*.log,{tmp_path}/three.txt"
+    paths = [os.path.basename(p) for p in files.expand_paths(pattern)]
+    assert paths == ["one.log", "two.log", "three.txt"]
+
+
+def test_missing_input_names_the_path(tmp_path):
+    missing = tmp_path / "nope.txt"
+    with pytest.raises(files.InputPathError, match="nope.txt"):
+        files.text_splits(str(missing), 2)
+
+
+def test_portable_hash_is_stable_for_none_and_tuples():
+    assert portable_hash(None) == 0
+    assert portable_hash((1, 2)) == portable_hash((1, 2))
+    assert portable_hash((1, 2)) != portable_hash((2, 1))
+
+
+def test_partitioner_equality_decides_reshuffles():
+    assert Partitioner(4, portable_hash) == Partitioner(4, portable_hash)
+    assert Partitioner(4, portable_hash) != Partitioner(3, portable_hash)
+
+
+def test_iter_frames_reads_every_batch():
+    block = b""
+    for batch in ([1, 2], [], ["x"]):
+        data = pickle.dumps(batch)
+        block += struct.pack(">i", len(data)) + data
+    assert list(iter_frames(block)) == [1, 2, "x"]
+
+
+def test_unpicklable_closure_names_the_variable():
+    import threading
+    guard = threading.Lock()
+
+    def uses_lock(x):
+        with guard:
+            return x
+
+    with pytest.raises(UnpicklableClosureError, match="'guard' of type _thread.lock"):
+        dumps_function(uses_lock)
+
+
+def test_call_site_points_at_the_caller():
+    description, site = call_site()
+    assert site.startswith("test_client_units.py:")
+
+
+def test_spark_conf_round_trip():
+    conf = SparkConf().setMaster("local[2]").setAppName("x").setAll([("a", 1)])
+    assert conf.get("spark.master") == "local[2]"
+    assert conf.get("a") == "1"
+    assert conf.get("missing", "d") == "d"
