@@ -62,9 +62,15 @@ class SparkContext:
                 raise EmberError("only one SparkContext may run in a process; call stop() on "
                                  "the existing one first")
             gateway_address = self._connect()
-            self._client = GatewayClient(gateway_address)
-            app = self._client.request("POST", "/applications",
-                                       {"name": self.appName, "user": os.environ.get("USER", "")})
+            try:
+                self._client = GatewayClient(gateway_address)
+                app = self._client.request(
+                    "POST", "/applications",
+                    {"name": self.appName, "user": os.environ.get("USER", "")}, retry=True)
+            except BaseException:
+                if self._cluster is not None:
+                    self._cluster.stop()
+                raise
             self.applicationId: str = app["id"]
             self._jobs = JobRunner(self)
             SparkContext._active = self

@@ -53,6 +53,15 @@ static grpc_status_code fail(ember_rpc_ctx *ctx, grpc_status_code st, const char
     return st;
 }
 
+static grpc_status_code fail_app(ember_rpc_ctx *ctx, const char *app_id, int ended)
+{
+    char *why = ember_xasprintf(ended ? "application %.100s has ended" : "no application %.100s",
+                                app_id);
+    ember_rpc_set_details(ctx, why);
+    free(why);
+    return GRPC_STATUS_NOT_FOUND;
+}
+
 static void replace_str(char **field, const char *value)
 {
     free(*field);
@@ -232,7 +241,7 @@ static grpc_status_code handle_end_app(ember_rpc_ctx *ctx, const ProtobufCMessag
     a = master_find_app(m, req->app_id);
     if (!a) {
         pthread_mutex_unlock(&m->lock);
-        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such application");
+        return fail_app(ctx, req->app_id, 0);
     }
     if (!a->ended) {
         a->ended = 1;
@@ -268,8 +277,7 @@ static grpc_status_code handle_submit(ember_rpc_ctx *ctx, const ProtobufCMessage
     a = master_find_app(m, req->app_id);
     if (!a || a->ended) {
         pthread_mutex_unlock(&m->lock);
-        return fail(ctx, GRPC_STATUS_NOT_FOUND,
-                    a ? "the application has ended" : "no such application");
+        return fail_app(ctx, req->app_id, a != NULL);
     }
     rc = master_submit_job(m, a, req->job_json, &reply.job_id, &error);
     if (rc == 0)
@@ -319,7 +327,7 @@ static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessag
         view = master_json_job(m, j, 1);
     pthread_mutex_unlock(&m->lock);
     if (!view)
-        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such job in this application");
+        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such job in this application (check the job id)");
     return send_json(ctx, view);
 }
 
@@ -335,7 +343,7 @@ static grpc_status_code handle_cancel(ember_rpc_ctx *ctx, const ProtobufCMessage
         master_fail_job(m, j, NULL, -1, "Job cancelled");
     pthread_mutex_unlock(&m->lock);
     if (!j)
-        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such job in this application");
+        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such job in this application (check the job id)");
     ember_log_info("app=%s job=%u cancel requested", req->app_id, req->job_id);
     return reply_ack(ctx);
 }

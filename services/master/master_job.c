@@ -197,8 +197,15 @@ static int parse_node(struct master *m, struct app *a, json_t *spec, char **erro
                        "numPartitions", &parts, "name", &name)
         != 0)
         return set_error(error, "a node is malformed: %s", jerr.text);
-    if (find_node(a, id))
+    n = find_node(a, id);
+    if (n) {
+        enum node_kind sent;
+        /* Already known: the driver resends lineage; it must not change it. */
+        if (parse_kind(kind, &sent) != 0 || sent != n->kind)
+            return set_error(error, "node %lld already exists with another kind than \"%s\"",
+                             (long long)id, kind);
         return 0;
+    }
     n = ember_xcalloc(1, sizeof(*n));
     n->id = id;
     n->name = ember_xstrdup(name);

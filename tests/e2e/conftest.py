@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
@@ -29,8 +30,6 @@ REPO = Path(__file__).resolve().parents[2]
 CLIENT_DIR = REPO / "python-client"
 if str(CLIENT_DIR) not in sys.path:
     sys.path.insert(0, str(CLIENT_DIR))
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(CLIENT_DIR), os.environ.get("PYTHONPATH", "")) if p)
 
 BIN_DIR = Path(os.environ.get("EMBER_BIN_DIR") or REPO / "build" / "bin").resolve()
 os.environ["EMBER_BIN_DIR"] = str(BIN_DIR)
@@ -301,9 +300,8 @@ def generate_corpus(folder: Path, total_bytes: int, files: int, seed: int = 1234
     return paths
 
 
-def count_words(paths: Iterable[Path]) -> "Counter[str]":
+def count_words(paths: Iterable[Path]) -> Counter[str]:
     """The reference answer: collections.Counter of whitespace-separated words."""
-    from collections import Counter
     counts: Counter[str] = Counter()
     for path in paths:
         with open(path, encoding="utf-8") as fh:
