@@ -36,7 +36,7 @@ static int parse_object(const struct gw_request *rq, const char *what, json_t **
         *error = ember_xasprintf("the request body is empty: send %s as a JSON object", what);
         return EMBER_EINVAL;
     }
-    j = json_loadb((const char *)rq->body.data, rq->body.len, 0, &err);
+    j = json_loadb((const char *)rq->body.data, rq->body.len, JSON_DECODE_ANY, &err);
     if (!j) {
         *error = ember_xasprintf("the request body is not valid JSON: %s at line %d, column %d",
                                  err.text, err.line, err.column);

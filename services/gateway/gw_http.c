@@ -479,14 +479,19 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 int gw_http_start(struct gw *g, const struct sockaddr_in *addr, unsigned threads,
                   int *bound_port)
 {
+    /* One thread is no pool: MHD warns about a pool size of 0 or 1, so leave it out. */
+    struct MHD_OptionItem pool[] = {
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
     const union MHD_DaemonInfo *info;
     char host[INET_ADDRSTRLEN] = "?";
 
     g->mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
         on_request, g, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, as MHD asks */
-        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr, MHD_OPTION_THREAD_POOL_SIZE,
-        threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr, MHD_OPTION_ARRAY, pool,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!g->mhd) {
         inet_ntop(AF_INET, &addr->sin_addr, host, sizeof(host));

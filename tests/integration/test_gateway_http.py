@@ -1,0 +1,333 @@
+"""ember-gateway on its own: the HTTP layer with no master behind it.
+
+Every route that needs the master must answer 503 naming the master address;
+everything the gateway decides by itself (routing, 404/405/413, JSON and id
+validation, /health, the UI) is checked here.
+
+Run with ``/usr/bin/python3 -m pytest -q tests/integration/test_gateway_http.py``;
+``EMBER_BIN_DIR`` names the folder holding ``ember-gateway`` (default
+``/work/main/build/bin``).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+BIN_DIR = os.environ.get("EMBER_BIN_DIR", "/work/main/build/bin")
+GATEWAY = os.path.join(BIN_DIR, "ember-gateway")
+NO_MASTER = "127.0.0.1:1"  # nothing listens there: connection refused at once
+MAX_BODY = 4096
+APP = "app-20240101-0001"
+
+
+class Gateway:
+    """A running ember-gateway; ``url(path)`` builds request URLs."""
+
+    def __init__(self, proc, address, tmp_path):
+        self.proc = proc
+        self.address = address
+        self.tmp_path = tmp_path
+
+    def url(self, path):
+        return "http://%s%s" % (self.address, path)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+def start_gateway(tmp_path, *extra, master=NO_MASTER):
+    """Starts the gateway on a free port and waits for its ready file."""
+    if not os.access(GATEWAY, os.X_OK):
+        pytest.fail("%s is not built (cmake --build build --target ember-gateway)" % GATEWAY)
+    ready = tmp_path / ("ready-%d" % time.monotonic_ns())
+    log = open(tmp_path / "gateway.log", "ab")
+    proc = subprocess.Popen(
+        [GATEWAY, "--listen", "127.0.0.1:0", "--master", master, "--ready-file", str(ready),
+         "--max-body-bytes", str(MAX_BODY), *extra],
+        stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if ready.exists() and ready.read_text().strip():
+            return Gateway(proc, ready.read_text().strip(), tmp_path)
+        if proc.poll() is not None:
+            pytest.fail("ember-gateway exited with %d:\n%s"
+                        % (proc.returncode, (tmp_path / "gateway.log").read_text()))
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    pytest.fail("ember-gateway wrote no ready file within 10 s")
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    gw = start_gateway(tmp_path)
+    yield gw
+    if gw.proc.poll() is None:
+        gw.proc.kill()
+    gw.proc.wait()
+
+
+def call(gw, method, path, body=None, headers=None):
+    """Returns (status, headers, body bytes); HTTP errors are answers too."""
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    req = urllib.request.Request(gw.url(path), data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, err.headers, err.read()
+
+
+def error_of(status_headers_body):
+    """The "error" sentence of a JSON error answer."""
+    _, headers, body = status_headers_body
+    assert headers["Content-Type"].startswith("application/json")
+    doc = json.loads(body)
+    assert set(doc) == {"error"}, doc
+    assert isinstance(doc["error"], str) and doc["error"]
+    return doc["error"]
+
+
+# ---- process ----------------------------------------------------------------
+
+def test_help_lists_every_option_with_its_variable():
+    out = subprocess.run([GATEWAY, "--help"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0
+    for flag, env, default in [("--listen", "EMBER_GATEWAY_LISTEN", "127.0.0.1:8080"),
+                               ("--master", "EMBER_MASTER_ADDRESS", "127.0.0.1:7077"),
+                               ("--max-body-bytes", "EMBER_GATEWAY_MAX_BODY", "268435456"),
+                               ("--threads", "EMBER_GATEWAY_THREADS", "4")]:
+        assert flag in out.stdout and env in out.stdout and default in out.stdout
+
+
+@pytest.mark.parametrize("args", [["--no-such-flag"], ["--threads", "many"],
+                                  ["--threads", "0"], ["--max-body-bytes", "-5"],
+                                  ["--listen", "127.0.0.1"], ["--listen", "127.0.0.1:99999"]])
+def test_bad_options_fail_fast(args):
+    out = subprocess.run([GATEWAY, "--master", NO_MASTER, *args], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode != 0
+    assert out.stderr.strip(), "a usage error must say what is wrong"
+
+
+def test_sigterm_exits_cleanly(tmp_path):
+    gw = start_gateway(tmp_path)
+    assert call(gw, "GET", "/health")[0] == 200
+    started = time.monotonic()
+    assert gw.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 5
+
+
+def test_sigint_exits_cleanly(tmp_path):
+    gw = start_gateway(tmp_path)
+    assert gw.stop(signal.SIGINT) == 0
+
+
+def test_port_in_use_is_an_error(tmp_path, gateway):
+    out = subprocess.run([GATEWAY, "--listen", gateway.address, "--master", NO_MASTER],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert "cannot serve HTTP" in out.stderr
+
+
+def test_environment_variables_configure(tmp_path):
+    ready = tmp_path / "ready"
+    env = dict(os.environ, EMBER_GATEWAY_LISTEN="127.0.0.1:0", EMBER_MASTER_ADDRESS=NO_MASTER,
+               EMBER_READY_FILE=str(ready), EMBER_GATEWAY_MAX_BODY="10")
+    proc = subprocess.Popen([GATEWAY], env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not (ready.exists() and ready.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        gw = Gateway(proc, ready.read_text().strip(), tmp_path)
+        status, _, _ = call(gw, "POST", "/api/v1/applications", {"name": "more than ten"})
+        assert status == 413
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# ---- routes the gateway answers alone ----------------------------------------
+
+def test_health(gateway):
+    status, headers, body = call(gateway, "GET", "/health")
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body) == {"status": "ok"}
+
+
+def test_ui_is_embedded_html(gateway):
+    status, headers, body = call(gateway, "GET", "/")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    page = body.decode()
+    assert "Ember" in page
+    assert 'href="/jobs"' in page                      # the no-JavaScript job list
+    for path in ("/api/v1/jobs", "/api/v1/stages", "/api/v1/executors"):
+        assert path in page
+    assert ".innerHTML =" not in page and ".innerHTML=" not in page
+    assert "textContent" in page
+
+
+@pytest.mark.parametrize("path", ["/nope", "/api", "/api/v1", "/api/v2/jobs",
+                                  "/api/v1/jobs/1/extra", "/api/v1/applications/%s/whatever" % APP,
+                                  "/api/v1/applications/%s/jobs/1/results/0/x/y/z" % APP])
+def test_unknown_route_is_404_json(gateway, path):
+    answer = call(gateway, "GET", path)
+    assert answer[0] == 404
+    assert "no route" in error_of(answer)
+
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("PUT", "/api/v1/jobs", {"GET"}),
+    ("POST", "/health", {"GET"}),
+    ("DELETE", "/api/v1/applications", {"GET", "POST"}),
+    ("GET", "/api/v1/applications/%s" % APP, {"DELETE"}),
+    ("DELETE", "/api/v1/applications/%s/jobs" % APP, {"GET", "POST"}),
+    ("GET", "/api/v1/applications/%s/jobs/3/cancel" % APP, {"POST"}),
+    ("POST", "/api/v1/applications/%s/jobs/3/results/0" % APP, {"GET"}),
+])
+def test_wrong_method_is_405_with_allow(gateway, method, path, allowed):
+    answer = call(gateway, method, path, body=b"" if method in ("POST", "PUT") else None)
+    assert answer[0] == 405
+    assert {m.strip() for m in answer[1]["Allow"].split(",")} == allowed
+    assert "not allowed" in error_of(answer)
+
+
+def test_body_over_limit_by_content_length_is_413(gateway):
+    answer = call(gateway, "POST", "/api/v1/applications/%s/jobs" % APP,
+                  body=b"x" * (MAX_BODY + 1), headers={"Content-Type": "application/json"})
+    assert answer[0] == 413
+    assert str(MAX_BODY) in error_of(answer)
+
+
+def test_chunked_body_over_limit_is_413(gateway):
+    chunks = iter([b"[" + b"1," * 1000] * 5)          # no length: urllib sends it chunked
+    answer = call(gateway, "POST", "/api/v1/applications/%s/jobs" % APP, body=chunks)
+    assert answer[0] == 413
+    assert "--max-body-bytes" in error_of(answer)
+
+
+def test_chunked_body_under_limit_is_read(gateway):
+    answer = call(gateway, "POST", "/api/v1/applications", body=iter([b'{"name":', b' 5}']))
+    assert answer[0] == 400                            # read whole, then found wrong
+    assert '"name"' in error_of(answer)
+
+
+def test_body_at_limit_is_accepted(gateway):
+    body = b'{"name": "%s"}' % (b"a" * (MAX_BODY - 12))
+    assert len(body) == MAX_BODY
+    assert call(gateway, "POST", "/api/v1/applications", body=body)[0] == 503
+
+
+# ---- request validation (400) ----------------------------------------------
+
+def test_malformed_job_json_names_line_and_column(gateway):
+    answer = call(gateway, "POST", "/api/v1/applications/%s/jobs" % APP,
+                  body='{"rdd": 1,\n "nodes": [}')
+    assert answer[0] == 400
+    message = error_of(answer)
+    assert "not valid JSON" in message
+    assert "line 2" in message and "column" in message
+
+
+@pytest.mark.parametrize("body, word", [
+    ("", "empty"),
+    ("[1, 2]", "JSON object"),
+    ('"job"', "JSON object"),
+    ('{"nodes": []}', '"rdd"'),
+    ('{"rdd": "4", "nodes": []}', '"rdd"'),
+    ('{"rdd": 4.5, "nodes": []}', '"rdd"'),
+    ('{"rdd": 4}', '"nodes"'),
+    ('{"rdd": 4, "nodes": {}}', '"nodes"'),
+    ('{"rdd": 4, "nodes": []} trailing', "not valid JSON"),
+])
+def test_job_with_wrong_shape_is_400(gateway, body, word):
+    answer = call(gateway, "POST", "/api/v1/applications/%s/jobs" % APP, body=body)
+    assert answer[0] == 400
+    assert word in error_of(answer)
+
+
+@pytest.mark.parametrize("body, word", [
+    ("", "empty"),
+    ("{", "not valid JSON"),
+    ("[]", "JSON object"),
+    ("{}", '"name"'),
+    ('{"name": 7}', '"name"'),
+    ('{"name": ""}', '"name"'),
+    ('{"name": "x", "user": 3}', '"user"'),
+])
+def test_application_with_wrong_shape_is_400(gateway, body, word):
+    answer = call(gateway, "POST", "/api/v1/applications", body=body)
+    assert answer[0] == 400
+    assert word in error_of(answer)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/applications/foo/jobs",
+    "/api/v1/applications/app-/jobs",
+    "/api/v1/applications/APP-1/stages",
+    "/api/v1/applications/%s/jobs/abc" % APP,
+    "/api/v1/applications/%s/jobs/-1" % APP,
+    "/api/v1/applications/%s/jobs/1e3" % APP,
+    "/api/v1/applications/%s/jobs/99999999999" % APP,
+    "/api/v1/applications/%s/jobs/1/results/x" % APP,
+    "/api/v1/applications/%s/stages/1.5" % APP,
+])
+def test_malformed_ids_are_404(gateway, path):
+    answer = call(gateway, "GET", path)
+    assert answer[0] == 404
+    assert "ids" in error_of(answer)
+
+
+# ---- everything else needs the master -----------------------------------------
+
+@pytest.mark.parametrize("method, path, body", [
+    ("GET", "/api/v1/jobs", None),
+    ("GET", "/api/v1/stages", None),
+    ("GET", "/api/v1/executors", None),
+    ("GET", "/api/v1/applications", None),
+    ("POST", "/api/v1/applications", {"name": "wordcount", "user": "me"}),
+    ("DELETE", "/api/v1/applications/%s" % APP, None),
+    ("POST", "/api/v1/applications/%s/jobs" % APP, {"rdd": 2, "nodes": []}),
+    ("GET", "/api/v1/applications/%s/jobs" % APP, None),
+    ("GET", "/api/v1/applications/%s/jobs/0" % APP, None),
+    ("POST", "/api/v1/applications/%s/jobs/0/cancel" % APP, None),
+    ("GET", "/api/v1/applications/%s/jobs/0/results/0" % APP, None),
+    ("GET", "/api/v1/applications/%s/stages" % APP, None),
+    ("GET", "/api/v1/applications/%s/stages/0" % APP, None),
+])
+def test_master_unreachable_is_503(gateway, method, path, body):
+    answer = call(gateway, method, path, body=body if body is not None
+                  else (b"" if method == "POST" else None))
+    assert answer[0] == 503
+    assert "master at %s is unreachable" % NO_MASTER in error_of(answer)
+
+
+def test_server_rendered_jobs_page_reports_unreachable_master(gateway):
+    status, headers, body = call(gateway, "GET", "/jobs")
+    assert status == 503
+    assert headers["Content-Type"].startswith("text/html")
+    assert "master at %s is unreachable" % NO_MASTER in body.decode()
+
+
+def test_keeps_serving_after_errors(gateway):
+    for _ in range(3):
+        call(gateway, "GET", "/nope")
+        call(gateway, "POST", "/api/v1/applications", body="{")
+        call(gateway, "GET", "/api/v1/jobs")
+    assert call(gateway, "GET", "/health")[0] == 200
+    assert gateway.proc.poll() is None
