@@ -308,13 +308,28 @@ gpr_timespec ember_rpc_ctx_deadline(const ember_rpc_ctx *ctx) {
 
 /* ---- client ----------------------------------------------------------- */
 grpc_channel *ember_rpc_channel_create(const char *target, int max_recv_bytes) {
-  grpc_arg arg;
-  grpc_channel_args args = {1, &arg};
-  arg.type = GRPC_ARG_INTEGER;
-  arg.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  arg.value.integer = max_recv_bytes;
+  grpc_arg args[] = {
+      {.type = GRPC_ARG_INTEGER,
+       .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+       .value.integer = max_recv_bytes ? max_recv_bytes : GRPC_DEFAULT_MAX_RECV_MESSAGE_LENGTH},
+      /* gRPC's reconnect backoff grows to 120 s by default: a peer that
+       * restarts would go unseen for minutes. */
+      {.type = GRPC_ARG_INTEGER,
+       .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+       .value.integer = 100},
+      {.type = GRPC_ARG_INTEGER,
+       .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+       .value.integer = 1000},
+      /* Measured with gRPC 1.51: the backoff values alone change nothing; with
+       * re-resolution allowed every 200 ms (default 30 s) a restarted peer is
+       * reached within about a second. */
+      {.type = GRPC_ARG_INTEGER,
+       .key = (char *)GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS,
+       .value.integer = 200},
+  };
+  grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-  grpc_channel *ch = grpc_channel_create(target, creds, max_recv_bytes ? &args : NULL);
+  grpc_channel *ch = grpc_channel_create(target, creds, &channel_args);
   grpc_channel_credentials_release(creds); /* channel keeps its own ref */
   return ch;
 }

@@ -52,7 +52,8 @@ void ember_rpc_set_details(ember_rpc_ctx *ctx, const char *details);
 gpr_timespec ember_rpc_ctx_deadline(const ember_rpc_ctx *ctx); /* GPR_CLOCK_MONOTONIC */
 
 /* ---- client ----------------------------------------------------------- */
-/* max_recv_bytes: 0 = library default (4 MiB), -1 = unlimited. */
+/* A channel that reconnects within about a second after its peer comes back.
+ * max_recv_bytes: 0 = library default (4 MiB), -1 = unlimited. */
 grpc_channel *ember_rpc_channel_create(const char *target, int max_recv_bytes);
 
 /* Return non-zero to cancel the stream. Do not keep msg. */

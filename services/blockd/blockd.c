@@ -262,26 +262,6 @@ static void *heartbeat_main(void *arg)
     return NULL;
 }
 
-/* gRPC's reconnect backoff grows to 120 s by default: a master that starts
- * late or restarts would go unseen for minutes. Retry once per heartbeat. */
-static grpc_channel *master_channel_create(const char *target)
-{
-    grpc_arg args[] = {
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-         .value.integer = HEARTBEAT_MS},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-         .value.integer = HEARTBEAT_MS},
-    };
-    grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(target, creds, &channel_args);
-
-    grpc_channel_credentials_release(creds);
-    return ch;
-}
-
 /* ---- lifecycle --------------------------------------------------------- */
 
 static int read_options(struct blockd *b)
@@ -352,7 +332,7 @@ int blockd_create(struct ember_daemon *d, struct blockd **out)
     rc = start_server(b);
     if (rc != 0)
         goto out;
-    b->master = master_channel_create(b->master_address);
+    b->master = ember_rpc_channel_create(b->master_address, 0);
     if (pthread_create(&b->heartbeat, NULL, heartbeat_main, b) != 0) {
         ember_log_error("cannot start the heartbeat thread");
         rc = EMBER_EIO;

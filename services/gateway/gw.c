@@ -108,7 +108,7 @@ int gw_create(struct ember_daemon *d, struct gw **out)
     grpc_init();
     g->grpc_started = 1;
     g->master_addr = ember_xstrdup(master);
-    g->master = gw_channel_create(master, -1);    /* job lists can be long */
+    g->master = ember_rpc_channel_create(master, -1);    /* job lists can be long */
     g->blocks = gw_blocks_new();
     rc = start_serving(g, ember_daemon_opt(d, "listen"), threads);
     if (rc != 0)

@@ -88,10 +88,6 @@ enum MHD_Result gw_reply_rpc_error(struct gw_request *rq, grpc_status_code code,
  * empty), on success it is NULL and the out-parameters are new strings. */
 #define GW_MASTER_TIMEOUT_MS 10000
 
-/* A channel that reaches a peer again soon after it comes back (gRPC's default
- * backoff grows to two minutes, far too long for a master that restarts). It
- * takes replies up to max_recv_bytes (-1: any size). */
-grpc_channel *gw_channel_create(const char *target, int max_recv_bytes);
 /* "master at host:port", a new string for error messages. */
 char *gw_master_peer(const struct gw *g);
 grpc_status_code gw_master_create_app(struct gw *g, const char *name, const char *user,

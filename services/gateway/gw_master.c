@@ -7,33 +7,6 @@
 
 #include "master.pb-c.h"
 
-grpc_channel *gw_channel_create(const char *target, int max_recv_bytes)
-{
-    grpc_arg args[] = {
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-         .value.integer = max_recv_bytes},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-         .value.integer = 100},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-         .value.integer = 1000},
-        /* Measured with gRPC 1.51: the backoff values alone change nothing; with
-         * re-resolution allowed every 200 ms (default 30 s) a master that comes
-         * back is reached within about a second instead of up to two minutes. */
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS,
-         .value.integer = 200},
-    };
-    grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(target, creds, &channel_args);
-
-    grpc_channel_credentials_release(creds);   /* the channel keeps its own ref */
-    return ch;
-}
-
 char *gw_master_peer(const struct gw *g)
 {
     return ember_xasprintf("master at %s", g->master_addr);

@@ -63,7 +63,7 @@ static grpc_channel *block_channel(struct gw_blocks *b, const char *address)
             b->alloc = b->alloc ? 2 * b->alloc : 8;
             b->v = ember_xrealloc(b->v, b->alloc * sizeof(*b->v));
         }
-        ch = gw_channel_create(address, MAX_CHUNK_MESSAGE);
+        ch = ember_rpc_channel_create(address, MAX_CHUNK_MESSAGE);
         b->v[b->n].address = ember_xstrdup(address);
         b->v[b->n].ch = ch;
         b->n++;
