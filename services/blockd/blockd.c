@@ -102,25 +102,26 @@ static grpc_status_code put_block(ember_rpc_ctx *ctx, const ProtobufCMessage *in
     return reply(ctx, &ack.base);
 }
 
-/* Sends `blk` as chunks of at most CHUNK_BYTES; an empty block is one empty
- * chunk, so the last one is always marked. */
-static grpc_status_code stream_block(ember_rpc_ctx *ctx, const struct blockd_block *blk)
+/* Sends bytes [off, end) of `blk` as chunks of at most CHUNK_BYTES; an empty
+ * range is one empty chunk, so the last one is always marked. */
+static grpc_status_code stream_block(ember_rpc_ctx *ctx, const struct blockd_block *blk,
+                                     size_t off, size_t end)
 {
     const uint8_t *data = blockd_block_data(blk);
-    size_t size = blockd_block_size(blk), off = 0;
+    size_t size = blockd_block_size(blk);
 
     do {
         Ember__Chunk c = EMBER__CHUNK__INIT;
-        size_t n = size - off < CHUNK_BYTES ? size - off : CHUNK_BYTES;
+        size_t n = end - off < CHUNK_BYTES ? end - off : CHUNK_BYTES;
         c.offset = off;
         c.data.data = (uint8_t *)data + off; /* packed straight from the block */
         c.data.len = n;
         c.total_size = size;
-        c.last = off + n == size;
+        c.last = off + n == end;
         if (ember_rpc_send(ctx, &c.base) != 0)
             return GRPC_STATUS_CANCELLED; /* client gone, deadline, or shutdown */
         off += n;
-    } while (off < size);
+    } while (off < end);
     return GRPC_STATUS_OK;
 }
 
@@ -134,9 +135,100 @@ static grpc_status_code get_block(ember_rpc_ctx *ctx, const ProtobufCMessage *in
     if (blockd_store_get(b->store, req->block_id, &blk) != 0)
         return fail(ctx, GRPC_STATUS_NOT_FOUND, "block %s is not on block manager %s",
                     req->block_id, b->id);
-    ember_log_debug("block=%s get, %zu bytes", req->block_id, blockd_block_size(blk));
-    st = stream_block(ctx, blk); /* our reference keeps the bytes if it is removed meanwhile */
+    size_t size = blockd_block_size(blk);
+    size_t off = req->has_range ? req->offset : 0;
+    size_t end = req->has_range ? req->offset + req->length : size;
+    if (req->has_range && (req->offset > size || req->length > size - req->offset)) {
+        blockd_block_release(blk);
+        return fail(ctx, GRPC_STATUS_OUT_OF_RANGE, "range %" PRIu64 "+%" PRIu64
+                    " is outside block %s of %zu bytes", req->offset, req->length,
+                    req->block_id, size);
+    }
+    ember_log_debug("block=%s get, %zu bytes", req->block_id, end - off);
+    st = stream_block(ctx, blk, off, end); /* our reference keeps the bytes if it is removed */
     blockd_block_release(blk);
+    return st;
+}
+
+/* Takes a reference on every block of req, checking each range first, so
+ * nothing is sent unless all of it can be. */
+static grpc_status_code pin_ranges(ember_rpc_ctx *ctx, struct blockd *b,
+                                   const Ember__GetRangesRequest *req, struct blockd_block **pinned,
+                                   uint64_t *total)
+{
+    for (size_t i = 0; i < req->n_ranges; i++) {
+        const Ember__BlockRange *r = req->ranges[i];
+        size_t size;
+        if (blockd_store_get(b->store, r->block_id, &pinned[i]) != 0)
+            return fail(ctx, GRPC_STATUS_NOT_FOUND, "block %s is not on block manager %s",
+                        r->block_id, b->id);
+        size = blockd_block_size(pinned[i]);
+        if (r->offset > size || r->length > size - r->offset)
+            return fail(ctx, GRPC_STATUS_OUT_OF_RANGE,
+                        "range %" PRIu64 "+%" PRIu64 " is outside block %s of %zu bytes",
+                        r->offset, r->length, r->block_id, size);
+        *total += r->length;
+    }
+    return GRPC_STATUS_OK;
+}
+
+/* Streams the ranges back to back in full chunks (small ranges share one). */
+static grpc_status_code stream_ranges(ember_rpc_ctx *ctx, const Ember__GetRangesRequest *req,
+                                      struct blockd_block **pinned, uint64_t total)
+{
+    uint8_t *staging = ember_xmalloc(CHUNK_BYTES);
+    uint64_t sent = 0;
+    size_t fill = 0, i = 0, pos = 0;
+    grpc_status_code st = GRPC_STATUS_OK;
+
+    for (;;) {
+        while (i < req->n_ranges && pos == req->ranges[i]->length) {
+            i++;
+            pos = 0;
+        }
+        if (i == req->n_ranges || fill == CHUNK_BYTES) {
+            Ember__Chunk c = EMBER__CHUNK__INIT;
+            c.offset = sent;
+            c.data.data = staging;
+            c.data.len = fill;
+            c.total_size = total;
+            c.last = i == req->n_ranges;
+            if (ember_rpc_send(ctx, &c.base) != 0) {
+                st = GRPC_STATUS_CANCELLED;
+                break;
+            }
+            sent += fill;
+            fill = 0;
+            if (c.last)
+                break;
+            continue;
+        }
+        size_t n = req->ranges[i]->length - pos;
+        if (n > CHUNK_BYTES - fill)
+            n = CHUNK_BYTES - fill;
+        memcpy(staging + fill, blockd_block_data(pinned[i]) + req->ranges[i]->offset + pos, n);
+        fill += n;
+        pos += n;
+    }
+    free(staging);
+    return st;
+}
+
+static grpc_status_code get_ranges(ember_rpc_ctx *ctx, const ProtobufCMessage *in, void *user)
+{
+    const Ember__GetRangesRequest *req = (const Ember__GetRangesRequest *)in;
+    struct blockd *b = user;
+    struct blockd_block **pinned = ember_xcalloc(req->n_ranges + 1, sizeof(*pinned));
+    uint64_t total = 0;
+    grpc_status_code st = pin_ranges(ctx, b, req, pinned, &total);
+
+    if (st == GRPC_STATUS_OK) {
+        ember_log_debug("get %zu ranges, %" PRIu64 " bytes", req->n_ranges, total);
+        st = stream_ranges(ctx, req, pinned, total);
+    }
+    for (size_t i = 0; i < req->n_ranges; i++)
+        blockd_block_release(pinned[i]);
+    free(pinned);
     return st;
 }
 
@@ -173,6 +265,7 @@ static grpc_status_code stats(ember_rpc_ctx *ctx, const ProtobufCMessage *in, vo
 static const ember_rpc_method_impl block_manager_methods[] = {
     {"PutBlock", EMBER_RPC_UNARY, put_block},
     {"GetBlock", EMBER_RPC_SERVER_STREAM, get_block},
+    {"GetRanges", EMBER_RPC_SERVER_STREAM, get_ranges},
     {"RemoveBlocks", EMBER_RPC_UNARY, remove_blocks},
     {"Stats", EMBER_RPC_UNARY, stats},
 };

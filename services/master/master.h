@@ -37,12 +37,14 @@ struct blob {
 struct map_output {
     int done;
     char *block_addr;
+    uint64_t *lengths;           /* bytes of each reduce partition in its block */
 };
 
 struct shuffle {
     uint32_t id;                 /* cluster-wide */
     struct rdd_node *node;       /* the shuffle node owning this state */
     uint32_t num_maps;
+    uint32_t num_reduce;
     struct map_output *outputs;  /* one per map partition */
 };
 
@@ -117,6 +119,8 @@ struct job {
     struct result_location *results;   /* one per result stage partition */
     char *error;
     int failed_stage, failed_partition;
+    uint64_t max_result_bytes;   /* spark.driver.maxResultSize; 0: no limit */
+    uint64_t result_bytes;
 };
 
 struct app {

@@ -26,8 +26,10 @@ void master_node_free(struct rdd_node *n)
     free(n->slices);
     free(n->name);
     if (n->shuffle) {
-        for (uint32_t i = 0; i < n->shuffle->num_maps; i++)
+        for (uint32_t i = 0; i < n->shuffle->num_maps; i++) {
             free(n->shuffle->outputs[i].block_addr);
+            free(n->shuffle->outputs[i].lengths);
+        }
         free(n->shuffle->outputs);
         free(n->shuffle);
     }
@@ -176,6 +178,7 @@ static int parse_kind_fields(struct master *m, struct app *a, struct rdd_node *n
         n->shuffle = ember_xcalloc(1, sizeof(*n->shuffle));
         n->shuffle->id = m->next_shuffle_id++;
         n->shuffle->node = n;
+        n->shuffle->num_reduce = n->num_partitions;
         n->shuffle->num_maps = n->parents[0]->num_partitions;
         n->shuffle->outputs = ember_xcalloc(n->shuffle->num_maps, sizeof(*n->shuffle->outputs));
         return 0;
@@ -331,6 +334,27 @@ static int parse_partitions(json_t *list, const struct rdd_node *rdd, uint32_t *
     return 0;
 }
 
+/* "1g", "512m", "1048576": bytes; NULL or unparsable gives the default. */
+static uint64_t parse_size(const char *text, uint64_t def)
+{
+    char *end = NULL;
+    double n;
+
+    if (!text || !*text)
+        return def;
+    n = strtod(text, &end);
+    if (end == text || n < 0)
+        return def;
+    switch (*end | 0x20) {
+    case 'k': n *= 1024.0; break;
+    case 'm': n *= 1024.0 * 1024.0; break;
+    case 'g': n *= 1024.0 * 1024.0 * 1024.0; break;
+    case 't': n *= 1024.0 * 1024.0 * 1024.0 * 1024.0; break;
+    default: break;
+    }
+    return (uint64_t)n;
+}
+
 static struct job *new_job(struct master *m, struct app *a, json_t *doc)
 {
     struct job *job = ember_xcalloc(1, sizeof(*job));
@@ -346,6 +370,9 @@ static struct job *new_job(struct master *m, struct app *a, json_t *doc)
     job->submitted_ms = ember_now_ms();
     job->status = JOB_RUNNING;
     job->failed_stage = job->failed_partition = -1;
+    job->max_result_bytes = parse_size(
+        json_string_value(json_object_get(job->properties, "spark.driver.maxResultSize")),
+        (uint64_t)1 << 30);
     ptr_array_push(&m->jobs, job);
     ptr_array_push(&a->jobs, job);
     return job;
@@ -413,6 +440,25 @@ out:
     return rc;
 }
 
+/* Reduce partition p of a shuffle: its range in every map output block. */
+static void add_shuffle_input(const struct shuffle *sh, uint32_t p, Ember__TaskInput *in)
+{
+    in->kind = EMBER__TASK_INPUT__KIND__SHUFFLE;
+    in->shuffle_id = sh->id;
+    in->reduce_partition = p;
+    in->n_map_locations = in->n_map_offsets = in->n_map_lengths = sh->num_maps;
+    in->map_locations = ember_xcalloc(sh->num_maps, sizeof(char *));
+    in->map_offsets = ember_xcalloc(sh->num_maps, sizeof(uint64_t));
+    in->map_lengths = ember_xcalloc(sh->num_maps, sizeof(uint64_t));
+    for (uint32_t m = 0; m < sh->num_maps; m++) {
+        const struct map_output *o = &sh->outputs[m];
+        in->map_locations[m] = o->block_addr ? o->block_addr : "";
+        for (uint32_t r = 0; o->lengths && r < p; r++)
+            in->map_offsets[m] += o->lengths[r];
+        in->map_lengths[m] = o->lengths ? o->lengths[p] : 0;
+    }
+}
+
 /* Walks narrow dependencies from `n` to the partition's input, appending
  * the funcs on the way (innermost first). */
 static void resolve_input(struct rdd_node *n, uint32_t p, Ember__TaskSpec *spec,
@@ -443,15 +489,7 @@ static void resolve_input(struct rdd_node *n, uint32_t p, Ember__TaskSpec *spec,
         in->data.len = n->slices[p].len;
         return;
     case NODE_SHUFFLE:
-        in->kind = EMBER__TASK_INPUT__KIND__SHUFFLE;
-        in->shuffle_id = n->shuffle->id;
-        in->reduce_partition = p;
-        in->n_map_locations = n->shuffle->num_maps;
-        in->map_locations = ember_xcalloc(n->shuffle->num_maps, sizeof(char *));
-        for (uint32_t i = 0; i < n->shuffle->num_maps; i++)
-            in->map_locations[i] = n->shuffle->outputs[i].block_addr
-                                       ? n->shuffle->outputs[i].block_addr
-                                       : "";
+        add_shuffle_input(n->shuffle, p, in);
         return;
     }
 }
@@ -533,5 +571,7 @@ Ember__TaskSpec *master_task_spec(struct master *m, struct task *t)
     free(spec.properties);
     free(spec.funcs);
     free(in.map_locations);
+    free(in.map_offsets);
+    free(in.map_lengths);
     return copy;
 }

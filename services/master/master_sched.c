@@ -250,6 +250,39 @@ static void stage_check_complete(struct master *m, struct stage *s)
     }
 }
 
+static char *human_bytes(uint64_t n)
+{
+    return ember_xasprintf("%.1f MiB", (double)n / (1024.0 * 1024.0));
+}
+
+/* spark.driver.maxResultSize: the driver would have to hold all results. */
+static int over_result_limit(struct master *m, struct job *job)
+{
+    char *got, *limit, *why;
+    uint32_t done = 0;
+
+    if (!job->max_result_bytes || job->result_bytes <= job->max_result_bytes)
+        return 0;
+    for (uint32_t i = 0; i < job->result_stage->n_parts; i++)
+        done += (uint32_t)job->results[i].done;
+    got = human_bytes(job->result_bytes);
+    limit = human_bytes(job->max_result_bytes);
+    why = ember_xasprintf("Job aborted due to stage failure: Total size of serialized results of "
+                          "%u tasks (%s) is bigger than spark.driver.maxResultSize (%s)",
+                          done, got, limit);
+    master_fail_job(m, job, job->result_stage, -1, why);
+    free(got);
+    free(limit);
+    free(why);
+    return 1;
+}
+
+/* A map task must report one length per reduce partition. */
+static int valid_map_report(const struct stage *s, const Ember__TaskReport *rep)
+{
+    return !s->out_shuffle || rep->n_partition_lengths == s->out_shuffle->num_reduce;
+}
+
 static void task_succeeded(struct master *m, struct task *t, const Ember__TaskReport *rep)
 {
     struct stage *s = t->stage;
@@ -261,11 +294,18 @@ static void task_succeeded(struct master *m, struct task *t, const Ember__TaskRe
         struct map_output *o = &s->out_shuffle->outputs[s->partitions[t->index]];
         o->done = 1;
         set_location(&o->block_addr, rep->block_addr);
+        free(o->lengths);
+        o->lengths = ember_xcalloc(s->out_shuffle->num_reduce, sizeof(uint64_t));
+        memcpy(o->lengths, rep->partition_lengths,
+               s->out_shuffle->num_reduce * sizeof(uint64_t));
     } else {
         struct result_location *r = &s->job->results[t->index];
         r->done = 1;
         r->size = rep->metrics ? rep->metrics->result_bytes : 0;
         set_location(&r->block_addr, rep->block_addr);
+        s->job->result_bytes += r->size;
+        if (over_result_limit(m, s->job))
+            return;
     }
     stage_check_complete(m, s);
 }
@@ -333,6 +373,8 @@ void master_task_report(struct master *m, const Ember__TaskReport *rep)
         }
         if (t->stage->job->status != JOB_RUNNING)
             t->state = rep->ok ? TASK_SUCCEEDED : TASK_KILLED;
+        else if (rep->ok && !valid_map_report(t->stage, rep))
+            task_failed(m, t, &(Ember__TaskReport){.error = "map output has no partition lengths"});
         else if (rep->ok)
             task_succeeded(m, t, rep);
         else

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "blockd.pb-c.h"
 #include "common.pb-c.h"
 #include "daemon.h"
 #include "rpc.h"
@@ -80,10 +81,51 @@ void worker_feed_input(struct worker *w, const Ember__TaskSpec *spec, struct pye
 /* A cached channel to address, owned by the worker. */
 grpc_channel *worker_channel(struct worker *w, const char *address);
 void worker_channels_free(struct worker *w);
-int worker_put_block(struct worker *w, const char *block_id, const uint8_t *data, size_t len,
-                     char **error) EMBER_MUST_CHECK;
-/* Streams block_id from address into fd (raw bytes). */
-int worker_fetch_block_to_fd(struct worker *w, const char *address, const char *block_id, int fd,
-                             uint64_t *bytes, char **error) EMBER_MUST_CHECK;
+/* Stores the concatenation of parts as block_id in our block manager. */
+int worker_put_block(struct worker *w, const char *block_id, const struct ember_buf *parts,
+                     size_t n_parts, char **error) EMBER_MUST_CHECK;
+/* Streams the given block ranges from the block manager at address into fd,
+ * back to back, as raw bytes. EMBER_ERPC when the block manager failed,
+ * EMBER_EDEAD when fd broke (*error is then left NULL). */
+int worker_fetch_ranges_to_fd(struct worker *w, const char *address, Ember__BlockRange **ranges,
+                              size_t n, int fd, uint64_t *bytes, char **error) EMBER_MUST_CHECK;
+
+/* ==== text input: Hadoop line splits from files and HTTP(S) ====
+ * (worker_lines.c, worker_http.c; kept in one block apart from the above.) */
+
+/* Cuts one text split into frames of whole lines ('\n'-terminated; a last
+ * line without one gets one) of about 512 KiB, written to a pyexec's pipe. A
+ * split owns the lines starting at offsets p with start < p <= end, plus p = 0
+ * for the first split, so a line crossing a boundary is read once, by the split
+ * where it starts. Sources push the bytes from split->start on, in order. */
+struct worker_lines;
+/* A new framer (free with worker_lines_free); borrows split and fd. */
+struct worker_lines *worker_lines_new(const Ember__TextSplit *split, int fd);
+void worker_lines_free(struct worker_lines *l);
+/* Takes the next n bytes. EMBER_EIO when the pipe broke (the pyexec died),
+ * EMBER_ETOOBIG with a new sentence in *error for a line over EMBER_FRAME_MAX.
+ * Bytes past the end of the split are ignored. */
+int worker_lines_push(struct worker_lines *l, const void *p, size_t n, char **error)
+    EMBER_MUST_CHECK;
+/* 1 once the split's last line is complete: the source may stop reading. */
+int worker_lines_done(const struct worker_lines *l);
+/* Offset in the input of the next byte wanted. */
+uint64_t worker_lines_offset(const struct worker_lines *l);
+/* No more bytes (end of input, or done): ends an unfinished last line and
+ * sends what is left. Errors as worker_lines_push. */
+int worker_lines_finish(struct worker_lines *l, char **error) EMBER_MUST_CHECK;
+
+/* Initialises libcurl (curl_global_init); call once at worker start, before
+ * other threads run. Idempotent. */
+void worker_http_init(void);
+void worker_http_cleanup(void);  /* at exit, after every task ended */
+/* 1 for an http:// or https:// path. */
+int worker_http_is_url(const char *path);
+/* Reads split->path over HTTP(S) with byte-range requests into l until l is
+ * done or the object ends. On failure *error is a new sentence naming the URL
+ * and the HTTP status or curl error, except for a broken pipe (EMBER_EIO, no
+ * text: the pyexec died). */
+int worker_http_feed(const Ember__TextSplit *split, struct worker_lines *l, char **error)
+    EMBER_MUST_CHECK;
 
 #endif

@@ -50,38 +50,63 @@ void worker_channels_free(struct worker *w)
     w->channels = NULL;
 }
 
-int worker_put_block(struct worker *w, const char *block_id, const uint8_t *data, size_t len,
-                     char **error)
+static int put_chunk(struct worker *w, grpc_channel *ch, const char *block_id, uint64_t offset,
+                     const uint8_t *data, size_t n, int last, char **error)
+{
+    Ember__PutChunk chunk = EMBER__PUT_CHUNK__INIT;
+    ProtobufCMessage *reply = NULL;
+    char *details = NULL;
+    grpc_status_code st;
+
+    chunk.block_id = (char *)block_id;
+    chunk.offset = offset;
+    chunk.data.data = (uint8_t *)data;
+    chunk.data.len = n;
+    chunk.last = last;
+    st = ember_rpc_call(ch, &ember__block_manager__descriptor, "PutBlock", &chunk.base, &reply,
+                        NULL, NULL, BLOCK_DEADLINE_MS, &details);
+    if (reply)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    if (st != GRPC_STATUS_OK)
+        *error = ember_xasprintf("cannot store block %s in block manager %s: %s", block_id,
+                                 w->block_addr, details && *details ? details : "unreachable");
+    free(details);
+    return st == GRPC_STATUS_OK ? 0 : EMBER_ERPC;
+}
+
+int worker_put_block(struct worker *w, const char *block_id, const struct ember_buf *parts,
+                     size_t n_parts, char **error)
 {
     grpc_channel *ch = worker_channel(w, w->block_addr);
-    size_t offset = 0;
+    uint8_t *staging = ember_xmalloc(CHUNK_BYTES);
+    size_t fill = 0, part = 0, pos = 0;
+    uint64_t offset = 0;
+    int rc = 0;
 
-    do {
-        Ember__PutChunk chunk = EMBER__PUT_CHUNK__INIT;
-        ProtobufCMessage *reply = NULL;
-        char *details = NULL;
-        size_t n = len - offset < CHUNK_BYTES ? len - offset : CHUNK_BYTES;
-        grpc_status_code st;
-
-        chunk.block_id = (char *)block_id;
-        chunk.offset = offset;
-        chunk.data.data = (uint8_t *)data + offset;
-        chunk.data.len = n;
-        chunk.last = offset + n == len;
-        st = ember_rpc_call(ch, &ember__block_manager__descriptor, "PutBlock", &chunk.base, &reply,
-                            NULL, NULL, BLOCK_DEADLINE_MS, &details);
-        if (reply)
-            protobuf_c_message_free_unpacked(reply, NULL);
-        if (st != GRPC_STATUS_OK) {
-            *error = ember_xasprintf("cannot store block %s in block manager %s: %s", block_id,
-                                     w->block_addr, details ? details : "unknown error");
-            free(details);
-            return EMBER_ERPC;
+    /* Chunks are cut across part boundaries, so every chunk but the last is full. */
+    for (;;) {
+        while (part < n_parts && pos == parts[part].len) {
+            part++;
+            pos = 0;
         }
-        free(details);
-        offset += n;
-    } while (offset < len);
-    return 0;
+        if (part == n_parts || fill == CHUNK_BYTES) {
+            int last = part == n_parts;
+            rc = put_chunk(w, ch, block_id, offset, staging, fill, last, error);
+            offset += fill;
+            fill = 0;
+            if (rc != 0 || last)
+                break;
+            continue;
+        }
+        size_t n = parts[part].len - pos;
+        if (n > CHUNK_BYTES - fill)
+            n = CHUNK_BYTES - fill;
+        memcpy(staging + fill, parts[part].data + pos, n);
+        fill += n;
+        pos += n;
+    }
+    free(staging);
+    return rc;
 }
 
 struct fetch_state {
@@ -103,16 +128,17 @@ static int on_chunk(const ProtobufCMessage *msg, void *user)
     return 0;
 }
 
-int worker_fetch_block_to_fd(struct worker *w, const char *address, const char *block_id, int fd,
-                             uint64_t *bytes, char **error)
+int worker_fetch_ranges_to_fd(struct worker *w, const char *address, Ember__BlockRange **ranges,
+                              size_t n, int fd, uint64_t *bytes, char **error)
 {
-    Ember__GetBlockRequest req = EMBER__GET_BLOCK_REQUEST__INIT;
+    Ember__GetRangesRequest req = EMBER__GET_RANGES_REQUEST__INIT;
     struct fetch_state fs = {fd, 0, 0};
     char *details = NULL;
     grpc_status_code st;
 
-    req.block_id = (char *)block_id;
-    st = ember_rpc_call(worker_channel(w, address), &ember__block_manager__descriptor, "GetBlock",
+    req.ranges = ranges;
+    req.n_ranges = n;
+    st = ember_rpc_call(worker_channel(w, address), &ember__block_manager__descriptor, "GetRanges",
                         &req.base, NULL, on_chunk, &fs, BLOCK_DEADLINE_MS, &details);
     *bytes = fs.bytes;
     if (fs.write_failed) {
@@ -120,8 +146,9 @@ int worker_fetch_block_to_fd(struct worker *w, const char *address, const char *
         return EMBER_EDEAD;
     }
     if (st != GRPC_STATUS_OK) {
-        *error = ember_xasprintf("cannot fetch block %s from block manager %s: %s", block_id,
-                                 address, details && *details ? details : "unreachable");
+        *error = ember_xasprintf("cannot fetch %zu shuffle blocks (first %s) from block manager %s: "
+                                 "%s", n, ranges[0]->block_id, address,
+                                 details && *details ? details : "unreachable");
         free(details);
         return EMBER_ERPC;
     }

@@ -5,88 +5,137 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "frame.h"
 #include "log.h"
 
-#define TEXT_FRAME_BYTES (512 << 10)
+#define READ_BYTES (256 << 10)
 
-/* Hadoop's LineRecordReader rule: a split owns every line that starts at
- * an offset p with start < p <= end (and p = 0 for the first split), so a
- * line crossing a boundary is read once, by the split where it starts. */
-static int feed_text(const Ember__TextSplit *split, int fd, struct task_input_result *res)
+/* Reads a local file from split->start into l until l is done or the file ends. */
+static int feed_file(const Ember__TextSplit *split, struct worker_lines *l, char **error)
 {
-    FILE *fp = fopen(split->path, "rb");
-    uint64_t end = split->start + split->length, pos = split->start;
-    struct ember_buf frame;
-    char *line = NULL;
-    size_t cap = 0;
+    int fd = open(split->path, O_RDONLY | O_CLOEXEC);
+    uint8_t *buf;
     ssize_t n;
     int rc = 0;
 
-    if (!fp) {
-        res->error = ember_xasprintf("cannot read input file %s: %s", split->path, strerror(errno));
+    if (fd < 0) {
+        *error = ember_xasprintf("cannot read input file %s: %s", split->path, strerror(errno));
         return EMBER_ENOENT;
     }
-    if (fseeko(fp, (off_t)split->start, SEEK_SET) != 0) {
-        res->error = ember_xasprintf("cannot seek in input file %s: %s", split->path,
-                                     strerror(errno));
-        fclose(fp);
+    if (lseek(fd, (off_t)split->start, SEEK_SET) < 0) {
+        *error = ember_xasprintf("cannot seek in input file %s: %s", split->path,
+                                 strerror(errno));
+        close(fd);
         return EMBER_EIO;
     }
-    if (split->start != 0 && (n = getline(&line, &cap, fp)) > 0)
-        pos += (uint64_t)n;            /* the partial first line belongs to the previous split */
-    ember_buf_init(&frame, 0);
-    while (rc == 0 && pos <= end && (n = getline(&line, &cap, fp)) > 0) {
-        pos += (uint64_t)n;
-        if (ember_buf_append(&frame, line, (size_t)n) != 0)
-            rc = EMBER_ETOOBIG;
-        if (line[n - 1] != '\n' && rc == 0)
-            rc = ember_buf_append(&frame, "\n", 1);
-        if (rc == 0 && frame.len >= TEXT_FRAME_BYTES) {
-            rc = ember_frame_write(fd, frame.data, frame.len);
-            frame.len = 0;
+    buf = ember_xmalloc(READ_BYTES);
+    while (rc == 0 && !worker_lines_done(l)) {
+        n = read(fd, buf, READ_BYTES);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            *error = ember_xasprintf("cannot read input file %s: %s", split->path,
+                                     strerror(errno));
+            rc = EMBER_EIO;
         }
+        if (n <= 0)
+            break;
+        rc = worker_lines_push(l, buf, (size_t)n, error);
     }
-    if (rc == 0 && frame.len > 0)
-        rc = ember_frame_write(fd, frame.data, frame.len);
-    res->input_bytes = pos - split->start;
-    ember_buf_free(&frame);
-    free(line);
-    fclose(fp);
+    free(buf);
+    close(fd);
     return rc;
 }
 
+/* A text split from a local file or an http(s) URL, as whole lines. */
+static int feed_text(const Ember__TextSplit *split, int fd, struct task_input_result *res)
+{
+    struct worker_lines *l = worker_lines_new(split, fd);
+    int rc;
+
+    if (worker_http_is_url(split->path))
+        rc = worker_http_feed(split, l, &res->error);
+    else
+        rc = feed_file(split, l, &res->error);
+    if (rc == 0)
+        rc = worker_lines_finish(l, &res->error);
+    res->input_bytes = worker_lines_offset(l) - split->start;
+    worker_lines_free(l);
+    return rc;
+}
+
+/* The ranges of map outputs held at `address`, in map order. */
+static size_t ranges_at(const Ember__TaskInput *in, const char *address, int *taken,
+                        Ember__BlockRange *storage, Ember__BlockRange **ranges, uint32_t *first_map)
+{
+    size_t n = 0;
+
+    for (size_t m = 0; m < in->n_map_locations; m++) {
+        if (taken[m] || strcmp(in->map_locations[m], address) != 0)
+            continue;
+        taken[m] = 1;
+        if (in->map_lengths[m] == 0)
+            continue;                  /* that map task had nothing for us */
+        if (n == 0)
+            *first_map = (uint32_t)m;
+        ember__block_range__init(&storage[n]);
+        storage[n].block_id = ember_xasprintf("shuffle_%u_%zu", in->shuffle_id, m);
+        storage[n].offset = in->map_offsets[m];
+        storage[n].length = in->map_lengths[m];
+        ranges[n] = &storage[n];
+        n++;
+    }
+    return n;
+}
+
+/* Fetches this reduce partition's range of every map output block, with one
+ * call per block manager. */
 static int feed_shuffle(struct worker *w, const Ember__TaskSpec *spec, int fd,
                         struct task_input_result *res)
 {
     const Ember__TaskInput *in = spec->input;
+    size_t n_maps = in->n_map_locations;
+    int *taken = ember_xcalloc(n_maps + 1, sizeof(int));
+    Ember__BlockRange *storage = ember_xcalloc(n_maps + 1, sizeof(*storage));
+    Ember__BlockRange **ranges = ember_xcalloc(n_maps + 1, sizeof(*ranges));
+    int rc = 0;
 
-    for (size_t m = 0; m < in->n_map_locations; m++) {
-        char block_id[96];
-        uint64_t bytes = 0;
+    if (in->n_map_offsets != n_maps || in->n_map_lengths != n_maps) {
+        res->error = ember_xstrdup("task spec has no offsets for its map outputs");
+        rc = EMBER_EINVAL;
+    }
+    for (size_t m = 0; rc == 0 && m < n_maps; m++) {
         const char *addr = in->map_locations[m];
-        int rc;
-
-        snprintf(block_id, sizeof(block_id), "shuffle_%u_%zu_%u", in->shuffle_id, m,
-                 in->reduce_partition);
-        rc = worker_fetch_block_to_fd(w, addr, block_id, fd, &bytes, &res->error);
+        uint32_t first_map = 0;
+        uint64_t bytes = 0;
+        size_t n;
+        if (taken[m])
+            continue;
+        n = ranges_at(in, addr, taken, storage, ranges, &first_map);
+        if (n > 0)
+            rc = worker_fetch_ranges_to_fd(w, addr, ranges, n, fd, &bytes, &res->error);
         if (strcmp(addr, w->block_addr) == 0)
             res->local_bytes += bytes;
         else
             res->remote_bytes += bytes;
         if (rc == EMBER_ERPC) {
             res->fetch_failed = 1;
-            res->failed_map_index = (uint32_t)m;
+            res->failed_map_index = first_map;
         }
-        if (rc != 0)
-            return rc;
+        for (size_t i = 0; i < n; i++)
+            free(storage[i].block_id);
     }
-    return 0;
+    free(taken);
+    free(storage);
+    free(ranges);
+    return rc;
 }
 
 void worker_feed_input(struct worker *w, const Ember__TaskSpec *spec, struct pyexec_slot *slot,

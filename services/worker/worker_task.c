@@ -15,6 +15,7 @@
 
 struct task_run {
     struct worker *w;
+    uint64_t *partition_lengths; /* map tasks: bytes of each reduce partition */
     Ember__TaskSpec *spec;
     struct pyexec_slot *slot;
     struct task_input_result input;
@@ -122,19 +123,24 @@ static void collect_output(struct task_run *t)
     ember_buf_free(&frame);
 }
 
+/* A map task's buckets go out as one block, reduce partitions one after
+ * another (their lengths travel in the report); a result task's as one. */
 static void store_outputs(struct task_run *t)
 {
     const Ember__TaskSpec *s = t->spec;
+    char *id = s->num_reduce ? ember_xasprintf("shuffle_%u_%u", s->shuffle_id, s->partition)
+                             : ember_xasprintf("result_%u_%u", s->job_id, s->partition);
 
-    for (size_t i = 0; i < t->n_buckets && !t->error; i++) {
-        char *id = s->num_reduce
-                       ? ember_xasprintf("shuffle_%u_%u_%zu", s->shuffle_id, s->partition, i)
-                       : ember_xasprintf("result_%u_%u", s->job_id, s->partition);
+    if (s->num_reduce)
+        t->partition_lengths = ember_xcalloc(t->n_buckets, sizeof(uint64_t));
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        if (t->partition_lengths)
+            t->partition_lengths[i] = t->buckets[i].len;
         t->output_bytes += t->buckets[i].len;
-        if (worker_put_block(t->w, id, t->buckets[i].data, t->buckets[i].len, &t->error) != 0)
-            ember_log_error("task=%llu %s", (unsigned long long)s->task_id, t->error);
-        free(id);
     }
+    if (worker_put_block(t->w, id, t->buckets, t->n_buckets, &t->error) != 0)
+        ember_log_error("task=%llu %s", (unsigned long long)s->task_id, t->error);
+    free(id);
 }
 
 static void report(struct task_run *t, uint64_t duration_ms)
@@ -162,6 +168,10 @@ static void report(struct task_run *t, uint64_t duration_ms)
     rep.block_addr = t->w->block_addr;
     rep.fetch_failed = t->input.fetch_failed;
     rep.failed_map_index = t->input.failed_map_index;
+    if (t->partition_lengths && !t->error) {
+        rep.partition_lengths = t->partition_lengths;
+        rep.n_partition_lengths = t->n_buckets;
+    }
     for (int attempt = 0; attempt < 5; attempt++) {
         ProtobufCMessage *reply = NULL;
         grpc_status_code st = ember_rpc_call(t->w->master, &ember__master__descriptor, "ReportTask",
@@ -229,6 +239,7 @@ static void *task_main(void *arg)
     for (size_t i = 0; i < t->n_buckets; i++)
         ember_buf_free(&t->buckets[i]);
     free(t->buckets);
+    free(t->partition_lengths);
     free(t->error);
     free(t->input.error);
     ember__task_spec__free_unpacked(s, NULL);
