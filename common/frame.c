@@ -66,7 +66,7 @@ int ember_frame_read(int fd, struct ember_buf *buf, int32_t *marker)
         return rc;
     len = (int32_t)ntohl(be);
     if (len < 0) {
-        if (len != EMBER_FRAME_END && len != EMBER_FRAME_ERROR)
+        if (len != EMBER_FRAME_END && len != EMBER_FRAME_ERROR && len != EMBER_FRAME_CACHE)
             return EMBER_EIO;
         *marker = len;
         return 0;

@@ -13,6 +13,7 @@
 
 #define EMBER_FRAME_END (-1)    /* end of input / success, then one metrics frame */
 #define EMBER_FRAME_ERROR (-2)  /* task failed, then one traceback frame */
+#define EMBER_FRAME_CACHE (-3)  /* the next frame is for a cache block: 4-byte slot + batch */
 #define EMBER_FRAME_MAX (1 << 30)
 
 int ember_frame_write(int fd, const void *payload, size_t len) EMBER_MUST_CHECK;

@@ -114,15 +114,58 @@ def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], nu
     return count
 
 
+class _CacheTee:
+    """Passes records through while copying them to cache block `slot`."""
+
+    def __init__(self, records: Iterable[Any], slot: int) -> None:
+        self.records = iter(records)
+        self.prefix = struct.pack(">i", slot)
+        self.batch: list[Any] = []
+        self.sizer = _AdaptiveBatch()
+        self.done = False
+
+    def __iter__(self) -> Iterator[Any]:
+        for record in self.records:
+            self.batch.append(record)
+            if len(self.batch) >= self.sizer.size:
+                self._flush()
+            yield record
+        self._flush()
+        self.done = True
+
+    def _flush(self) -> None:
+        if self.batch:
+            io.write_marker(io.CACHE)
+            _flush(self.batch, self.sizer, self.prefix)
+
+    def finish(self) -> None:
+        """A cached partition must be whole even when the task stopped early (take)."""
+        if not self.done:
+            for _ in self:
+                pass
+
+
 def _run(header: dict, funcs: list[bytes], partitioner_frame: bytes | None, source: _Input) -> int:
     split = header["partition"]
+    cache_at = header.get("cacheAt", [])
+    tees: list[_CacheTee] = []
     iterator: Iterable[Any] = iter(source)
-    for blob in funcs:
-        iterator = pickle.loads(blob)(split, iterator)
+    for position in range(len(funcs) + 1):
+        for slot, after in enumerate(cache_at):
+            if after == position:
+                tee = _CacheTee(iterator, slot)
+                tees.append(tee)
+                iterator = iter(tee)
+        if position < len(funcs):
+            iterator = pickle.loads(funcs[position])(split, iterator)
     if header["numReduce"]:
         partitioner = pickle.loads(partitioner_frame)
-        return _write_shuffle(iterator, partitioner, header["numReduce"])
-    return _write_results(iterator)
+        written = _write_shuffle(iterator, partitioner, header["numReduce"])
+    else:
+        written = _write_results(iterator)
+    for tee in reversed(tees):   # the outermost drives the ones inside it
+        tee.finish()
+    return written
 
 
 def run_task(header_frame: bytes) -> None:

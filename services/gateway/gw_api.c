@@ -197,6 +197,17 @@ enum MHD_Result gw_api_cancel_job(struct gw_request *rq)
                          json_pack("{s:I, s:b}", "jobId", (json_int_t)rq->job, "cancelled", 1));
 }
 
+enum MHD_Result gw_api_unpersist(struct gw_request *rq)
+{
+    char *details = NULL;
+    grpc_status_code code = gw_master_unpersist(rq->gw, rq->app, rq->rdd, &details);
+
+    if (code != GRPC_STATUS_OK)
+        return reply_rpc_error(rq, code, details);
+    return gw_reply_json(rq, MHD_HTTP_OK,
+                         json_pack("{s:I, s:b}", "rddId", (json_int_t)rq->rdd, "unpersisted", 1));
+}
+
 enum MHD_Result gw_api_query(struct gw_request *rq)
 {
     /* Listings send id -1: 0 is a valid job and stage id. */

@@ -20,7 +20,7 @@
 
 struct gw_route {
     const char *method;
-    const char *pattern;  /* {app}, {job}, {stage} and {partition} are parameters */
+    const char *pattern;  /* {app}, {job}, {stage}, {rdd} and {partition} are parameters */
     gw_handler fn;
     const char *what;     /* Query kind for gw_api_query */
 };
@@ -43,6 +43,10 @@ static const struct gw_route routes[] = {
     {"GET", "/api/v1/jobs", gw_api_query, "jobs"},
     {"GET", "/api/v1/stages", gw_api_query, "stages"},
     {"GET", "/api/v1/executors", gw_api_query, "executors"},
+    {"GET", "/api/v1/applications/{app}/storage/rdd", gw_api_query, "storage"},
+    {"DELETE", "/api/v1/applications/{app}/rdds/{rdd}", gw_api_unpersist, NULL},
+    {"GET", "/api/v1/storage/rdd", gw_api_query, "storage"},
+    {"GET", "/api/v1/blockmanagers", gw_api_query, "blockmanagers"},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -309,6 +313,8 @@ static int bind_param(struct gw_request *rq, const char *name, size_t len, const
         id = &rq->job;
     else if (param_is(name, len, "stage"))
         id = &rq->stage;
+    else if (param_is(name, len, "rdd"))
+        id = &rq->rdd;
     else
         id = &rq->partition;
     if (parse_id(value, id) != 0) {

@@ -115,6 +115,21 @@ grpc_status_code gw_master_cancel_job(struct gw *g, const char *app_id, uint32_t
     return code;
 }
 
+grpc_status_code gw_master_unpersist(struct gw *g, const char *app_id, uint32_t rdd_id,
+                                     char **details)
+{
+    Ember__RddRef req = EMBER__RDD_REF__INIT;
+    ProtobufCMessage *reply = NULL;
+    grpc_status_code code;
+
+    req.app_id = (char *)app_id;
+    req.rdd_id = rdd_id;
+    code = call(g, "Unpersist", &req.base, &reply, details);
+    if (code == GRPC_STATUS_OK)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    return code;
+}
+
 grpc_status_code gw_master_query(struct gw *g, const char *what, const char *app_id,
                                  int64_t id, char **json, char **details)
 {

@@ -13,6 +13,8 @@ const struct ember_option master_options[] = {
      "attempts of one task before its job fails (spark.task.maxFailures)"},
     {"heartbeat-timeout-ms", "EMBER_HEARTBEAT_TIMEOUT_MS", "10000",
      "a worker or block manager silent this long is declared dead"},
+    {"locality-wait-ms", "EMBER_LOCALITY_WAIT_MS", "1000",
+     "how long a task waits for a slot where its cached input is (spark.locality.wait)"},
     {0},
 };
 
@@ -35,6 +37,11 @@ static int read_options(struct master *m)
     if (ember_daemon_opt_int(m->daemon, "heartbeat-timeout-ms", &m->heartbeat_timeout_ms) != 0
         || m->heartbeat_timeout_ms < 100) {
         ember_log_error("--heartbeat-timeout-ms must be at least 100");
+        return EMBER_EINVAL;
+    }
+    if (ember_daemon_opt_int(m->daemon, "locality-wait-ms", &m->locality_wait_ms) != 0
+        || m->locality_wait_ms < 0) {
+        ember_log_error("--locality-wait-ms must be a whole number of at least 0");
         return EMBER_EINVAL;
     }
     return 0;
@@ -160,6 +167,10 @@ void master_destroy(struct master *m)
     free(m->tasks.items);
     free(m->workers.items);
     free(m->blockds.items);
+    free(m->nodes_by_gid.items);
+    for (size_t i = 0; i < m->kills.n; i++)
+        free(m->kills.items[i]);
+    free(m->kills.items);
     grpc_shutdown();
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->work);

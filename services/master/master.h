@@ -48,8 +48,18 @@ struct shuffle {
     struct map_output *outputs;  /* one per map partition */
 };
 
+struct cache_entry {
+    struct ptr_array locations;  /* block manager addresses holding the partition */
+    uint64_t size;
+};
+
 struct rdd_node {
     int64_t id;                  /* the driver's RDD id, unique in its application */
+    uint32_t gid;                /* cluster-wide: cached blocks are rdd_<gid>_<partition> */
+    int persisted;
+    uint32_t storage;            /* a BlockStorage value, when persisted */
+    uint32_t replication;
+    struct cache_entry *cache;   /* one per partition, when persisted */
     enum node_kind kind;
     uint32_t num_partitions;
     struct rdd_node **parents;
@@ -82,6 +92,7 @@ struct task {
 struct part_state {
     int running;
     int failures;
+    uint64_t pending_since_ms;   /* for the locality wait */
 };
 
 struct stage {
@@ -143,7 +154,7 @@ struct worker_info {
 
 struct blockd_info {
     char *id, *address, *host;
-    uint64_t memory, blocks, bytes_in_memory;
+    uint64_t memory, blocks, bytes_in_memory, bytes_on_disk, evictions;
     uint64_t last_heartbeat_ms;
     int alive;
 };
@@ -157,6 +168,8 @@ struct master {
     int scheduler_started;
     struct ptr_array apps, jobs, stages, tasks, workers, blockds;
     struct ptr_array kills;      /* struct kill_request: sent by the scheduler */
+    struct ptr_array nodes_by_gid;
+    int64_t locality_wait_ms;
     uint32_t next_shuffle_id;
     uint64_t app_counter;
     int64_t max_failures, heartbeat_timeout_ms;
@@ -177,10 +190,30 @@ void master_node_free(struct rdd_node *n);   /* NULL-safe */
 /* Parses a job description for app; on failure *error names the problem. */
 int master_submit_job(struct master *m, struct app *app, const char *json_text, uint32_t *job_id,
                       char **error) EMBER_MUST_CHECK;
-/* A new TaskSpec for partition index `index` of stage s (free with
- * ember__task_spec__free_unpacked). */
-Ember__TaskSpec *master_task_spec(struct master *m, struct task *t);
 int master_shuffle_complete(const struct shuffle *sh);
+struct stage *master_map_stage_for(struct master *m, struct job *job, struct rdd_node *shuffle_node);
+
+/* master_walk.c: a partition's narrow dependencies down to its input */
+/* A new spec for task t run on the worker whose block manager is local_blockd
+ * (free with ember__task_spec__free_unpacked). */
+Ember__TaskSpec *master_task_spec(struct master *m, struct task *t, const char *local_blockd);
+/* Adds the shuffle nodes partition p of n reads (none below a cached partition). */
+void master_partition_shuffles(struct master *m, struct rdd_node *n, uint32_t p,
+                               struct ptr_array *out);
+/* The block manager holding the cached input of partition p of n, or NULL. */
+const char *master_partition_cached_at(struct master *m, struct rdd_node *n, uint32_t p);
+
+/* master_cache.c: persisted RDDs and their cached partitions */
+int master_set_storage(struct rdd_node *n, json_t *level, char **error) EMBER_MUST_CHECK;
+const char *master_cached_location(struct master *m, const struct rdd_node *n, uint32_t p);
+int master_fully_cached(struct master *m, const struct rdd_node *n);
+char *master_replica_for(struct master *m, const char *local_blockd, uint32_t p);
+void master_cache_record(struct master *m, const Ember__CachedBlock *cb);
+/* Forgets block_id at address (NULL: everywhere). */
+void master_cache_forget(struct master *m, const char *block_id, const char *address);
+void master_cache_forget_address(struct master *m, const char *address);
+void master_cache_free(struct rdd_node *n);
+json_t *master_json_storage(struct master *m, const struct app *a);
 
 /* master_sched.c: the scheduler thread and task outcomes */
 void *master_scheduler_main(void *arg);

@@ -142,6 +142,10 @@ static grpc_status_code handle_heartbeat(ember_rpc_ctx *ctx, const ProtobufCMess
             b->last_heartbeat_ms = ember_monotonic_ms();
             b->blocks = req->blocks;
             b->bytes_in_memory = req->bytes_in_memory;
+            b->bytes_on_disk = req->bytes_on_disk;
+            b->evictions = req->evictions;
+            for (size_t i = 0; i < req->n_dropped_blocks; i++)
+                master_cache_forget(m, req->dropped_blocks[i], b->address);
             reply.known = 1;
         }
     } else {
@@ -202,10 +206,21 @@ static void app_block_prefixes(const struct app *a, struct ptr_array *prefixes)
         const struct rdd_node *n = a->nodes.items[i];
         if (n->shuffle)
             ptr_array_push(prefixes, ember_xasprintf("shuffle_%u_", n->shuffle->id));
+        if (n->cache)
+            ptr_array_push(prefixes, ember_xasprintf("rdd_%u_", n->gid));
     }
     for (size_t i = 0; i < a->jobs.n; i++)
         ptr_array_push(prefixes,
                        ember_xasprintf("result_%u_", ((const struct job *)a->jobs.items[i])->id));
+}
+
+static void alive_blockd_addresses(struct master *m, struct ptr_array *out)
+{
+    for (size_t i = 0; i < m->blockds.n; i++) {
+        struct blockd_info *b = m->blockds.items[i];
+        if (b->alive)
+            ptr_array_push(out, ember_xstrdup(b->address));
+    }
 }
 
 static void remove_blocks(struct master *m, struct ptr_array *addresses, struct ptr_array *prefixes)
@@ -252,11 +267,7 @@ static grpc_status_code handle_end_app(ember_rpc_ctx *ctx, const ProtobufCMessag
                 master_fail_job(m, j, NULL, -1, "the application ended while the job ran");
         }
         app_block_prefixes(a, &prefixes);
-        for (size_t i = 0; i < m->blockds.n; i++) {
-            struct blockd_info *b = m->blockds.items[i];
-            if (b->alive)
-                ptr_array_push(&addresses, ember_xstrdup(b->address));
-        }
+        alive_blockd_addresses(m, &addresses);
     }
     pthread_mutex_unlock(&m->lock);
     remove_blocks(m, &addresses, &prefixes);
@@ -291,6 +302,33 @@ static grpc_status_code handle_submit(ember_rpc_ctx *ctx, const ProtobufCMessage
     ember_log_info("app=%s job=%u submitted", req->app_id, reply.job_id);
     ember_rpc_send(ctx, &reply.base);
     return GRPC_STATUS_OK;
+}
+
+static grpc_status_code handle_unpersist(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                         void *user)
+{
+    const Ember__RddRef *req = (const Ember__RddRef *)msg;
+    struct master *m = user;
+    struct ptr_array addresses = {0}, prefixes = {0};
+    struct rdd_node *n = NULL;
+    struct app *a;
+
+    pthread_mutex_lock(&m->lock);
+    a = master_find_app(m, req->app_id);
+    for (size_t i = 0; a && i < a->nodes.n && !n; i++)
+        if (((struct rdd_node *)a->nodes.items[i])->id == req->rdd_id)
+            n = a->nodes.items[i];
+    if (n && n->cache) {
+        n->persisted = 0;
+        master_cache_free(n);
+        ptr_array_push(&prefixes, ember_xasprintf("rdd_%u_", n->gid));
+        alive_blockd_addresses(m, &addresses);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!a)
+        return fail_app(ctx, req->app_id, 0);
+    remove_blocks(m, &addresses, &prefixes);
+    return reply_ack(ctx);
 }
 
 static struct job *find_job(struct master *m, const char *app_id, uint32_t job_id)
@@ -403,6 +441,7 @@ const ember_rpc_method_impl master_methods[] = {
     {"SubmitJob", EMBER_RPC_UNARY, handle_submit},
     {"GetJob", EMBER_RPC_UNARY, handle_get_job},
     {"CancelJob", EMBER_RPC_UNARY, handle_cancel},
+    {"Unpersist", EMBER_RPC_UNARY, handle_unpersist},
     {"Query", EMBER_RPC_UNARY, handle_query},
 };
 const size_t master_n_methods = sizeof(master_methods) / sizeof(master_methods[0]);

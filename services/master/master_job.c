@@ -25,6 +25,7 @@ void master_node_free(struct rdd_node *n)
         free(n->slices[i].data);
     free(n->slices);
     free(n->name);
+    master_cache_free(n);
     if (n->shuffle) {
         for (uint32_t i = 0; i < n->shuffle->num_maps; i++) {
             free(n->shuffle->outputs[i].block_addr);
@@ -230,6 +231,8 @@ static int parse_node(struct master *m, struct app *a, json_t *spec, char **erro
         return EMBER_EINVAL;
     }
     ptr_array_push(&a->nodes, n);
+    ptr_array_push(&m->nodes_by_gid, n);
+    n->gid = (uint32_t)m->nodes_by_gid.n;
     return 0;
 }
 
@@ -239,20 +242,6 @@ int master_shuffle_complete(const struct shuffle *sh)
         if (!sh->outputs[i].done)
             return 0;
     return 1;
-}
-
-/* Shuffles read by the stage computing `n`: found through narrow parents. */
-static void collect_input_shuffles(struct rdd_node *n, struct ptr_array *out)
-{
-    if (n->kind == NODE_SHUFFLE) {
-        for (size_t i = 0; i < out->n; i++)
-            if (out->items[i] == n)
-                return;
-        ptr_array_push(out, n);
-        return;
-    }
-    for (size_t i = 0; i < n->n_parents; i++)
-        collect_input_shuffles(n->parents[i], out);
 }
 
 static struct stage *new_stage(struct master *m, struct job *job, struct rdd_node *rdd,
@@ -275,20 +264,22 @@ static struct stage *new_stage(struct master *m, struct job *job, struct rdd_nod
     return s;
 }
 
-static struct stage *map_stage_for(struct master *m, struct job *job, struct rdd_node *shuffle_node);
 
+/* Map stages for the shuffles the stage's partitions read (none below a
+ * partition that is cached). */
 static void add_parent_stages(struct master *m, struct job *job, struct stage *s)
 {
     struct ptr_array shuffles = {0};
 
-    collect_input_shuffles(s->rdd, &shuffles);
+    for (uint32_t i = 0; i < s->n_parts; i++)
+        master_partition_shuffles(m, s->rdd, s->partitions[i], &shuffles);
     for (size_t i = 0; i < shuffles.n; i++)
-        ptr_array_push(&s->parents, map_stage_for(m, job, shuffles.items[i]));
+        ptr_array_push(&s->parents, master_map_stage_for(m, job, shuffles.items[i]));
     free(shuffles.items);
 }
 
 /* One map stage per shuffle per job; skipped when its outputs all exist. */
-static struct stage *map_stage_for(struct master *m, struct job *job, struct rdd_node *shuffle_node)
+struct stage *master_map_stage_for(struct master *m, struct job *job, struct rdd_node *shuffle_node)
 {
     struct shuffle *sh = shuffle_node->shuffle;
     struct stage *s;
@@ -395,6 +386,30 @@ static int parse_nodes(struct master *m, struct app *a, json_t *nodes, char **er
     return 0;
 }
 
+/* {"<rdd id>": {"useDisk": .., "useMemory": .., "replication": ..}}: the
+ * storage level of every persisted RDD in the job's lineage. */
+static int parse_storage(struct app *a, json_t *storage, char **error)
+{
+    const char *key;
+    json_t *level;
+
+    if (!storage)
+        return 0;
+    if (!json_is_object(storage))
+        return set_error(error, "\"storage\" must be an object of rdd id to storage level");
+    json_object_foreach(storage, key, level)
+    {
+        char *end = NULL;
+        long long id = strtoll(key, &end, 10);
+        struct rdd_node *n = *key && !*end ? find_node(a, id) : NULL;
+        if (!n)
+            return set_error(error, "storage names rdd %.40s, which is unknown", key);
+        if (master_set_storage(n, level, error) != 0)
+            return EMBER_EINVAL;
+    }
+    return 0;
+}
+
 int master_submit_job(struct master *m, struct app *a, const char *json_text, uint32_t *job_id,
                       char **error)
 {
@@ -413,7 +428,8 @@ int master_submit_job(struct master *m, struct app *a, const char *json_text, ui
         set_error(error, "job must be an object with an integer \"rdd\"");
         goto out;
     }
-    if (parse_nodes(m, a, json_object_get(doc, "nodes"), error) != 0)
+    if (parse_nodes(m, a, json_object_get(doc, "nodes"), error) != 0
+        || parse_storage(a, json_object_get(doc, "storage"), error) != 0)
         goto out;
     target = find_node(a, json_integer_value(json_object_get(doc, "rdd")));
     if (!target) {
@@ -438,140 +454,4 @@ int master_submit_job(struct master *m, struct app *a, const char *json_text, ui
 out:
     json_decref(doc);
     return rc;
-}
-
-/* Reduce partition p of a shuffle: its range in every map output block. */
-static void add_shuffle_input(const struct shuffle *sh, uint32_t p, Ember__TaskInput *in)
-{
-    in->kind = EMBER__TASK_INPUT__KIND__SHUFFLE;
-    in->shuffle_id = sh->id;
-    in->reduce_partition = p;
-    in->n_map_locations = in->n_map_offsets = in->n_map_lengths = sh->num_maps;
-    in->map_locations = ember_xcalloc(sh->num_maps, sizeof(char *));
-    in->map_offsets = ember_xcalloc(sh->num_maps, sizeof(uint64_t));
-    in->map_lengths = ember_xcalloc(sh->num_maps, sizeof(uint64_t));
-    for (uint32_t m = 0; m < sh->num_maps; m++) {
-        const struct map_output *o = &sh->outputs[m];
-        in->map_locations[m] = o->block_addr ? o->block_addr : "";
-        for (uint32_t r = 0; o->lengths && r < p; r++)
-            in->map_offsets[m] += o->lengths[r];
-        in->map_lengths[m] = o->lengths ? o->lengths[p] : 0;
-    }
-}
-
-/* Walks narrow dependencies from `n` to the partition's input, appending
- * the funcs on the way (innermost first). */
-static void resolve_input(struct rdd_node *n, uint32_t p, Ember__TaskSpec *spec,
-                          Ember__TaskInput *in, struct text_split **split)
-{
-    switch (n->kind) {
-    case NODE_MAP:
-        resolve_input(n->parents[0], p, spec, in, split);
-        spec->funcs[spec->n_funcs].data = n->func.data;
-        spec->funcs[spec->n_funcs++].len = n->func.len;
-        return;
-    case NODE_UNION:
-        for (size_t i = 0; i < n->n_parents; i++) {
-            if (p < n->parents[i]->num_partitions) {
-                resolve_input(n->parents[i], p, spec, in, split);
-                return;
-            }
-            p -= n->parents[i]->num_partitions;
-        }
-        return;
-    case NODE_TEXT:
-        in->kind = EMBER__TASK_INPUT__KIND__TEXT;
-        *split = &n->splits[p];
-        return;
-    case NODE_DATA:
-        in->kind = EMBER__TASK_INPUT__KIND__DATA;
-        in->data.data = n->slices[p].data;
-        in->data.len = n->slices[p].len;
-        return;
-    case NODE_SHUFFLE:
-        add_shuffle_input(n->shuffle, p, in);
-        return;
-    }
-}
-
-static size_t chain_length(const struct rdd_node *n)
-{
-    size_t longest = 0;
-
-    if (n->kind == NODE_SHUFFLE || n->kind == NODE_TEXT || n->kind == NODE_DATA)
-        return 0;
-    for (size_t i = 0; i < n->n_parents; i++) {
-        size_t len = chain_length(n->parents[i]);
-        if (len > longest)
-            longest = len;
-    }
-    return longest + (n->kind == NODE_MAP);
-}
-
-static void add_properties(Ember__TaskSpec *spec, json_t *props)
-{
-    const char *key;
-    json_t *value;
-
-    spec->properties = ember_xcalloc(json_object_size(props) + 1, sizeof(*spec->properties));
-    json_object_foreach(props, key, value)
-    {
-        Ember__TaskSpec__PropertiesEntry *e = ember_xcalloc(1, sizeof(*e));
-        ember__task_spec__properties_entry__init(e);
-        e->key = (char *)key;
-        e->value = (char *)(json_is_string(value) ? json_string_value(value) : "");
-        spec->properties[spec->n_properties++] = e;
-    }
-}
-
-/* The spec borrows node data; it is packed and unpacked into an owned copy
- * so it can leave the lock. */
-Ember__TaskSpec *master_task_spec(struct master *m, struct task *t)
-{
-    struct stage *s = t->stage;
-    Ember__TaskSpec spec = EMBER__TASK_SPEC__INIT;
-    Ember__TaskInput in = EMBER__TASK_INPUT__INIT;
-    Ember__TextSplit split_msg = EMBER__TEXT_SPLIT__INIT;
-    struct text_split *split = NULL;
-    uint32_t p = s->partitions[t->index];
-    Ember__TaskSpec *copy;
-    uint8_t *packed;
-    size_t len;
-
-    spec.app_id = s->job->app->id;
-    spec.job_id = s->job->id;
-    spec.stage_id = s->id;
-    spec.task_id = t->id;
-    spec.partition = p;
-    spec.attempt = t->attempt;
-    spec.funcs = ember_xcalloc(chain_length(s->rdd) + 1, sizeof(*spec.funcs));
-    resolve_input(s->rdd, p, &spec, &in, &split);
-    if (split) {
-        split_msg.path = split->path;
-        split_msg.start = split->start;
-        split_msg.length = split->length;
-        in.split = &split_msg;
-    }
-    spec.input = &in;
-    if (s->out_shuffle) {
-        const struct rdd_node *owner = s->out_shuffle->node;
-        spec.shuffle_id = s->out_shuffle->id;
-        spec.num_reduce = owner->num_partitions;
-        spec.partitioner.data = owner->partitioner.data;
-        spec.partitioner.len = owner->partitioner.len;
-    }
-    add_properties(&spec, s->job->properties);
-    len = protobuf_c_message_get_packed_size(&spec.base);
-    packed = ember_xmalloc(len);
-    protobuf_c_message_pack(&spec.base, packed);
-    copy = ember__task_spec__unpack(NULL, len, packed);
-    free(packed);
-    for (size_t i = 0; i < spec.n_properties; i++)
-        free(spec.properties[i]);
-    free(spec.properties);
-    free(spec.funcs);
-    free(in.map_locations);
-    free(in.map_offsets);
-    free(in.map_lengths);
-    return copy;
 }

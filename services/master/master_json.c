@@ -167,6 +167,15 @@ static json_t *json_executor(const struct worker_info *w)
                      (json_int_t)(ember_monotonic_ms() - w->last_heartbeat_ms));
 }
 
+static json_t *json_blockd(const struct blockd_info *b)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", b->id, "address",
+                     b->address, "host", b->host, "state", b->alive ? "alive" : "dead",
+                     "maxMemory", (json_int_t)b->memory, "blocks", (json_int_t)b->blocks,
+                     "memoryUsed", (json_int_t)b->bytes_in_memory, "diskUsed",
+                     (json_int_t)b->bytes_on_disk, "evictions", (json_int_t)b->evictions);
+}
+
 static int app_matches(const struct app *a, const char *app_id)
 {
     return !app_id || !*app_id || strcmp(a->id, app_id) == 0;
@@ -205,6 +214,19 @@ json_t *master_json_query(struct master *m, const char *what, const char *app_id
             return NULL;
         }
         return json_stage(m->stages.items[id - 1], 1);
+    } else if (strcmp(what, "storage") == 0) {
+        json_decref(list);
+        list = json_array();
+        for (size_t i = 0; i < m->apps.n; i++) {
+            if (!app_matches(m->apps.items[i], app_id))
+                continue;
+            json_t *rdds = master_json_storage(m, m->apps.items[i]);
+            json_array_extend(list, rdds);
+            json_decref(rdds);
+        }
+    } else if (strcmp(what, "blockmanagers") == 0) {
+        for (size_t i = 0; i < m->blockds.n; i++)
+            json_array_append_new(list, json_blockd(m->blockds.items[i]));
     } else if (strcmp(what, "executors") == 0) {
         for (size_t i = 0; i < m->workers.n; i++)
             json_array_append_new(list, json_executor(m->workers.items[i]));

@@ -30,35 +30,66 @@ static int partition_done(const struct stage *s, uint32_t index)
     return s->job->results[index].done;
 }
 
-static int parents_ready(struct stage *s)
+static int has_free_slot(const struct worker_info *w)
 {
-    int ready = 1;
-
-    for (size_t i = 0; i < s->parents.n; i++) {
-        struct stage *p = s->parents.items[i];
-        if (!master_shuffle_complete(p->out_shuffle)) {
-            ready = 0;
-            /* Lost outputs of a finished stage: run it again for those. */
-            if (p->status == STAGE_COMPLETE || p->status == STAGE_SKIPPED)
-                p->status = STAGE_PENDING;
-        }
-    }
-    return ready;
+    return w->alive && w->active < w->cores;
 }
 
-static struct worker_info *pick_worker(struct master *m)
+/* The least loaded worker with a free slot; with a preferred block manager,
+ * its worker if free, else nobody until the locality wait is over. */
+static struct worker_info *pick_worker(struct master *m, const char *preferred, int waited_enough)
 {
     struct worker_info *best = NULL;
 
+    for (size_t i = 0; preferred && i < m->workers.n; i++) {
+        struct worker_info *w = m->workers.items[i];
+        if (has_free_slot(w) && strcmp(w->block_addr, preferred) == 0)
+            return w;
+    }
+    if (preferred && !waited_enough) {
+        for (size_t i = 0; i < m->workers.n; i++) {
+            struct worker_info *w = m->workers.items[i];
+            if (w->alive && strcmp(w->block_addr, preferred) == 0)
+                return NULL;           /* its host is busy: wait a little for it */
+        }
+    }
     for (size_t i = 0; i < m->workers.n; i++) {
         struct worker_info *w = m->workers.items[i];
-        if (!w->alive || w->active >= w->cores)
+        if (!has_free_slot(w))
             continue;
-        /* Least loaded by fraction of its cores. */
         if (!best || w->active * best->cores < best->active * w->cores)
             best = w;
     }
     return best;
+}
+
+static int any_free_slot(struct master *m)
+{
+    for (size_t i = 0; i < m->workers.n; i++)
+        if (has_free_slot(m->workers.items[i]))
+            return 1;
+    return 0;
+}
+
+/* Whether partition index i can run now; when a shuffle it reads is missing
+ * (never run, or lost with a block manager), its map stage is (re)started. */
+static int inputs_ready(struct master *m, struct stage *s, uint32_t i)
+{
+    struct ptr_array shuffles = {0};
+    int ready = 1;
+
+    master_partition_shuffles(m, s->rdd, s->partitions[i], &shuffles);
+    for (size_t k = 0; k < shuffles.n; k++) {
+        struct rdd_node *node = shuffles.items[k];
+        if (master_shuffle_complete(node->shuffle))
+            continue;
+        ready = 0;
+        struct stage *parent = master_map_stage_for(m, s->job, node);
+        if (parent->status == STAGE_COMPLETE || parent->status == STAGE_SKIPPED)
+            parent->status = STAGE_PENDING;
+    }
+    free(shuffles.items);
+    return ready;
 }
 
 static struct task *new_task(struct master *m, struct stage *s, uint32_t index,
@@ -82,40 +113,54 @@ static struct task *new_task(struct master *m, struct stage *s, uint32_t index,
     return t;
 }
 
-/* Assigns pending partitions of one runnable stage to free worker slots. */
+static void launch(struct master *m, struct stage *s, uint32_t i, struct worker_info *w,
+                   struct ptr_array *launches)
+{
+    struct task *t = new_task(m, s, i, w);
+    struct launch *l = ember_xcalloc(1, sizeof(*l));
+
+    l->channel = w->channel;
+    l->task_id = t->id;
+    l->worker_id = ember_xstrdup(w->id);
+    l->spec = master_task_spec(m, t, w->block_addr);
+    ptr_array_push(launches, l);
+}
+
+/* Assigns pending partitions of one stage to free worker slots. */
 static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *launches)
 {
-    if (s->status == STAGE_PENDING) {
-        s->status = STAGE_ACTIVE;
-        if (!s->submitted_ms)
-            s->submitted_ms = ember_now_ms();
-    }
-    for (uint32_t i = 0; i < s->n_parts; i++) {
-        struct worker_info *w;
-        struct launch *l;
-        if (s->parts[i].running || partition_done(s, i))
+    uint64_t now = ember_monotonic_ms();
+
+    for (uint32_t i = 0; i < s->n_parts && any_free_slot(m); i++) {
+        struct part_state *ps = &s->parts[i];
+        if (ps->running || partition_done(s, i) || !inputs_ready(m, s, i))
             continue;
-        w = pick_worker(m);
-        if (!w)
-            return;
-        struct task *t = new_task(m, s, i, w);
-        l = ember_xcalloc(1, sizeof(*l));
-        l->channel = w->channel;
-        l->task_id = t->id;
-        l->worker_id = ember_xstrdup(w->id);
-        l->spec = master_task_spec(m, t);
-        ptr_array_push(launches, l);
+        if (s->status == STAGE_PENDING) {
+            s->status = STAGE_ACTIVE;
+            if (!s->submitted_ms)
+                s->submitted_ms = ember_now_ms();
+        }
+        if (!ps->pending_since_ms)
+            ps->pending_since_ms = now;
+        const char *preferred = master_partition_cached_at(m, s->rdd, s->partitions[i]);
+        struct worker_info *w = pick_worker(
+            m, preferred, now - ps->pending_since_ms >= (uint64_t)m->locality_wait_ms);
+        if (w) {
+            ps->pending_since_ms = 0;
+            launch(m, s, i, w, launches);
+        }
     }
 }
 
 static void schedule_job(struct master *m, struct job *job, struct ptr_array *launches)
 {
-    for (size_t i = job->stages.n; i-- > 0;) {    /* parents were added after children */
+    /* Parents were added after their children: run the deepest first. The
+     * list may grow while we go (a lost shuffle's map stage comes back). */
+    for (size_t i = job->stages.n; i-- > 0;) {
         struct stage *s = job->stages.items[i];
         if (s->status == STAGE_COMPLETE || s->status == STAGE_SKIPPED || s->status == STAGE_FAILED)
             continue;
-        if (parents_ready(s))
-            schedule_stage(m, s, launches);
+        schedule_stage(m, s, launches);
     }
 }
 
@@ -289,6 +334,8 @@ static void task_succeeded(struct master *m, struct task *t, const Ember__TaskRe
 
     t->state = TASK_SUCCEEDED;
     s->num_complete++;
+    for (size_t i = 0; i < rep->n_cached; i++)
+        master_cache_record(m, rep->cached[i]);
     add_metrics(&s->totals, rep->metrics ? rep->metrics : &t->metrics);
     if (s->out_shuffle) {
         struct map_output *o = &s->out_shuffle->outputs[s->partitions[t->index]];
@@ -318,6 +365,11 @@ static void task_failed(struct master *m, struct task *t, const Ember__TaskRepor
     t->state = TASK_FAILED;
     t->error = ember_xstrdup(rep->error);
     s->num_failed++;
+    if (rep->fetch_failed && *rep->missing_block) {
+        /* Evicted or lost: the next attempt computes it from lineage. */
+        master_cache_forget(m, rep->missing_block, NULL);
+        return;
+    }
     if (rep->fetch_failed) {
         /* Not the task's fault: the map output is gone. Recompute it. */
         for (size_t i = 0; i < s->parents.n; i++) {
@@ -433,6 +485,7 @@ void master_worker_lost(struct master *m, struct worker_info *w)
 
 void master_blockd_lost(struct master *m, const char *address)
 {
+    master_cache_forget_address(m, address);
     for (size_t i = 0; i < m->jobs.n; i++) {
         struct job *job = m->jobs.items[i];
         for (size_t k = 0; k < job->stages.n; k++) {

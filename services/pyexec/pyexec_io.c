@@ -97,7 +97,8 @@ PyObject *pyexec_io_init(void)
 {
     PyObject *m = PyModule_Create(&io_module);
     if (m && (PyModule_AddIntConstant(m, "END", EMBER_FRAME_END) < 0
-              || PyModule_AddIntConstant(m, "ERROR", EMBER_FRAME_ERROR) < 0)) {
+              || PyModule_AddIntConstant(m, "ERROR", EMBER_FRAME_ERROR) < 0
+              || PyModule_AddIntConstant(m, "CACHE", EMBER_FRAME_CACHE) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

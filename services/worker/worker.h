@@ -71,6 +71,7 @@ struct task_input_result {
     uint64_t local_bytes, remote_bytes;   /* shuffle reads */
     int fetch_failed;
     uint32_t failed_map_index;
+    char *missing_block;                  /* a cached block that could not be read */
     char *error;                          /* new string or NULL */
 };
 /* Writes every input frame then END to the slot's pyexec. */
@@ -81,9 +82,13 @@ void worker_feed_input(struct worker *w, const Ember__TaskSpec *spec, struct pye
 /* A cached channel to address, owned by the worker. */
 grpc_channel *worker_channel(struct worker *w, const char *address);
 void worker_channels_free(struct worker *w);
-/* Stores the concatenation of parts as block_id in our block manager. */
-int worker_put_block(struct worker *w, const char *block_id, const struct ember_buf *parts,
-                     size_t n_parts, char **error) EMBER_MUST_CHECK;
+/* Stores the concatenation of parts as block_id in the block manager at address. */
+int worker_store_block(struct worker *w, const char *address, const char *block_id,
+                       Ember__BlockStorage storage, const struct ember_buf *parts, size_t n_parts,
+                       char **error) EMBER_MUST_CHECK;
+/* Streams a whole block from the block manager at address into fd; errors as below. */
+int worker_fetch_block_to_fd(struct worker *w, const char *address, const char *block_id, int fd,
+                             uint64_t *bytes, char **error) EMBER_MUST_CHECK;
 /* Streams the given block ranges from the block manager at address into fd,
  * back to back, as raw bytes. EMBER_ERPC when the block manager failed,
  * EMBER_EDEAD when fd broke (*error is then left NULL). */

@@ -50,8 +50,9 @@ void worker_channels_free(struct worker *w)
     w->channels = NULL;
 }
 
-static int put_chunk(struct worker *w, grpc_channel *ch, const char *block_id, uint64_t offset,
-                     const uint8_t *data, size_t n, int last, char **error)
+static int put_chunk(grpc_channel *ch, const char *address, const char *block_id,
+                     Ember__BlockStorage storage, uint64_t offset, const uint8_t *data, size_t n,
+                     int last, char **error)
 {
     Ember__PutChunk chunk = EMBER__PUT_CHUNK__INIT;
     ProtobufCMessage *reply = NULL;
@@ -63,21 +64,23 @@ static int put_chunk(struct worker *w, grpc_channel *ch, const char *block_id, u
     chunk.data.data = (uint8_t *)data;
     chunk.data.len = n;
     chunk.last = last;
+    chunk.storage = storage;
     st = ember_rpc_call(ch, &ember__block_manager__descriptor, "PutBlock", &chunk.base, &reply,
                         NULL, NULL, BLOCK_DEADLINE_MS, &details);
     if (reply)
         protobuf_c_message_free_unpacked(reply, NULL);
     if (st != GRPC_STATUS_OK)
         *error = ember_xasprintf("cannot store block %s in block manager %s: %s", block_id,
-                                 w->block_addr, details && *details ? details : "unreachable");
+                                 address, details && *details ? details : "unreachable");
     free(details);
     return st == GRPC_STATUS_OK ? 0 : EMBER_ERPC;
 }
 
-int worker_put_block(struct worker *w, const char *block_id, const struct ember_buf *parts,
-                     size_t n_parts, char **error)
+int worker_store_block(struct worker *w, const char *address, const char *block_id,
+                       Ember__BlockStorage storage, const struct ember_buf *parts, size_t n_parts,
+                       char **error)
 {
-    grpc_channel *ch = worker_channel(w, w->block_addr);
+    grpc_channel *ch = worker_channel(w, address);
     uint8_t *staging = ember_xmalloc(CHUNK_BYTES);
     size_t fill = 0, part = 0, pos = 0;
     uint64_t offset = 0;
@@ -91,7 +94,7 @@ int worker_put_block(struct worker *w, const char *block_id, const struct ember_
         }
         if (part == n_parts || fill == CHUNK_BYTES) {
             int last = part == n_parts;
-            rc = put_chunk(w, ch, block_id, offset, staging, fill, last, error);
+            rc = put_chunk(ch, address, block_id, storage, offset, staging, fill, last, error);
             offset += fill;
             fill = 0;
             if (rc != 0 || last)
@@ -128,6 +131,39 @@ static int on_chunk(const ProtobufCMessage *msg, void *user)
     return 0;
 }
 
+/* Turns a finished fetch into the return code worker.h promises. */
+static int fetch_outcome(const struct fetch_state *fs, grpc_status_code st, char *details,
+                         char *what, const char *address, char **error)
+{
+    int rc = 0;
+
+    if (fs->write_failed) {
+        rc = EMBER_EDEAD;
+    } else if (st != GRPC_STATUS_OK) {
+        *error = ember_xasprintf("cannot fetch %s from block manager %s: %s", what, address,
+                                 details && *details ? details : "unreachable");
+        rc = EMBER_ERPC;
+    }
+    free(details);
+    free(what);
+    return rc;
+}
+
+int worker_fetch_block_to_fd(struct worker *w, const char *address, const char *block_id, int fd,
+                             uint64_t *bytes, char **error)
+{
+    Ember__GetBlockRequest req = EMBER__GET_BLOCK_REQUEST__INIT;
+    struct fetch_state fs = {fd, 0, 0};
+    char *details = NULL;
+    grpc_status_code st;
+
+    req.block_id = (char *)block_id;
+    st = ember_rpc_call(worker_channel(w, address), &ember__block_manager__descriptor, "GetBlock",
+                        &req.base, NULL, on_chunk, &fs, BLOCK_DEADLINE_MS, &details);
+    *bytes = fs.bytes;
+    return fetch_outcome(&fs, st, details, ember_xasprintf("block %s", block_id), address, error);
+}
+
 int worker_fetch_ranges_to_fd(struct worker *w, const char *address, Ember__BlockRange **ranges,
                               size_t n, int fd, uint64_t *bytes, char **error)
 {
@@ -141,17 +177,7 @@ int worker_fetch_ranges_to_fd(struct worker *w, const char *address, Ember__Bloc
     st = ember_rpc_call(worker_channel(w, address), &ember__block_manager__descriptor, "GetRanges",
                         &req.base, NULL, on_chunk, &fs, BLOCK_DEADLINE_MS, &details);
     *bytes = fs.bytes;
-    if (fs.write_failed) {
-        free(details);
-        return EMBER_EDEAD;
-    }
-    if (st != GRPC_STATUS_OK) {
-        *error = ember_xasprintf("cannot fetch %zu shuffle blocks (first %s) from block manager %s: "
-                                 "%s", n, ranges[0]->block_id, address,
-                                 details && *details ? details : "unreachable");
-        free(details);
-        return EMBER_ERPC;
-    }
-    free(details);
-    return 0;
+    return fetch_outcome(&fs, st, details,
+                         ember_xasprintf("%zu shuffle blocks (first %s)", n, ranges[0]->block_id),
+                         address, error);
 }

@@ -156,6 +156,14 @@ void worker_feed_input(struct worker *w, const Ember__TaskSpec *spec, struct pye
     case EMBER__TASK_INPUT__KIND__SHUFFLE:
         rc = feed_shuffle(w, spec, fd, res);
         break;
+    case EMBER__TASK_INPUT__KIND__CACHED:
+        rc = worker_fetch_block_to_fd(w, in->block_addr, in->block_id, fd, &res->input_bytes,
+                                      &res->error);
+        if (rc == EMBER_ERPC) {
+            res->fetch_failed = 1;     /* evicted or lost: the master recomputes it */
+            res->missing_block = ember_xstrdup(in->block_id);
+        }
+        break;
     default:
         res->error = ember_xasprintf("unknown input kind %d", (int)in->kind);
         rc = EMBER_EINVAL;

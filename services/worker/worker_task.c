@@ -21,6 +21,9 @@ struct task_run {
     struct task_input_result input;
     struct ember_buf *buckets;   /* one per reduce partition, or one result block */
     size_t n_buckets;
+    struct ember_buf *caches;    /* one per spec->cache_writes entry */
+    Ember__CachedBlock *cached;  /* what store_caches stored, for the report */
+    size_t n_cached;
     char *error;                 /* why the task failed; NULL on success */
     int pyexec_lost;             /* died or out of protocol step: replace it */
     uint64_t records_in, records_out, python_ms, output_bytes;
@@ -34,14 +37,19 @@ static int send_header(struct task_run *t)
     char *text;
     int rc;
 
+    json_t *cache_at = json_array();
+
     for (size_t i = 0; i < s->n_properties; i++)
         json_object_set_new(props, s->properties[i]->key, json_string(s->properties[i]->value));
+    for (size_t i = 0; i < s->n_cache_writes; i++)
+        json_array_append_new(cache_at, json_integer(s->cache_writes[i]->after_funcs));
     h = json_pack("{s:I, s:i, s:i, s:i, s:i, s:s, s:s, s:i, s:i, s:o}", "taskId",
                   (json_int_t)s->task_id, "stageId", (int)s->stage_id, "partition",
                   (int)s->partition, "attempt", (int)s->attempt, "jobId", (int)s->job_id, "appId",
                   s->app_id, "input",
                   s->input->kind == EMBER__TASK_INPUT__KIND__TEXT ? "text" : "pickle", "numFuncs",
                   (int)s->n_funcs, "numReduce", (int)s->num_reduce, "properties", props);
+    json_object_set_new(h, "cacheAt", cache_at);
     text = json_dumps(h, JSON_COMPACT);
     rc = ember_frame_write(t->slot->to_child, text, strlen(text));
     free(text);
@@ -83,6 +91,20 @@ static int route_data_frame(struct task_run *t, const struct ember_buf *frame)
     return append_frame(&t->buckets[reduce], frame->data + 4, frame->len - 4);
 }
 
+/* A frame after the CACHE marker: 4-byte slot, then a batch for that cache block. */
+static int route_cache_frame(struct task_run *t, const struct ember_buf *frame)
+{
+    uint32_t be, slot;
+
+    if (frame->len < 4)
+        return EMBER_EINVAL;
+    memcpy(&be, frame->data, 4);
+    slot = ntohl(be);
+    if (slot >= t->spec->n_cache_writes)
+        return EMBER_EINVAL;
+    return append_frame(&t->caches[slot], frame->data + 4, frame->len - 4);
+}
+
 static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
 {
     json_t *m = json_loadb((const char *)frame->data, frame->len, 0, NULL);
@@ -108,6 +130,12 @@ static void collect_output(struct task_run *t)
     ember_buf_init(&frame, 0);
     do {
         rc = ember_frame_read(fd, &frame, &marker);
+        if (rc == 0 && marker == EMBER_FRAME_CACHE) {
+            rc = ember_frame_read(fd, &frame, &marker);
+            if (rc == 0)
+                rc = marker == 0 ? route_cache_frame(t, &frame) : EMBER_EIO;
+            continue;
+        }
         if (rc == 0 && marker == 0)
             rc = route_data_frame(t, &frame);
     } while (rc == 0 && marker == 0);
@@ -138,9 +166,38 @@ static void store_outputs(struct task_run *t)
             t->partition_lengths[i] = t->buckets[i].len;
         t->output_bytes += t->buckets[i].len;
     }
-    if (worker_put_block(t->w, id, t->buckets, t->n_buckets, &t->error) != 0)
+    if (worker_store_block(t->w, t->w->block_addr, id, EMBER__BLOCK_STORAGE__PINNED, t->buckets,
+                           t->n_buckets, &t->error) != 0)
         ember_log_error("task=%llu %s", (unsigned long long)s->task_id, t->error);
     free(id);
+}
+
+/* Stores each cached partition locally, and a copy where the master asked. */
+static void store_caches(struct task_run *t)
+{
+    const Ember__TaskSpec *s = t->spec;
+
+    t->cached = ember_xcalloc(s->n_cache_writes + 1, sizeof(*t->cached));
+    for (size_t i = 0; i < s->n_cache_writes && !t->error; i++) {
+        const Ember__CacheWrite *cw = s->cache_writes[i];
+        Ember__CachedBlock *cb = &t->cached[t->n_cached];
+        ember__cached_block__init(cb);
+        cb->block_id = cw->block_id;
+        cb->size = t->caches[i].len;
+        cb->locations = ember_xcalloc(2, sizeof(char *));
+        /* A cache that cannot be stored costs a recomputation later, not the task. */
+        char *error = NULL;
+        if (worker_store_block(t->w, t->w->block_addr, cw->block_id, cw->storage, &t->caches[i],
+                               1, &error) == 0)
+            cb->locations[cb->n_locations++] = t->w->block_addr;
+        if (*cw->replica_addr && worker_store_block(t->w, cw->replica_addr, cw->block_id,
+                                                    cw->storage, &t->caches[i], 1, &error) == 0)
+            cb->locations[cb->n_locations++] = cw->replica_addr;
+        if (error)
+            ember_log_warn("task=%llu %s", (unsigned long long)s->task_id, error);
+        free(error);
+        t->n_cached++;
+    }
 }
 
 static void report(struct task_run *t, uint64_t duration_ms)
@@ -168,6 +225,12 @@ static void report(struct task_run *t, uint64_t duration_ms)
     rep.block_addr = t->w->block_addr;
     rep.fetch_failed = t->input.fetch_failed;
     rep.failed_map_index = t->input.failed_map_index;
+    if (!t->error && t->n_cached) {
+        rep.cached = ember_xcalloc(t->n_cached, sizeof(*rep.cached));
+        for (size_t i = 0; i < t->n_cached; i++)
+            rep.cached[rep.n_cached++] = &t->cached[i];
+    }
+    rep.missing_block = t->input.missing_block ? t->input.missing_block : "";
     if (t->partition_lengths && !t->error) {
         rep.partition_lengths = t->partition_lengths;
         rep.n_partition_lengths = t->n_buckets;
@@ -178,11 +241,14 @@ static void report(struct task_run *t, uint64_t duration_ms)
                                              &rep.base, &reply, NULL, NULL, 3000, NULL);
         if (reply)
             protobuf_c_message_free_unpacked(reply, NULL);
-        if (st == GRPC_STATUS_OK || st == GRPC_STATUS_NOT_FOUND)
+        if (st == GRPC_STATUS_OK || st == GRPC_STATUS_NOT_FOUND) {
+            free(rep.cached);
             return;
+        }
         if (ember_daemon_sleep(t->w->daemon, 500 << attempt))
             break;
     }
+    free(rep.cached);
     ember_log_warn("task=%llu could not report to master %s", (unsigned long long)s->task_id,
                    t->w->master_addr);
 }
@@ -229,6 +295,8 @@ static void *task_main(void *arg)
         execute(t);
     if (!t->error)
         store_outputs(t);
+    if (!t->error)
+        store_caches(t);
     if (t->slot)
         worker_pool_release(t->w->pool, t->slot);
     if (t->error)
@@ -239,9 +307,16 @@ static void *task_main(void *arg)
     for (size_t i = 0; i < t->n_buckets; i++)
         ember_buf_free(&t->buckets[i]);
     free(t->buckets);
+    for (size_t i = 0; i < s->n_cache_writes; i++)
+        ember_buf_free(&t->caches[i]);
+    free(t->caches);
+    for (size_t i = 0; i < t->n_cached; i++)
+        free(t->cached[i].locations);
+    free(t->cached);
     free(t->partition_lengths);
     free(t->error);
     free(t->input.error);
+    free(t->input.missing_block);
     ember__task_spec__free_unpacked(s, NULL);
     pthread_mutex_lock(&t->w->lock);
     if (--t->w->running_tasks == 0)
@@ -263,6 +338,9 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
     t->buckets = ember_xcalloc(t->n_buckets, sizeof(*t->buckets));
     for (size_t i = 0; i < t->n_buckets; i++)
         ember_buf_init(&t->buckets[i], 0);
+    t->caches = ember_xcalloc(spec->n_cache_writes + 1, sizeof(*t->caches));
+    for (size_t i = 0; i < spec->n_cache_writes; i++)
+        ember_buf_init(&t->caches[i], 0);
     pthread_mutex_lock(&w->lock);
     w->running_tasks++;
     pthread_mutex_unlock(&w->lock);
