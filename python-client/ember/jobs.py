@@ -33,6 +33,22 @@ def _lineage(rdd: "RDD", known: set[int]) -> list["RDD"]:
     return order
 
 
+def _persisted(rdd: "RDD") -> dict[str, dict]:
+    """Storage levels of the persisted RDDs in rdd's whole lineage."""
+    levels: dict[str, dict] = {}
+    seen: set[int] = set()
+    stack = [rdd]
+    while stack:
+        node = stack.pop()
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        if node.is_cached:
+            levels[str(node.id)] = node.getStorageLevel()._to_json()
+        stack.extend(node._dependencies())
+    return levels
+
+
 class JobRunner:
     """Runs the jobs of one SparkContext."""
 
@@ -54,6 +70,7 @@ class JobRunner:
             "callSite": site,
             "properties": props,
             "nodes": [node._node() for node in new],
+            "storage": _persisted(rdd),
         }
         if partitions is not None:
             body["partitions"] = list(partitions)
@@ -66,6 +83,11 @@ class JobRunner:
                                 retry=False)
             raise
         return self._results(job["jobId"], status)
+
+    def unpersist(self, rdd: "RDD") -> None:
+        """Drops rdd's cached blocks (nothing to do if the cluster never saw it)."""
+        if rdd.id in self.known:
+            self.client.request("DELETE", f"/applications/{self.app}/rdds/{rdd.id}", retry=True)
 
     def _wait(self, job_id: int) -> dict:
         delay = 0.01

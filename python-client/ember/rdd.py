@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Iterator, O
 from ember.errors import EmberError
 from ember.serializers import dumps_batch, dumps_function
 from ember.shuffle import Partitioner, portable_hash
+from ember.storagelevel import StorageLevel
 from ember.taskcontext import TaskContext
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ class RDD:
         self._num_partitions = num_partitions
         self._name: Optional[str] = None
         self.partitioner: Optional[Partitioner] = None
+        self.is_cached = False
+        self._storage_level = StorageLevel.NONE
 
     # ---- lineage ---------------------------------------------------------
     def _dependencies(self) -> list["RDD"]:
@@ -68,6 +71,38 @@ class RDD:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}[{self._id}] {self._name or ''}".rstrip()
+
+    # ---- persistence -------------------------------------------------------
+    def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> "RDD":
+        """Keeps the partitions in the block managers once computed.
+
+        Later jobs read them instead of recomputing the lineage; a partition
+        that was evicted or lost is recomputed transparently.
+
+        Examples
+        --------
+        >>> rdd = sc.parallelize(range(4)).persist(StorageLevel.MEMORY_AND_DISK)  # doctest: +SKIP
+        >>> rdd.getStorageLevel() == StorageLevel.MEMORY_AND_DISK  # doctest: +SKIP
+        True
+        """
+        self.is_cached = True
+        self._storage_level = storageLevel
+        return self
+
+    def cache(self) -> "RDD":
+        """``persist(StorageLevel.MEMORY_ONLY)``."""
+        return self.persist(StorageLevel.MEMORY_ONLY)
+
+    def unpersist(self, blocking: bool = False) -> "RDD":
+        """Drops the cached partitions from every block manager."""
+        if self.is_cached:
+            self.is_cached = False
+            self._storage_level = StorageLevel.NONE
+            self.ctx._jobs.unpersist(self)
+        return self
+
+    def getStorageLevel(self) -> StorageLevel:
+        return self._storage_level
 
     # ---- narrow transformations ----------------------------------------
     def mapPartitionsWithIndex(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
@@ -447,7 +482,7 @@ class PipelinedRDD(RDD):
 
     def __init__(self, prev: RDD, func: Callable[[int, Iterator[Any]], Iterable[Any]],
                  preservesPartitioning: bool = False) -> None:
-        if isinstance(prev, PipelinedRDD):
+        if isinstance(prev, PipelinedRDD) and not prev.is_cached:
             prev_func = prev.func
 
             def pipeline(split: int, iterator: Iterator[Any]) -> Iterable[Any]:

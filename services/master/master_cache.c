@@ -178,6 +178,24 @@ static const char *storage_name(const struct rdd_node *n)
     return names[n->storage & 3][n->replication > 1];
 }
 
+static json_t *json_partitions(const struct rdd_node *n)
+{
+    json_t *parts = json_array();
+
+    for (uint32_t p = 0; p < n->num_partitions; p++) {
+        json_t *where = json_array();
+        for (size_t i = 0; i < n->cache[p].locations.n; i++)
+            json_array_append_new(where, json_string(n->cache[p].locations.items[i]));
+        char *name = ember_xasprintf("rdd_%u_%u", n->gid, p);
+        json_array_append_new(parts, json_pack("{s:s, s:i, s:I, s:o}", "blockName", name,
+                                               "index", (int)p, "size",
+                                               (json_int_t)n->cache[p].size, "blockManagers",
+                                               where));
+        free(name);
+    }
+    return parts;
+}
+
 /* Spark's /storage/rdd shape for the persisted RDDs of an application. */
 json_t *master_json_storage(struct master *m, const struct app *a)
 {
@@ -197,11 +215,12 @@ json_t *master_json_storage(struct master *m, const struct app *a)
         }
         int on_disk = n->storage == EMBER__BLOCK_STORAGE__DISK_ONLY;
         json_array_append_new(
-            list, json_pack("{s:I, s:s, s:s, s:s, s:i, s:i, s:I, s:I}", "id", (json_int_t)n->id,
+            list, json_pack("{s:I, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:o}", "id", (json_int_t)n->id,
                             "appId", a->id, "name", n->name, "storageLevel", storage_name(n),
                             "numPartitions", (int)n->num_partitions, "numCachedPartitions",
                             cached, "memoryUsed", (json_int_t)(on_disk ? 0 : bytes), "diskUsed",
-                            (json_int_t)(on_disk ? bytes : 0)));
+                            (json_int_t)(on_disk ? bytes : 0), "partitions",
+                            json_partitions(n)));
     }
     return list;
 }
