@@ -183,6 +183,7 @@ extern const ember_rpc_method_impl master_methods[];
 extern const size_t master_n_methods;
 struct app *master_find_app(struct master *m, const char *id);
 struct worker_info *master_find_worker(struct master *m, const char *id);
+int master_blockd_alive(struct master *m, const char *address);
 void master_check_liveness(struct master *m);
 
 /* master_job.c: job descriptions, stages, task specs */

@@ -10,16 +10,6 @@
 #include "blockd.pb-c.h"
 #include "log.h"
 
-static int blockd_alive(struct master *m, const char *address)
-{
-    for (size_t i = 0; i < m->blockds.n; i++) {
-        struct blockd_info *b = m->blockds.items[i];
-        if (b->alive && strcmp(b->address, address) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* PySpark's StorageLevel flags to a block storage and a replica count. */
 int master_set_storage(struct rdd_node *n, json_t *level, char **error)
 {
@@ -52,7 +42,7 @@ const char *master_cached_location(struct master *m, const struct rdd_node *n, u
     if (!n->cache || p >= n->num_partitions)
         return NULL;
     for (size_t i = 0; i < n->cache[p].locations.n; i++)
-        if (blockd_alive(m, n->cache[p].locations.items[i]))
+        if (master_blockd_alive(m, n->cache[p].locations.items[i]))
             return n->cache[p].locations.items[i];
     return NULL;
 }

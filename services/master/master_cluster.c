@@ -30,6 +30,16 @@ struct worker_info *master_find_worker(struct master *m, const char *id)
     return NULL;
 }
 
+int master_blockd_alive(struct master *m, const char *address)
+{
+    for (size_t i = 0; i < m->blockds.n; i++) {
+        struct blockd_info *b = m->blockds.items[i];
+        if (b->alive && strcmp(b->address, address) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static struct blockd_info *find_blockd(struct master *m, const char *id)
 {
     for (size_t i = 0; i < m->blockds.n; i++) {

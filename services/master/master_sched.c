@@ -30,9 +30,15 @@ static int partition_done(const struct stage *s, uint32_t index)
     return s->job->results[index].done;
 }
 
-static int has_free_slot(const struct worker_info *w)
+/* A worker without its block manager cannot keep any output: skip it. */
+static int usable(struct master *m, const struct worker_info *w)
 {
-    return w->alive && w->active < w->cores;
+    return w->alive && master_blockd_alive(m, w->block_addr);
+}
+
+static int has_free_slot(struct master *m, const struct worker_info *w)
+{
+    return usable(m, w) && w->active < w->cores;
 }
 
 /* The least loaded worker with a free slot; with a preferred block manager,
@@ -43,19 +49,19 @@ static struct worker_info *pick_worker(struct master *m, const char *preferred, 
 
     for (size_t i = 0; preferred && i < m->workers.n; i++) {
         struct worker_info *w = m->workers.items[i];
-        if (has_free_slot(w) && strcmp(w->block_addr, preferred) == 0)
+        if (has_free_slot(m, w) && strcmp(w->block_addr, preferred) == 0)
             return w;
     }
     if (preferred && !waited_enough) {
         for (size_t i = 0; i < m->workers.n; i++) {
             struct worker_info *w = m->workers.items[i];
-            if (w->alive && strcmp(w->block_addr, preferred) == 0)
+            if (usable(m, w) && strcmp(w->block_addr, preferred) == 0)
                 return NULL;           /* its host is busy: wait a little for it */
         }
     }
     for (size_t i = 0; i < m->workers.n; i++) {
         struct worker_info *w = m->workers.items[i];
-        if (!has_free_slot(w))
+        if (!has_free_slot(m, w))
             continue;
         if (!best || w->active * best->cores < best->active * w->cores)
             best = w;
@@ -66,7 +72,7 @@ static struct worker_info *pick_worker(struct master *m, const char *preferred, 
 static int any_free_slot(struct master *m)
 {
     for (size_t i = 0; i < m->workers.n; i++)
-        if (has_free_slot(m->workers.items[i]))
+        if (has_free_slot(m, m->workers.items[i]))
             return 1;
     return 0;
 }
@@ -381,6 +387,11 @@ static void task_failed(struct master *m, struct task *t, const Ember__TaskRepor
         }
         ember_log_warn("task=%llu fetch failed, map outputs will be recomputed: %.200s",
                        (unsigned long long)t->id, rep->error);
+        return;
+    }
+    if (rep->worker_fault) {
+        ember_log_warn("task=%llu failed on worker %s, not counted: %.200s",
+                       (unsigned long long)t->id, t->worker_id, rep->error);
         return;
     }
     if (++ps->failures >= m->max_failures) {

@@ -25,6 +25,7 @@ struct task_run {
     Ember__CachedBlock *cached;  /* what store_caches stored, for the report */
     size_t n_cached;
     char *error;                 /* why the task failed; NULL on success */
+    int worker_fault;            /* the failure was ours (storing output), not the task's */
     int pyexec_lost;             /* died or out of protocol step: replace it */
     uint64_t records_in, records_out, python_ms, output_bytes;
 };
@@ -167,8 +168,10 @@ static void store_outputs(struct task_run *t)
         t->output_bytes += t->buckets[i].len;
     }
     if (worker_store_block(t->w, t->w->block_addr, id, EMBER__BLOCK_STORAGE__PINNED, t->buckets,
-                           t->n_buckets, &t->error) != 0)
+                           t->n_buckets, &t->error) != 0) {
+        t->worker_fault = 1;
         ember_log_error("task=%llu %s", (unsigned long long)s->task_id, t->error);
+    }
     free(id);
 }
 
@@ -231,6 +234,7 @@ static void report(struct task_run *t, uint64_t duration_ms)
             rep.cached[rep.n_cached++] = &t->cached[i];
     }
     rep.missing_block = t->input.missing_block ? t->input.missing_block : "";
+    rep.worker_fault = t->worker_fault;
     if (t->partition_lengths && !t->error) {
         rep.partition_lengths = t->partition_lengths;
         rep.n_partition_lengths = t->n_buckets;
