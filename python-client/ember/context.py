@@ -169,6 +169,15 @@ class SparkContext:
         if self._stopped:
             raise EmberError("this SparkContext was stopped; create a new one")
 
+    # ---- shared variables ----------------------------------------------------
+    def accumulator(self, value: Any, accum_param: Any = None) -> "Accumulator":
+        """A variable tasks add to; its ``value`` is read on the driver.
+
+        Each successful task's updates count once, even when tasks are retried.
+        """
+        from ember.accumulators import new_accumulator
+        return new_accumulator(value, accum_param)
+
     # ---- creating RDDs -------------------------------------------------------
     def parallelize(self, c: Iterable[Any], numSlices: Optional[int] = None) -> "RDD":
         """Distributes a local collection, sliced as PySpark slices it.

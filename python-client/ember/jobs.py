@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
+from ember import accumulators
 from ember.callsite import call_site
 from ember.errors import JobFailedError
 from ember.serializers import iter_frames
@@ -93,6 +94,8 @@ class JobRunner:
         delay = 0.01
         while True:
             status = self.client.request("GET", f"/applications/{self.app}/jobs/{job_id}")
+            if status["status"] != "RUNNING":
+                accumulators.apply_updates(status.get("accumulatorUpdates", []))
             if status["status"] == "SUCCEEDED":
                 return status
             if status["status"] == "FAILED":

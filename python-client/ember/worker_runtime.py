@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import _ember_io as io  # provided by the C host
 
+from ember import accumulators
 from ember.taskcontext import TaskContext
 
 PICKLE_PROTOCOL = 5
@@ -175,6 +176,7 @@ def run_task(header_frame: bytes) -> None:
     source = _Input(header["input"])
     started = time.monotonic()
     TaskContext._set(header)
+    accumulators.reset_task()
     try:
         written = _run(header, funcs, partitioner_frame, source)
         source.drain()
@@ -191,6 +193,9 @@ def run_task(header_frame: bytes) -> None:
         "recordsOut": written,
         "pythonMs": int((time.monotonic() - started) * 1000),
     }
+    updates = accumulators.task_updates()
+    if updates:
+        metrics["accumulators"] = updates
     io.write_marker(io.END)
     io.write_frame(json.dumps(metrics).encode())
 

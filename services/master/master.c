@@ -114,6 +114,7 @@ static void free_job(struct job *j)
     free(j->call_site);
     free(j->error);
     json_decref(j->properties);
+    json_decref(j->accumulator_updates);
     free(j);
 }
 

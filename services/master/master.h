@@ -131,6 +131,7 @@ struct job {
     char *error;
     int failed_stage, failed_partition;
     uint64_t max_result_bytes;   /* spark.driver.maxResultSize; 0: no limit */
+    json_t *accumulator_updates; /* base64 strings, one per counted successful task */
     uint64_t result_bytes;
 };
 

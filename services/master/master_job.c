@@ -361,6 +361,7 @@ static struct job *new_job(struct master *m, struct app *a, json_t *doc)
     job->submitted_ms = ember_now_ms();
     job->status = JOB_RUNNING;
     job->failed_stage = job->failed_partition = -1;
+    job->accumulator_updates = json_array();
     job->max_result_bytes = parse_size(
         json_string_value(json_object_get(job->properties, "spark.driver.maxResultSize")),
         (uint64_t)1 << 30);

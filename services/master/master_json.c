@@ -73,6 +73,8 @@ json_t *master_json_job(struct master *m, const struct job *job, int with_result
         json_object_set_new(o, "failedStage", json_integer(job->failed_stage));
         json_object_set_new(o, "failedPartition", json_integer(job->failed_partition));
     }
+    if (with_results && job->status != JOB_RUNNING)
+        json_object_set(o, "accumulatorUpdates", job->accumulator_updates);
     if (with_results && job->status == JOB_SUCCEEDED) {
         json_t *results = json_array();
         const struct stage *rs = job->result_stage;

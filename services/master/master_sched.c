@@ -340,6 +340,14 @@ static void task_succeeded(struct master *m, struct task *t, const Ember__TaskRe
 
     t->state = TASK_SUCCEEDED;
     s->num_complete++;
+    /* Only attempts that complete their partition get here: a report from an
+     * attempt already written off (lost worker, killed job) was ignored. */
+    if (rep->accumulator_updates.len) {
+        char *b64 = ember_base64_encode(rep->accumulator_updates.data,
+                                        rep->accumulator_updates.len);
+        json_array_append_new(s->job->accumulator_updates, json_string(b64));
+        free(b64);
+    }
     for (size_t i = 0; i < rep->n_cached; i++)
         master_cache_record(m, rep->cached[i]);
     add_metrics(&s->totals, rep->metrics ? rep->metrics : &t->metrics);

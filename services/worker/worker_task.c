@@ -28,6 +28,8 @@ struct task_run {
     int worker_fault;            /* the failure was ours (storing output), not the task's */
     int pyexec_lost;             /* died or out of protocol step: replace it */
     uint64_t records_in, records_out, python_ms, output_bytes;
+    uint8_t *accumulators;       /* pickled updates from the metrics frame */
+    size_t accumulators_len;
 };
 
 static int send_header(struct task_run *t)
@@ -111,11 +113,17 @@ static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
     json_t *m = json_loadb((const char *)frame->data, frame->len, 0, NULL);
     json_int_t in = 0, out = 0, py = 0;
 
-    if (m && json_unpack(m, "{s:I, s:I, s:I}", "recordsIn", &in, "recordsOut", &out, "pythonMs",
-                         &py) == 0) {
+    const char *acc = NULL;
+
+    if (m && json_unpack(m, "{s:I, s:I, s:I, s?s}", "recordsIn", &in, "recordsOut", &out,
+                         "pythonMs", &py, "accumulators", &acc) == 0) {
         t->records_in = (uint64_t)in;
         t->records_out = (uint64_t)out;
         t->python_ms = (uint64_t)py;
+        if (acc && ember_base64_decode(acc, strlen(acc), &t->accumulators,
+                                       &t->accumulators_len) != 0)
+            ember_log_warn("task=%llu accumulator updates are not valid base64",
+                           (unsigned long long)t->spec->task_id);
     }
     json_decref(m);
 }
@@ -235,6 +243,8 @@ static void report(struct task_run *t, uint64_t duration_ms)
     }
     rep.missing_block = t->input.missing_block ? t->input.missing_block : "";
     rep.worker_fault = t->worker_fault;
+    rep.accumulator_updates.data = t->accumulators;
+    rep.accumulator_updates.len = t->error ? 0 : t->accumulators_len;
     if (t->partition_lengths && !t->error) {
         rep.partition_lengths = t->partition_lengths;
         rep.n_partition_lengths = t->n_buckets;
@@ -318,6 +328,7 @@ static void *task_main(void *arg)
         free(t->cached[i].locations);
     free(t->cached);
     free(t->partition_lengths);
+    free(t->accumulators);
     free(t->error);
     free(t->input.error);
     free(t->input.missing_block);
