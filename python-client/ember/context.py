@@ -178,6 +178,12 @@ class SparkContext:
         from ember.accumulators import new_accumulator
         return new_accumulator(value, accum_param)
 
+    def broadcast(self, value: Any) -> "Broadcast":
+        """Stores value in the cluster once; tasks read it with ``.value``."""
+        from ember.broadcast import Broadcast
+        self._check_running()
+        return Broadcast(self, value)
+
     # ---- creating RDDs -------------------------------------------------------
     def parallelize(self, c: Iterable[Any], numSlices: Optional[int] = None) -> "RDD":
         """Distributes a local collection, sliced as PySpark slices it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -27,18 +28,22 @@ class GatewayClient:
         self.base = f"http://{address}/api/v1"
 
     def request(self, method: str, path: str, body: Any = None, raw: bool = False,
-                retry: Optional[bool] = None) -> Any:
-        """Sends one request; returns the decoded JSON (or bytes when raw)."""
-        data = None if body is None else json.dumps(body).encode()
+                retry: Optional[bool] = None, raw_body: Optional[bytes] = None) -> Any:
+        """Sends one request (body as JSON, or raw_body as bytes); returns the
+        decoded JSON (or bytes when raw)."""
+        data = raw_body if raw_body is not None else (
+            None if body is None else json.dumps(body).encode())
         retry = method == "GET" if retry is None else retry
         delay = 0.05
         for attempt in range(_RETRIES if retry else 1):
             req = urllib.request.Request(self.base + path, data=data, method=method)
             if data is not None:
-                req.add_header("Content-Type", "application/json")
+                req.add_header("Content-Type", "application/octet-stream"
+                               if raw_body is not None else "application/json")
             try:
                 with urllib.request.urlopen(req, timeout=300) as resp:
                     payload = resp.read()
+                    _check_length(payload, resp.headers.get("Content-Length"))
                 return payload if raw else json.loads(payload or b"null")
             except urllib.error.HTTPError as err:
                 message = _error_text(err)
@@ -47,6 +52,17 @@ class GatewayClient:
                     delay = min(delay * 2, 2.0)
                     continue
                 raise GatewayError(message, err.code) from None
+            except http.client.IncompleteRead as err:
+                # The gateway streams result blocks; one that breaks mid-way ends
+                # the connection short of Content-Length.
+                if retry and attempt + 1 < _RETRIES:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                got = len(err.partial)
+                want = got + err.expected if isinstance(err.expected, int) else "more"
+                raise GatewayError(f"the gateway's answer to {method} {path} broke off after "
+                                   f"{got} of {want} bytes") from None
             except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
                 if retry and attempt + 1 < _RETRIES:
                     time.sleep(delay)
@@ -54,6 +70,13 @@ class GatewayClient:
                     continue
                 raise GatewayError(f"gateway {self.address} is unreachable: {err}") from None
         raise AssertionError("unreachable")
+
+
+def _check_length(payload: bytes, content_length: Optional[str]) -> None:
+    """Raises IncompleteRead when the body is shorter than announced."""
+    if content_length is not None and content_length.isdigit() \
+            and len(payload) < int(content_length):
+        raise http.client.IncompleteRead(payload, int(content_length) - len(payload))
 
 
 def _error_text(err: urllib.error.HTTPError) -> str:

@@ -34,9 +34,11 @@ def _lineage(rdd: "RDD", known: set[int]) -> list["RDD"]:
     return order
 
 
-def _persisted(rdd: "RDD") -> dict[str, dict]:
-    """Storage levels of the persisted RDDs in rdd's whole lineage."""
+def _lineage_needs(rdd: "RDD") -> tuple[dict[str, dict], list[int]]:
+    """Over rdd's whole lineage: the storage levels of persisted RDDs, and the
+    broadcasts its functions use."""
     levels: dict[str, dict] = {}
+    broadcasts: set[int] = set()
     seen: set[int] = set()
     stack = [rdd]
     while stack:
@@ -46,8 +48,9 @@ def _persisted(rdd: "RDD") -> dict[str, dict]:
         seen.add(node.id)
         if node.is_cached:
             levels[str(node.id)] = node.getStorageLevel()._to_json()
+        broadcasts |= node._broadcast_ids
         stack.extend(node._dependencies())
-    return levels
+    return levels, sorted(broadcasts)
 
 
 class JobRunner:
@@ -64,14 +67,17 @@ class JobRunner:
         self.sc._check_running()
         description, site = call_site()
         new = _lineage(rdd, self.known)
+        nodes = [node._node() for node in new]      # pickles functions: may add broadcasts
+        storage, broadcasts = _lineage_needs(rdd)
         props = dict(self.sc._local_properties)
         body: dict[str, Any] = {
             "rdd": rdd.id,
             "description": props.get("spark.job.description") or description,
             "callSite": site,
             "properties": props,
-            "nodes": [node._node() for node in new],
-            "storage": _persisted(rdd),
+            "nodes": nodes,
+            "storage": storage,
+            "broadcasts": broadcasts,
         }
         if partitions is not None:
             body["partitions"] = list(partitions)

@@ -14,6 +14,7 @@ from functools import reduce as _reduce
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Iterator, Optional
 
 from ember.errors import EmberError
+from ember.broadcast import collect_broadcasts
 from ember.serializers import dumps_batch, dumps_function
 from ember.shuffle import Partitioner, portable_hash
 from ember.storagelevel import StorageLevel
@@ -38,6 +39,7 @@ class RDD:
         self.partitioner: Optional[Partitioner] = None
         self.is_cached = False
         self._storage_level = StorageLevel.NONE
+        self._broadcast_ids: set[int] = set()   # broadcasts its functions use
 
     # ---- lineage ---------------------------------------------------------
     def _dependencies(self) -> list["RDD"]:
@@ -501,7 +503,9 @@ class PipelinedRDD(RDD):
 
     def _node(self) -> dict:
         if self._func_b64 is None:
-            self._func_b64 = dumps_function(self.func)
+            with collect_broadcasts() as ids:
+                self._func_b64 = dumps_function(self.func, self.ctx)
+            self._broadcast_ids = ids
         node = self._base_node("map")
         node.update(parent=self.prev.id, func=self._func_b64)
         return node

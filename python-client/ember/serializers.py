@@ -43,10 +43,33 @@ def _culprit(func: Callable) -> str:
     return ""
 
 
-def dumps_function(func: Callable) -> str:
-    """cloudpickles func as base64; names the culprit when it cannot be pickled."""
+# PySpark broadcasts a pickled command over 1 MiB instead of shipping it with every task.
+BROADCAST_THRESHOLD = 1 << 20
+
+
+class _BroadcastFunction:
+    """A function too big to ship with each task: it travels as a broadcast and
+    is unpickled once per Python subprocess."""
+
+    def __init__(self, holder: Any) -> None:
+        self.holder = holder
+
+    def __call__(self, split: int, iterator: Iterator[Any]) -> Any:
+        return self.holder.value(split, iterator)
+
+
+def dumps_function(func: Callable, sc: Any = None) -> str:
+    """cloudpickles func as base64; names the culprit when it cannot be pickled.
+
+    With a SparkContext, a function that pickles to more than 1 MiB is
+    broadcast and replaced by a small handle.
+    """
     try:
         data = cloudpickle.dumps(func, PICKLE_PROTOCOL)
+        if sc is not None and len(data) > BROADCAST_THRESHOLD:
+            from ember.broadcast import Broadcast
+            holder = Broadcast(sc, None, pickled=data)
+            data = cloudpickle.dumps(_BroadcastFunction(holder), PICKLE_PROTOCOL)
     except Exception as err:  # noqa: BLE001 - cloudpickle raises many types
         culprit = _culprit(func)
         where = f": it captures {culprit}" if culprit else ""

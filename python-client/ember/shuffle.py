@@ -1,15 +1,65 @@
-"""Partitioning of (key, value) records across reduce partitions."""
+"""Partitioning of (key, value) records, and the memory-bounded shuffle reduce side.
+
+A reduce task merges what the map tasks sent it: per-key combiners
+(``reduceByKey``, ``combineByKey``), per-key value lists (``groupByKey``, joins)
+or one sorted sequence (``sortByKey``). Those structures stay within the task's
+memory limit, ``spark.python.worker.memory`` (PySpark's name and format, default
+``512m``), which the driver puts into every job's properties:
+
+* :class:`ExternalMerger` keeps a dict of combiners; when its estimated size
+  passes the limit it partitions the dict by key hash into 59 spill files in a
+  temporary folder (``tempfile.mkdtemp`` under ``spark.local.dir`` or the
+  worker's temporary folder), then merges the files one by one. A file that is
+  itself too big is merged by a second merger with another hash, recursively.
+* :class:`ExternalGroupBy` does the same for value lists, written in chunks; a
+  spill file too big to group in memory is sorted by key hash on disk and
+  grouped in one pass, and a key whose values pass the limit keeps them in an
+  :class:`ExternalList` on disk.
+* :class:`ExternalSorter` sorts with sorted runs on disk merged lazily.
+
+Sizes are estimates: ``sys.getsizeof`` of sampled records, extrapolated (as
+Spark's SizeTracker does), so the limit holds within a small factor, not to
+the byte.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import heapq
+import itertools
+import math
+import os
+import pickle
+import shutil
+import struct
+import sys
+import tempfile
+from collections import deque
+from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
+PICKLE_PROTOCOL = 5
+DEFAULT_WORKER_MEMORY = "512m"
+SPILL_PARTITIONS = 59            # as PySpark's ExternalMerger
+_MAX_MERGE_DEPTH = 4             # recursive re-partitioning of an oversized spill file
+_CHUNK_BYTES = 256 * 1024        # values of one key are spilled in chunks of this size
+_FRAME_RECORDS = 1024
+_HEADER = struct.Struct(">i")
+
+
+# ---- partitioning --------------------------------------------------------------------
 
 def portable_hash(x: Any) -> int:
-    """PySpark's portable_hash: hash() with a fixed rule for None and tuples.
+    """PySpark's ``portable_hash``: ``hash()`` with a fixed rule for None and tuples.
 
     Workers run with hash seed 0, so str keys land in the same partition on
-    every worker. Never partition on the driver with this.
+    every worker. The driver's interpreter has a random hash seed: never
+    partition on the driver with this.
+
+    Examples
+    --------
+    >>> portable_hash(None)
+    0
+    >>> portable_hash((None, 1)) & 0xffffffff
+    219750521
     """
     if x is None:
         return 0
@@ -18,7 +68,7 @@ def portable_hash(x: Any) -> int:
         for i in x:
             h ^= portable_hash(i)
             h *= 1000003
-            h &= 0xFFFFFFFFFFFFFFFF
+            h &= sys.maxsize
         h ^= len(x)
         if h == -1:
             h = -2
@@ -27,7 +77,19 @@ def portable_hash(x: Any) -> int:
 
 
 class Partitioner:
-    """Sends key k to partition ``partitionFunc(k) % numPartitions``."""
+    """Sends key k to partition ``partitionFunc(k) % numPartitions``.
+
+    Two partitioners are equal when they have the same number of partitions
+    and the same function object, as in PySpark: then ``partitionBy`` is a
+    no-op and co-partitioned RDDs are joined without a new shuffle.
+
+    Examples
+    --------
+    >>> Partitioner(4, portable_hash) == Partitioner(4, portable_hash)
+    True
+    >>> Partitioner(4, portable_hash)(6)
+    2
+    """
 
     def __init__(self, numPartitions: int, partitionFunc: Callable[[Any], int]) -> None:
         if numPartitions < 1:
@@ -44,3 +106,683 @@ class Partitioner:
 
     def __call__(self, k: Any) -> int:
         return self.partitionFunc(k) % self.numPartitions
+
+    def __repr__(self) -> str:
+        name = getattr(self.partitionFunc, "__name__", type(self.partitionFunc).__name__)
+        return f"Partitioner({self.numPartitions}, {name})"
+
+
+class Aggregator:
+    """The three functions of ``combineByKey``, as PySpark's ``shuffle.Aggregator``.
+
+    Examples
+    --------
+    >>> agg = Aggregator(lambda v: [v], lambda c, v: c + [v], lambda a, b: a + b)
+    >>> agg.mergeValue(agg.createCombiner(1), 2)
+    [1, 2]
+    """
+
+    def __init__(self, createCombiner: Callable[[Any], Any], mergeValue: Callable[[Any, Any], Any],
+                 mergeCombiners: Callable[[Any, Any], Any]) -> None:
+        self.createCombiner = createCombiner
+        self.mergeValue = mergeValue
+        self.mergeCombiners = mergeCombiners
+
+
+class SimpleAggregator(Aggregator):
+    """An Aggregator whose combiner is the value itself (``reduceByKey``)."""
+
+    def __init__(self, combiner: Callable[[Any, Any], Any]) -> None:
+        super().__init__(lambda x: x, combiner, combiner)
+
+
+# ---- task configuration --------------------------------------------------------------
+
+def task_memory_limit() -> int:
+    """Bytes the shuffle structures of the running task may hold.
+
+    Read from the job property ``spark.python.worker.memory`` (the driver
+    sends it from SparkConf); ``512m`` outside a task or when unset.
+
+    Examples
+    --------
+    >>> task_memory_limit() == 512 * 1024 * 1024   # on the driver
+    True
+    """
+    from ember.conf import parse_size
+    from ember.taskcontext import TaskContext
+    tc = TaskContext.get()
+    value = tc.getLocalProperty("spark.python.worker.memory") if tc is not None else None
+    return parse_size(value or DEFAULT_WORKER_MEMORY, default_unit="m")
+
+
+def local_dir() -> str:
+    """The folder for spill files: the first usable ``spark.local.dir`` entry, else TMPDIR."""
+    from ember.taskcontext import TaskContext
+    tc = TaskContext.get()
+    value = tc.getLocalProperty("spark.local.dir") if tc is not None else None
+    for entry in (value or "").split(","):
+        entry = entry.strip()
+        if entry and os.path.isdir(entry) and os.access(entry, os.W_OK):
+            return entry
+    return tempfile.gettempdir()
+
+
+_metrics: dict[int, dict[str, int]] = {}
+
+
+def _record_spill(nbytes: int) -> None:
+    from ember.taskcontext import TaskContext
+    tc = TaskContext.get()
+    key = tc.taskAttemptId() if tc is not None else -1
+    entry = _metrics.setdefault(key, {"spills": 0, "spilledBytes": 0})
+    entry["spills"] += 1
+    entry["spilledBytes"] += nbytes
+    while len(_metrics) > 64:
+        del _metrics[next(iter(_metrics))]
+
+
+def task_spill_metrics() -> dict[str, int]:
+    """``{"spills", "spilledBytes"}`` written so far by the running task (0 when none).
+
+    Examples
+    --------
+    >>> sorted(task_spill_metrics())
+    ['spilledBytes', 'spills']
+    """
+    from ember.taskcontext import TaskContext
+    tc = TaskContext.get()
+    key = tc.taskAttemptId() if tc is not None else -1
+    return dict(_metrics.get(key, {"spills": 0, "spilledBytes": 0}))
+
+
+# ---- size estimates --------------------------------------------------------------------
+
+def _deep_size(obj: Any, depth: int = 0) -> int:
+    """Approximate bytes held by obj and what it contains (containers are sampled)."""
+    size = sys.getsizeof(obj, 64)
+    if depth >= 4:
+        return size
+    if isinstance(obj, (tuple, list, set, frozenset)):
+        n = len(obj)
+        if n:
+            sample = list(itertools.islice(obj, 16))
+            size += sum(_deep_size(x, depth + 1) for x in sample) * n // len(sample)
+    elif isinstance(obj, dict):
+        n = len(obj)
+        if n:
+            sample = list(itertools.islice(obj.items(), 16))
+            size += sum(_deep_size(k, depth + 1) + _deep_size(v, depth + 1)
+                        for k, v in sample) * n // len(sample)
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+        size += _deep_size(vars(obj), depth + 1)
+    return size
+
+
+class _Sizer:
+    """Average size of the records it is shown, measured on a sample of them."""
+
+    __slots__ = ("seen", "sampled", "total")
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.sampled = 0
+        self.total = 0
+
+    def size(self, obj: Any) -> int:
+        """The estimated size of one more record like obj."""
+        self.seen += 1
+        if self.sampled < 16 or self.seen % 32 == 0:
+            self.total += _deep_size(obj)
+            self.sampled += 1
+        return self.total // self.sampled
+
+    @property
+    def average(self) -> int:
+        return self.total // self.sampled if self.sampled else 64
+
+
+def _dict_size(d: dict) -> int:
+    n = len(d)
+    if n == 0:
+        return sys.getsizeof(d)
+    step = max(1, n // 32)
+    sample = list(itertools.islice(d.items(), 0, None, step))[:32]
+    per_entry = sum(_deep_size(k) + _deep_size(v) for k, v in sample) // len(sample)
+    return sys.getsizeof(d) + n * per_entry
+
+
+class _DictSizeTracker:
+    """Estimated size of a dict that is updated in place (Spark's SizeTracker).
+
+    The dict is measured after geometrically spaced numbers of updates; in
+    between, the size grows by the bytes-per-update rate of the last two
+    measurements.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.updates = 0
+        self.next_sample = 1
+        self.samples: deque[tuple[int, int]] = deque(maxlen=2)
+        self.rate = 0.0
+
+    def update(self, d: dict) -> float:
+        self.updates += 1
+        if self.updates >= self.next_sample:
+            self.samples.append((self.updates, _dict_size(d)))
+            if len(self.samples) == 2:
+                (u0, b0), (u1, b1) = self.samples
+                self.rate = max(0.0, (b1 - b0) / max(1, u1 - u0))
+            self.next_sample = math.ceil(self.updates * 1.2) + 1
+        last_updates, last_bytes = self.samples[-1]
+        return last_bytes + self.rate * (self.updates - last_updates)
+
+
+# ---- spill files -----------------------------------------------------------------------
+
+def _dump_frames(fh: IO[bytes], records: Iterable[Any], batch: int = _FRAME_RECORDS) -> int:
+    """Writes records as length-prefixed pickled lists; returns the bytes written."""
+    written = 0
+    it = iter(records)
+    while True:
+        chunk = list(itertools.islice(it, batch))
+        if not chunk:
+            return written
+        data = pickle.dumps(chunk, PICKLE_PROTOCOL)
+        fh.write(_HEADER.pack(len(data)))
+        fh.write(data)
+        written += len(data) + 4
+
+
+def _load_frames(path: str) -> Iterator[Any]:
+    with open(path, "rb", 1 << 16) as fh:
+        yield from _read_stream(fh)
+
+
+def _read_stream(fh: IO[bytes]) -> Iterator[Any]:
+    while True:
+        header = fh.read(4)
+        if len(header) < 4:
+            return
+        (length,) = _HEADER.unpack(header)
+        yield from pickle.loads(fh.read(length))
+
+
+def _pread_frames(fd: int, end: int) -> Iterator[Any]:
+    """Records of frames [0, end) of an open file, without moving its position."""
+    offset = 0
+    while offset < end:
+        (length,) = _HEADER.unpack(os.pread(fd, 4, offset))
+        data = os.pread(fd, length, offset + 4)
+        offset += 4 + length
+        yield from pickle.loads(data)
+
+
+# ---- spillable containers ---------------------------------------------------------------
+
+class MemoryBudget:
+    """Memory shared by several ExternalLists: past the limit, all of them spill.
+
+    Examples
+    --------
+    >>> budget = MemoryBudget(1 << 20)
+    >>> a, b = ExternalList(budget=budget), ExternalList(budget=budget)
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._members: list["ExternalList"] = []
+
+    def join(self, member: "ExternalList") -> None:
+        self._members.append(member)
+
+    def charge(self, nbytes: int) -> None:
+        self.used += nbytes
+        if self.used > self.limit:
+            for member in self._members:
+                member._spill()
+            self.used = 0
+
+
+class ExternalList:
+    """An append-only list that keeps at most its memory budget in memory.
+
+    Past the budget the records move to an unlinked temporary file; iterating
+    reads the file, then the records still in memory. It can be iterated many
+    times and pickles as a plain list.
+
+    Parameters
+    ----------
+    memory_limit : int, optional
+        Bytes kept in memory (default: the task's ``spark.python.worker.memory``).
+    budget : MemoryBudget, optional
+        A budget shared with other lists instead of a limit of its own.
+
+    Examples
+    --------
+    >>> values = ExternalList(memory_limit=1024)
+    >>> values.extend(range(10_000))
+    >>> len(values), sum(values)
+    (10000, 49995000)
+    """
+
+    def __init__(self, values: Iterable[Any] = (), memory_limit: Optional[int] = None,
+                 budget: Optional[MemoryBudget] = None, spill_dir: Optional[str] = None) -> None:
+        self._memory: list[Any] = []
+        self._used = 0
+        self._sizer = _Sizer()
+        self._file: Optional[IO[bytes]] = None
+        self._disk_bytes = 0
+        self._disk_count = 0
+        self._dir = spill_dir
+        self._budget = budget
+        self._limit = memory_limit if memory_limit is not None else task_memory_limit()
+        if budget is not None:
+            budget.join(self)
+        self.extend(values)
+
+    def append(self, value: Any) -> None:
+        self._memory.append(value)
+        size = self._sizer.size(value)
+        if self._budget is not None:
+            self._budget.charge(size)
+            return
+        self._used += size
+        if self._used > self._limit:
+            self._spill()
+
+    def extend(self, values: Iterable[Any]) -> None:
+        for value in values:
+            self.append(value)
+
+    def _spill(self) -> None:
+        if not self._memory:
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="ember-list-", dir=self._dir or local_dir())
+        self._file.seek(0, os.SEEK_END)
+        batch = max(1, min(_FRAME_RECORDS, _CHUNK_BYTES // max(1, self._sizer.average)))
+        written = _dump_frames(self._file, self._memory, batch)
+        self._file.flush()
+        self._disk_bytes += written
+        self._disk_count += len(self._memory)
+        self._memory = []
+        self._used = 0
+        _record_spill(written)
+
+    @property
+    def spilled(self) -> bool:
+        """True once some records live on disk."""
+        return self._file is not None
+
+    def __len__(self) -> int:
+        return self._disk_count + len(self._memory)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._file is not None:
+            yield from _pread_frames(self._file.fileno(), self._disk_bytes)
+        yield from self._memory
+
+    def __reduce__(self) -> tuple:
+        return (list, (list(self),))
+
+    def __repr__(self) -> str:
+        return f"ExternalList({len(self)} records, {self._disk_count} on disk)"
+
+
+class ExternalSorter:
+    """Sorts more records than fit in memory.
+
+    Records are sorted in memory up to the limit, written as sorted runs to
+    temporary files, and merged lazily (stable, like ``sorted``).
+
+    Examples
+    --------
+    >>> sorter = ExternalSorter(memory_limit=4096)
+    >>> out = list(sorter.sorted(iter(range(20000, 0, -1))))
+    >>> out[:3], len(out)
+    ([1, 2, 3], 20000)
+    """
+
+    MAX_OPEN_RUNS = 32
+
+    def __init__(self, memory_limit: Optional[int] = None, spill_dir: Optional[str] = None) -> None:
+        self.memory_limit = int(memory_limit if memory_limit is not None else task_memory_limit())
+        self._dir = spill_dir
+
+    def sorted(self, iterator: Iterable[Any], key: Optional[Callable[[Any], Any]] = None,
+               reverse: bool = False) -> Iterator[Any]:
+        """Reads all of iterator now; returns an iterator over its records in order."""
+        chunk: list[Any] = []
+        runs: list[IO[bytes]] = []
+        sizer = _Sizer()
+        used = 0
+        for record in iterator:
+            chunk.append(record)
+            used += sizer.size(record)
+            if used > self.memory_limit:
+                chunk.sort(key=key, reverse=reverse)
+                runs.append(self._write_run(chunk, sizer.average))
+                chunk, used = [], 0
+        chunk.sort(key=key, reverse=reverse)
+        if not runs:
+            return iter(chunk)
+        while len(runs) > self.MAX_OPEN_RUNS:
+            head = heapq.merge(*(_run_records(r) for r in runs[:self.MAX_OPEN_RUNS]),
+                               key=key, reverse=reverse)
+            runs = [self._write_run(head, sizer.average)] + runs[self.MAX_OPEN_RUNS:]
+        return heapq.merge(*(_run_records(r) for r in runs), iter(chunk), key=key,
+                           reverse=reverse)
+
+    def _write_run(self, records: Iterable[Any], average: int) -> IO[bytes]:
+        run = tempfile.TemporaryFile(prefix="ember-sort-", dir=self._dir or local_dir())
+        batch = max(1, min(_FRAME_RECORDS, 64 * 1024 // max(1, average)))
+        _record_spill(_dump_frames(run, records, batch))
+        run.flush()
+        return run
+
+
+def _run_records(run: IO[bytes]) -> Iterator[Any]:
+    run.seek(0)
+    try:
+        yield from _read_stream(run)
+    finally:
+        run.close()
+
+
+# ---- mergers ------------------------------------------------------------------------------
+
+class ExternalMerger:
+    """Merges values or combiners per key within a memory limit (PySpark's ExternalMerger).
+
+    Parameters
+    ----------
+    agg : Aggregator
+    memory_limit : int
+        Bytes; past it the dict is partitioned into spill files by key hash.
+    partitions : int
+        Number of spill files.
+
+    Examples
+    --------
+    >>> merger = ExternalMerger(SimpleAggregator(lambda a, b: a + b), memory_limit=2048)
+    >>> merger.mergeValues((i % 100, 1) for i in range(10_000))
+    >>> sorted(merger.items())[:2]
+    [(0, 100), (1, 100)]
+    """
+
+    def __init__(self, agg: Aggregator, memory_limit: Optional[int] = None,
+                 partitions: int = SPILL_PARTITIONS, spill_dir: Optional[str] = None,
+                 scale: int = 1) -> None:
+        self.agg = agg
+        self.memory_limit = int(memory_limit if memory_limit is not None else task_memory_limit())
+        self.partitions = partitions
+        self.scale = scale
+        self.data: dict[Any, Any] = {}
+        self.spills = 0
+        self._spill_root = spill_dir
+        self._dir: Optional[str] = None
+        self._tracker = _DictSizeTracker()
+
+    def _bucket(self, key: Any) -> int:
+        # A hash that differs from the shuffle partitioner's and between levels.
+        return hash((key, self.scale)) % self.partitions
+
+    def mergeValues(self, iterator: Iterable[tuple[Any, Any]]) -> None:
+        """Adds (key, value) records."""
+        create, merge = self.agg.createCombiner, self.agg.mergeValue
+        data, limit, tracker = self.data, self.memory_limit, self._tracker
+        for k, v in iterator:
+            data[k] = merge(data[k], v) if k in data else create(v)
+            if tracker.update(data) > limit:
+                self._spill()
+                data = self.data
+
+    def mergeCombiners(self, iterator: Iterable[tuple[Any, Any]]) -> None:
+        """Adds (key, combiner) records."""
+        merge = self.agg.mergeCombiners
+        data, limit, tracker = self.data, self.memory_limit, self._tracker
+        for k, c in iterator:
+            data[k] = merge(data[k], c) if k in data else c
+            if tracker.update(data) > limit:
+                self._spill()
+                data = self.data
+
+    def _path(self, bucket: int) -> str:
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="ember-merge-", dir=self._spill_root or local_dir())
+        return os.path.join(self._dir, str(bucket))
+
+    def _spill(self) -> None:
+        buckets: list[list[tuple[Any, Any]]] = [[] for _ in range(self.partitions)]
+        for item in self.data.items():
+            buckets[self._bucket(item[0])].append(item)
+        self._write_buckets(buckets)
+        self.data = {}
+        self._tracker.reset()
+
+    def _write_buckets(self, buckets: list[list[tuple[Any, Any]]]) -> None:
+        written = 0
+        for i, items in enumerate(buckets):
+            if items:
+                with open(self._path(i), "ab") as fh:
+                    written += _dump_frames(fh, items)
+        self.spills += 1
+        _record_spill(written)
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        """The merged (key, combiner) records; call once, after merging."""
+        if not self.spills:
+            return iter(self.data.items())
+        return self._external_items()
+
+    def _external_items(self) -> Iterator[tuple[Any, Any]]:
+        try:
+            if self.data:
+                self._spill()
+            for i in range(self.partitions):
+                path = self._path(i)
+                if os.path.exists(path):
+                    yield from self._merged_bucket(i, path)
+        finally:
+            self.cleanup()
+
+    def _merged_bucket(self, index: int, path: str) -> Iterator[tuple[Any, Any]]:
+        merge = self.agg.mergeCombiners
+        data: dict[Any, Any] = {}
+        tracker = _DictSizeTracker()
+        records = _load_frames(path)
+        for k, c in records:
+            data[k] = merge(data[k], c) if k in data else c
+            if tracker.update(data) > self.memory_limit and self.scale < _MAX_MERGE_DEPTH:
+                deeper = type(self)(self.agg, self.memory_limit, self.partitions,
+                                    self._spill_root, self.scale + 1)
+                deeper.data = data
+                deeper._spill()
+                del data
+                deeper.mergeCombiners(records)
+                os.remove(path)
+                yield from deeper.items()
+                return
+        os.remove(path)
+        yield from data.items()
+
+    def cleanup(self) -> None:
+        """Removes the spill files (also done when items() is exhausted or closed)."""
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+class ExternalGroupBy(ExternalMerger):
+    """Groups values per key within a memory limit (``groupByKey``'s reduce side).
+
+    Combiners are lists. Spilled lists are written in chunks; a spill file too
+    big to group in memory is sorted on disk by key hash and grouped in one
+    pass, and a key whose values exceed the limit yields an
+    :class:`ExternalList` whose records stay on disk.
+
+    Examples
+    --------
+    >>> merger = ExternalGroupBy(memory_limit=4096)
+    >>> merger.mergeValues((i % 3, i) for i in range(9))
+    >>> sorted((k, list(vs)) for k, vs in merger.items())
+    [(0, [0, 3, 6]), (1, [1, 4, 7]), (2, [2, 5, 8])]
+    """
+
+    def __init__(self, agg: Optional[Aggregator] = None, memory_limit: Optional[int] = None,
+                 partitions: int = SPILL_PARTITIONS, spill_dir: Optional[str] = None,
+                 scale: int = 1) -> None:
+        super().__init__(agg or _LIST_AGGREGATOR, memory_limit, partitions, spill_dir, scale)
+        self._used = 0
+        self._value_sizer = _Sizer()
+        self._bucket_bytes = [0] * partitions
+
+    def mergeValues(self, iterator: Iterable[tuple[Any, Any]]) -> None:
+        data, sizer = self.data, self._value_sizer
+        for k, v in iterator:
+            values = data.get(k)
+            if values is None:
+                data[k] = [v]
+                self._used += 120 + _deep_size(k)
+            else:
+                values.append(v)
+            self._used += sizer.size(v)
+            if self._used > self.memory_limit:
+                self._spill()
+                data = self.data
+
+    def mergeCombiners(self, iterator: Iterable[tuple[Any, Any]]) -> None:
+        data, sizer = self.data, self._value_sizer
+        for k, vs in iterator:
+            if type(vs) is not list:
+                vs = list(vs)
+            if not vs:
+                data.setdefault(k, [])
+                continue
+            values = data.get(k)
+            if values is None:
+                data[k] = vs
+                self._used += 120 + _deep_size(k)
+            else:
+                values.extend(vs)
+            self._used += sizer.size(vs[0]) * len(vs)
+            if self._used > self.memory_limit:
+                self._spill()
+                data = self.data
+
+    def _spill(self) -> None:
+        average = self._value_sizer.average
+        chunk = max(1, _CHUNK_BYTES // max(1, average))
+        buckets: list[list[tuple[Any, Any]]] = [[] for _ in range(self.partitions)]
+        for k, values in self.data.items():
+            b = self._bucket(k)
+            self._bucket_bytes[b] += 120 + len(values) * average
+            if len(values) <= chunk:
+                buckets[b].append((k, values))
+                continue
+            for start in range(0, len(values), chunk):
+                buckets[b].append((k, values[start:start + chunk]))
+        self._write_buckets(buckets)
+        self.data = {}
+        self._used = 0
+
+    def _merged_bucket(self, index: int, path: str) -> Iterator[tuple[Any, Any]]:
+        if self._bucket_bytes[index] > self.memory_limit:
+            yield from self._sorted_groups(path)
+            return
+        data: dict[Any, list] = {}
+        for k, values in _load_frames(path):
+            known = data.get(k)
+            if known is None:
+                data[k] = values
+            else:
+                known.extend(values)
+        os.remove(path)
+        yield from data.items()
+
+    def _sorted_groups(self, path: str) -> Iterator[tuple[Any, Any]]:
+        sorter = ExternalSorter(self.memory_limit // 2, self._spill_root)
+        records = sorter.sorted(_load_frames(path), key=_key_hash)
+        os.remove(path)
+        current: Any = None
+        groups: list[tuple[Any, ExternalList]] = []
+        for k, chunk in records:
+            h = hash(k)
+            if h != current:
+                yield from groups
+                groups, current = [], h
+            for known, values in groups:
+                if known == k:
+                    values.extend(chunk)
+                    break
+            else:
+                groups.append((k, ExternalList(chunk, memory_limit=self.memory_limit // 2,
+                                               spill_dir=self._spill_root)))
+        yield from groups
+
+
+def _key_hash(record: tuple[Any, Any]) -> int:
+    return hash(record[0])
+
+
+def _list_create(v: Any) -> list:
+    return [v]
+
+
+def _list_append(values: list, v: Any) -> list:
+    values.append(v)
+    return values
+
+
+def _list_extend(a: list, b: list) -> list:
+    a.extend(b)
+    return a
+
+
+_LIST_AGGREGATOR = Aggregator(_list_create, _list_append, _list_extend)
+
+
+def combine_locally(iterator: Iterable[tuple[Any, Any]], agg: Aggregator,
+                    memory_limit: Optional[int] = None,
+                    grouping: bool = False) -> Iterator[tuple[Any, Any]]:
+    """Map-side combine: (key, combiner) records, flushed whenever the dict passes the limit.
+
+    A key may come out more than once (once per flush); the reduce side merges
+    combiners anyway, so the map side never needs the disk.
+
+    Examples
+    --------
+    >>> agg = SimpleAggregator(lambda a, b: a + b)
+    >>> sorted(combine_locally([("a", 1), ("b", 2), ("a", 3)], agg))
+    [('a', 4), ('b', 2)]
+    """
+    limit = memory_limit if memory_limit is not None else task_memory_limit()
+    create, merge = agg.createCombiner, agg.mergeValue
+    data: dict[Any, Any] = {}
+    if grouping:
+        sizer, used = _Sizer(), 0
+        for k, v in iterator:
+            values = data.get(k)
+            if values is None:
+                data[k] = create(v)
+                used += 120
+            else:
+                data[k] = merge(values, v)
+            used += sizer.size(v)
+            if used > limit:
+                yield from data.items()
+                data, used = {}, 0
+    else:
+        tracker = _DictSizeTracker()
+        for k, v in iterator:
+            data[k] = merge(data[k], v) if k in data else create(v)
+            if tracker.update(data) > limit:
+                yield from data.items()
+                data = {}
+                tracker.reset()
+    yield from data.items()

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import _ember_io as io  # provided by the C host
 
-from ember import accumulators
+from ember import accumulators, broadcast
 from ember.taskcontext import TaskContext
 
 PICKLE_PROTOCOL = 5
@@ -173,6 +173,8 @@ def run_task(header_frame: bytes) -> None:
     header = json.loads(header_frame)
     funcs = [io.read_frame() for _ in range(header["numFuncs"])]
     partitioner_frame = io.read_frame() if header["numReduce"] else None
+    for bid in header.get("broadcasts", []):
+        broadcast.register_worker_value(bid, io.read_frame())
     source = _Input(header["input"])
     started = time.monotonic()
     TaskContext._set(header)

@@ -47,7 +47,7 @@ struct gw_request {
     char *path;
     char *segments;                /* path split in place; parameters point here */
     const char *app;               /* {app} of the path, or NULL */
-    uint32_t job, stage, partition, rdd;
+    uint32_t job, stage, partition, rdd, broadcast;
     struct ember_buf body;         /* NUL-terminated when the handler runs */
     int too_big;
     int hold;                      /* keep the response for the last call */
@@ -103,6 +103,11 @@ grpc_status_code gw_master_cancel_job(struct gw *g, const char *app_id, uint32_t
 /* id < 0: no id (a listing). app_id NULL: every application. */
 grpc_status_code gw_master_unpersist(struct gw *g, const char *app_id, uint32_t rdd_id,
                                      char **details);
+grpc_status_code gw_master_add_broadcast(struct gw *g, const char *app_id, uint32_t id,
+                                         const char *block_id, const char *location,
+                                         uint64_t size, char **details);
+grpc_status_code gw_master_remove_broadcast(struct gw *g, const char *app_id, uint32_t id,
+                                            int keep_source, char **details);
 grpc_status_code gw_master_query(struct gw *g, const char *what, const char *app_id,
                                  int64_t id, char **json, char **details);
 
@@ -114,6 +119,10 @@ enum MHD_Result gw_api_submit_job(struct gw_request *rq);
 enum MHD_Result gw_api_get_job(struct gw_request *rq);
 enum MHD_Result gw_api_cancel_job(struct gw_request *rq);
 enum MHD_Result gw_api_unpersist(struct gw_request *rq);
+
+/* ---- gw_broadcast.c: broadcast variables into a block manager ---- */
+enum MHD_Result gw_broadcast_put(struct gw_request *rq);
+enum MHD_Result gw_broadcast_delete(struct gw_request *rq);
 /* Lists and one stage: Query with the route's `what`, passed through. */
 enum MHD_Result gw_api_query(struct gw_request *rq);
 

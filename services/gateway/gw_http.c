@@ -46,6 +46,8 @@ static const struct gw_route routes[] = {
     {"GET", "/api/v1/applications/{app}/storage/rdd", gw_api_query, "storage"},
     {"DELETE", "/api/v1/applications/{app}/rdds/{rdd}", gw_api_unpersist, NULL},
     {"GET", "/api/v1/storage/rdd", gw_api_query, "storage"},
+    {"PUT", "/api/v1/applications/{app}/broadcasts/{broadcast}", gw_broadcast_put, NULL},
+    {"DELETE", "/api/v1/applications/{app}/broadcasts/{broadcast}", gw_broadcast_delete, NULL},
     {"GET", "/api/v1/blockmanagers", gw_api_query, "blockmanagers"},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -315,6 +317,8 @@ static int bind_param(struct gw_request *rq, const char *name, size_t len, const
         id = &rq->stage;
     else if (param_is(name, len, "rdd"))
         id = &rq->rdd;
+    else if (param_is(name, len, "broadcast"))
+        id = &rq->broadcast;
     else
         id = &rq->partition;
     if (parse_id(value, id) != 0) {

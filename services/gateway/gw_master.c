@@ -140,3 +140,38 @@ grpc_status_code gw_master_query(struct gw *g, const char *what, const char *app
     req.id = id;
     return call_json(g, "Query", &req.base, json, details);
 }
+
+grpc_status_code gw_master_add_broadcast(struct gw *g, const char *app_id, uint32_t id,
+                                         const char *block_id, const char *location,
+                                         uint64_t size, char **details)
+{
+    Ember__AddBroadcastRequest req = EMBER__ADD_BROADCAST_REQUEST__INIT;
+    ProtobufCMessage *reply = NULL;
+    grpc_status_code code;
+
+    req.app_id = (char *)app_id;
+    req.broadcast_id = id;
+    req.block_id = (char *)block_id;
+    req.location = (char *)location;
+    req.size = size;
+    code = call(g, "AddBroadcast", &req.base, &reply, details);
+    if (code == GRPC_STATUS_OK)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    return code;
+}
+
+grpc_status_code gw_master_remove_broadcast(struct gw *g, const char *app_id, uint32_t id,
+                                            int keep_source, char **details)
+{
+    Ember__RemoveBroadcastRequest req = EMBER__REMOVE_BROADCAST_REQUEST__INIT;
+    ProtobufCMessage *reply = NULL;
+    grpc_status_code code;
+
+    req.app_id = (char *)app_id;
+    req.broadcast_id = id;
+    req.keep_source = keep_source;
+    code = call(g, "RemoveBroadcast", &req.base, &reply, details);
+    if (code == GRPC_STATUS_OK)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    return code;
+}

@@ -1,7 +1,9 @@
 /* Result downloads: find a job's result block with GetJob, then stream it from
- * the block manager that holds it. The block is collected in memory before it
- * is sent (blocks are at most a few hundred MB, the cap is MAX_RESULT_BYTES); a
- * later version can hand chunks to MHD as they arrive. */
+ * the block manager that holds it as the client reads. The first chunk gives
+ * the block's size (Content-Length) before the response starts, so an error up
+ * to then is a JSON answer; afterwards MHD pulls one chunk at a time through
+ * read_block, so a download holds about one chunk (1 MiB) whatever the block's
+ * size, and an error mid-way ends the connection short of Content-Length. */
 #define _GNU_SOURCE
 #include "gw.h"
 
@@ -10,10 +12,15 @@
 #include <string.h>
 
 #include "blockd.pb-c.h"
+#include "gw_stream.h"
+#include "log.h"
 
-#define MAX_RESULT_BYTES ((size_t)1 << 30)
-#define BLOCK_TIMEOUT_MS 120000
+#define CHUNK_WAIT_MS 120000           /* for each chunk of the block manager */
+/* The whole download. A client that stops reading is dropped by MHD's
+ * connection timeout, which cancels the stream, so this only bounds the rest. */
+#define STREAM_DEADLINE_MS (24LL * 3600 * 1000)
 #define MAX_CHUNK_MESSAGE (4 << 20)    /* a Chunk holds at most 1 MiB of data */
+#define READ_BLOCK_BYTES (256 << 10)   /* MHD's buffer per download */
 
 /* One channel per block manager address, kept for the life of the gateway: a
  * cluster has few block managers and their addresses are stable. */
@@ -49,6 +56,36 @@ void gw_blocks_free(struct gw_blocks *b)
     free(b);
 }
 
+/* ember_rpc_channel_create's settings (common/rpc.c) plus a fixed HTTP/2
+ * window: with BDP probing gRPC grows a stream's window to tens of MB on
+ * loopback and reads that far ahead of a slow HTTP client, which would undo
+ * the one-chunk-at-a-time download. Without it gRPC still opens the window
+ * enough for the message being read, so a download holds about one chunk. */
+static grpc_channel *new_block_channel(const char *address)
+{
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = MAX_CHUNK_MESSAGE},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+         .value.integer = 100},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+         .value.integer = 1000},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS,
+         .value.integer = 200},
+        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
+    };
+    grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(address, creds, &channel_args);
+
+    grpc_channel_credentials_release(creds);   /* the channel keeps its own reference */
+    return ch;
+}
+
 /* Borrowed: the channel lives as long as b. */
 static grpc_channel *block_channel(struct gw_blocks *b, const char *address)
 {
@@ -63,7 +100,7 @@ static grpc_channel *block_channel(struct gw_blocks *b, const char *address)
             b->alloc = b->alloc ? 2 * b->alloc : 8;
             b->v = ember_xrealloc(b->v, b->alloc * sizeof(*b->v));
         }
-        ch = ember_rpc_channel_create(address, MAX_CHUNK_MESSAGE);
+        ch = new_block_channel(address);
         b->v[b->n].address = ember_xstrdup(address);
         b->v[b->n].ch = ch;
         b->n++;
@@ -72,89 +109,185 @@ static grpc_channel *block_channel(struct gw_blocks *b, const char *address)
     return ch;
 }
 
-struct fetch {
-    struct ember_buf buf;
-    char *error;                       /* new sentence when the stream went wrong */
-    int last;
-    uint64_t total_size;
+/* One download: the GetBlock stream and the chunk being sent. Driven only
+ * by the MHD thread of the connection (handler, read_block, free_download). */
+struct download {
+    struct gw_stream *stream;
+    char *block_id;
+    char *address;
+    Ember__Chunk *chunk;               /* being sent, or NULL */
+    size_t chunk_off;                  /* bytes of chunk already sent */
+    uint64_t received;                 /* bytes of every chunk so far */
+    uint64_t total;                    /* the block's size, from the first chunk */
+    int sized;                         /* the first chunk came: total is known */
 };
 
-static int on_chunk(const ProtobufCMessage *msg, void *user)
+static void free_download(void *cls)
 {
-    const Ember__Chunk *c = (const Ember__Chunk *)msg;
-    struct fetch *f = user;
+    struct download *d = cls;
 
-    if (c->offset != f->buf.len) {
-        f->error = ember_xasprintf("the block manager sent a chunk at offset %llu after %zu bytes",
-                                   (unsigned long long)c->offset, f->buf.len);
-        return 1;
-    }
-    if (ember_buf_append(&f->buf, c->data.data, c->data.len) != 0) {
-        f->error = ember_xasprintf("the block is larger than the gateway's limit of %zu bytes",
-                                   MAX_RESULT_BYTES);
-        return 1;
-    }
-    if (c->last) {
-        f->last = 1;
-        f->total_size = c->total_size;
-    }
+    if (!d)
+        return;
+    gw_stream_close(d->stream);        /* cancels the call if it still runs */
+    if (d->chunk)
+        protobuf_c_message_free_unpacked(&d->chunk->base, NULL);
+    free(d->block_id);
+    free(d->address);
+    free(d);
+}
+
+/* Why the stream ended before the block did: a new sentence; *code is the
+ * call's status (OK when it ended early without an error). */
+static char *stream_end_error(struct download *d, grpc_status_code *code)
+{
+    const char *details = NULL;
+
+    *code = gw_stream_status(d->stream, &details);
+    if (*code == GRPC_STATUS_OK)
+        return ember_xasprintf("block %s ended after %llu of its %llu bytes", d->block_id,
+                               (unsigned long long)d->received, (unsigned long long)d->total);
+    return ember_xasprintf("block manager at %s failed the download of block %s "
+                           "(gRPC status %d%s%s)", d->address, d->block_id, (int)*code,
+                           details && *details ? ": " : "", details ? details : "");
+}
+
+/* Checks a chunk against what came before (the first one sets the size). */
+static char *check_chunk(struct download *d, const Ember__Chunk *c)
+{
+    if (!d->sized)
+        d->total = c->total_size;
+    d->sized = 1;
+    if (c->offset != d->received)
+        return ember_xasprintf("the block manager sent block %s's chunk at offset %llu after "
+                               "%llu bytes", d->block_id, (unsigned long long)c->offset,
+                               (unsigned long long)d->received);
+    if (c->total_size != d->total || c->data.len > d->total - d->received)
+        return ember_xasprintf("the block manager's chunks of block %s disagree about its "
+                               "size (%llu, then %llu)", d->block_id,
+                               (unsigned long long)d->total, (unsigned long long)c->total_size);
+    return NULL;
+}
+
+/* Replaces d->chunk with the next non-empty chunk (or the first chunk, even
+ * empty). On failure *error is new and *code the call's status. */
+static int next_chunk(struct download *d, char **error, grpc_status_code *code)
+{
+    ProtobufCMessage *m = NULL;
+    int first = !d->sized;
+
+    *code = GRPC_STATUS_OK;
+    do {
+        if (d->chunk)
+            protobuf_c_message_free_unpacked(&d->chunk->base, NULL);
+        d->chunk = NULL;
+        d->chunk_off = 0;
+        if (gw_stream_next(d->stream, CHUNK_WAIT_MS, &m) == 0) {
+            *error = stream_end_error(d, code);
+            return EMBER_EIO;
+        }
+        d->chunk = (Ember__Chunk *)m;
+        *error = check_chunk(d, d->chunk);
+        if (*error)
+            return EMBER_EIO;
+        d->received += d->chunk->data.len;
+    } while (d->chunk->data.len == 0 && !first);
     return 0;
 }
 
-static enum MHD_Result reply_fetch_error(struct gw_request *rq, grpc_status_code code,
-                                         const char *details, const char *address,
-                                         const char *block_id)
+/* MHD's content reader: at most max bytes at pos; blocks for the next chunk. */
+static ssize_t read_block(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    char *peer = ember_xasprintf("block manager at %s", address);
+    struct download *d = cls;
+    grpc_status_code code;
+    char *error = NULL;
+    size_t n;
+
+    if (d->chunk_off == d->chunk->data.len && next_chunk(d, &error, &code) != 0) {
+        ember_log_warn("result download of block %s broke after %llu of %llu bytes: %s",
+                       d->block_id, (unsigned long long)pos, (unsigned long long)d->total,
+                       error);
+        free(error);
+        return MHD_CONTENT_READER_END_WITH_ERROR;  /* MHD closes the connection */
+    }
+    n = d->chunk->data.len - d->chunk_off;
+    if (n > max)
+        n = max;
+    memcpy(buf, d->chunk->data.data + d->chunk_off, n);
+    d->chunk_off += n;
+    return (ssize_t)n;
+}
+
+/* The JSON answer when the block could not be fetched at all. */
+static enum MHD_Result reply_fetch_error(struct gw_request *rq, const struct download *d,
+                                         grpc_status_code code, const char *error)
+{
+    char *peer = ember_xasprintf("block manager at %s", d->address);
+    const char *details = NULL;
     enum MHD_Result ret;
 
+    gw_stream_status(d->stream, &details);
     if (code == GRPC_STATUS_NOT_FOUND)
-        ret = gw_reply_error(rq, MHD_HTTP_NOT_FOUND, "block %s is no longer on the %s", block_id,
-                             peer);
-    else
+        ret = gw_reply_error(rq, MHD_HTTP_NOT_FOUND, "block %s is no longer on the %s",
+                             d->block_id, peer);
+    else if (code != GRPC_STATUS_OK)
         ret = gw_reply_rpc_error(rq, code, details, peer);
+    else
+        ret = gw_reply_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot fetch block %s: %s",
+                             d->block_id, error);
     free(peer);
     return ret;
 }
 
-static enum MHD_Result reply_block(struct gw_request *rq, struct ember_buf *buf)
+/* Queues the streaming response; takes ownership of d. The route handler runs
+ * once the request is complete, when no response is held (see gw_http.c), so
+ * the response goes to MHD directly with the headers gw_http.c's replies have. */
+static enum MHD_Result queue_download(struct gw_request *rq, struct download *d)
 {
-    size_t len = 0;
-    uint8_t *data = ember_buf_steal(buf, &len);
+    struct MHD_Response *r = MHD_create_response_from_callback(d->total, READ_BLOCK_BYTES,
+                                                               read_block, d, free_download);
+    enum MHD_Result ret;
 
-    return gw_reply_buffer(rq, MHD_HTTP_OK, "application/octet-stream", data, len);
+    if (!r) {
+        free_download(d);
+        return MHD_NO;                 /* out of memory in MHD: drop the connection */
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    rq->status = MHD_HTTP_OK;
+    ret = MHD_queue_response(rq->conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);           /* MHD keeps its reference until the end */
+    return ret;
 }
 
-/* Streams block_id from address and sends it as the response. */
+/* Opens the stream of block_id at address, waits for the first chunk (its
+ * size, or the error to answer) and starts the response. */
 static enum MHD_Result send_block(struct gw_request *rq, const char *address,
                                   const char *block_id)
 {
     Ember__GetBlockRequest req = EMBER__GET_BLOCK_REQUEST__INIT;
-    struct fetch f = {.error = NULL};
-    grpc_channel *ch = block_channel(rq->gw->blocks, address);
-    char *details = NULL;
+    struct download *d = ember_xcalloc(1, sizeof(*d));
     grpc_status_code code;
+    char *error = NULL;
     enum MHD_Result ret;
 
-    ember_buf_init(&f.buf, MAX_RESULT_BYTES);
     req.block_id = (char *)block_id;
-    code = ember_rpc_call(ch, &ember__block_manager__descriptor, "GetBlock", &req.base, NULL,
-                          on_chunk, &f, BLOCK_TIMEOUT_MS, &details);
-    if (f.error)
-        ret = gw_reply_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot fetch block %s: %s",
-                             block_id, f.error);
-    else if (code != GRPC_STATUS_OK)
-        ret = reply_fetch_error(rq, code, details, address, block_id);
-    else if (f.last && f.total_size && f.total_size != f.buf.len)
-        ret = gw_reply_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                             "block %s ended after %zu of its %llu bytes", block_id, f.buf.len,
-                             (unsigned long long)f.total_size);
-    else
-        ret = reply_block(rq, &f.buf);
-    ember_buf_free(&f.buf);
-    free(f.error);
-    free(details);
-    return ret;
+    d->block_id = ember_xstrdup(block_id);
+    d->address = ember_xstrdup(address);
+    d->stream = gw_stream_open(block_channel(rq->gw->blocks, address),
+                               &ember__block_manager__descriptor, "GetBlock", &req.base,
+                               STREAM_DEADLINE_MS);
+    if (next_chunk(d, &error, &code) != 0) {
+        ret = reply_fetch_error(rq, d, code, error);
+        free(error);
+        free_download(d);
+        return ret;
+    }
+    if (d->total == 0) {               /* an empty block: nothing to stream */
+        free_download(d);
+        return gw_reply_static(rq, MHD_HTTP_OK, "application/octet-stream", "", 0);
+    }
+    return queue_download(rq, d);
 }
 
 /* The "results" entry of the partition, or NULL (borrowed from job). */

@@ -115,6 +115,7 @@ static void free_job(struct job *j)
     free(j->error);
     json_decref(j->properties);
     json_decref(j->accumulator_updates);
+    free(j->broadcasts.items);
     free(j);
 }
 
@@ -124,6 +125,13 @@ static void free_app(struct app *a)
         free_job(a->jobs.items[i]);
     for (size_t i = 0; i < a->nodes.n; i++)
         master_node_free(a->nodes.items[i]);
+    for (size_t i = 0; i < a->broadcasts.n; i++) {
+        struct broadcast_info *b = a->broadcasts.items[i];
+        free(b->block_id);
+        free(b->location);
+        free(b);
+    }
+    free(a->broadcasts.items);
     free(a->jobs.items);
     free(a->nodes.items);
     free(a->id);

@@ -132,11 +132,20 @@ struct job {
     int failed_stage, failed_partition;
     uint64_t max_result_bytes;   /* spark.driver.maxResultSize; 0: no limit */
     json_t *accumulator_updates; /* base64 strings, one per counted successful task */
+    struct ptr_array broadcasts; /* borrowed struct broadcast_info, sent with every task */
     uint64_t result_bytes;
+};
+
+struct broadcast_info {
+    uint64_t id;                 /* the driver's broadcast id */
+    char *block_id, *location;   /* the source copy */
+    uint64_t size;
+    int destroyed;
 };
 
 struct app {
     char *id, *name, *user;
+    struct ptr_array broadcasts; /* struct broadcast_info */
     uint64_t start_ms, end_ms;
     int ended;
     struct ptr_array nodes;

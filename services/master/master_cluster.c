@@ -219,6 +219,9 @@ static void app_block_prefixes(const struct app *a, struct ptr_array *prefixes)
         if (n->cache)
             ptr_array_push(prefixes, ember_xasprintf("rdd_%u_", n->gid));
     }
+    for (size_t i = 0; i < a->broadcasts.n; i++)
+        ptr_array_push(prefixes,
+                       ember_xstrdup(((const struct broadcast_info *)a->broadcasts.items[i])->block_id));
     for (size_t i = 0; i < a->jobs.n; i++)
         ptr_array_push(prefixes,
                        ember_xasprintf("result_%u_", ((const struct job *)a->jobs.items[i])->id));
@@ -341,6 +344,77 @@ static grpc_status_code handle_unpersist(ember_rpc_ctx *ctx, const ProtobufCMess
     return reply_ack(ctx);
 }
 
+static struct broadcast_info *find_broadcast(struct app *a, uint64_t id)
+{
+    for (size_t i = 0; i < a->broadcasts.n; i++) {
+        struct broadcast_info *b = a->broadcasts.items[i];
+        if (b->id == id)
+            return b;
+    }
+    return NULL;
+}
+
+static grpc_status_code handle_add_broadcast(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                             void *user)
+{
+    const Ember__AddBroadcastRequest *req = (const Ember__AddBroadcastRequest *)msg;
+    struct master *m = user;
+    struct broadcast_info *b;
+    struct app *a;
+
+    pthread_mutex_lock(&m->lock);
+    a = master_find_app(m, req->app_id);
+    if (a && !a->ended) {
+        b = find_broadcast(a, req->broadcast_id);
+        if (!b) {
+            b = ember_xcalloc(1, sizeof(*b));
+            b->id = req->broadcast_id;
+            ptr_array_push(&a->broadcasts, b);
+        }
+        replace_str(&b->block_id, req->block_id);
+        replace_str(&b->location, req->location);
+        b->size = req->size;
+        b->destroyed = 0;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!a || a->ended)
+        return fail_app(ctx, req->app_id, a != NULL);
+    ember_log_info("app=%s broadcast=%llu block=%s size=%llu stored", req->app_id,
+                   (unsigned long long)req->broadcast_id, req->block_id,
+                   (unsigned long long)req->size);
+    return reply_ack(ctx);
+}
+
+static grpc_status_code handle_remove_broadcast(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                                void *user)
+{
+    const Ember__RemoveBroadcastRequest *req = (const Ember__RemoveBroadcastRequest *)msg;
+    struct master *m = user;
+    struct ptr_array addresses = {0}, prefixes = {0};
+    struct broadcast_info *b = NULL;
+    struct app *a;
+
+    pthread_mutex_lock(&m->lock);
+    a = master_find_app(m, req->app_id);
+    b = a ? find_broadcast(a, req->broadcast_id) : NULL;
+    if (b && !b->destroyed) {
+        b->destroyed = !req->keep_source;
+        ptr_array_push(&prefixes, ember_xstrdup(b->block_id));
+        for (size_t i = 0; i < m->blockds.n; i++) {
+            struct blockd_info *bd = m->blockds.items[i];
+            if (bd->alive && !(req->keep_source && strcmp(bd->address, b->location) == 0))
+                ptr_array_push(&addresses, ember_xstrdup(bd->address));
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!a)
+        return fail_app(ctx, req->app_id, 0);
+    if (!b)
+        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such broadcast in this application");
+    remove_blocks(m, &addresses, &prefixes);
+    return reply_ack(ctx);
+}
+
 static struct job *find_job(struct master *m, const char *app_id, uint32_t job_id)
 {
     struct job *j;
@@ -452,6 +526,8 @@ const ember_rpc_method_impl master_methods[] = {
     {"GetJob", EMBER_RPC_UNARY, handle_get_job},
     {"CancelJob", EMBER_RPC_UNARY, handle_cancel},
     {"Unpersist", EMBER_RPC_UNARY, handle_unpersist},
+    {"AddBroadcast", EMBER_RPC_UNARY, handle_add_broadcast},
+    {"RemoveBroadcast", EMBER_RPC_UNARY, handle_remove_broadcast},
     {"Query", EMBER_RPC_UNARY, handle_query},
 };
 const size_t master_n_methods = sizeof(master_methods) / sizeof(master_methods[0]);

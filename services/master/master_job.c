@@ -411,6 +411,32 @@ static int parse_storage(struct app *a, json_t *storage, char **error)
     return 0;
 }
 
+/* "broadcasts": the ids of the broadcast variables the job's functions use. */
+static int parse_broadcasts(struct app *a, json_t *ids, struct ptr_array *out, char **error)
+{
+    size_t i;
+    json_t *v;
+
+    if (!ids)
+        return 0;
+    if (!json_is_array(ids))
+        return set_error(error, "\"broadcasts\" must be an array of broadcast ids");
+    json_array_foreach(ids, i, v)
+    {
+        struct broadcast_info *found = NULL;
+        for (size_t k = 0; k < a->broadcasts.n && !found; k++) {
+            struct broadcast_info *b = a->broadcasts.items[k];
+            if (json_is_integer(v) && b->id == (uint64_t)json_integer_value(v))
+                found = b;
+        }
+        if (!found || found->destroyed)
+            return set_error(error, "broadcast %lld %s", (long long)json_integer_value(v),
+                             found ? "was destroyed" : "is unknown (upload it first)");
+        ptr_array_push(out, found);
+    }
+    return 0;
+}
+
 int master_submit_job(struct master *m, struct app *a, const char *json_text, uint32_t *job_id,
                       char **error)
 {
@@ -418,6 +444,7 @@ int master_submit_job(struct master *m, struct app *a, const char *json_text, ui
     json_t *doc = json_loads(json_text, 0, &jerr);
     struct rdd_node *target;
     uint32_t *parts = NULL, n_parts = 0;
+    struct ptr_array broadcasts = {0};
     struct job *job;
     int rc = EMBER_EINVAL;
 
@@ -440,7 +467,13 @@ int master_submit_job(struct master *m, struct app *a, const char *json_text, ui
     }
     if (parse_partitions(json_object_get(doc, "partitions"), target, &parts, &n_parts, error) != 0)
         goto out;
+    if (parse_broadcasts(a, json_object_get(doc, "broadcasts"), &broadcasts, error) != 0) {
+        free(parts);
+        free(broadcasts.items);
+        goto out;
+    }
     job = new_job(m, a, doc);
+    job->broadcasts = broadcasts;
     job->result_stage = new_stage(m, job, target, NULL, parts, n_parts);
     job->results = ember_xcalloc(n_parts ? n_parts : 1, sizeof(*job->results));
     add_parent_stages(m, job, job->result_stage);

@@ -190,8 +190,26 @@ static Ember__TaskSpec *owned_copy(const Ember__TaskSpec *spec)
     return copy;
 }
 
+static void add_broadcasts(Ember__TaskSpec *spec, const struct job *job)
+{
+    spec->broadcasts = ember_xcalloc(job->broadcasts.n + 1, sizeof(*spec->broadcasts));
+    for (size_t i = 0; i < job->broadcasts.n; i++) {
+        const struct broadcast_info *b = job->broadcasts.items[i];
+        Ember__BroadcastRef *ref = ember_xcalloc(1, sizeof(*ref));
+        ember__broadcast_ref__init(ref);
+        ref->id = b->id;
+        ref->block_id = b->block_id;
+        ref->location = b->location;
+        ref->size = b->size;
+        spec->broadcasts[spec->n_broadcasts++] = ref;
+    }
+}
+
 static void free_walk(struct walk *w, Ember__TaskSpec *spec)
 {
+    for (size_t i = 0; i < spec->n_broadcasts; i++)
+        free(spec->broadcasts[i]);
+    free(spec->broadcasts);
     for (size_t i = 0; i < spec->n_properties; i++)
         free(spec->properties[i]);
     free(spec->properties);
@@ -235,6 +253,7 @@ Ember__TaskSpec *master_task_spec(struct master *m, struct task *t, const char *
     spec.n_cache_writes = w.cache_writes.n;
     add_output(&spec, s);
     add_properties(&spec, s->job->properties);
+    add_broadcasts(&spec, s->job);
     copy = owned_copy(&spec);
     free_walk(&w, &spec);
     return copy;

@@ -195,6 +195,7 @@ int worker_create(struct ember_daemon *d, struct worker **out)
 
     w->daemon = d;
     pthread_mutex_init(&w->lock, NULL);
+    pthread_mutex_init(&w->broadcast_lock, NULL);
     pthread_cond_init(&w->idle, NULL);
     grpc_init();
     rc = read_options(w);
@@ -234,6 +235,7 @@ void worker_destroy(struct worker *w)
         grpc_channel_destroy(w->master);
     grpc_shutdown();
     pthread_mutex_destroy(&w->lock);
+    pthread_mutex_destroy(&w->broadcast_lock);
     pthread_cond_destroy(&w->idle);
     free(w->id);
     free(w->address);

@@ -33,6 +33,7 @@ struct worker {
     struct worker_pool *pool;
     pthread_t heartbeat_thread;
     int heartbeat_started;
+    pthread_mutex_t broadcast_lock;  /* one broadcast fetch at a time */
     pthread_mutex_t lock;  /* guards the fields below and the channel cache */
     pthread_cond_t idle;
     int running_tasks;
@@ -48,6 +49,8 @@ struct pyexec_slot {
     pid_t pid;
     int to_child;         /* we write task frames here */
     int from_child;       /* and read output frames here */
+    uint64_t *broadcasts; /* ids of the broadcast values this process has loaded */
+    size_t n_broadcasts;
 };
 int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **out) EMBER_MUST_CHECK;
 /* Waits for an idle, running subprocess and marks it busy with task_id. */
@@ -64,6 +67,21 @@ void worker_pool_destroy(struct worker_pool *p);
 /* Starts a thread running the task; takes ownership of spec. */
 void worker_task_start(struct worker *w, Ember__TaskSpec *spec);
 void worker_wait_idle(struct worker *w);
+
+/* ---- worker_broadcast.c: broadcast values, once per host and per pyexec ---- */
+struct broadcast_load {
+    uint64_t id;
+    struct ember_buf value;   /* the pickled value */
+};
+/* The broadcasts of spec that the slot's pyexec has not loaded yet, with
+ * their bytes (fetched into our block manager first if it lacks them). On
+ * failure *error is new. */
+int worker_broadcasts_to_load(struct worker *w, const Ember__TaskSpec *spec,
+                              const struct pyexec_slot *slot, struct broadcast_load **out,
+                              size_t *n, char **error) EMBER_MUST_CHECK;
+void worker_broadcasts_loaded(struct pyexec_slot *slot, const struct broadcast_load *loads,
+                              size_t n);
+void worker_broadcast_loads_free(struct broadcast_load *loads, size_t n);
 
 /* ---- worker_input.c: feeds a task's input to its pyexec ---- */
 struct task_input_result {
@@ -86,6 +104,9 @@ void worker_channels_free(struct worker *w);
 int worker_store_block(struct worker *w, const char *address, const char *block_id,
                        Ember__BlockStorage storage, const struct ember_buf *parts, size_t n_parts,
                        char **error) EMBER_MUST_CHECK;
+/* Appends a whole block from the block manager at address to buf; errors as below. */
+int worker_fetch_block_to_buf(struct worker *w, const char *address, const char *block_id,
+                              struct ember_buf *buf, char **error) EMBER_MUST_CHECK;
 /* Streams a whole block from the block manager at address into fd; errors as below. */
 int worker_fetch_block_to_fd(struct worker *w, const char *address, const char *block_id, int fd,
                              uint64_t *bytes, char **error) EMBER_MUST_CHECK;

@@ -112,18 +112,22 @@ int worker_store_block(struct worker *w, const char *address, const char *block_
     return rc;
 }
 
+/* Where fetched bytes go: a pipe (fd >= 0) or a buffer. */
 struct fetch_state {
     int fd;
     uint64_t bytes;
     int write_failed;
+    struct ember_buf *buf;
 };
 
 static int on_chunk(const ProtobufCMessage *msg, void *user)
 {
     const Ember__Chunk *chunk = (const Ember__Chunk *)msg;
     struct fetch_state *fs = user;
+    int rc = fs->buf ? ember_buf_append(fs->buf, chunk->data.data, chunk->data.len)
+                     : ember_write_full(fs->fd, chunk->data.data, chunk->data.len);
 
-    if (ember_write_full(fs->fd, chunk->data.data, chunk->data.len) != 0) {
+    if (rc != 0) {
         fs->write_failed = 1;
         return 1;                  /* the pyexec is gone: stop the stream */
     }
@@ -149,26 +153,41 @@ static int fetch_outcome(const struct fetch_state *fs, grpc_status_code st, char
     return rc;
 }
 
-int worker_fetch_block_to_fd(struct worker *w, const char *address, const char *block_id, int fd,
-                             uint64_t *bytes, char **error)
+static int fetch_block(struct worker *w, const char *address, const char *block_id,
+                       struct fetch_state *fs, char **error)
 {
     Ember__GetBlockRequest req = EMBER__GET_BLOCK_REQUEST__INIT;
-    struct fetch_state fs = {fd, 0, 0};
     char *details = NULL;
     grpc_status_code st;
 
     req.block_id = (char *)block_id;
     st = ember_rpc_call(worker_channel(w, address), &ember__block_manager__descriptor, "GetBlock",
-                        &req.base, NULL, on_chunk, &fs, BLOCK_DEADLINE_MS, &details);
+                        &req.base, NULL, on_chunk, fs, BLOCK_DEADLINE_MS, &details);
+    return fetch_outcome(fs, st, details, ember_xasprintf("block %s", block_id), address, error);
+}
+
+int worker_fetch_block_to_buf(struct worker *w, const char *address, const char *block_id,
+                              struct ember_buf *buf, char **error)
+{
+    struct fetch_state fs = {-1, 0, 0, buf};
+    return fetch_block(w, address, block_id, &fs, error);
+}
+
+int worker_fetch_block_to_fd(struct worker *w, const char *address, const char *block_id, int fd,
+                             uint64_t *bytes, char **error)
+{
+    struct fetch_state fs = {fd, 0, 0, NULL};
+    int rc = fetch_block(w, address, block_id, &fs, error);
+
     *bytes = fs.bytes;
-    return fetch_outcome(&fs, st, details, ember_xasprintf("block %s", block_id), address, error);
+    return rc;
 }
 
 int worker_fetch_ranges_to_fd(struct worker *w, const char *address, Ember__BlockRange **ranges,
                               size_t n, int fd, uint64_t *bytes, char **error)
 {
     Ember__GetRangesRequest req = EMBER__GET_RANGES_REQUEST__INIT;
-    struct fetch_state fs = {fd, 0, 0};
+    struct fetch_state fs = {fd, 0, 0, NULL};
     char *details = NULL;
     grpc_status_code st;
 

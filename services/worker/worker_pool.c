@@ -205,6 +205,9 @@ char *worker_pool_replace(struct worker_pool *p, struct pyexec_slot *s)
     while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR) {
     }
     how = describe_exit(s->pid, status);
+    free(s->broadcasts);         /* the new process has loaded none */
+    s->broadcasts = NULL;
+    s->n_broadcasts = 0;
     ember_log_warn("pyexec=%d slot=%d replaced: %s", (int)s->pid, s->index, how);
     pthread_mutex_lock(&p->lock);
     e->state = SLOT_NEEDS_SPAWN;
@@ -247,6 +250,8 @@ void worker_pool_destroy(struct worker_pool *p)
         while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR) {
         }
     }
+    for (int i = 0; i < p->size; i++)
+        free(p->slots[i].pub.broadcasts);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->changed);
     free(p->slots);

@@ -32,9 +32,10 @@ struct task_run {
     size_t accumulators_len;
 };
 
-static int send_header(struct task_run *t)
+static int send_header(struct task_run *t, const struct broadcast_load *loads, size_t n_loads)
 {
     const Ember__TaskSpec *s = t->spec;
+    json_t *broadcasts = json_array();
     json_t *props = json_object();
     json_t *h;
     char *text;
@@ -53,6 +54,9 @@ static int send_header(struct task_run *t)
                   s->input->kind == EMBER__TASK_INPUT__KIND__TEXT ? "text" : "pickle", "numFuncs",
                   (int)s->n_funcs, "numReduce", (int)s->num_reduce, "properties", props);
     json_object_set_new(h, "cacheAt", cache_at);
+    for (size_t i = 0; i < n_loads; i++)
+        json_array_append_new(broadcasts, json_integer((json_int_t)loads[i].id));
+    json_object_set_new(h, "broadcasts", broadcasts);
     text = json_dumps(h, JSON_COMPACT);
     rc = ember_frame_write(t->slot->to_child, text, strlen(text));
     free(text);
@@ -61,6 +65,8 @@ static int send_header(struct task_run *t)
         rc = ember_frame_write(t->slot->to_child, s->funcs[i].data, s->funcs[i].len);
     if (rc == 0 && s->num_reduce > 0)
         rc = ember_frame_write(t->slot->to_child, s->partitioner.data, s->partitioner.len);
+    for (size_t i = 0; rc == 0 && i < n_loads; i++)
+        rc = ember_frame_write(t->slot->to_child, loads[i].value.data, loads[i].value.len);
     return rc;
 }
 
@@ -270,8 +276,17 @@ static void report(struct task_run *t, uint64_t duration_ms)
 /* Runs the attempt in the slot; afterwards t->error says whether it failed. */
 static void execute(struct task_run *t)
 {
+    struct broadcast_load *loads = NULL;
+    size_t n_loads = 0;
     pthread_t feeder;
-    int rc = send_header(t);
+    int rc;
+
+    if (worker_broadcasts_to_load(t->w, t->spec, t->slot, &loads, &n_loads, &t->error) != 0)
+        return;
+    rc = send_header(t, loads, n_loads);
+    if (rc == 0)
+        worker_broadcasts_loaded(t->slot, loads, n_loads);
+    worker_broadcast_loads_free(loads, n_loads);
 
     if (rc == 0 && pthread_create(&feeder, NULL, feeder_main, t) == 0) {
         collect_output(t);

@@ -1,0 +1,111 @@
+"""Per-partition samplers of RDD.sample, randomSplit and sampleByKey, as PySpark's.
+
+Each partition seeds ``random.Random(seed ^ partition)``, so the same seed
+gives the same sample on every run and every cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from typing import Any, Iterable, Iterator, Optional
+
+
+class RDDSamplerBase:
+    """The random generator shared by the samplers."""
+
+    def __init__(self, withReplacement: bool, seed: Optional[int] = None) -> None:
+        self._seed = seed if seed is not None else random.randint(0, sys.maxsize)
+        self._withReplacement = withReplacement
+        self._random: Optional[random.Random] = None
+
+    def initRandomGenerator(self, split: int) -> None:
+        self._random = random.Random(self._seed ^ split)
+        for _ in range(10):   # mixing: the seeds of neighbouring partitions are close
+            self._random.randint(0, 1)
+
+    def getUniformSample(self) -> float:
+        assert self._random is not None
+        return self._random.random()
+
+    def getPoissonSample(self, mean: float) -> int:
+        """Knuth's algorithm below a mean of 20, the log domain above."""
+        assert self._random is not None
+        if mean < 20.0:
+            lda = math.exp(-mean)
+            p = self._random.random()
+            k = 0
+            while p > lda:
+                k += 1
+                p *= self._random.random()
+        else:
+            p = self._random.expovariate(mean)
+            k = 0
+            while p < 1.0:
+                k += 1
+                p += self._random.expovariate(mean)
+        return k
+
+    def func(self, split: int, iterator: Iterable[Any]) -> Iterator[Any]:
+        raise NotImplementedError
+
+
+class RDDSampler(RDDSamplerBase):
+    """Bernoulli sampling (without replacement) or Poisson counts (with replacement).
+
+    Examples
+    --------
+    >>> sampler = RDDSampler(False, 0.5, seed=3)
+    >>> list(sampler.func(0, range(10))) == list(RDDSampler(False, 0.5, 3).func(0, range(10)))
+    True
+    """
+
+    def __init__(self, withReplacement: bool, fraction: float, seed: Optional[int] = None) -> None:
+        super().__init__(withReplacement, seed)
+        self._fraction = fraction
+
+    def func(self, split: int, iterator: Iterable[Any]) -> Iterator[Any]:
+        self.initRandomGenerator(split)
+        if self._withReplacement:
+            for obj in iterator:
+                for _ in range(self.getPoissonSample(self._fraction)):
+                    yield obj
+        else:
+            for obj in iterator:
+                if self.getUniformSample() < self._fraction:
+                    yield obj
+
+
+class RDDRangeSampler(RDDSamplerBase):
+    """Keeps the records whose uniform draw falls in [lowerBound, upperBound) (randomSplit)."""
+
+    def __init__(self, lowerBound: float, upperBound: float, seed: Optional[int] = None) -> None:
+        super().__init__(False, seed)
+        self._lowerBound = lowerBound
+        self._upperBound = upperBound
+
+    def func(self, split: int, iterator: Iterable[Any]) -> Iterator[Any]:
+        self.initRandomGenerator(split)
+        for obj in iterator:
+            if self._lowerBound <= self.getUniformSample() < self._upperBound:
+                yield obj
+
+
+class RDDStratifiedSampler(RDDSamplerBase):
+    """Samples (key, value) records with a fraction per key (sampleByKey)."""
+
+    def __init__(self, withReplacement: bool, fractions: dict, seed: Optional[int] = None) -> None:
+        super().__init__(withReplacement, seed)
+        self._fractions = fractions
+
+    def func(self, split: int, iterator: Iterable[Any]) -> Iterator[Any]:
+        self.initRandomGenerator(split)
+        if self._withReplacement:
+            for key, val in iterator:
+                for _ in range(self.getPoissonSample(self._fractions[key])):
+                    yield key, val
+        else:
+            for key, val in iterator:
+                if self.getUniformSample() < self._fractions[key]:
+                    yield key, val

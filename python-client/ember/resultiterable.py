@@ -1,0 +1,39 @@
+"""ResultIterable: the values of one key after groupByKey or cogroup, as in PySpark."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Iterator, Sized
+
+
+class ResultIterable(Iterable):
+    """A re-iterable, sized collection of values (it may live partly on disk).
+
+    Parameters
+    ----------
+    data : sized iterable
+        A list, or an :class:`ember.shuffle.ExternalList` for a large group.
+
+    Examples
+    --------
+    >>> values = ResultIterable([1, 2, 3])
+    >>> len(values), list(values), sum(values)
+    (3, [1, 2, 3], 6)
+    """
+
+    def __init__(self, data: Any) -> None:
+        self.data: Sized = data
+        self.index = 0
+        self.maxindex = len(data)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __reduce__(self) -> tuple:
+        return (ResultIterable, (list(self.data),))
+
+    def __repr__(self) -> str:
+        return f"<ResultIterable of {len(self)} values>"
