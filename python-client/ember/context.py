@@ -57,6 +57,7 @@ class SparkContext:
         self._local_properties: dict[str, str] = {}
         self._next_rdd_id = 0
         self._stopped = False
+        self._checkpoint_dir: Optional[str] = None
         with SparkContext._lock:
             if SparkContext._active is not None:
                 raise EmberError("only one SparkContext may run in a process; call stop() on "
@@ -161,6 +162,14 @@ class SparkContext:
         self.setLocalProperty("spark.jobGroup.id", groupId)
         self.setLocalProperty("spark.job.description", description)
 
+    def setCheckpointDir(self, dirName: str) -> None:
+        """Where checkpoint() writes RDDs: a folder every worker can read and write."""
+        from ember.checkpoint import new_directory
+        self._checkpoint_dir = new_directory(dirName)
+
+    def getCheckpointDir(self) -> Optional[str]:
+        return self._checkpoint_dir
+
     def _new_rdd_id(self) -> int:
         self._next_rdd_id += 1
         return self._next_rdd_id
@@ -219,6 +228,16 @@ class SparkContext:
         rdd = TextFileRDD(self, splits)
         rdd.setName(name)
         return rdd
+
+    def _checkpointFile(self, name: str) -> "RDD":
+        """An RDD read back from a checkpoint folder (``rdd.getCheckpointFile()``),
+        for example in a new context after a restart."""
+        from ember.rdd import FramesFileRDD
+        self._check_running()
+        parts = sorted(p for p in os.listdir(name) if p.startswith("part-"))
+        if not parts:
+            raise EmberError(f"{name} holds no checkpoint part files")
+        return FramesFileRDD(self, [os.path.join(os.path.abspath(name), p) for p in parts])
 
     def emptyRDD(self) -> "RDD":
         from ember.rdd import DataRDD

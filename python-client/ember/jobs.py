@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from ember import accumulators
+from ember import accumulators, checkpoint
 from ember.callsite import call_site
 from ember.errors import JobFailedError
 from ember.serializers import iter_frames
@@ -29,28 +29,38 @@ def _lineage(rdd: "RDD", known: set[int]) -> list["RDD"]:
             continue
         seen.add(node.id)
         stack.append((node, True))
-        for parent in node._dependencies():
+        for parent in node._lineage_parents():
             stack.append((parent, False))
     return order
 
 
-def _lineage_needs(rdd: "RDD") -> tuple[dict[str, dict], list[int]]:
-    """Over rdd's whole lineage: the storage levels of persisted RDDs, and the
-    broadcasts its functions use."""
-    levels: dict[str, dict] = {}
-    broadcasts: set[int] = set()
+def _walk(rdd: "RDD") -> list["RDD"]:
+    """Every RDD of rdd's lineage (up to checkpoints), each once."""
+    found: list["RDD"] = []
     seen: set[int] = set()
     stack = [rdd]
     while stack:
         node = stack.pop()
-        if node.id in seen:
-            continue
-        seen.add(node.id)
+        if node.id not in seen:
+            seen.add(node.id)
+            found.append(node)
+            stack.extend(node._lineage_parents())
+    return found
+
+
+def _lineage_needs(rdd: "RDD") -> dict[str, Any]:
+    """What the master must know about rdd's lineage besides its nodes: storage
+    levels of persisted RDDs, checkpoint files, broadcasts the functions use."""
+    storage: dict[str, dict] = {}
+    checkpoints: dict[str, dict] = {}
+    broadcasts: set[int] = set()
+    for node in _walk(rdd):
         if node.is_cached:
-            levels[str(node.id)] = node.getStorageLevel()._to_json()
+            storage[str(node.id)] = node.getStorageLevel()._to_json()
+        if node._checkpoint_files is not None:
+            checkpoints[str(node.id)] = {"files": node._checkpoint_files}
         broadcasts |= node._broadcast_ids
-        stack.extend(node._dependencies())
-    return levels, sorted(broadcasts)
+    return {"storage": storage, "checkpoints": checkpoints, "broadcasts": sorted(broadcasts)}
 
 
 class JobRunner:
@@ -68,7 +78,6 @@ class JobRunner:
         description, site = call_site()
         new = _lineage(rdd, self.known)
         nodes = [node._node() for node in new]      # pickles functions: may add broadcasts
-        storage, broadcasts = _lineage_needs(rdd)
         props = dict(self.sc._local_properties)
         body: dict[str, Any] = {
             "rdd": rdd.id,
@@ -76,8 +85,7 @@ class JobRunner:
             "callSite": site,
             "properties": props,
             "nodes": nodes,
-            "storage": storage,
-            "broadcasts": broadcasts,
+            **_lineage_needs(rdd),
         }
         if partitions is not None:
             body["partitions"] = list(partitions)
@@ -89,7 +97,16 @@ class JobRunner:
             self.client.request("POST", f"/applications/{self.app}/jobs/{job['jobId']}/cancel",
                                 retry=False)
             raise
-        return self._results(job["jobId"], status)
+        results = self._results(job["jobId"], status)
+        self._write_checkpoints(rdd)
+        return results
+
+    def _write_checkpoints(self, rdd: "RDD") -> None:
+        """After a job: RDDs of its lineage marked with checkpoint() are written."""
+        for node in _walk(rdd):
+            if node._checkpoint_wanted and node._checkpoint_files is None:
+                node._checkpoint_wanted = False
+                node._checkpoint_files = checkpoint.write(node, self.sc._checkpoint_dir)
 
     def unpersist(self, rdd: "RDD") -> None:
         """Drops rdd's cached blocks (nothing to do if the cluster never saw it)."""

@@ -40,6 +40,9 @@ class RDD:
         self.is_cached = False
         self._storage_level = StorageLevel.NONE
         self._broadcast_ids: set[int] = set()   # broadcasts its functions use
+        self._checkpoint_wanted = False
+        self._checkpoint_files: Optional[list[str]] = None
+        self._locally_checkpointed = False
 
     # ---- lineage ---------------------------------------------------------
     def _dependencies(self) -> list["RDD"]:
@@ -105,6 +108,38 @@ class RDD:
 
     def getStorageLevel(self) -> StorageLevel:
         return self._storage_level
+
+    # ---- checkpoints -------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Writes the RDD to the checkpoint directory after its next action;
+        from then on jobs read those files and its lineage stops there."""
+        if self.ctx._checkpoint_dir is None:
+            raise EmberError("Checkpoint directory has not been set in the SparkContext: call "
+                             "sc.setCheckpointDir(dir) first")
+        self._checkpoint_wanted = True
+
+    def localCheckpoint(self) -> None:
+        """Marks the RDD checkpointed in the block managers (``MEMORY_AND_DISK``).
+
+        Unlike Spark, a lost block is still recomputed from lineage.
+        """
+        self.persist(StorageLevel.MEMORY_AND_DISK)
+        self._locally_checkpointed = True
+
+    def isCheckpointed(self) -> bool:
+        return self._checkpoint_files is not None or self._locally_checkpointed
+
+    def isLocallyCheckpointed(self) -> bool:
+        return self._locally_checkpointed
+
+    def getCheckpointFile(self) -> Optional[str]:
+        if self._checkpoint_files is None:
+            return None
+        return os.path.dirname(self._checkpoint_files[0]) if self._checkpoint_files else None
+
+    def _lineage_parents(self) -> list["RDD"]:
+        """The parents jobs depend on: none once the RDD is checkpointed to files."""
+        return [] if self._checkpoint_files is not None else self._dependencies()
 
     # ---- narrow transformations ----------------------------------------
     def mapPartitionsWithIndex(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
@@ -484,7 +519,7 @@ class PipelinedRDD(RDD):
 
     def __init__(self, prev: RDD, func: Callable[[int, Iterator[Any]], Iterable[Any]],
                  preservesPartitioning: bool = False) -> None:
-        if isinstance(prev, PipelinedRDD) and not prev.is_cached:
+        if isinstance(prev, PipelinedRDD) and not prev.is_cached and not prev._checkpoint_wanted:
             prev_func = prev.func
 
             def pipeline(split: int, iterator: Iterator[Any]) -> Iterable[Any]:
@@ -539,6 +574,19 @@ class DataRDD(RDD):
     def _node(self) -> dict:
         node = self._base_node("data")
         node["slices"] = self._slices
+        return node
+
+
+class FramesFileRDD(RDD):
+    """Files of frames (checkpoint parts), one partition per file."""
+
+    def __init__(self, ctx: "SparkContext", files: list[str]) -> None:
+        super().__init__(ctx, len(files))
+        self._files = files
+
+    def _node(self) -> dict:
+        node = self._base_node("frames")
+        node["files"] = self._files
         return node
 
 

@@ -22,7 +22,7 @@ struct ptr_array {
 };
 void ptr_array_push(struct ptr_array *a, void *item);
 
-enum node_kind { NODE_TEXT, NODE_DATA, NODE_MAP, NODE_SHUFFLE, NODE_UNION };
+enum node_kind { NODE_TEXT, NODE_DATA, NODE_MAP, NODE_SHUFFLE, NODE_UNION, NODE_FRAMES };
 
 struct text_split {
     char *path;
@@ -60,6 +60,7 @@ struct rdd_node {
     uint32_t storage;            /* a BlockStorage value, when persisted */
     uint32_t replication;
     struct cache_entry *cache;   /* one per partition, when persisted */
+    char **frames_files;         /* FRAMES, or a checkpointed node: one file per partition */
     enum node_kind kind;
     uint32_t num_partitions;
     struct rdd_node **parents;

@@ -26,6 +26,9 @@ void master_node_free(struct rdd_node *n)
     free(n->slices);
     free(n->name);
     master_cache_free(n);
+    for (uint32_t i = 0; n->frames_files && i < n->num_partitions; i++)
+        free(n->frames_files[i]);
+    free(n->frames_files);
     if (n->shuffle) {
         for (uint32_t i = 0; i < n->shuffle->num_maps; i++) {
             free(n->shuffle->outputs[i].block_addr);
@@ -106,6 +109,22 @@ static int parse_slices(struct rdd_node *n, json_t *slices, char **error)
     return 0;
 }
 
+/* One file of frames per partition (a checkpoint, or pickle files). */
+static int parse_files(struct rdd_node *n, json_t *files, char **error)
+{
+    if (!json_is_array(files) || json_array_size(files) != n->num_partitions)
+        return set_error(error, "node %lld: \"files\" must be an array of numPartitions paths",
+                         (long long)n->id);
+    n->frames_files = ember_xcalloc(n->num_partitions + 1, sizeof(char *));
+    for (uint32_t i = 0; i < n->num_partitions; i++) {
+        const char *path = json_string_value(json_array_get(files, i));
+        if (!path)
+            return set_error(error, "node %lld: file %u is not a string", (long long)n->id, i);
+        n->frames_files[i] = ember_xstrdup(path);
+    }
+    return 0;
+}
+
 static int link_parent(struct app *a, struct rdd_node *n, json_int_t parent_id, char **error)
 {
     struct rdd_node *p = find_node(a, parent_id);
@@ -147,9 +166,9 @@ static int parse_parents(struct app *a, struct rdd_node *n, json_t *spec, char *
 
 static int parse_kind(const char *kind, enum node_kind *out)
 {
-    static const char *const names[] = {"text", "data", "map", "shuffle", "union"};
+    static const char *const names[] = {"text", "data", "map", "shuffle", "union", "frames"};
 
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (strcmp(kind, names[i]) == 0) {
             *out = (enum node_kind)i;
             return 0;
@@ -185,6 +204,8 @@ static int parse_kind_fields(struct master *m, struct app *a, struct rdd_node *n
         return 0;
     case NODE_UNION:
         return parse_parents(a, n, spec, error);
+    case NODE_FRAMES:
+        return parse_files(n, json_object_get(spec, "files"), error);
     }
     return EMBER_EINVAL;
 }
@@ -219,7 +240,8 @@ static int parse_node(struct master *m, struct app *a, json_t *spec, char **erro
     }
     n->num_partitions = (uint32_t)parts;
     /* An empty input has no partitions; a shuffle needs at least one. */
-    if ((n->kind == NODE_TEXT || n->kind == NODE_DATA || n->kind == NODE_SHUFFLE)
+    if ((n->kind == NODE_TEXT || n->kind == NODE_DATA || n->kind == NODE_SHUFFLE
+         || n->kind == NODE_FRAMES)
         && (parts < (n->kind == NODE_SHUFFLE) || parts > MAX_PARTITIONS)) {
         int min_parts = n->kind == NODE_SHUFFLE;
         master_node_free(n);
@@ -437,6 +459,37 @@ static int parse_broadcasts(struct app *a, json_t *ids, struct ptr_array *out, c
     return 0;
 }
 
+/* {"<rdd id>": {"files": [...]}}: RDDs written to checkpoint files; their
+ * lineage is cut there. */
+static int parse_checkpoints(struct app *a, json_t *checkpoints, char **error)
+{
+    const char *key;
+    json_t *spec;
+
+    if (!checkpoints)
+        return 0;
+    if (!json_is_object(checkpoints))
+        return set_error(error, "\"checkpoints\" must be an object of rdd id to files");
+    json_object_foreach(checkpoints, key, spec)
+    {
+        char *end = NULL;
+        long long id = strtoll(key, &end, 10);
+        struct rdd_node *n = *key && !*end ? find_node(a, id) : NULL;
+        if (!n)
+            return set_error(error, "checkpoints name rdd %.40s, which is unknown", key);
+        if (n->frames_files)
+            continue;
+        if (parse_files(n, json_object_get(spec, "files"), error) != 0) {
+            for (uint32_t i = 0; n->frames_files && i < n->num_partitions; i++)
+                free(n->frames_files[i]);
+            free(n->frames_files);
+            n->frames_files = NULL;
+            return EMBER_EINVAL;
+        }
+    }
+    return 0;
+}
+
 int master_submit_job(struct master *m, struct app *a, const char *json_text, uint32_t *job_id,
                       char **error)
 {
@@ -457,7 +510,8 @@ int master_submit_job(struct master *m, struct app *a, const char *json_text, ui
         goto out;
     }
     if (parse_nodes(m, a, json_object_get(doc, "nodes"), error) != 0
-        || parse_storage(a, json_object_get(doc, "storage"), error) != 0)
+        || parse_storage(a, json_object_get(doc, "storage"), error) != 0
+        || parse_checkpoints(a, json_object_get(doc, "checkpoints"), error) != 0)
         goto out;
     target = find_node(a, json_integer_value(json_object_get(doc, "rdd")));
     if (!target) {

@@ -17,6 +17,7 @@ struct walk {
     Ember__TaskSpec *spec;
     Ember__TaskInput *in;
     struct text_split *split;
+    const char *frames_path;
     const char *local_blockd;     /* where the task's own outputs go */
     struct ptr_array cache_writes;
     struct ptr_array owned;       /* strings to free once the spec is packed */
@@ -69,6 +70,13 @@ static void walk_partition(struct walk *w, struct rdd_node *n, uint32_t p)
 {
     const char *cached = n->persisted ? master_cached_location(w->m, n, p) : NULL;
 
+    if (n->frames_files) {       /* a checkpoint: the lineage stops here */
+        if (w->spec) {
+            w->in->kind = EMBER__TASK_INPUT__KIND__FRAMES;
+            w->frames_path = n->frames_files[p];
+        }
+        return;
+    }
     if (cached) {
         w->cached_at = cached;
         if (w->spec) {
@@ -101,6 +109,8 @@ static void walk_partition(struct walk *w, struct rdd_node *n, uint32_t p)
             w->in->kind = EMBER__TASK_INPUT__KIND__TEXT;
             w->split = &n->splits[p];
         }
+        break;
+    case NODE_FRAMES:             /* handled above: frames_files is set */
         break;
     case NODE_DATA:
         if (w->spec) {
@@ -138,7 +148,8 @@ static size_t chain_length(const struct rdd_node *n)
 {
     size_t longest = 0;
 
-    if (n->kind == NODE_SHUFFLE || n->kind == NODE_TEXT || n->kind == NODE_DATA)
+    if (n->kind == NODE_SHUFFLE || n->kind == NODE_TEXT || n->kind == NODE_DATA
+        || n->kind == NODE_FRAMES)
         return 0;
     for (size_t i = 0; i < n->n_parents; i++) {
         size_t len = chain_length(n->parents[i]);
@@ -246,6 +257,9 @@ Ember__TaskSpec *master_task_spec(struct master *m, struct task *t, const char *
         split_msg.path = w.split->path;
         split_msg.start = w.split->start;
         split_msg.length = w.split->length;
+        in.split = &split_msg;
+    } else if (w.frames_path) {
+        split_msg.path = (char *)w.frames_path;
         in.split = &split_msg;
     }
     spec.input = &in;
