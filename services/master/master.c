@@ -104,12 +104,12 @@ static void free_stage(struct stage *s)
 
 static void free_job(struct job *j)
 {
-    for (size_t i = 0; i < j->stages.n; i++)
-        free_stage(j->stages.items[i]);
-    free(j->stages.items);
     for (uint32_t i = 0; j->results && i < j->result_stage->n_parts; i++)
         free(j->results[i].block_addr);
     free(j->results);
+    for (size_t i = 0; i < j->stages.n; i++)
+        free_stage(j->stages.items[i]);
+    free(j->stages.items);
     free(j->description);
     free(j->call_site);
     free(j->error);

@@ -197,6 +197,7 @@ int worker_create(struct ember_daemon *d, struct worker **out)
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->broadcast_lock, NULL);
     pthread_cond_init(&w->idle, NULL);
+    worker_http_init();                /* curl wants this before any thread starts */
     grpc_init();
     rc = read_options(w);
     if (rc == 0)
@@ -234,6 +235,7 @@ void worker_destroy(struct worker *w)
     if (w->master)
         grpc_channel_destroy(w->master);
     grpc_shutdown();
+    worker_http_cleanup();
     pthread_mutex_destroy(&w->lock);
     pthread_mutex_destroy(&w->broadcast_lock);
     pthread_cond_destroy(&w->idle);
