@@ -137,6 +137,12 @@ class RDD:
             return None
         return os.path.dirname(self._checkpoint_files[0]) if self._checkpoint_files else None
 
+    def _is_pipelinable(self) -> bool:
+        """Whether a narrow child may fold its function into ours: not when we
+        must exist as ourselves on the cluster (cached or checkpointed)."""
+        return not (self.is_cached or self._checkpoint_wanted
+                    or self._checkpoint_files is not None)
+
     def _lineage_parents(self) -> list["RDD"]:
         """The parents jobs depend on: none once the RDD is checkpointed to files."""
         return [] if self._checkpoint_files is not None else self._dependencies()
@@ -519,7 +525,7 @@ class PipelinedRDD(RDD):
 
     def __init__(self, prev: RDD, func: Callable[[int, Iterator[Any]], Iterable[Any]],
                  preservesPartitioning: bool = False) -> None:
-        if isinstance(prev, PipelinedRDD) and not prev.is_cached and not prev._checkpoint_wanted:
+        if isinstance(prev, PipelinedRDD) and prev._is_pipelinable():
             prev_func = prev.func
 
             def pipeline(split: int, iterator: Iterator[Any]) -> Iterable[Any]:
