@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 
@@ -33,7 +34,11 @@ const struct ember_option blockd_options[] = {
      "id to register with the master (default blockd-<host>-<port>)"},
     {"host", "EMBER_HOST", NULL,
      "host name peers reach this block manager by (default: the listen host)"},
-    {"memory", "EMBER_BLOCKD_MEMORY", "1073741824", "bytes of memory for blocks"},
+    {"memory", "EMBER_BLOCKD_MEMORY", "1073741824",
+     "bytes of memory for blocks; past it, least recently used blocks are spilled to --dir "
+     "or dropped, by storage level"},
+    {"dir", "EMBER_BLOCKD_DIR", NULL,
+     "spill directory, created at start and removed at exit (default /tmp/ember-blockd-<id>)"},
     {0},
 };
 
@@ -44,6 +49,7 @@ struct blockd {
     grpc_channel *master;
     const char *master_address;   /* borrowed from the options */
     char *id, *address, *host;
+    char *dir;                    /* the spill directory */
     uint64_t memory;
     pthread_t heartbeat;
     int grpc_started, heartbeat_started;
@@ -81,47 +87,82 @@ static grpc_status_code put_block(ember_rpc_ctx *ctx, const ProtobufCMessage *in
     Ember__Ack ack = EMBER__ACK__INIT;
     int rc;
 
-    if (!*req->block_id)
-        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, "PutBlock needs a block_id");
+    if (!blockd_store_valid_id(req->block_id))
+        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT,
+                    "block id '%s' is invalid: a block id is 1 to 200 characters of A-Z, a-z, "
+                    "0-9 and _", req->block_id);
+    if ((int)req->storage < BLOCKD_PINNED || (int)req->storage > BLOCKD_DISK_ONLY)
+        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT,
+                    "block %s: storage level %d is unknown (PINNED, MEMORY_ONLY, "
+                    "MEMORY_AND_DISK or DISK_ONLY)", req->block_id, (int)req->storage);
     rc = blockd_store_put_chunk(b->store, req->block_id, req->offset, req->data.data,
-                                req->data.len, req->last);
+                                req->data.len, req->last, (enum blockd_storage)req->storage);
     if (rc == EMBER_EINVAL)
         return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT,
                     "block %s: chunk at offset %" PRIu64 " is out of order; chunks must be "
-                    "appended in order starting at offset 0",
+                    "appended in order starting at offset 0, each after the previous one "
+                    "was acknowledged",
                     req->block_id, req->offset);
-    if (rc == EMBER_ETOOBIG)
-        return fail(ctx, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                    "block %s is larger than this block manager's memory (%" PRIu64 " bytes)",
-                    req->block_id, b->memory);
     if (rc != 0)
-        return fail(ctx, GRPC_STATUS_INTERNAL, "block %s: %s", req->block_id, ember_strerror(rc));
+        return fail(ctx, GRPC_STATUS_INTERNAL,
+                    "block %s cannot be stored: writing it to %s failed and it could not be "
+                    "kept in memory", req->block_id, b->dir);
     if (req->last)
         ember_log_debug("block=%s stored, %" PRIu64 " bytes", req->block_id,
                         req->offset + req->data.len);
     return reply(ctx, &ack.base);
 }
 
+static grpc_status_code read_failed(ember_rpc_ctx *ctx, struct blockd *b, const char *id)
+{
+    return fail(ctx, GRPC_STATUS_INTERNAL,
+                "block %s cannot be read from the disk of block manager %s (see its log)", id,
+                b->id);
+}
+
 /* Sends bytes [off, end) of `blk` as chunks of at most CHUNK_BYTES; an empty
- * range is one empty chunk, so the last one is always marked. */
-static grpc_status_code stream_block(ember_rpc_ctx *ctx, const struct blockd_block *blk,
-                                     size_t off, size_t end)
+ * range is one empty chunk, so the last one is always marked. A block in
+ * memory is packed straight from its bytes, one on disk read a chunk at a time. */
+static grpc_status_code stream_block(ember_rpc_ctx *ctx, struct blockd *b, const char *id,
+                                     const struct blockd_block *blk, uint64_t off, uint64_t end)
 {
     const uint8_t *data = blockd_block_data(blk);
-    size_t size = blockd_block_size(blk);
+    uint8_t *staging = data ? NULL : ember_xmalloc(CHUNK_BYTES);
+    grpc_status_code st = GRPC_STATUS_OK;
 
     do {
         Ember__Chunk c = EMBER__CHUNK__INIT;
-        size_t n = end - off < CHUNK_BYTES ? end - off : CHUNK_BYTES;
+        size_t n = end - off < CHUNK_BYTES ? (size_t)(end - off) : CHUNK_BYTES;
         c.offset = off;
-        c.data.data = (uint8_t *)data + off; /* packed straight from the block */
+        c.data.data = data ? (uint8_t *)data + off : staging;
         c.data.len = n;
-        c.total_size = size;
+        c.total_size = blockd_block_size(blk);
         c.last = off + n == end;
-        if (ember_rpc_send(ctx, &c.base) != 0)
-            return GRPC_STATUS_CANCELLED; /* client gone, deadline, or shutdown */
+        if (!data && blockd_block_read(blk, off, staging, n) != 0) {
+            st = read_failed(ctx, b, id);
+            break;
+        }
+        if (ember_rpc_send(ctx, &c.base) != 0) {
+            st = GRPC_STATUS_CANCELLED; /* client gone, deadline, or shutdown */
+            break;
+        }
         off += n;
     } while (off < end);
+    free(staging);
+    return st;
+}
+
+/* A reference to block `id`, or a failed status. */
+static grpc_status_code get_ref(ember_rpc_ctx *ctx, struct blockd *b, const char *id,
+                                struct blockd_block **out)
+{
+    int rc = blockd_store_get(b->store, id, out);
+
+    if (rc == EMBER_ENOENT)
+        return fail(ctx, GRPC_STATUS_NOT_FOUND, "block %s is not on block manager %s", id,
+                    b->id);
+    if (rc != 0)
+        return read_failed(ctx, b, id);
     return GRPC_STATUS_OK;
 }
 
@@ -132,20 +173,21 @@ static grpc_status_code get_block(ember_rpc_ctx *ctx, const ProtobufCMessage *in
     struct blockd_block *blk = NULL;
     grpc_status_code st;
 
-    if (blockd_store_get(b->store, req->block_id, &blk) != 0)
-        return fail(ctx, GRPC_STATUS_NOT_FOUND, "block %s is not on block manager %s",
-                    req->block_id, b->id);
-    size_t size = blockd_block_size(blk);
-    size_t off = req->has_range ? req->offset : 0;
-    size_t end = req->has_range ? req->offset + req->length : size;
+    st = get_ref(ctx, b, req->block_id, &blk);
+    if (st != GRPC_STATUS_OK)
+        return st;
+    uint64_t size = blockd_block_size(blk);
+    uint64_t off = req->has_range ? req->offset : 0;
+    uint64_t end = req->has_range ? req->offset + req->length : size;
     if (req->has_range && (req->offset > size || req->length > size - req->offset)) {
         blockd_block_release(blk);
         return fail(ctx, GRPC_STATUS_OUT_OF_RANGE, "range %" PRIu64 "+%" PRIu64
-                    " is outside block %s of %zu bytes", req->offset, req->length,
+                    " is outside block %s of %" PRIu64 " bytes", req->offset, req->length,
                     req->block_id, size);
     }
-    ember_log_debug("block=%s get, %zu bytes", req->block_id, end - off);
-    st = stream_block(ctx, blk, off, end); /* our reference keeps the bytes if it is removed */
+    ember_log_debug("block=%s get, %" PRIu64 " bytes", req->block_id, end - off);
+    /* our reference keeps the bytes (or the file) if the block is removed or evicted */
+    st = stream_block(ctx, b, req->block_id, blk, off, end);
     blockd_block_release(blk);
     return st;
 }
@@ -158,27 +200,28 @@ static grpc_status_code pin_ranges(ember_rpc_ctx *ctx, struct blockd *b,
 {
     for (size_t i = 0; i < req->n_ranges; i++) {
         const Ember__BlockRange *r = req->ranges[i];
-        size_t size;
-        if (blockd_store_get(b->store, r->block_id, &pinned[i]) != 0)
-            return fail(ctx, GRPC_STATUS_NOT_FOUND, "block %s is not on block manager %s",
-                        r->block_id, b->id);
+        uint64_t size;
+        grpc_status_code st = get_ref(ctx, b, r->block_id, &pinned[i]);
+        if (st != GRPC_STATUS_OK)
+            return st;
         size = blockd_block_size(pinned[i]);
         if (r->offset > size || r->length > size - r->offset)
             return fail(ctx, GRPC_STATUS_OUT_OF_RANGE,
-                        "range %" PRIu64 "+%" PRIu64 " is outside block %s of %zu bytes",
-                        r->offset, r->length, r->block_id, size);
+                        "range %" PRIu64 "+%" PRIu64 " is outside block %s of %" PRIu64
+                        " bytes", r->offset, r->length, r->block_id, size);
         *total += r->length;
     }
     return GRPC_STATUS_OK;
 }
 
 /* Streams the ranges back to back in full chunks (small ranges share one). */
-static grpc_status_code stream_ranges(ember_rpc_ctx *ctx, const Ember__GetRangesRequest *req,
+static grpc_status_code stream_ranges(ember_rpc_ctx *ctx, struct blockd *b,
+                                      const Ember__GetRangesRequest *req,
                                       struct blockd_block **pinned, uint64_t total)
 {
     uint8_t *staging = ember_xmalloc(CHUNK_BYTES);
-    uint64_t sent = 0;
-    size_t fill = 0, i = 0, pos = 0;
+    uint64_t sent = 0, pos = 0;
+    size_t fill = 0, i = 0;
     grpc_status_code st = GRPC_STATUS_OK;
 
     for (;;) {
@@ -203,10 +246,12 @@ static grpc_status_code stream_ranges(ember_rpc_ctx *ctx, const Ember__GetRanges
                 break;
             continue;
         }
-        size_t n = req->ranges[i]->length - pos;
-        if (n > CHUNK_BYTES - fill)
-            n = CHUNK_BYTES - fill;
-        memcpy(staging + fill, blockd_block_data(pinned[i]) + req->ranges[i]->offset + pos, n);
+        uint64_t left = req->ranges[i]->length - pos;
+        size_t n = left < CHUNK_BYTES - fill ? (size_t)left : CHUNK_BYTES - fill;
+        if (blockd_block_read(pinned[i], req->ranges[i]->offset + pos, staging + fill, n) != 0) {
+            st = read_failed(ctx, b, req->ranges[i]->block_id);
+            break;
+        }
         fill += n;
         pos += n;
     }
@@ -224,7 +269,7 @@ static grpc_status_code get_ranges(ember_rpc_ctx *ctx, const ProtobufCMessage *i
 
     if (st == GRPC_STATUS_OK) {
         ember_log_debug("get %zu ranges, %" PRIu64 " bytes", req->n_ranges, total);
-        st = stream_ranges(ctx, req, pinned, total);
+        st = stream_ranges(ctx, b, req, pinned, total);
     }
     for (size_t i = 0; i < req->n_ranges; i++)
         blockd_block_release(pinned[i]);
@@ -257,6 +302,8 @@ static grpc_status_code stats(ember_rpc_ctx *ctx, const ProtobufCMessage *in, vo
     blockd_store_stats(b->store, &s);
     rep.blocks = s.blocks;
     rep.bytes_in_memory = s.bytes_in_memory;
+    rep.bytes_on_disk = s.bytes_on_disk;
+    rep.evictions = s.evictions;
     rep.gets = s.gets;
     rep.puts = s.puts;
     return reply(ctx, &rep.base);
@@ -310,24 +357,31 @@ static int register_with_master(struct blockd *b)
     return st == GRPC_STATUS_OK;
 }
 
-/* Returns 1 while the master knows us, 0 when we must register again. */
+/* Returns 1 while the master knows us, 0 when we must register again. The
+ * blocks dropped since the last answered heartbeat go with it, and are
+ * forgotten once the master answered. */
 static int send_heartbeat(struct blockd *b)
 {
     Ember__HeartbeatRequest req = EMBER__HEARTBEAT_REQUEST__INIT;
     ProtobufCMessage *rep = NULL;
     struct blockd_store_stats s;
-    char *details = NULL;
+    char *details = NULL, **dropped = NULL;
     grpc_status_code st;
     int known = 0;
 
+    req.n_dropped_blocks = blockd_store_dropped(b->store, &dropped);
+    req.dropped_blocks = dropped;
     blockd_store_stats(b->store, &s);
     req.id = b->id;
     req.is_blockd = 1;
     req.blocks = s.blocks;
     req.bytes_in_memory = s.bytes_in_memory;
+    req.bytes_on_disk = s.bytes_on_disk;
+    req.evictions = s.evictions;
     st = ember_rpc_call(b->master, &ember__master__descriptor, "Heartbeat", &req.base, &rep, NULL,
                         NULL, MASTER_TIMEOUT_MS, &details);
     if (st == GRPC_STATUS_OK) {
+        blockd_store_forget_dropped(b->store, dropped, req.n_dropped_blocks);
         known = ((Ember__HeartbeatReply *)rep)->known;
         if (!known)
             ember_log_info("id=%s master %s does not know this block manager; registering again",
@@ -338,6 +392,7 @@ static int send_heartbeat(struct blockd *b)
     if (rep)
         protobuf_c_message_free_unpacked(rep, NULL);
     free(details);
+    blockd_store_free_ids(dropped, req.n_dropped_blocks);
     return known;
 }
 
@@ -388,6 +443,34 @@ static void set_identity(struct blockd *b, int port)
     b->id = id && *id ? ember_xstrdup(id) : ember_xasprintf("blockd-%s-%d", b->host, port);
 }
 
+/* The spill directory: --dir, or one named after the id under /tmp. */
+static int open_store(struct blockd *b)
+{
+    const char *dir = ember_daemon_opt(b->d, "dir");
+
+    if (dir && *dir) {
+        b->dir = ember_xstrdup(dir);
+    } else {
+        b->dir = ember_xasprintf("/tmp/ember-blockd-%s", b->id);
+        for (char *p = b->dir + strlen("/tmp/"); *p; p++)
+            if (*p == '/')
+                *p = '_'; /* an id is not a path */
+    }
+    return blockd_store_new(b->memory, b->dir, &b->store);
+}
+
+/* Every stream of a block on disk holds a file open: allow as many as we may. */
+static void raise_file_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            ember_log_debug("cannot raise the open file limit to the hard limit");
+    }
+}
+
 static int start_server(struct blockd *b)
 {
     const char *listen = ember_daemon_opt(b->d, "listen");
@@ -400,6 +483,11 @@ static int start_server(struct blockd *b)
         return EMBER_EIO;
     }
     set_identity(b, port);
+    rc = open_store(b);
+    if (rc != 0) {
+        ember_rpc_server_start(b->server, 1); /* shutdown needs it started */
+        return rc; /* logged with the path */
+    }
     rc = ember_rpc_server_add_service(b->server, &ember__block_manager__descriptor,
                                       block_manager_methods, n, b);
     ember_rpc_server_start(b->server, SERVER_THREADS); /* even on error: shutdown needs it */
@@ -419,9 +507,9 @@ int blockd_create(struct ember_daemon *d, struct blockd **out)
     rc = read_options(b);
     if (rc != 0)
         goto out;
+    raise_file_limit();
     grpc_init();
     b->grpc_started = 1;
-    b->store = blockd_store_new(b->memory);
     rc = start_server(b);
     if (rc != 0)
         goto out;
@@ -432,8 +520,8 @@ int blockd_create(struct ember_daemon *d, struct blockd **out)
         goto out;
     }
     b->heartbeat_started = 1;
-    ember_log_info("id=%s serving %" PRIu64 " bytes of block memory, master %s", b->id, b->memory,
-                   b->master_address);
+    ember_log_info("id=%s serving %" PRIu64 " bytes of block memory, spilling to %s, master %s",
+                   b->id, b->memory, b->dir, b->master_address);
     ember_daemon_ready(d, b->address);
     *out = b;
     b = NULL; /* ownership moved to the caller */
@@ -458,5 +546,6 @@ void blockd_destroy(struct blockd *b)
     free(b->id);
     free(b->address);
     free(b->host);
+    free(b->dir);
     free(b);
 }

@@ -1,7 +1,9 @@
 /* ember-blockd: serves the BlockManager gRPC service over a blockd_store and
- * keeps itself registered with the master (heartbeat thread). A blockd owns its
- * server, store, master channel and thread. blockd_create fails on bad options
- * or when the listen address cannot be bound; the master may be down. */
+ * keeps itself registered with the master (heartbeat thread, which also reports
+ * the blocks dropped under memory pressure). A blockd owns its server, store
+ * (with its spill directory), master channel and thread. blockd_create fails on
+ * bad options, when the listen address cannot be bound or the spill directory
+ * cannot be made; the master may be down. */
 #ifndef EMBER_BLOCKD_H
 #define EMBER_BLOCKD_H
 

@@ -1,4 +1,4 @@
-/* ember-blockd: keeps blocks in memory and serves them to peers. */
+/* ember-blockd: keeps blocks in memory, spills to disk, serves them to peers. */
 #include "blockd.h"
 #include "daemon.h"
 
@@ -9,8 +9,8 @@ int main(int argc, char **argv)
     int rc;
 
     if (ember_daemon_init(&d, "ember-blockd",
-                          "Block manager: stores shuffle outputs and results in memory and serves "
-                          "them over gRPC.",
+                          "Block manager: stores shuffle outputs, results and cached partitions in "
+                          "memory (spilling to disk past --memory) and serves them over gRPC.",
                           blockd_options, argc, argv)
         != 0)
         return 2;                      /* usage error, already printed */
