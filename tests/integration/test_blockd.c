@@ -1,10 +1,13 @@
 /* Drives a real ember-blockd (argv[1]) over gRPC: chunked puts and streamed
- * gets, out-of-order chunks, unknown and empty blocks, removal by prefix,
- * stats, SIGTERM during a stream, and registration with a master that starts
- * late and later forgets it (a fake master in this process).
+ * gets, out-of-order chunks, bad ids, unknown and empty blocks, removal by
+ * prefix, stats, SIGTERM during a stream, registration with a master that
+ * starts late and later forgets it (a fake master in this process), and a
+ * 4 MiB memory limit with blocks of every storage level spilled to --dir,
+ * dropped ones reported in heartbeats, and the directory removed at exit.
  * EMBER_TEST_WRAPPER="valgrind --leak-check=full ..." runs the daemon under a
  * wrapper (timeouts are then tripled). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -132,8 +135,9 @@ static uint8_t pattern(size_t i)
     return (uint8_t)((i * 2654435761u) >> 13);
 }
 
-static grpc_status_code put(grpc_channel *ch, const char *id, uint64_t offset, const void *data,
-                            size_t len, int last, char **details)
+static grpc_status_code put_level(grpc_channel *ch, const char *id, uint64_t offset,
+                                  const void *data, size_t len, int last,
+                                  Ember__BlockStorage storage, char **details)
 {
     Ember__PutChunk req = EMBER__PUT_CHUNK__INIT;
     ProtobufCMessage *rep = NULL;
@@ -144,6 +148,7 @@ static grpc_status_code put(grpc_channel *ch, const char *id, uint64_t offset, c
     req.data.data = (uint8_t *)data;
     req.data.len = len;
     req.last = last;
+    req.storage = storage;
     st = ember_rpc_call(ch, &ember__block_manager__descriptor, "PutBlock", &req.base, &rep, NULL,
                         NULL, RPC_TIMEOUT_MS, details);
     if (rep)
@@ -151,18 +156,30 @@ static grpc_status_code put(grpc_channel *ch, const char *id, uint64_t offset, c
     return st;
 }
 
+static grpc_status_code put(grpc_channel *ch, const char *id, uint64_t offset, const void *data,
+                            size_t len, int last, char **details)
+{
+    return put_level(ch, id, offset, data, len, last, EMBER__BLOCK_STORAGE__PINNED, details);
+}
+
 /* Puts a whole block in 1 MiB chunks. */
-static grpc_status_code put_block(grpc_channel *ch, const char *id, const uint8_t *data, size_t len)
+static grpc_status_code put_block_level(grpc_channel *ch, const char *id, const uint8_t *data,
+                                        size_t len, Ember__BlockStorage storage)
 {
     size_t off = 0;
     grpc_status_code st;
 
     do {
         size_t n = len - off < MIB ? len - off : MIB;
-        st = put(ch, id, off, data + off, n, off + n == len, NULL);
+        st = put_level(ch, id, off, data + off, n, off + n == len, storage, NULL);
         off += n;
     } while (st == GRPC_STATUS_OK && off < len);
     return st;
+}
+
+static grpc_status_code put_block(grpc_channel *ch, const char *id, const uint8_t *data, size_t len)
+{
+    return put_block_level(ch, id, data, len, EMBER__BLOCK_STORAGE__PINNED);
 }
 
 struct fetch {
@@ -258,6 +275,22 @@ static void test_wrong_offset(grpc_channel *ch)
     ember_buf_free(&f.buf);
 }
 
+static void test_bad_id(grpc_channel *ch)
+{
+    const char *bad[] = {"../etc/passwd", "a.blk", "rdd 1", "", NULL};
+    char *details = NULL;
+    grpc_status_code st;
+
+    for (int i = 0; bad[i]; i++) {
+        st = put(ch, bad[i], 0, "x", 1, 1, &details);
+        CHECK(st == GRPC_STATUS_INVALID_ARGUMENT, "id '%s': status %d want 3", bad[i], st);
+        CHECK(details && strstr(details, bad[i]) && strstr(details, "A-Z"),
+              "details name the id and what is allowed: '%s'", details ? details : "(none)");
+        free(details);
+        details = NULL;
+    }
+}
+
 static void test_unknown_block(grpc_channel *ch)
 {
     char *details = NULL;
@@ -325,8 +358,8 @@ static void test_remove(grpc_channel *ch)
           "an empty prefix is refused");
 }
 
-/* What the cases above leave: result_1_0, result_1_1 and shuffle_8_0_0. */
-static void test_stats(grpc_channel *ch)
+/* The Stats reply (free it), or NULL. */
+static Ember__BlockStats *get_stats(grpc_channel *ch)
 {
     Ember__Empty req = EMBER__EMPTY__INIT;
     ProtobufCMessage *rep = NULL;
@@ -335,15 +368,24 @@ static void test_stats(grpc_channel *ch)
     st = ember_rpc_call(ch, &ember__block_manager__descriptor, "Stats", &req.base, &rep, NULL,
                         NULL, RPC_TIMEOUT_MS, NULL);
     CHECK(st == GRPC_STATUS_OK, "Stats: status %d", st);
-    if (!rep)
+    return (Ember__BlockStats *)rep;
+}
+
+/* What the cases above leave: result_1_0, result_1_1 and shuffle_8_0_0. */
+static void test_stats(grpc_channel *ch)
+{
+    Ember__BlockStats *s = get_stats(ch);
+
+    if (!s)
         return;
-    Ember__BlockStats *s = (Ember__BlockStats *)rep;
     CHECK(s->blocks == 3, "Stats: blocks %llu want 3", (unsigned long long)s->blocks);
     CHECK(s->bytes_in_memory == LARGE_SIZE + 13, "Stats: bytes_in_memory %llu want %d",
           (unsigned long long)s->bytes_in_memory, LARGE_SIZE + 13);
     CHECK(s->puts == 6, "Stats: puts %llu want 6", (unsigned long long)s->puts);
     CHECK(s->gets == 3, "Stats: gets %llu want 3", (unsigned long long)s->gets);
-    protobuf_c_message_free_unpacked(rep, NULL);
+    CHECK(s->bytes_on_disk == 0 && s->evictions == 0, "Stats: %llu bytes on disk, %llu evictions",
+          (unsigned long long)s->bytes_on_disk, (unsigned long long)s->evictions);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
 }
 
 struct stream_arg {
@@ -387,15 +429,44 @@ static void test_stop_during_stream(grpc_channel *ch, struct proc *p)
     ember_buf_free(&a.f.buf);
 }
 
+/* Without --dir, blockd spills to /tmp/ember-blockd-<id>, which it removes at exit. */
+static void check_default_dir_removed(const struct proc *p)
+{
+    char dir[256];
+    struct stat st;
+
+    snprintf(dir, sizeof(dir), "/tmp/ember-blockd-blockd-127.0.0.1-%s",
+             strrchr(p->address, ':') + 1);
+    CHECK(stat(dir, &st) != 0, "the default spill directory %s is removed at exit", dir);
+}
+
 /* ---- a fake master ----------------------------------------------------- */
+
+#define MAX_DROPPED 64
 
 struct fake_master {
     ember_rpc_server *server;
     pthread_mutex_t lock;
     int registrations, heartbeats, known, is_blockd;
     char id[128], address[128], host[128];
-    uint64_t memory;
+    uint64_t memory, bytes_on_disk, evictions;
+    char dropped[MAX_DROPPED][64]; /* every id reported dropped, once each */
+    int ndropped;
 };
+
+static void record_dropped(struct fake_master *m, const Ember__HeartbeatRequest *req)
+{
+    for (size_t i = 0; i < req->n_dropped_blocks; i++) {
+        int seen = 0;
+        for (int j = 0; j < m->ndropped; j++)
+            seen |= strcmp(m->dropped[j], req->dropped_blocks[i]) == 0;
+        if (!seen && m->ndropped < MAX_DROPPED)
+            snprintf(m->dropped[m->ndropped++], sizeof(m->dropped[0]), "%s",
+                     req->dropped_blocks[i]);
+    }
+    m->bytes_on_disk = req->bytes_on_disk;
+    m->evictions = req->evictions;
+}
 
 static grpc_status_code fm_register(ember_rpc_ctx *ctx, const ProtobufCMessage *in, void *user)
 {
@@ -423,6 +494,7 @@ static grpc_status_code fm_heartbeat(ember_rpc_ctx *ctx, const ProtobufCMessage 
     pthread_mutex_lock(&m->lock);
     m->heartbeats++;
     m->is_blockd = req->is_blockd;
+    record_dropped(m, req);
     rep.known = m->known && strcmp(req->id, m->id) == 0;
     pthread_mutex_unlock(&m->lock);
     return ember_rpc_send(ctx, &rep.base) == 0 ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED;
@@ -506,6 +578,209 @@ static void test_registration(const char *bin)
         ember_rpc_server_shutdown(m.server);
 }
 
+/* ---- the memory limit ----------------------------------------------- */
+
+#define LEVEL_BLOCKS 10
+
+static const struct level {
+    const char *prefix;
+    Ember__BlockStorage storage;
+} levels[] = {
+    {"pinned", EMBER__BLOCK_STORAGE__PINNED},
+    {"memonly", EMBER__BLOCK_STORAGE__MEMORY_ONLY},
+    {"memdisk", EMBER__BLOCK_STORAGE__MEMORY_AND_DISK},
+    {"diskonly", EMBER__BLOCK_STORAGE__DISK_ONLY},
+};
+
+static uint8_t block_byte(int level, int i, size_t pos)
+{
+    return pattern(pos + (size_t)(level * LEVEL_BLOCKS + i) * 1000003u);
+}
+
+static void fill_block(uint8_t *data, int level, int i)
+{
+    for (size_t pos = 0; pos < MIB; pos++)
+        data[pos] = block_byte(level, i, pos);
+}
+
+/* Number of files in dir ending in ".blk"; -1 when it cannot be read. */
+static int count_block_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    if (!d)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        n += len > 4 && strcmp(de->d_name + len - 4, ".blk") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static int file_exists(const char *dir, const char *id)
+{
+    char path[256];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s.blk", dir, id);
+    return stat(path, &st) == 0;
+}
+
+/* With 1 MiB blocks put in this order under a 4 MiB limit: pinned_0..5 and
+ * memdisk_0..5 are spilled, every memonly block is dropped (the last four by
+ * the memdisk puts), diskonly goes straight to disk; memdisk_6..9 stay. */
+static int want_on_disk(int level, int i)
+{
+    return level == 0 || level == 3 || (level == 2 && i < 6);
+}
+
+static void put_all_levels(grpc_channel *ch)
+{
+    uint8_t *data = ember_xmalloc(MIB);
+    char id[32];
+
+    for (int l = 0; l < 4; l++) {
+        for (int i = 0; i < LEVEL_BLOCKS; i++) {
+            snprintf(id, sizeof(id), "%s_%d", levels[l].prefix, i);
+            fill_block(data, l, i);
+            grpc_status_code st = put_block_level(ch, id, data, MIB, levels[l].storage);
+            CHECK(st == GRPC_STATUS_OK, "put %s: status %d", id, st);
+        }
+    }
+    free(data);
+}
+
+static void read_all_levels(grpc_channel *ch, const char *dir)
+{
+    char id[32];
+
+    for (int l = 0; l < 4; l++) {
+        for (int i = 0; i < LEVEL_BLOCKS; i++) {
+            struct fetch f;
+            size_t bad = 0;
+            snprintf(id, sizeof(id), "%s_%d", levels[l].prefix, i);
+            fetch_init(&f);
+            grpc_status_code st = get(ch, id, &f, NULL);
+            grpc_status_code want = l == 1 ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_OK;
+            CHECK(st == want, "get %s: status %d want %d", id, st, want);
+            for (size_t pos = 0; st == GRPC_STATUS_OK && pos < f.buf.len; pos++)
+                bad += f.buf.data[pos] != block_byte(l, i, pos);
+            CHECK(st != GRPC_STATUS_OK || (f.buf.len == MIB && bad == 0 && f.oversize == 0),
+                  "get %s: %zu bytes, %zu of them wrong; want 1 MiB exact", id, f.buf.len, bad);
+            CHECK(file_exists(dir, id) == want_on_disk(l, i), "%s: file %s, want %s", id,
+                  file_exists(dir, id) ? "exists" : "missing", want_on_disk(l, i) ? "one" : "none");
+            ember_buf_free(&f.buf);
+        }
+    }
+}
+
+static void check_level_stats(grpc_channel *ch, uint64_t want_gets)
+{
+    Ember__BlockStats *s = get_stats(ch);
+
+    if (!s)
+        return;
+    CHECK(s->blocks == 30 && s->bytes_in_memory == 4 * MIB && s->bytes_on_disk == 26 * MIB
+              && s->evictions == 26 && s->gets == want_gets,
+          "Stats: %llu blocks, %llu bytes in memory, %llu on disk, %llu evictions, %llu gets; "
+          "want 30, 4 MiB, 26 MiB, 26, %llu",
+          (unsigned long long)s->blocks, (unsigned long long)s->bytes_in_memory,
+          (unsigned long long)s->bytes_on_disk, (unsigned long long)s->evictions,
+          (unsigned long long)s->gets, (unsigned long long)want_gets);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+}
+
+/* Ranges of a spilled, an in-memory and a DISK_ONLY block in one GetRanges. */
+static void check_ranges(grpc_channel *ch)
+{
+    static const struct {
+        int level, index;
+        uint64_t offset, length;
+    } want[] = {{0, 0, 1000, 700000}, {2, 9, 0, MIB}, {3, 3, 7, 300000}};
+    Ember__BlockRange r[3], *rp[3];
+    Ember__GetRangesRequest req = EMBER__GET_RANGES_REQUEST__INIT;
+    char ids[3][32];
+    struct fetch f;
+    size_t pos = 0, bad = 0;
+
+    for (int i = 0; i < 3; i++) {
+        ember__block_range__init(&r[i]);
+        snprintf(ids[i], sizeof(ids[i]), "%s_%d", levels[want[i].level].prefix, want[i].index);
+        r[i].block_id = ids[i];
+        r[i].offset = want[i].offset;
+        r[i].length = want[i].length;
+        rp[i] = &r[i];
+    }
+    req.n_ranges = 3;
+    req.ranges = rp;
+    fetch_init(&f);
+    grpc_status_code st = ember_rpc_call(ch, &ember__block_manager__descriptor, "GetRanges",
+                                         &req.base, NULL, on_chunk, &f, RPC_TIMEOUT_MS, NULL);
+    CHECK(st == GRPC_STATUS_OK, "GetRanges: status %d", st);
+    for (int i = 0; i < 3; i++)
+        for (uint64_t k = 0; k < want[i].length && pos < f.buf.len; k++, pos++)
+            bad += f.buf.data[pos] != block_byte(want[i].level, want[i].index, want[i].offset + k);
+    CHECK(pos == f.buf.len && f.buf.len == 700000 + MIB + 300000 && bad == 0,
+          "GetRanges: %zu bytes, %zu wrong", f.buf.len, bad);
+    ember_buf_free(&f.buf);
+}
+
+/* A block manager with 4 MiB of memory and a spill directory that does not
+ * exist yet: 10 blocks of 1 MiB of every storage level, read back byte-exact;
+ * Stats and heartbeats count them; the directory is gone after SIGTERM. */
+static void test_memory_limit(const char *bin)
+{
+    struct fake_master m = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    char root[] = "/tmp/test_blockd_spill.XXXXXX", dir[96], parent[64], master_addr[64];
+    const char *extra[] = {"--memory", "4194304", "--dir", dir, "--master", master_addr, NULL};
+    struct proc p;
+    struct stat st;
+    int port = 0, status, ms;
+
+    if (!mkdtemp(root) || fake_master_start(&m, "127.0.0.1:0", &port) != 0) {
+        CHECK(0, "cannot make %s or start the fake master", root);
+        return;
+    }
+    snprintf(parent, sizeof(parent), "%s/spill", root);
+    snprintf(dir, sizeof(dir), "%s/blocks", parent);
+    snprintf(master_addr, sizeof(master_addr), "127.0.0.1:%d", port);
+    if (start_blockd(bin, extra, &p) != 0) {
+        CHECK(0, "ember-blockd --memory 4194304 --dir %s did not start", dir);
+        stop_blockd(&p, &ms);
+        ember_rpc_server_shutdown(m.server);
+        return;
+    }
+    CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700,
+          "--dir %s is created with mode 0700", dir);
+    grpc_channel *ch = ember_rpc_channel_create(p.address, 0);
+    put_all_levels(ch);
+    check_level_stats(ch, 0);
+    CHECK(count_block_files(dir) == 26, "%d block files in %s, want 26", count_block_files(dir),
+          dir);
+    read_all_levels(ch, dir);
+    check_ranges(ch);
+    check_level_stats(ch, 33);
+    CHECK(wait_count(&m, &m.ndropped, LEVEL_BLOCKS, 5000) == 0,
+          "heartbeats reported %d dropped blocks, want the %d memonly ones", m.ndropped,
+          LEVEL_BLOCKS);
+    CHECK(m.evictions == 26 && m.bytes_on_disk == 26 * MIB,
+          "heartbeat: %llu evictions, %llu bytes on disk", (unsigned long long)m.evictions,
+          (unsigned long long)m.bytes_on_disk);
+    grpc_channel_destroy(ch);
+    status = stop_blockd(&p, &ms);
+    CHECK(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "SIGTERM: status 0x%x after %d ms, want exit 0", status, ms);
+    CHECK(stat(dir, &st) != 0, "%s is removed at exit", dir);
+    printf("4 MiB of memory: 40 blocks of 1 MiB put, 26 spilled or written to disk, %d dropped "
+           "and reported\n", m.ndropped);
+    ember_rpc_server_shutdown(m.server);
+    rmdir(parent);
+    rmdir(root);
+}
+
 int main(int argc, char **argv)
 {
     const char *no_master[] = {"--master", "127.0.0.1:1", NULL};
@@ -527,6 +802,7 @@ int main(int argc, char **argv)
     ch = ember_rpc_channel_create(p.address, 0);
     test_large_block(ch);
     test_wrong_offset(ch);
+    test_bad_id(ch);
     test_unknown_block(ch);
     test_empty_block(ch);
     test_remove(ch);
@@ -534,7 +810,9 @@ int main(int argc, char **argv)
     test_stop_during_stream(ch, &p);
     grpc_channel_destroy(ch);
     stop_blockd(&p, &ms); /* already stopped by the last case; removes the ready file */
+    check_default_dir_removed(&p);
     test_registration(argv[1]);
+    test_memory_limit(argv[1]);
     grpc_shutdown();
     return TEST_EXIT();
 }
