@@ -2,6 +2,7 @@
 
     /usr/bin/python3 examples/gen_data.py corpus DIR [--files 4] [--mb 8]
     /usr/bin/python3 examples/gen_data.py graph FILE [--pages 2000] [--links 20000]
+    /usr/bin/python3 examples/gen_data.py points FILE [--points 100000]
 """
 
 import argparse
@@ -48,19 +49,32 @@ def write_graph(path, pages, links, seed=11):
             fh.write(f"page{src} page{dst}\n")
 
 
+def write_points(path, count, k=4, dims=2, seed=5):
+    """Points around k well-separated centers (blobs)."""
+    rng = random.Random(seed)
+    centers = [[rng.uniform(-50, 50) for _ in range(dims)] for _ in range(k)]
+    with open(path, "w") as fh:
+        for i in range(count):
+            c = centers[i % k]
+            fh.write(" ".join(f"{rng.gauss(x, 1.0):.4f}" for x in c) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["corpus", "graph"])
+    parser.add_argument("kind", choices=["corpus", "graph", "points"])
     parser.add_argument("path")
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--mb", type=int, default=8)
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--links", type=int, default=20000)
+    parser.add_argument("--points", type=int, default=100000)
     args = parser.parse_args()
     if args.kind == "corpus":
         write_corpus(args.path, args.files, args.mb)
-    else:
+    elif args.kind == "graph":
         write_graph(args.path, args.pages, args.links)
+    else:
+        write_points(args.path, args.points)
 
 
 if __name__ == "__main__":
