@@ -37,32 +37,33 @@ class _AdaptiveBatch:
             self.size = max(self.size // 2, _MIN_BATCH)
 
 
-class _Input:
-    """Iterates the records of the task's input frames until END."""
+class _Inputs:
+    """The task's input frames: one stream per plan leaf, each ended by END."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.ended = 0
         self.records = 0
-        self.finished = False
 
-    def __iter__(self) -> Iterator[Any]:
+    def leaf(self, kind: str) -> Iterator[Any]:
+        """The records of the next input, read lazily."""
         while True:
             frame = io.read_frame()
             if isinstance(frame, int):
                 if frame != io.END:
                     raise RuntimeError(f"unexpected marker {frame} in task input")
-                self.finished = True
+                self.ended += 1
                 return
-            batch = _text_lines(frame) if self.kind == "text" else pickle.loads(frame)
+            batch = _text_lines(frame) if kind == "text" else pickle.loads(frame)
             self.records += len(batch)
             yield from batch
 
     def drain(self) -> None:
-        """Reads the rest of the input so the pipe stays in step."""
-        while not self.finished:
+        """Reads what no iterator consumed, so the pipe stays in step."""
+        while self.ended < self.count:
             frame = io.read_frame()
             if isinstance(frame, int):
-                self.finished = True
+                self.ended += 1
 
 
 def _text_lines(frame: bytes) -> list[str]:
@@ -146,25 +147,84 @@ class _CacheTee:
                 pass
 
 
-def _run(header: dict, funcs: list[bytes], partitioner_frame: bytes | None, source: _Input) -> int:
-    split = header["partition"]
-    cache_at = header.get("cacheAt", [])
-    tees: list[_CacheTee] = []
-    iterator: Iterable[Any] = iter(source)
-    for position in range(len(funcs) + 1):
-        for slot, after in enumerate(cache_at):
-            if after == position:
-                tee = _CacheTee(iterator, slot)
-                tees.append(tee)
-                iterator = iter(tee)
-        if position < len(funcs):
-            iterator = pickle.loads(funcs[position])(split, iterator)
+class _Plan:
+    """Builds the iterator of a task's plan (see docs/ARCHITECTURE.md "Task plans").
+
+    Children of a combine node are built only when reached, so they read the
+    input pipe in the order the worker writes it.
+    """
+
+    def __init__(self, header: dict, funcs: list[bytes], inputs: _Inputs) -> None:
+        self.funcs = funcs
+        self.loaded: dict[int, Any] = {}
+        self.inputs = inputs
+        self.tees: list[_CacheTee] = []
+        self.split = header["partition"]
+
+    def build(self, node: dict, split: int) -> Iterator[Any]:
+        split = node.get("split", split)
+        combine = node.get("combine")
+        if combine is None:
+            records: Iterator[Any] = self.inputs.leaf(node["input"])
+        elif combine == "concat":
+            records = self._concat(node["children"], split)
+        elif combine == "zip":
+            records = self._zip(node["children"], split)
+        else:
+            records = self._cartesian(node["children"], split)
+        return self._apply(node, records, split)
+
+    def _concat(self, children: list[dict], split: int) -> Iterator[Any]:
+        for child in children:
+            yield from self.build(child, split)
+
+    def _zip(self, children: list[dict], split: int) -> Iterator[Any]:
+        first = list(self.build(children[0], split))
+        count = 0
+        for count, second in enumerate(self.build(children[1], split), 1):
+            if count > len(first):
+                break
+            yield first[count - 1], second
+        if count != len(first):
+            raise ValueError("Can only zip RDDs with same number of elements in each partition")
+
+    def _cartesian(self, children: list[dict], split: int) -> Iterator[Any]:
+        first = list(self.build(children[0], split))
+        second = list(self.build(children[1], split))
+        for a in first:
+            for b in second:
+                yield a, b
+
+    def _func(self, index: int) -> Any:
+        if index not in self.loaded:
+            self.loaded[index] = pickle.loads(self.funcs[index])
+        return self.loaded[index]
+
+    def _apply(self, node: dict, records: Iterable[Any], split: int) -> Iterator[Any]:
+        funcs = node.get("funcs", [])
+        tees_at = node.get("cacheAt", [])
+        iterator: Iterable[Any] = records
+        for position in range(len(funcs) + 1):
+            for at, slot in tees_at:
+                if at == position:
+                    tee = _CacheTee(iterator, slot)
+                    self.tees.append(tee)
+                    iterator = iter(tee)
+            if position < len(funcs):
+                iterator = self._func(funcs[position])(split, iterator)
+        return iter(iterator)
+
+
+def _run(header: dict, funcs: list[bytes], partitioner_frame: bytes | None,
+         inputs: _Inputs) -> int:
+    plan = _Plan(header, funcs, inputs)
+    iterator = plan.build(header["plan"], header["partition"])
     if header["numReduce"]:
         partitioner = pickle.loads(partitioner_frame)
         written = _write_shuffle(iterator, partitioner, header["numReduce"])
     else:
         written = _write_results(iterator)
-    for tee in reversed(tees):   # the outermost drives the ones inside it
+    for tee in reversed(plan.tees):   # the outermost drives the ones inside it
         tee.finish()
     return written
 
@@ -175,7 +235,7 @@ def run_task(header_frame: bytes) -> None:
     partitioner_frame = io.read_frame() if header["numReduce"] else None
     for bid in header.get("broadcasts", []):
         broadcast.register_worker_value(bid, io.read_frame())
-    source = _Input(header["input"])
+    source = _Inputs(header["numInputs"])
     started = time.monotonic()
     TaskContext._set(header)
     accumulators.reset_task()

@@ -22,7 +22,15 @@ struct ptr_array {
 };
 void ptr_array_push(struct ptr_array *a, void *item);
 
-enum node_kind { NODE_TEXT, NODE_DATA, NODE_MAP, NODE_SHUFFLE, NODE_UNION, NODE_FRAMES };
+enum node_kind { NODE_TEXT, NODE_DATA, NODE_MAP, NODE_SHUFFLE, NODE_UNION, NODE_FRAMES, NODE_CONCAT };
+enum combine_mode { COMBINE_CONCAT, COMBINE_ZIP, COMBINE_CARTESIAN };
+
+/* CONCAT nodes: which parent partitions make up one partition. */
+struct concat_group {
+    size_t n;
+    uint32_t *parent;           /* index into the node's parents */
+    uint32_t *partition;        /* partition of that parent */
+};
 
 struct text_split {
     char *path;
@@ -61,6 +69,8 @@ struct rdd_node {
     uint32_t replication;
     struct cache_entry *cache;   /* one per partition, when persisted */
     char **frames_files;         /* FRAMES, or a checkpointed node: one file per partition */
+    struct concat_group *groups; /* CONCAT: one per partition */
+    enum combine_mode combine;
     enum node_kind kind;
     uint32_t num_partitions;
     struct rdd_node **parents;

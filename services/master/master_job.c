@@ -29,6 +29,11 @@ void master_node_free(struct rdd_node *n)
     for (uint32_t i = 0; n->frames_files && i < n->num_partitions; i++)
         free(n->frames_files[i]);
     free(n->frames_files);
+    for (uint32_t i = 0; n->groups && i < n->num_partitions; i++) {
+        free(n->groups[i].parent);
+        free(n->groups[i].partition);
+    }
+    free(n->groups);
     if (n->shuffle) {
         for (uint32_t i = 0; i < n->shuffle->num_maps; i++) {
             free(n->shuffle->outputs[i].block_addr);
@@ -144,7 +149,7 @@ static int parse_parents(struct app *a, struct rdd_node *n, json_t *spec, char *
     size_t i;
     json_t *p;
 
-    if (n->kind != NODE_UNION) {
+    if (n->kind != NODE_UNION && n->kind != NODE_CONCAT) {
         if (!json_is_integer(parent))
             return set_error(error, "node %lld: \"parent\" must be an integer", (long long)n->id);
         return link_parent(a, n, json_integer_value(parent), error);
@@ -152,28 +157,75 @@ static int parse_parents(struct app *a, struct rdd_node *n, json_t *spec, char *
     if (!json_is_array(parents) || json_array_size(parents) == 0)
         return set_error(error, "node %lld: \"parents\" must be a non-empty array",
                          (long long)n->id);
-    n->num_partitions = 0;
+    if (n->kind == NODE_UNION)
+        n->num_partitions = 0;
     json_array_foreach(parents, i, p)
     {
         if (!json_is_integer(p) || link_parent(a, n, json_integer_value(p), error) != 0)
             return *error ? EMBER_EINVAL
                           : set_error(error, "node %lld: parents must be integers",
                                       (long long)n->id);
-        n->num_partitions += n->parents[n->n_parents - 1]->num_partitions;
+        if (n->kind == NODE_UNION)
+            n->num_partitions += n->parents[n->n_parents - 1]->num_partitions;
     }
     return 0;
 }
 
 static int parse_kind(const char *kind, enum node_kind *out)
 {
-    static const char *const names[] = {"text", "data", "map", "shuffle", "union", "frames"};
+    static const char *const names[] = {"text", "data", "map", "shuffle", "union", "frames",
+                                        "concat"};
 
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (strcmp(kind, names[i]) == 0) {
             *out = (enum node_kind)i;
             return 0;
         }
     return EMBER_EINVAL;
+}
+
+static int parse_combine(struct rdd_node *n, json_t *combine, char **error)
+{
+    static const char *const names[] = {"concat", "zip", "cartesian"};
+    const char *name = json_string_value(combine);
+
+    for (int i = 0; name && i < 3; i++)
+        if (strcmp(name, names[i]) == 0) {
+            n->combine = (enum combine_mode)i;
+            return 0;
+        }
+    return set_error(error, "node %lld: \"combine\" must be concat, zip or cartesian",
+                     (long long)n->id);
+}
+
+/* "groups": per partition, the [parent index, parent partition] pairs it joins. */
+static int parse_groups(struct rdd_node *n, json_t *groups, char **error)
+{
+    if (!json_is_array(groups) || json_array_size(groups) != n->num_partitions)
+        return set_error(error, "node %lld: \"groups\" must list numPartitions groups",
+                         (long long)n->id);
+    n->groups = ember_xcalloc(n->num_partitions + 1, sizeof(*n->groups));
+    for (uint32_t i = 0; i < n->num_partitions; i++) {
+        json_t *g = json_array_get(groups, i), *pair;
+        struct concat_group *cg = &n->groups[i];
+        size_t k;
+        if (!json_is_array(g))
+            return set_error(error, "node %lld: group %u is not an array", (long long)n->id, i);
+        cg->parent = ember_xcalloc(json_array_size(g) + 1, sizeof(uint32_t));
+        cg->partition = ember_xcalloc(json_array_size(g) + 1, sizeof(uint32_t));
+        json_array_foreach(g, k, pair)
+        {
+            json_int_t parent = -1, part = -1;
+            if (json_unpack(pair, "[I, I]", &parent, &part) != 0 || parent < 0
+                || (size_t)parent >= n->n_parents || part < 0
+                || part >= n->parents[parent]->num_partitions)
+                return set_error(error, "node %lld: group %u names a parent partition that does "
+                                 "not exist", (long long)n->id, i);
+            cg->parent[cg->n] = (uint32_t)parent;
+            cg->partition[cg->n++] = (uint32_t)part;
+        }
+    }
+    return 0;
 }
 
 static int parse_kind_fields(struct master *m, struct app *a, struct rdd_node *n, json_t *spec,
@@ -206,6 +258,11 @@ static int parse_kind_fields(struct master *m, struct app *a, struct rdd_node *n
         return parse_parents(a, n, spec, error);
     case NODE_FRAMES:
         return parse_files(n, json_object_get(spec, "files"), error);
+    case NODE_CONCAT:
+        if (parse_parents(a, n, spec, error) != 0
+            || parse_combine(n, json_object_get(spec, "combine"), error) != 0)
+            return EMBER_EINVAL;
+        return parse_groups(n, json_object_get(spec, "groups"), error);
     }
     return EMBER_EINVAL;
 }
@@ -241,7 +298,7 @@ static int parse_node(struct master *m, struct app *a, json_t *spec, char **erro
     n->num_partitions = (uint32_t)parts;
     /* An empty input has no partitions; a shuffle needs at least one. */
     if ((n->kind == NODE_TEXT || n->kind == NODE_DATA || n->kind == NODE_SHUFFLE
-         || n->kind == NODE_FRAMES)
+         || n->kind == NODE_FRAMES || n->kind == NODE_CONCAT)
         && (parts < (n->kind == NODE_SHUFFLE) || parts > MAX_PARTITIONS)) {
         int min_parts = n->kind == NODE_SHUFFLE;
         master_node_free(n);

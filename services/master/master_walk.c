@@ -1,6 +1,9 @@
-/* Walking a partition's narrow dependencies down to its input: which
+/* Walking a partition's narrow dependencies down to its inputs: which
  * shuffles it reads, where its cached input lives, and the task spec that
- * computes it (funcs in order, the input, cache writes on the way). */
+ * computes it. A spec carries a plan (JSON): a tree whose leaves each read one
+ * of the spec's inputs, in order, and apply funcs; inner nodes combine their
+ * children (concat, zip, cartesian) and apply funcs to the result. Cache
+ * writes tee a node's records after some of its funcs. */
 #define _GNU_SOURCE
 #include "master.h"
 
@@ -12,16 +15,16 @@
 struct walk {
     struct master *m;
     struct ptr_array *shuffles;   /* shuffle nodes read, when collecting them */
-    const char *cached_at;        /* block manager of the cached input, if any */
+    const char *cached_at;        /* block manager of the first cached input, if any */
     /* Building a spec (spec != NULL): */
     Ember__TaskSpec *spec;
-    Ember__TaskInput *in;
-    struct text_split *split;
-    const char *frames_path;
+    struct ptr_array inputs;      /* Ember__TaskInput *, leaves in order */
     const char *local_blockd;     /* where the task's own outputs go */
     struct ptr_array cache_writes;
-    struct ptr_array owned;       /* strings to free once the spec is packed */
+    struct ptr_array owned;       /* memory to free once the spec is packed */
 };
+
+static const char *const combine_names[] = {"concat", "zip", "cartesian"};
 
 static void push_unique(struct ptr_array *a, void *item)
 {
@@ -32,7 +35,8 @@ static void push_unique(struct ptr_array *a, void *item)
 }
 
 /* Reduce partition p of a shuffle: its range in every map output block. */
-static void add_shuffle_input(const struct shuffle *sh, uint32_t p, Ember__TaskInput *in)
+static void add_shuffle_input(struct walk *w, const struct shuffle *sh, uint32_t p,
+                              Ember__TaskInput *in)
 {
     in->kind = EMBER__TASK_INPUT__KIND__SHUFFLE;
     in->shuffle_id = sh->id;
@@ -41,6 +45,9 @@ static void add_shuffle_input(const struct shuffle *sh, uint32_t p, Ember__TaskI
     in->map_locations = ember_xcalloc(sh->num_maps + 1, sizeof(char *));
     in->map_offsets = ember_xcalloc(sh->num_maps + 1, sizeof(uint64_t));
     in->map_lengths = ember_xcalloc(sh->num_maps + 1, sizeof(uint64_t));
+    ptr_array_push(&w->owned, in->map_locations);
+    ptr_array_push(&w->owned, in->map_offsets);
+    ptr_array_push(&w->owned, in->map_lengths);
     for (uint32_t m = 0; m < sh->num_maps; m++) {
         const struct map_output *o = &sh->outputs[m];
         in->map_locations[m] = o->block_addr ? o->block_addr : "";
@@ -50,113 +57,187 @@ static void add_shuffle_input(const struct shuffle *sh, uint32_t p, Ember__TaskI
     }
 }
 
-static void add_cache_write(struct walk *w, const struct rdd_node *n, uint32_t p)
+static Ember__TaskInput *new_input(struct walk *w)
+{
+    Ember__TaskInput *in = ember_xcalloc(1, sizeof(*in));
+
+    ember__task_input__init(in);
+    ptr_array_push(&w->inputs, in);
+    return in;
+}
+
+static void set_split(struct walk *w, Ember__TaskInput *in, const char *path, uint64_t start,
+                      uint64_t length)
+{
+    Ember__TextSplit *split = ember_xcalloc(1, sizeof(*split));
+
+    ember__text_split__init(split);
+    split->path = (char *)path;
+    split->start = start;
+    split->length = length;
+    in->split = split;
+    ptr_array_push(&w->owned, split);
+}
+
+/* A leaf of the plan reading one input. */
+static json_t *leaf(struct walk *w, Ember__TaskInput *in)
+{
+    const char *kind = in->kind == EMBER__TASK_INPUT__KIND__TEXT ? "text" : "pickle";
+    return json_pack("{s:s, s:[], s:[]}", "input", kind, "funcs", "cacheAt");
+}
+
+/* The plan of a source partition (text, data, shuffle, checkpoint, cached). */
+static json_t *source_plan(struct walk *w, struct rdd_node *n, uint32_t p, const char *cached)
+{
+    Ember__TaskInput *in;
+
+    if (cached)
+        w->cached_at = w->cached_at ? w->cached_at : cached;
+    if (n->kind == NODE_SHUFFLE && w->shuffles && !cached && !n->frames_files)
+        push_unique(w->shuffles, n);
+    if (!w->spec)
+        return NULL;
+    in = new_input(w);
+    if (n->frames_files) {
+        in->kind = EMBER__TASK_INPUT__KIND__FRAMES;
+        set_split(w, in, n->frames_files[p], 0, 0);
+    } else if (cached) {
+        in->kind = EMBER__TASK_INPUT__KIND__CACHED;
+        in->block_id = ember_xasprintf("rdd_%u_%u", n->gid, p);
+        in->block_addr = (char *)cached;
+        ptr_array_push(&w->owned, in->block_id);
+    } else if (n->kind == NODE_TEXT) {
+        in->kind = EMBER__TASK_INPUT__KIND__TEXT;
+        set_split(w, in, n->splits[p].path, n->splits[p].start, n->splits[p].length);
+    } else if (n->kind == NODE_DATA) {
+        in->kind = EMBER__TASK_INPUT__KIND__DATA;
+        in->data.data = n->slices[p].data;
+        in->data.len = n->slices[p].len;
+    } else {
+        add_shuffle_input(w, n->shuffle, p, in);
+    }
+    return leaf(w, in);
+}
+
+static void add_cache_write(struct walk *w, const struct rdd_node *n, uint32_t p, json_t *plan)
 {
     Ember__CacheWrite *cw = ember_xcalloc(1, sizeof(*cw));
     char *replica = n->replication > 1 ? master_replica_for(w->m, w->local_blockd, p) : NULL;
+    json_t *funcs = json_object_get(plan, "funcs");
 
     ember__cache_write__init(cw);
-    cw->after_funcs = (uint32_t)w->spec->n_funcs;
     cw->block_id = ember_xasprintf("rdd_%u_%u", n->gid, p);
     cw->storage = n->storage;
     cw->replica_addr = replica ? replica : "";
     ptr_array_push(&w->owned, cw->block_id);
     if (replica)
         ptr_array_push(&w->owned, replica);
+    json_array_append_new(json_object_get(plan, "cacheAt"),
+                          json_pack("[i, i]", (int)json_array_size(funcs),
+                                    (int)w->cache_writes.n));
     ptr_array_push(&w->cache_writes, cw);
 }
 
-static void walk_partition(struct walk *w, struct rdd_node *n, uint32_t p)
+static json_t *walk_plan(struct walk *w, struct rdd_node *n, uint32_t p);
+
+static json_t *combine_plan(struct walk *w, struct rdd_node *n, uint32_t p)
+{
+    const struct concat_group *g = &n->groups[p];
+    json_t *children = w->spec ? json_array() : NULL;
+
+    for (size_t i = 0; i < g->n; i++) {
+        json_t *child = walk_plan(w, n->parents[g->parent[i]], g->partition[i]);
+        if (children) {
+            /* funcs below see their own partition's index, as in PySpark */
+            json_object_set_new(child, "split", json_integer(g->partition[i]));
+            json_array_append_new(children, child);
+        }
+    }
+    if (!w->spec)
+        return NULL;
+    return json_pack("{s:s, s:o, s:[], s:[]}", "combine", combine_names[n->combine], "children",
+                     children, "funcs", "cacheAt");
+}
+
+/* Partition q of a union's parent is partition p of the union: below, funcs
+ * see q; above (the funcs of the returned node), p. */
+static json_t *union_plan(struct walk *w, json_t *child, uint32_t q, uint32_t p)
+{
+    if (!child || q == p)
+        return child;
+    json_object_set_new(child, "split", json_integer(q));
+    return json_pack("{s:s, s:[o], s:[], s:[]}", "combine", "concat", "children", child, "funcs",
+                     "cacheAt");
+}
+
+static json_t *walk_plan(struct walk *w, struct rdd_node *n, uint32_t p)
 {
     const char *cached = n->persisted ? master_cached_location(w->m, n, p) : NULL;
+    json_t *plan = NULL;
 
-    if (n->frames_files) {       /* a checkpoint: the lineage stops here */
-        if (w->spec) {
-            w->in->kind = EMBER__TASK_INPUT__KIND__FRAMES;
-            w->frames_path = n->frames_files[p];
-        }
-        return;
-    }
-    if (cached) {
-        w->cached_at = cached;
-        if (w->spec) {
-            w->in->kind = EMBER__TASK_INPUT__KIND__CACHED;
-            w->in->block_id = ember_xasprintf("rdd_%u_%u", n->gid, p);
-            w->in->block_addr = (char *)cached;
-            ptr_array_push(&w->owned, w->in->block_id);
-        }
-        return;
-    }
+    if (cached || n->frames_files)
+        return source_plan(w, n, p, cached);
     switch (n->kind) {
     case NODE_MAP:
-        walk_partition(w, n->parents[0], p);
-        if (w->spec) {
+        plan = walk_plan(w, n->parents[0], p);
+        if (plan) {
+            json_array_append_new(json_object_get(plan, "funcs"),
+                                  json_integer((json_int_t)w->spec->n_funcs));
             w->spec->funcs[w->spec->n_funcs].data = n->func.data;
             w->spec->funcs[w->spec->n_funcs++].len = n->func.len;
         }
         break;
-    case NODE_UNION:
-        for (size_t i = 0; i < n->n_parents; i++) {
-            if (p < n->parents[i]->num_partitions) {
-                walk_partition(w, n->parents[i], p);
+    case NODE_UNION: {
+        uint32_t q = p;
+        for (size_t i = 0; i < n->n_parents && !plan; i++) {
+            if (q < n->parents[i]->num_partitions) {
+                plan = union_plan(w, walk_plan(w, n->parents[i], q), q, p);
                 break;
             }
-            p -= n->parents[i]->num_partitions;
+            q -= n->parents[i]->num_partitions;
         }
-        break;
-    case NODE_TEXT:
-        if (w->spec) {
-            w->in->kind = EMBER__TASK_INPUT__KIND__TEXT;
-            w->split = &n->splits[p];
-        }
-        break;
-    case NODE_FRAMES:             /* handled above: frames_files is set */
-        break;
-    case NODE_DATA:
-        if (w->spec) {
-            w->in->kind = EMBER__TASK_INPUT__KIND__DATA;
-            w->in->data.data = n->slices[p].data;
-            w->in->data.len = n->slices[p].len;
-        }
-        break;
-    case NODE_SHUFFLE:
-        if (w->shuffles)
-            push_unique(w->shuffles, n);
-        if (w->spec)
-            add_shuffle_input(n->shuffle, p, w->in);
         break;
     }
-    if (n->persisted && w->spec)
-        add_cache_write(w, n, p);
+    case NODE_CONCAT:
+        plan = combine_plan(w, n, p);
+        break;
+    case NODE_TEXT:
+    case NODE_DATA:
+    case NODE_SHUFFLE:
+    case NODE_FRAMES:
+        plan = source_plan(w, n, p, NULL);
+        break;
+    }
+    if (n->persisted && plan)
+        add_cache_write(w, n, p, plan);
+    return plan;
 }
 
 void master_partition_shuffles(struct master *m, struct rdd_node *n, uint32_t p,
                                struct ptr_array *out)
 {
     struct walk w = {.m = m, .shuffles = out};
-    walk_partition(&w, n, p);
+    walk_plan(&w, n, p);
 }
 
 const char *master_partition_cached_at(struct master *m, struct rdd_node *n, uint32_t p)
 {
     struct walk w = {.m = m};
-    walk_partition(&w, n, p);
+    walk_plan(&w, n, p);
     return w.cached_at;
 }
 
-static size_t chain_length(const struct rdd_node *n)
+/* Funcs a partition may apply: bounded by the node count below n. */
+static size_t count_maps(const struct rdd_node *n)
 {
-    size_t longest = 0;
+    size_t count = n->kind == NODE_MAP;
 
     if (n->kind == NODE_SHUFFLE || n->kind == NODE_TEXT || n->kind == NODE_DATA
         || n->kind == NODE_FRAMES)
         return 0;
-    for (size_t i = 0; i < n->n_parents; i++) {
-        size_t len = chain_length(n->parents[i]);
-        if (len > longest)
-            longest = len;
-    }
-    return longest + (n->kind == NODE_MAP);
+    for (size_t i = 0; i < n->n_parents; i++)
+        count += count_maps(n->parents[i]);
+    return count;
 }
 
 static void add_properties(Ember__TaskSpec *spec, json_t *props)
@@ -188,19 +269,6 @@ static void add_output(Ember__TaskSpec *spec, const struct stage *s)
     spec->partitioner.len = owner->partitioner.len;
 }
 
-/* Packs the borrowed spec into an owned copy, so it can leave the lock. */
-static Ember__TaskSpec *owned_copy(const Ember__TaskSpec *spec)
-{
-    size_t len = protobuf_c_message_get_packed_size(&spec->base);
-    uint8_t *packed = ember_xmalloc(len);
-    Ember__TaskSpec *copy;
-
-    protobuf_c_message_pack(&spec->base, packed);
-    copy = ember__task_spec__unpack(NULL, len, packed);
-    free(packed);
-    return copy;
-}
-
 static void add_broadcasts(Ember__TaskSpec *spec, const struct job *job)
 {
     spec->broadcasts = ember_xcalloc(job->broadcasts.n + 1, sizeof(*spec->broadcasts));
@@ -216,6 +284,19 @@ static void add_broadcasts(Ember__TaskSpec *spec, const struct job *job)
     }
 }
 
+/* Packs the borrowed spec into an owned copy, so it can leave the lock. */
+static Ember__TaskSpec *owned_copy(const Ember__TaskSpec *spec)
+{
+    size_t len = protobuf_c_message_get_packed_size(&spec->base);
+    uint8_t *packed = ember_xmalloc(len);
+    Ember__TaskSpec *copy;
+
+    protobuf_c_message_pack(&spec->base, packed);
+    copy = ember__task_spec__unpack(NULL, len, packed);
+    free(packed);
+    return copy;
+}
+
 static void free_walk(struct walk *w, Ember__TaskSpec *spec)
 {
     for (size_t i = 0; i < spec->n_broadcasts; i++)
@@ -225,25 +306,25 @@ static void free_walk(struct walk *w, Ember__TaskSpec *spec)
         free(spec->properties[i]);
     free(spec->properties);
     free(spec->funcs);
+    free(spec->plan);
+    for (size_t i = 0; i < w->inputs.n; i++)
+        free(w->inputs.items[i]);
+    free(w->inputs.items);
     for (size_t i = 0; i < w->cache_writes.n; i++)
         free(w->cache_writes.items[i]);
     free(w->cache_writes.items);
     for (size_t i = 0; i < w->owned.n; i++)
         free(w->owned.items[i]);
     free(w->owned.items);
-    free(w->in->map_locations);
-    free(w->in->map_offsets);
-    free(w->in->map_lengths);
 }
 
 Ember__TaskSpec *master_task_spec(struct master *m, struct task *t, const char *local_blockd)
 {
     struct stage *s = t->stage;
     Ember__TaskSpec spec = EMBER__TASK_SPEC__INIT;
-    Ember__TaskInput in = EMBER__TASK_INPUT__INIT;
-    Ember__TextSplit split_msg = EMBER__TEXT_SPLIT__INIT;
-    struct walk w = {.m = m, .spec = &spec, .in = &in, .local_blockd = local_blockd};
+    struct walk w = {.m = m, .spec = &spec, .local_blockd = local_blockd};
     Ember__TaskSpec *copy;
+    json_t *plan;
 
     spec.app_id = s->job->app->id;
     spec.job_id = s->job->id;
@@ -251,18 +332,12 @@ Ember__TaskSpec *master_task_spec(struct master *m, struct task *t, const char *
     spec.task_id = t->id;
     spec.partition = s->partitions[t->index];
     spec.attempt = t->attempt;
-    spec.funcs = ember_xcalloc(chain_length(s->rdd) + 1, sizeof(*spec.funcs));
-    walk_partition(&w, s->rdd, spec.partition);
-    if (w.split) {
-        split_msg.path = w.split->path;
-        split_msg.start = w.split->start;
-        split_msg.length = w.split->length;
-        in.split = &split_msg;
-    } else if (w.frames_path) {
-        split_msg.path = (char *)w.frames_path;
-        in.split = &split_msg;
-    }
-    spec.input = &in;
+    spec.funcs = ember_xcalloc(count_maps(s->rdd) + 1, sizeof(*spec.funcs));
+    plan = walk_plan(&w, s->rdd, spec.partition);
+    spec.plan = json_dumps(plan, JSON_COMPACT);
+    json_decref(plan);
+    spec.inputs = (Ember__TaskInput **)w.inputs.items;
+    spec.n_inputs = w.inputs.n;
     spec.cache_writes = (Ember__CacheWrite **)w.cache_writes.items;
     spec.n_cache_writes = w.cache_writes.n;
     add_output(&spec, s);

@@ -123,10 +123,9 @@ static size_t ranges_at(const Ember__TaskInput *in, const char *address, int *ta
 
 /* Fetches this reduce partition's range of every map output block, with one
  * call per block manager. */
-static int feed_shuffle(struct worker *w, const Ember__TaskSpec *spec, int fd,
+static int feed_shuffle(struct worker *w, const Ember__TaskInput *in, int fd,
                         struct task_input_result *res)
 {
-    const Ember__TaskInput *in = spec->input;
     size_t n_maps = in->n_map_locations;
     int *taken = ember_xcalloc(n_maps + 1, sizeof(int));
     Ember__BlockRange *storage = ember_xcalloc(n_maps + 1, sizeof(*storage));
@@ -164,41 +163,49 @@ static int feed_shuffle(struct worker *w, const Ember__TaskSpec *spec, int fd,
     return rc;
 }
 
-void worker_feed_input(struct worker *w, const Ember__TaskSpec *spec, struct pyexec_slot *slot,
-                       struct task_input_result *res)
+static int feed_one(struct worker *w, const Ember__TaskInput *in, int fd,
+                    struct task_input_result *res)
 {
-    const Ember__TaskInput *in = spec->input;
-    int fd = slot->to_child;
-    int rc = 0;
+    int rc;
 
     switch (in->kind) {
     case EMBER__TASK_INPUT__KIND__TEXT:
-        rc = feed_text(in->split, fd, res);
-        break;
+        return feed_text(in->split, fd, res);
     case EMBER__TASK_INPUT__KIND__DATA:
-        res->input_bytes = in->data.len;
-        rc = ember_frame_write(fd, in->data.data, in->data.len);
-        break;
+        res->input_bytes += in->data.len;
+        return ember_frame_write(fd, in->data.data, in->data.len);
     case EMBER__TASK_INPUT__KIND__SHUFFLE:
-        rc = feed_shuffle(w, spec, fd, res);
-        break;
+        return feed_shuffle(w, in, fd, res);
     case EMBER__TASK_INPUT__KIND__FRAMES:
-        rc = feed_frames_file(in->split->path, fd, res);
-        break;
-    case EMBER__TASK_INPUT__KIND__CACHED:
-        rc = worker_fetch_block_to_fd(w, in->block_addr, in->block_id, fd, &res->input_bytes,
-                                      &res->error);
+        return feed_frames_file(in->split->path, fd, res);
+    case EMBER__TASK_INPUT__KIND__CACHED: {
+        uint64_t bytes = 0;
+        rc = worker_fetch_block_to_fd(w, in->block_addr, in->block_id, fd, &bytes, &res->error);
+        res->input_bytes += bytes;
         if (rc == EMBER_ERPC) {
             res->fetch_failed = 1;     /* evicted or lost: the master recomputes it */
             res->missing_block = ember_xstrdup(in->block_id);
         }
-        break;
+        return rc;
+    }
     default:
         res->error = ember_xasprintf("unknown input kind %d", (int)in->kind);
-        rc = EMBER_EINVAL;
+        return EMBER_EINVAL;
     }
-    if (rc == 0)
-        rc = ember_frame_write_marker(fd, EMBER_FRAME_END);
+}
+
+void worker_feed_input(struct worker *w, const Ember__TaskSpec *spec, struct pyexec_slot *slot,
+                       struct task_input_result *res)
+{
+    int fd = slot->to_child;
+    int rc = 0;
+
+    /* Each input of the plan, in order, ends with its own END. */
+    for (size_t i = 0; rc == 0 && i < spec->n_inputs; i++) {
+        rc = feed_one(w, spec->inputs[i], fd, res);
+        if (rc == 0)
+            rc = ember_frame_write_marker(fd, EMBER_FRAME_END);
+    }
     /* Without an error text the pipe broke: the pyexec died and the task
      * thread reports how. With one, the input failed: the pipe may hold half
      * a frame and the pyexec waits for more, so it must go (and is replaced). */

@@ -41,19 +41,19 @@ static int send_header(struct task_run *t, const struct broadcast_load *loads, s
     char *text;
     int rc;
 
-    json_t *cache_at = json_array();
 
     for (size_t i = 0; i < s->n_properties; i++)
         json_object_set_new(props, s->properties[i]->key, json_string(s->properties[i]->value));
-    for (size_t i = 0; i < s->n_cache_writes; i++)
-        json_array_append_new(cache_at, json_integer(s->cache_writes[i]->after_funcs));
-    h = json_pack("{s:I, s:i, s:i, s:i, s:i, s:s, s:s, s:i, s:i, s:o}", "taskId",
+
+    json_t *plan = json_loads(s->plan, 0, NULL);
+
+    if (!plan)
+        return EMBER_EINVAL;           /* the master sends valid JSON: a bug, not user input */
+    h = json_pack("{s:I, s:i, s:i, s:i, s:i, s:s, s:o, s:i, s:i, s:i, s:o}", "taskId",
                   (json_int_t)s->task_id, "stageId", (int)s->stage_id, "partition",
                   (int)s->partition, "attempt", (int)s->attempt, "jobId", (int)s->job_id, "appId",
-                  s->app_id, "input",
-                  s->input->kind == EMBER__TASK_INPUT__KIND__TEXT ? "text" : "pickle", "numFuncs",
+                  s->app_id, "plan", plan, "numInputs", (int)s->n_inputs, "numFuncs",
                   (int)s->n_funcs, "numReduce", (int)s->num_reduce, "properties", props);
-    json_object_set_new(h, "cacheAt", cache_at);
     for (size_t i = 0; i < n_loads; i++)
         json_array_append_new(broadcasts, json_integer((json_int_t)loads[i].id));
     json_object_set_new(h, "broadcasts", broadcasts);
