@@ -244,5 +244,5 @@ class SparkContext:
         return DataRDD(self, [])
 
     def union(self, rdds: list["RDD"]) -> "RDD":
-        from ember.rdd import UnionRDD
-        return UnionRDD(self, list(rdds))
+        from ember.rdd import union_of
+        return union_of(self, list(rdds))

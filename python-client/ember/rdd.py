@@ -208,7 +208,16 @@ class RDD:
         return self.map(lambda kv: kv[1])
 
     def union(self, other: "RDD") -> "RDD":
-        return UnionRDD(self.ctx, [self, other])
+        """The elements of both RDDs. RDDs sharing a partitioner are united
+        partition by partition (keeping it), so a later groupByKey or join on
+        them needs no shuffle, as in Spark.
+
+        Examples
+        --------
+        >>> sc.parallelize([1, 2], 2).union(sc.parallelize([3], 1)).collect()  # doctest: +SKIP
+        [1, 2, 3]
+        """
+        return union_of(self.ctx, [self, other])
 
     def __add__(self, other: "RDD") -> "RDD":
         return self.union(other)
@@ -508,7 +517,7 @@ def _cogroup(rdds: list[RDD], numPartitions: Optional[int]) -> RDD:
         for tag, v in tagged_values:
             groups[tag].append(v)
         return tuple(groups)
-    union = UnionRDD(rdds[0].ctx, tagged)
+    union = union_of(rdds[0].ctx, tagged)
     return union.groupByKey(numPartitions).mapValues(split_by_tag)
 
 
@@ -606,6 +615,41 @@ class TextFileRDD(RDD):
     def _node(self) -> dict:
         node = self._base_node("text")
         node["splits"] = self._splits
+        return node
+
+
+def union_of(ctx: "SparkContext", rdds: list[RDD]) -> RDD:
+    """Spark's choice: a partitioner-aware union when every RDD has the same
+    partitioner, else the partitions of each one after another."""
+    first = rdds[0].partitioner
+    if first is not None and all(r.partitioner == first for r in rdds[1:]):
+        n = first.numPartitions
+        groups = [[[k, i] for k in range(len(rdds))] for i in range(n)]
+        united = ConcatRDD(ctx, rdds, groups, "concat")
+        united.partitioner = first
+        return united
+    return UnionRDD(ctx, rdds)
+
+
+class ConcatRDD(RDD):
+    """Partition i combines listed partitions of its parents in one task,
+    without a shuffle: ``concat`` (one after another), ``zip`` (pairs) or
+    ``cartesian`` (every pair)."""
+
+    def __init__(self, ctx: "SparkContext", rdds: list[RDD], groups: list[list[list[int]]],
+                 combine: str) -> None:
+        super().__init__(ctx, len(groups))
+        self._rdds = rdds
+        self._groups = groups
+        self._combine = combine
+
+    def _dependencies(self) -> list[RDD]:
+        return list(self._rdds)
+
+    def _node(self) -> dict:
+        node = self._base_node("concat")
+        node.update(parents=[r.id for r in self._rdds], groups=self._groups,
+                    combine=self._combine)
         return node
 
 
