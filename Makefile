@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 PYTHON := /usr/bin/python3
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps demo stop test test-c test-py clean
+.PHONY: all build deps demo stop test test-c test-py bench clean
 
 all: build
 
@@ -27,6 +27,10 @@ test-c:
 
 test-py:
 	EMBER_BIN_DIR=$(CURDIR)/$(BUILD_DIR)/bin $(PYTHON) -m pytest -q tests python-client/tests
+
+# Benchmarks are run by hand: the machines are shared and noisy.
+bench: build
+	$(PYTHON) bench/pagerank_cache.py
 
 clean:
 	rm -rf $(BUILD_DIR)
