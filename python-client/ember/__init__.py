@@ -5,11 +5,16 @@
 """
 
 from ember.conf import SparkConf
-from ember.context import SparkContext
-from ember.errors import ClusterStartError, EmberError, GatewayError, JobFailedError
+from ember.context import InheritableThread, SparkContext
+from ember.errors import (ClusterStartError, EmberError, GatewayError, JobCancelledError,
+                          JobFailedError)
 from ember.rdd import RDD
+from ember.resultiterable import ResultIterable
+from ember.statcounter import StatCounter
+from ember.storagelevel import StorageLevel
 from ember.taskcontext import TaskContext
 
-__all__ = ["SparkConf", "SparkContext", "RDD", "TaskContext", "EmberError", "GatewayError",
-           "JobFailedError", "ClusterStartError"]
+__all__ = ["SparkConf", "SparkContext", "RDD", "TaskContext", "StorageLevel", "StatCounter",
+           "ResultIterable", "InheritableThread", "EmberError", "GatewayError",
+           "JobFailedError", "JobCancelledError", "ClusterStartError"]
 __version__ = "0.1.0"

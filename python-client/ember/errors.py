@@ -48,3 +48,11 @@ class JobFailedError(EmberError):
 
 class ClusterStartError(EmberError):
     """A private local cluster (``local[N]``) could not be started."""
+
+
+class JobCancelledError(JobFailedError):
+    """A job was cancelled (cancelJobGroup, cancelAllJobs, or Ctrl-C in the driver)."""
+
+
+class OutputPathExistsError(EmberError, FileExistsError):
+    """saveAsTextFile or saveAsPickleFile was given a directory that already exists."""

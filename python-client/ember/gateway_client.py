@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import pickle
+import struct
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Optional
+from typing import IO, Any, Iterator, Optional
 
 from ember.errors import GatewayError
 
@@ -70,6 +72,46 @@ class GatewayClient:
                     continue
                 raise GatewayError(f"gateway {self.address} is unreachable: {err}") from None
         raise AssertionError("unreachable")
+
+    def stream_frames(self, path: str) -> Iterator[Any]:
+        """Records of a result block, decoded frame by frame as the gateway streams it.
+
+        Opening is retried like any GET; a body that breaks off raises GatewayError.
+        """
+        with self._open(path) as resp:
+            try:
+                while True:
+                    header = resp.read(4)
+                    if not header:
+                        return
+                    (length,) = struct.unpack(">i", _exactly(header, 4, path))
+                    yield from pickle.loads(_exactly(resp.read(length), length, path))
+            except http.client.IncompleteRead as err:
+                raise GatewayError(f"the gateway's answer to GET {path} broke off "
+                                   f"{err.expected} bytes short") from None
+
+    def _open(self, path: str) -> IO[bytes]:
+        delay = 0.05
+        for attempt in range(_RETRIES):
+            try:
+                return urllib.request.urlopen(self.base + path, timeout=300)
+            except urllib.error.HTTPError as err:
+                message = _error_text(err)
+                if err.code not in (502, 503) or attempt + 1 == _RETRIES:
+                    raise GatewayError(message, err.code) from None
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+                if attempt + 1 == _RETRIES:
+                    raise GatewayError(f"gateway {self.address} is unreachable: {err}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+
+def _exactly(data: bytes, want: int, path: str) -> bytes:
+    if len(data) < want:
+        raise GatewayError(f"the gateway's answer to GET {path} broke off inside a frame "
+                           f"({len(data)} of {want} bytes)")
+    return data
 
 
 def _check_length(payload: bytes, content_length: Optional[str]) -> None:

@@ -1,18 +1,27 @@
-"""Submits jobs to the gateway, waits for them and downloads results."""
+"""Submits jobs to the gateway, waits for them and streams their results.
+
+A JobRunner is shared by every thread of the driver: submissions are
+serialized (so the lineage each job sends is consistent with what the master
+already has), waiting and downloading are not, and jobs can be cancelled from
+another thread by job group or all at once.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 
 from ember import accumulators, checkpoint
 from ember.callsite import call_site
-from ember.errors import JobFailedError
-from ember.serializers import iter_frames
+from ember.conf import parse_size
+from ember.errors import JobCancelledError, JobFailedError
 
 if TYPE_CHECKING:
     from ember.context import SparkContext
     from ember.rdd import RDD
+
+DEFAULT_MAX_RESULT_SIZE = "1g"
 
 
 def _lineage(rdd: "RDD", known: set[int]) -> list["RDD"]:
@@ -71,69 +80,161 @@ class JobRunner:
         self.client = sc._client
         self.app = sc.applicationId
         self.known: set[int] = set()
+        self._submit_lock = threading.Lock()
+        self._running_lock = threading.Lock()
+        self._running: dict[int, Optional[str]] = {}     # job id -> job group
+        self._cancelled: dict[int, str] = {}             # job id -> why
 
+    # ---- running ------------------------------------------------------------------
     def run(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None) -> list[Any]:
-        """Computes rdd (or some of its partitions); returns all records in order."""
-        self.sc._check_running()
-        description, site = call_site()
-        new = _lineage(rdd, self.known)
-        nodes = [node._node() for node in new]      # pickles functions: may add broadcasts
-        props = dict(self.sc._local_properties)
-        body: dict[str, Any] = {
-            "rdd": rdd.id,
-            "description": props.get("spark.job.description") or description,
-            "callSite": site,
-            "properties": props,
-            "nodes": nodes,
-            **_lineage_needs(rdd),
-        }
-        if partitions is not None:
-            body["partitions"] = list(partitions)
-        job = self.client.request("POST", f"/applications/{self.app}/jobs", body)
-        self.known.update(node.id for node in new)
-        try:
-            status = self._wait(job["jobId"])
-        except KeyboardInterrupt:
-            self.client.request("POST", f"/applications/{self.app}/jobs/{job['jobId']}/cancel",
-                                retry=False)
-            raise
-        results = self._results(job["jobId"], status)
+        """Computes rdd (or some of its partitions); returns all records in order.
+
+        Afterwards the RDDs of its lineage marked with checkpoint() are written.
+        """
+        results = list(self.stream(rdd, partitions))
         self._write_checkpoints(rdd)
         return results
 
     def _write_checkpoints(self, rdd: "RDD") -> None:
-        """After a job: RDDs of its lineage marked with checkpoint() are written."""
         for node in _walk(rdd):
             if node._checkpoint_wanted and node._checkpoint_files is None:
                 node._checkpoint_wanted = False
                 node._checkpoint_files = checkpoint.write(node, self.sc._checkpoint_dir)
 
-    def unpersist(self, rdd: "RDD") -> None:
-        """Drops rdd's cached blocks (nothing to do if the cluster never saw it)."""
-        if rdd.id in self.known:
-            self.client.request("DELETE", f"/applications/{self.app}/rdds/{rdd.id}", retry=True)
+    def stream(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None) -> Iterator[Any]:
+        """Like run, but yields the records as their result blocks stream in."""
+        job_id = self.submit(rdd, partitions)
+        status = self.wait(job_id)
+        return self._records(job_id, status)
 
-    def _wait(self, job_id: int) -> dict:
+    def iterate(self, rdd: "RDD", prefetch: bool = False) -> Iterator[Any]:
+        """Records of rdd, one partition (one job) at a time (toLocalIterator)."""
+        total = rdd.getNumPartitions()
+        pending = self.submit(rdd, [0]) if total else None
+        for p in range(total):
+            status = self.wait(pending)
+            current = pending
+            pending = self.submit(rdd, [p + 1]) if prefetch and p + 1 < total else None
+            yield from self._records(current, status)
+            if not prefetch and p + 1 < total:
+                pending = self.submit(rdd, [p + 1])
+
+    def submit(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None) -> int:
+        """Sends the job (with the lineage the master lacks); returns its id."""
+        self.sc._check_running()
+        description, site = call_site()
+        props = self._properties()
+        with self._submit_lock:
+            new = _lineage(rdd, self.known)
+            nodes = [node._node() for node in new]      # pickles functions: may add broadcasts
+            body: dict[str, Any] = {
+                "rdd": rdd.id,
+                "description": props.get("spark.job.description") or description,
+                "callSite": site,
+                "properties": props,
+                "nodes": nodes,
+                **_lineage_needs(rdd),
+            }
+            if partitions is not None:
+                body["partitions"] = list(partitions)
+            job = self.client.request("POST", f"/applications/{self.app}/jobs", body)
+            self.known.update(node.id for node in new)
+        with self._running_lock:
+            self._running[job["jobId"]] = props.get("spark.jobGroup.id")
+        return job["jobId"]
+
+    def _properties(self) -> dict[str, str]:
+        """The thread's local properties plus what tasks and the master read from SparkConf."""
+        conf = self.sc._conf
+        props = dict(self.sc._local_properties)
+        props.setdefault("spark.python.worker.memory",
+                         conf.get("spark.python.worker.memory", "512m"))
+        props["spark.driver.maxResultSize"] = str(self.max_result_size())
+        if conf.contains("spark.local.dir"):
+            props.setdefault("spark.local.dir", conf.get("spark.local.dir"))
+        return props
+
+    def max_result_size(self) -> int:
+        """spark.driver.maxResultSize in bytes (0 means no limit)."""
+        return parse_size(self.sc._conf.get("spark.driver.maxResultSize",
+                                            DEFAULT_MAX_RESULT_SIZE))
+
+    def wait(self, job_id: int) -> dict:
+        """Waits for the job; returns its status, or raises JobFailedError."""
+        try:
+            return self._poll(job_id)
+        except KeyboardInterrupt:
+            self._cancel(job_id, f"Job {job_id} cancelled because the driver was interrupted")
+            raise
+        finally:
+            with self._running_lock:
+                self._running.pop(job_id, None)
+
+    def _poll(self, job_id: int) -> dict:
         delay = 0.01
         while True:
             status = self.client.request("GET", f"/applications/{self.app}/jobs/{job_id}")
             if status["status"] != "RUNNING":
                 accumulators.apply_updates(status.get("accumulatorUpdates", []))
             if status["status"] == "SUCCEEDED":
+                self._check_result_size(status)
                 return status
             if status["status"] == "FAILED":
-                message = status.get("errorMessage", "job failed")
-                raise JobFailedError(message, remote_traceback=message,
-                                     stage=status.get("failedStage"),
-                                     partition=status.get("failedPartition"))
+                self._raise_failure(job_id, status)
             time.sleep(delay)
             delay = min(delay * 1.5, 0.2)
 
-    def _results(self, job_id: int, status: dict) -> list[Any]:
-        records: list[Any] = []
+    def _raise_failure(self, job_id: int, status: dict) -> None:
+        message = status.get("errorMessage", "job failed")
+        with self._running_lock:
+            why = self._cancelled.pop(job_id, None)
+        if why is not None:
+            raise JobCancelledError(why, remote_traceback=message,
+                                    stage=status.get("failedStage"),
+                                    partition=status.get("failedPartition"))
+        raise JobFailedError(message, remote_traceback=message,
+                             stage=status.get("failedStage"),
+                             partition=status.get("failedPartition"))
+
+    def _check_result_size(self, status: dict) -> None:
+        """The driver's own check of spark.driver.maxResultSize (the master checks too)."""
+        limit = self.max_result_size()
+        results = status.get("results", [])
+        total = sum(int(entry.get("size", 0)) for entry in results)
+        if limit and total > limit:
+            raise JobFailedError(
+                "Job aborted due to stage failure: Total size of serialized results of "
+                f"{len(results)} tasks ({total / 1048576:.1f} MiB) is bigger than "
+                f"spark.driver.maxResultSize ({limit / 1048576:.1f} MiB)")
+
+    def _records(self, job_id: int, status: dict) -> Iterator[Any]:
         for entry in status.get("results", []):
-            block = self.client.request(
-                "GET", f"/applications/{self.app}/jobs/{job_id}/results/{entry['partition']}",
-                raw=True)
-            records.extend(iter_frames(block))
-        return records
+            yield from self.client.stream_frames(
+                f"/applications/{self.app}/jobs/{job_id}/results/{entry['partition']}")
+
+    # ---- cancelling ------------------------------------------------------------------
+    def _cancel(self, job_id: int, why: str) -> None:
+        with self._running_lock:
+            self._cancelled[job_id] = why
+        self.client.request("POST", f"/applications/{self.app}/jobs/{job_id}/cancel",
+                            retry=False)
+
+    def cancel_group(self, group: str) -> None:
+        """Cancels the running jobs of a job group (from any thread)."""
+        with self._running_lock:
+            jobs = [j for j, g in self._running.items() if g == group]
+        for job_id in jobs:
+            self._cancel(job_id, f"Job {job_id} cancelled part of cancelled job group {group}")
+
+    def cancel_all(self) -> None:
+        """Cancels every running job of this context (from any thread)."""
+        with self._running_lock:
+            jobs = list(self._running)
+        for job_id in jobs:
+            self._cancel(job_id, f"Job {job_id} cancelled as part of cancellation of all jobs")
+
+    # ---- storage ----------------------------------------------------------------------
+    def unpersist(self, rdd: "RDD") -> None:
+        """Drops rdd's cached blocks (nothing to do if the cluster never saw it)."""
+        if rdd.id in self.known:
+            self.client.request("DELETE", f"/applications/{self.app}/rdds/{rdd.id}", retry=True)

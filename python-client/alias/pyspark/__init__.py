@@ -4,7 +4,12 @@ This folder is on sys.path only when ember-submit (or ember-shell) runs a
 script, so a real PySpark installation is never shadowed elsewhere.
 """
 
-from ember import RDD, SparkConf, SparkContext, TaskContext  # noqa: F401
+from ember import (RDD, InheritableThread, SparkConf, SparkContext, StatCounter,  # noqa: F401
+                   StorageLevel, TaskContext)
+from ember.accumulators import Accumulator, AccumulatorParam  # noqa: F401
+from ember.broadcast import Broadcast  # noqa: F401
 from ember.errors import EmberError  # noqa: F401
 
-__all__ = ["SparkContext", "SparkConf", "RDD", "TaskContext"]
+__version__ = "3.5.0"
+__all__ = ["SparkContext", "SparkConf", "RDD", "TaskContext", "StorageLevel", "StatCounter",
+           "InheritableThread", "Broadcast", "Accumulator", "AccumulatorParam"]

@@ -1,3 +1,3 @@
 """`pyspark.rdd` under ember-submit."""
 
-from ember.rdd import RDD  # noqa: F401
+from ember.rdd import RDD, BoundedFloat, Partitioner, PipelinedRDD, portable_hash  # noqa: F401

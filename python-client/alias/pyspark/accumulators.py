@@ -1,0 +1,3 @@
+"""`pyspark.accumulators` under ember-submit."""
+
+from ember.accumulators import Accumulator, AccumulatorParam  # noqa: F401

@@ -1,0 +1,3 @@
+"""`pyspark.broadcast` under ember-submit."""
+
+from ember.broadcast import Broadcast  # noqa: F401

@@ -1,0 +1,3 @@
+"""`pyspark.storagelevel` under ember-submit."""
+
+from ember.storagelevel import StorageLevel  # noqa: F401
