@@ -44,7 +44,7 @@ start() {
     for i in $(seq 0 $((workers - 1))); do
         local worker_port=$((7078 + 10 * i)) blockd_port=$((7079 + 10 * i))
         start_daemon ember-blockd "blockd-$i" --listen "127.0.0.1:$blockd_port" \
-            --master "127.0.0.1:$master_port" --id "blockd-$i"
+            --master "127.0.0.1:$master_port" --id "blockd-$i" --dir "$run/blockd-$i-spill"
         start_daemon ember-worker "worker-$i" --listen "127.0.0.1:$worker_port" \
             --master "127.0.0.1:$master_port" --blockd "127.0.0.1:$blockd_port" \
             --cores 1 --id "worker-$i"

@@ -108,7 +108,8 @@ class LocalCluster:
             for i in range(self.workers):
                 blockd = self._spawn("ember-blockd", f"blockd-{i}",
                                      ["--listen", "127.0.0.1:0", "--master", self.master_address,
-                                      "--id", f"blockd-{i}"])
+                                      "--id", f"blockd-{i}",
+                                      "--dir", os.path.join(self.run_dir, f"blockd-{i}-spill")])
                 self._spawn("ember-worker", f"worker-{i}",
                             ["--listen", "127.0.0.1:0", "--master", self.master_address,
                              "--blockd", blockd, "--cores", str(self.cores_per_worker),
