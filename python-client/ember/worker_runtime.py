@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections import OrderedDict
 import struct
 import time
 import traceback
@@ -37,16 +38,72 @@ class _AdaptiveBatch:
             self.size = max(self.size // 2, _MIN_BATCH)
 
 
+class _ObjectCache:
+    """Cached partitions this process keeps as Python objects, least recently
+    used first out, within a budget counted in pickled bytes (Spark keeps
+    deserialized MEMORY_ONLY blocks the same way). The worker learns which it
+    holds from each task's metrics and then sends no bytes for them."""
+
+    def __init__(self) -> None:
+        self.entries: "OrderedDict[str, tuple[list, int]]" = OrderedDict()
+        self.size = 0
+
+    def get(self, block_id: str) -> list:
+        records, size = self.entries.pop(block_id)
+        self.entries[block_id] = (records, size)
+        return records
+
+    def put(self, block_id: str, records: list, size: int, budget: int) -> None:
+        if block_id in self.entries:
+            self.size -= self.entries.pop(block_id)[1]
+        if size > budget:
+            return
+        self.entries[block_id] = (records, size)
+        self.size += size
+        while self.size > budget:
+            _, (_, dropped) = self.entries.popitem(last=False)
+            self.size -= dropped
+
+    def held(self) -> list[str]:
+        return list(self.entries)
+
+
+_objects = _ObjectCache()
+_OBJECT_BUDGET_DEFAULT = 128 << 20
+
+
+def _object_budget(header: dict) -> int:
+    text = header.get("properties", {}).get("spark.ember.pyexec.objectCache")
+    if not text:
+        return _OBJECT_BUDGET_DEFAULT
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower()
+    if text[-1:] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
 class _Inputs:
     """The task's input frames: one stream per plan leaf, each ended by END."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, from_objects: dict[str, str]) -> None:
         self.count = count
         self.ended = 0
         self.records = 0
+        self.started = 0
+        self.from_objects = from_objects
 
     def leaf(self, kind: str) -> Iterator[Any]:
         """The records of the next input, read lazily."""
+        index = self.started
+        self.started += 1
+        block_id = self.from_objects.get(str(index))
+        if block_id is not None:
+            records = _objects.get(block_id)
+            self.records += len(records)
+            yield from records
+            self._expect_end()
+            return
         while True:
             frame = io.read_frame()
             if isinstance(frame, int):
@@ -57,6 +114,12 @@ class _Inputs:
             batch = _text_lines(frame) if kind == "text" else pickle.loads(frame)
             self.records += len(batch)
             yield from batch
+
+    def _expect_end(self) -> None:
+        frame = io.read_frame()
+        if frame != io.END:
+            raise RuntimeError("an input kept as objects came with data")
+        self.ended += 1
 
     def drain(self) -> None:
         """Reads what no iterator consumed, so the pipe stays in step."""
@@ -119,12 +182,16 @@ def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], nu
 class _CacheTee:
     """Passes records through while copying them to cache block `slot`."""
 
-    def __init__(self, records: Iterable[Any], slot: int) -> None:
+    def __init__(self, records: Iterable[Any], slot: int, block_id: str, budget: int) -> None:
         self.records = iter(records)
         self.prefix = struct.pack(">i", slot)
         self.batch: list[Any] = []
         self.sizer = _AdaptiveBatch()
         self.done = False
+        self.block_id = block_id
+        self.budget = budget
+        self.kept: list[Any] | None = [] if budget > 0 else None
+        self.bytes = 0
 
     def __iter__(self) -> Iterator[Any]:
         for record in self.records:
@@ -134,11 +201,22 @@ class _CacheTee:
             yield record
         self._flush()
         self.done = True
+        if self.kept is not None:
+            _objects.put(self.block_id, self.kept, self.bytes, self.budget)
 
     def _flush(self) -> None:
-        if self.batch:
-            io.write_marker(io.CACHE)
-            _flush(self.batch, self.sizer, self.prefix)
+        if not self.batch:
+            return
+        if self.kept is not None:
+            self.kept.extend(self.batch)
+        io.write_marker(io.CACHE)
+        data = pickle.dumps(self.batch, PICKLE_PROTOCOL)
+        self.sizer.observe(len(data))
+        io.write_frame(self.prefix + data)
+        self.bytes += len(data)
+        self.batch.clear()
+        if self.kept is not None and self.bytes > self.budget:
+            self.kept = None           # too big to keep as objects
 
     def finish(self) -> None:
         """A cached partition must be whole even when the task stopped early (take)."""
@@ -160,6 +238,8 @@ class _Plan:
         self.inputs = inputs
         self.tees: list[_CacheTee] = []
         self.split = header["partition"]
+        self.cache_blocks = header.get("cacheBlocks", [])
+        self.budget = _object_budget(header)
 
     def build(self, node: dict, split: int) -> Iterator[Any]:
         split = node.get("split", split)
@@ -207,7 +287,7 @@ class _Plan:
         for position in range(len(funcs) + 1):
             for at, slot in tees_at:
                 if at == position:
-                    tee = _CacheTee(iterator, slot)
+                    tee = _CacheTee(iterator, slot, self.cache_blocks[slot], self.budget)
                     self.tees.append(tee)
                     iterator = iter(tee)
             if position < len(funcs):
@@ -235,7 +315,7 @@ def run_task(header_frame: bytes) -> None:
     partitioner_frame = io.read_frame() if header["numReduce"] else None
     for bid in header.get("broadcasts", []):
         broadcast.register_worker_value(bid, io.read_frame())
-    source = _Inputs(header["numInputs"])
+    source = _Inputs(header["numInputs"], header.get("objectInputs", {}))
     started = time.monotonic()
     TaskContext._set(header)
     accumulators.reset_task()
@@ -258,6 +338,7 @@ def run_task(header_frame: bytes) -> None:
     updates = accumulators.task_updates()
     if updates:
         metrics["accumulators"] = updates
+    metrics["objects"] = _objects.held()
     io.write_marker(io.END)
     io.write_frame(json.dumps(metrics).encode())
 

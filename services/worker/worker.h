@@ -11,6 +11,8 @@
 #include <sys/types.h>
 
 #include "blockd.pb-c.h"
+#include <jansson.h>
+
 #include "common.pb-c.h"
 #include "daemon.h"
 #include "rpc.h"
@@ -51,6 +53,7 @@ struct pyexec_slot {
     int from_child;       /* and read output frames here */
     uint64_t *broadcasts; /* ids of the broadcast values this process has loaded */
     size_t n_broadcasts;
+    json_t *objects;      /* cached blocks it keeps as Python objects (array of ids) */
 };
 int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **out) EMBER_MUST_CHECK;
 /* Waits for an idle, running subprocess and marks it busy with task_id. */
@@ -85,6 +88,7 @@ void worker_broadcast_loads_free(struct broadcast_load *loads, size_t n);
 
 /* ---- worker_input.c: feeds a task's input to its pyexec ---- */
 struct task_input_result {
+    const uint8_t *from_objects;          /* per input: 1 when pyexec has it as objects */
     uint64_t input_bytes;
     uint64_t local_bytes, remote_bytes;   /* shuffle reads */
     int fetch_failed;

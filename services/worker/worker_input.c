@@ -202,7 +202,8 @@ void worker_feed_input(struct worker *w, const Ember__TaskSpec *spec, struct pye
 
     /* Each input of the plan, in order, ends with its own END. */
     for (size_t i = 0; rc == 0 && i < spec->n_inputs; i++) {
-        rc = feed_one(w, spec->inputs[i], fd, res);
+        if (!res->from_objects || !res->from_objects[i])
+            rc = feed_one(w, spec->inputs[i], fd, res);
         if (rc == 0)
             rc = ember_frame_write_marker(fd, EMBER_FRAME_END);
     }

@@ -208,6 +208,8 @@ char *worker_pool_replace(struct worker_pool *p, struct pyexec_slot *s)
     free(s->broadcasts);         /* the new process has loaded none */
     s->broadcasts = NULL;
     s->n_broadcasts = 0;
+    json_decref(s->objects);
+    s->objects = NULL;
     ember_log_warn("pyexec=%d slot=%d replaced: %s", (int)s->pid, s->index, how);
     pthread_mutex_lock(&p->lock);
     e->state = SLOT_NEEDS_SPAWN;
@@ -250,8 +252,10 @@ void worker_pool_destroy(struct worker_pool *p)
         while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR) {
         }
     }
-    for (int i = 0; i < p->size; i++)
+    for (int i = 0; i < p->size; i++) {
         free(p->slots[i].pub.broadcasts);
+        json_decref(p->slots[i].pub.objects);
+    }
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->changed);
     free(p->slots);

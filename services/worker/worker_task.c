@@ -28,9 +28,53 @@ struct task_run {
     int worker_fault;            /* the failure was ours (storing output), not the task's */
     int pyexec_lost;             /* died or out of protocol step: replace it */
     uint64_t records_in, records_out, python_ms, output_bytes;
+    uint8_t *from_objects;       /* per input: pyexec holds it as objects, sends no bytes */
     uint8_t *accumulators;       /* pickled updates from the metrics frame */
     size_t accumulators_len;
 };
+
+static int slot_holds(const struct pyexec_slot *slot, const char *block_id)
+{
+    size_t i;
+    json_t *id;
+
+    json_array_foreach(slot->objects, i, id) {
+        const char *held = json_string_value(id);
+        if (held && strcmp(held, block_id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* {"<input index>": "<block id>"}: cached inputs this pyexec already keeps as
+ * Python objects (Spark's deserialized MEMORY_ONLY); their bytes are not sent. */
+static json_t *object_inputs(struct task_run *t)
+{
+    const Ember__TaskSpec *s = t->spec;
+    json_t *map = json_object();
+
+    t->from_objects = ember_xcalloc(s->n_inputs + 1, 1);
+    for (size_t i = 0; i < s->n_inputs; i++) {
+        const Ember__TaskInput *in = s->inputs[i];
+        if (in->kind != EMBER__TASK_INPUT__KIND__CACHED || !slot_holds(t->slot, in->block_id))
+            continue;
+        char key[24];
+        snprintf(key, sizeof(key), "%zu", i);
+        json_object_set_new(map, key, json_string(in->block_id));
+        t->from_objects[i] = 1;
+    }
+    t->input.from_objects = t->from_objects;
+    return map;
+}
+
+static json_t *cache_blocks(const Ember__TaskSpec *s)
+{
+    json_t *ids = json_array();
+
+    for (size_t i = 0; i < s->n_cache_writes; i++)
+        json_array_append_new(ids, json_string(s->cache_writes[i]->block_id));
+    return ids;
+}
 
 static int send_header(struct task_run *t, const struct broadcast_load *loads, size_t n_loads)
 {
@@ -57,6 +101,8 @@ static int send_header(struct task_run *t, const struct broadcast_load *loads, s
     for (size_t i = 0; i < n_loads; i++)
         json_array_append_new(broadcasts, json_integer((json_int_t)loads[i].id));
     json_object_set_new(h, "broadcasts", broadcasts);
+    json_object_set_new(h, "objectInputs", object_inputs(t));
+    json_object_set_new(h, "cacheBlocks", cache_blocks(s));
     text = json_dumps(h, JSON_COMPACT);
     rc = ember_frame_write(t->slot->to_child, text, strlen(text));
     free(text);
@@ -121,8 +167,14 @@ static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
 
     const char *acc = NULL;
 
-    if (m && json_unpack(m, "{s:I, s:I, s:I, s?s}", "recordsIn", &in, "recordsOut", &out,
-                         "pythonMs", &py, "accumulators", &acc) == 0) {
+    json_t *objects = NULL;
+
+    if (m && json_unpack(m, "{s:I, s:I, s:I, s?s, s?o}", "recordsIn", &in, "recordsOut", &out,
+                         "pythonMs", &py, "accumulators", &acc, "objects", &objects) == 0) {
+        if (json_is_array(objects)) {
+            json_decref(t->slot->objects);
+            t->slot->objects = json_incref(objects);
+        }
         t->records_in = (uint64_t)in;
         t->records_out = (uint64_t)out;
         t->python_ms = (uint64_t)py;
@@ -344,6 +396,7 @@ static void *task_main(void *arg)
     free(t->cached);
     free(t->partition_lengths);
     free(t->accumulators);
+    free(t->from_objects);
     free(t->error);
     free(t->input.error);
     free(t->input.missing_block);
