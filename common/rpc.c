@@ -308,6 +308,10 @@ gpr_timespec ember_rpc_ctx_deadline(const ember_rpc_ctx *ctx) {
 
 /* ---- client ----------------------------------------------------------- */
 grpc_channel *ember_rpc_channel_create(const char *target, int max_recv_bytes) {
+  return ember_rpc_channel_create_ex(target, max_recv_bytes, 0);
+}
+
+grpc_channel *ember_rpc_channel_create_ex(const char *target, int max_recv_bytes, int flags) {
   grpc_arg args[] = {
       {.type = GRPC_ARG_INTEGER,
        .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -326,8 +330,14 @@ grpc_channel *ember_rpc_channel_create(const char *target, int max_recv_bytes) {
       {.type = GRPC_ARG_INTEGER,
        .key = (char *)GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS,
        .value.integer = 200},
+      /* Last, so it can be left out: with BDP probing gRPC grows a stream's
+       * window to tens of MB on loopback and reads that far ahead of a slow
+       * consumer; without it, about one message is buffered. */
+      {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
   };
-  grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
+  size_t n_args = sizeof(args) / sizeof(args[0]);
+  grpc_channel_args channel_args = {(flags & EMBER_RPC_NO_READ_AHEAD) ? n_args : n_args - 1,
+                                    args};
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   grpc_channel *ch = grpc_channel_create(target, creds, &channel_args);
   grpc_channel_credentials_release(creds); /* channel keeps its own ref */

@@ -55,6 +55,10 @@ gpr_timespec ember_rpc_ctx_deadline(const ember_rpc_ctx *ctx); /* GPR_CLOCK_MONO
 /* A channel that reconnects within about a second after its peer comes back.
  * max_recv_bytes: 0 = library default (4 MiB), -1 = unlimited. */
 grpc_channel *ember_rpc_channel_create(const char *target, int max_recv_bytes);
+/* EMBER_RPC_NO_READ_AHEAD: server streams are not read far ahead of the
+ * consumer (memory stays at about one message per stream). */
+#define EMBER_RPC_NO_READ_AHEAD 1
+grpc_channel *ember_rpc_channel_create_ex(const char *target, int max_recv_bytes, int flags);
 
 /* Return non-zero to cancel the stream. Do not keep msg. */
 typedef int (*ember_rpc_on_message)(const ProtobufCMessage *msg, void *user);

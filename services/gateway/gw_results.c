@@ -56,36 +56,6 @@ void gw_blocks_free(struct gw_blocks *b)
     free(b);
 }
 
-/* ember_rpc_channel_create's settings (common/rpc.c) plus a fixed HTTP/2
- * window: with BDP probing gRPC grows a stream's window to tens of MB on
- * loopback and reads that far ahead of a slow HTTP client, which would undo
- * the one-chunk-at-a-time download. Without it gRPC still opens the window
- * enough for the message being read, so a download holds about one chunk. */
-static grpc_channel *new_block_channel(const char *address)
-{
-    grpc_arg args[] = {
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-         .value.integer = MAX_CHUNK_MESSAGE},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-         .value.integer = 100},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-         .value.integer = 1000},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS,
-         .value.integer = 200},
-        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
-    };
-    grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(address, creds, &channel_args);
-
-    grpc_channel_credentials_release(creds);   /* the channel keeps its own reference */
-    return ch;
-}
-
 /* Borrowed: the channel lives as long as b. */
 static grpc_channel *block_channel(struct gw_blocks *b, const char *address)
 {
@@ -100,7 +70,7 @@ static grpc_channel *block_channel(struct gw_blocks *b, const char *address)
             b->alloc = b->alloc ? 2 * b->alloc : 8;
             b->v = ember_xrealloc(b->v, b->alloc * sizeof(*b->v));
         }
-        ch = new_block_channel(address);
+        ch = ember_rpc_channel_create_ex(address, MAX_CHUNK_MESSAGE, EMBER_RPC_NO_READ_AHEAD);
         b->v[b->n].address = ember_xstrdup(address);
         b->v[b->n].ch = ch;
         b->n++;
