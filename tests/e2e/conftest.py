@@ -148,12 +148,27 @@ def _stop_and_check(sc: SparkContext) -> None:
     assert not left, f"processes still running after sc.stop(): {left}"
 
 
+def start_sc(request: pytest.FixtureRequest, name: str, **daemon_env: str) -> SparkContext:
+    """A SparkContext on a private local[2] cluster whose daemons see daemon_env
+    (e.g. EMBER_HEARTBEAT_TIMEOUT_MS), stopped and checked when request ends."""
+    saved = {key: os.environ.get(key) for key in daemon_env}
+    os.environ.update(daemon_env)      # the daemons inherit the driver's environment
+    try:
+        context = SparkContext("local[2]", name)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = value
+    request.addfinalizer(lambda: _stop_and_check(context))
+    return context
+
+
 @pytest.fixture(scope="module")
 def sc(request: pytest.FixtureRequest):
     """A SparkContext on a private local[2] cluster, stopped after the module."""
-    context = SparkContext("local[2]", f"e2e-{request.module.__name__}")
-    request.addfinalizer(lambda: _stop_and_check(context))
-    yield context
+    yield start_sc(request, f"e2e-{request.module.__name__}")
 
 
 # ---- raw HTTP against the gateway ---------------------------------------------------

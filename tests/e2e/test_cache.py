@@ -7,7 +7,6 @@ import os
 import uuid
 from pathlib import Path
 
-import pytest
 
 from conftest import Gateway
 from ember import SparkContext

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Gateway, _stop_and_check, wait_until
+from conftest import Gateway, start_sc, wait_until
 from ember import SparkContext
 from ember.storagelevel import StorageLevel
 from test_cache import computations, tracked
@@ -19,13 +19,7 @@ LIMIT = 2 << 20        # bytes of memory per block manager
 
 @pytest.fixture(scope="module")
 def sc(request: pytest.FixtureRequest):
-    os.environ["EMBER_BLOCKD_MEMORY"] = str(LIMIT)
-    try:
-        context = SparkContext("local[2]", "e2e-cache-eviction")
-    finally:
-        del os.environ["EMBER_BLOCKD_MEMORY"]
-    request.addfinalizer(lambda: _stop_and_check(context))
-    yield context
+    yield start_sc(request, "e2e-cache-eviction", EMBER_BLOCKD_MEMORY=str(LIMIT))
 
 
 def blob_rdd(sc: SparkContext, marks: Path):

@@ -3,13 +3,12 @@ is recomputed from lineage; a replicated one is read from its other copy."""
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from conftest import Gateway, _stop_and_check, wait_until
+from conftest import Gateway, start_sc, wait_until
 from ember import SparkContext
 from ember.storagelevel import StorageLevel
 from test_cache import computations, storage, tracked
@@ -20,13 +19,8 @@ TIMEOUT_MS = 2000
 @pytest.fixture
 def fresh_sc(request: pytest.FixtureRequest):
     """A private cluster per test, with a short heartbeat timeout, for tests that kill daemons."""
-    os.environ["EMBER_HEARTBEAT_TIMEOUT_MS"] = str(TIMEOUT_MS)
-    try:
-        context = SparkContext("local[2]", f"e2e-cache-{request.node.name}")
-    finally:
-        del os.environ["EMBER_HEARTBEAT_TIMEOUT_MS"]
-    request.addfinalizer(lambda: _stop_and_check(context))
-    return context
+    return start_sc(request, f"e2e-cache-{request.node.name}",
+                    EMBER_HEARTBEAT_TIMEOUT_MS=str(TIMEOUT_MS))
 
 
 def kill_block_manager(sc: SparkContext, gw: Gateway, index: int) -> None:

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from conftest import Gateway, _stop_and_check, wait_until
+from conftest import Gateway, start_sc, wait_until
 from ember import SparkContext
 
 TIMEOUT_MS = 2000
@@ -17,14 +17,7 @@ TIMEOUT_MS = 2000
 
 @pytest.fixture(scope="module")
 def sc(request: pytest.FixtureRequest):
-    # The daemons of a local cluster inherit the driver's environment.
-    os.environ["EMBER_HEARTBEAT_TIMEOUT_MS"] = str(TIMEOUT_MS)
-    try:
-        context = SparkContext("local[2]", "e2e-membership")
-    finally:
-        del os.environ["EMBER_HEARTBEAT_TIMEOUT_MS"]
-    request.addfinalizer(lambda: _stop_and_check(context))
-    yield context
+    yield start_sc(request, "e2e-membership", EMBER_HEARTBEAT_TIMEOUT_MS=str(TIMEOUT_MS))
 
 
 def executor_states(gw: Gateway) -> dict[str, str]:
