@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from typing import Optional
@@ -21,6 +23,49 @@ from ember.errors import ClusterStartError
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _START_TIMEOUT = 30.0
+
+
+class _Launcher:
+    """Starts the daemons from one thread that lives as long as the process.
+
+    A daemon given EMBER_PARENT_PID asks the kernel to signal it when its
+    parent goes (PR_SET_PDEATHSIG), and "parent" means the *thread* that forked
+    it: a daemon started from a short-lived thread would stop with that thread.
+    """
+
+    def __init__(self) -> None:
+        self._requests: "queue.Queue[tuple]" = queue.Queue()
+        threading.Thread(target=self._serve, name="ember-launcher", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            args, kwargs, box, done = self._requests.get()
+            try:
+                box.append(subprocess.Popen(*args, **kwargs))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller
+                box.append(err)
+            done.set()
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        box: list = []
+        done = threading.Event()
+        self._requests.put((args, kwargs, box, done))
+        done.wait()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+
+_launcher_lock = threading.Lock()
+_launcher: "_Launcher | None" = None
+
+
+def _launch(*args, **kwargs) -> subprocess.Popen:
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None:
+            _launcher = _Launcher()
+    return _launcher.popen(*args, **kwargs)
 
 
 def find_bin_dir() -> str:
@@ -69,7 +114,7 @@ class LocalCluster:
         env = dict(os.environ, EMBER_PARENT_PID=str(os.getpid()))
         log = open(os.path.join(self.log_dir, f"{tag}.log"), "ab")
         try:
-            proc = subprocess.Popen(
+            proc = _launch(
                 [os.path.join(self.bin_dir, name), *args, "--ready-file", ready,
                  "--log-level", self.log_level],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, close_fds=True)

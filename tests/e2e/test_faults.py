@@ -1,0 +1,137 @@
+"""Losing a daemon in the middle of a job costs time, never a wrong result:
+a SIGKILLed worker's tasks run elsewhere, a SIGKILLed block manager's map
+outputs are recomputed after the reduce tasks report fetch failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import Gateway, start_sc, wait_until
+from ember import SparkContext
+
+TIMEOUT_MS = 2000
+
+
+@pytest.fixture
+def fresh_sc(request: pytest.FixtureRequest) -> SparkContext:
+    return start_sc(request, f"e2e-faults-{request.node.name}",
+                    EMBER_HEARTBEAT_TIMEOUT_MS=str(TIMEOUT_MS))
+
+
+def daemon(sc: SparkContext, tag: str):
+    return next(p for p in sc._cluster.processes if f"--id {tag}" in " ".join(p.args)
+                or tag in " ".join(p.args))
+
+
+def kill_later(proc, delay: float) -> threading.Thread:
+    def run() -> None:
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def slow_words(sc: SparkContext):
+    lines = [f"w{i % 37} w{i % 11} w{i % 5}" for i in range(4000)]
+
+    def slow(it):
+        for line in it:
+            time.sleep(0.0004)
+            yield line
+    return sc.parallelize(lines, 8).mapPartitions(slow), lines
+
+
+def expected_counts(lines: list[str]) -> dict[str, int]:
+    return dict(Counter(w for line in lines for w in line.split()))
+
+
+def test_worker_killed_mid_job(fresh_sc: SparkContext) -> None:
+    words, lines = slow_words(fresh_sc)
+    worker = daemon(fresh_sc, "worker-1")
+    killer = kill_later(worker, 0.5)
+    counts = dict(words.flatMap(str.split).map(lambda w: (w, 1))
+                  .reduceByKey(lambda a, b: a + b, 4).collect())
+    killer.join()
+    assert worker.poll() is not None, "the worker was not killed during the job"
+    assert counts == expected_counts(lines)
+    gw = Gateway(fresh_sc._client.address)
+    assert wait_until(lambda: {e["id"]: e["state"] for e in gw.api("/executors")}
+                      .get("worker-1") == "dead", timeout=10)
+
+
+def test_block_manager_killed_after_map_stage(fresh_sc: SparkContext) -> None:
+    words, lines = slow_words(fresh_sc)
+    pairs = words.flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(lambda a, b: a + b, 4)
+    assert dict(pairs.collect()) == expected_counts(lines)
+    # The map outputs on blockd-1 are gone; a job reading them again recomputes them.
+    blockd = daemon(fresh_sc, "blockd-1")
+    blockd.send_signal(signal.SIGKILL)
+    blockd.wait()
+    again = pairs.mapValues(lambda v: v * 2)
+    assert dict(again.collect()) == {w: 2 * c for w, c in expected_counts(lines).items()}
+
+
+def test_block_manager_killed_mid_job(fresh_sc: SparkContext) -> None:
+    words, lines = slow_words(fresh_sc)
+    blockd = daemon(fresh_sc, "blockd-0")
+    killer = kill_later(blockd, 0.6)
+    counts = dict(words.flatMap(str.split).map(lambda w: (w, 1))
+                  .reduceByKey(lambda a, b: a + b, 4).collect())
+    killer.join()
+    assert blockd.poll() is not None
+    assert counts == expected_counts(lines)
+
+
+def restart_gateway(sc: SparkContext, after: float, down_for: float) -> None:
+    """SIGKILLs the gateway after a while, waits, and starts it again on the same port."""
+    time.sleep(after)
+    cluster = sc._cluster
+    old = daemon(sc, "ember-gateway")
+    old.send_signal(signal.SIGKILL)
+    old.wait()
+    cluster.processes.remove(old)
+    time.sleep(down_for)
+    cluster._spawn("ember-gateway", "gateway-again",
+                   ["--listen", cluster.gateway_address, "--master", cluster.master_address])
+
+
+def test_driver_rides_out_a_gateway_restart(fresh_sc: SparkContext) -> None:
+    words, lines = slow_words(fresh_sc)
+    counts_rdd = words.flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(lambda a, b: a + b, 4)
+    # The job is submitted at once; the gateway dies while the driver polls it.
+    restarter = threading.Thread(target=restart_gateway, args=(fresh_sc, 0.3, 1.0), daemon=True)
+    restarter.start()
+    counts = dict(counts_rdd.collect())
+    restarter.join()
+    assert counts == expected_counts(lines)
+    assert fresh_sc.parallelize(range(10), 2).sum() == 45
+
+
+def test_a_killed_driver_leaves_no_daemon_behind(tmp_path) -> None:
+    from conftest import CLIENT_DIR, is_alive
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(CLIENT_DIR)!r})\n"
+        "from ember import SparkContext\n"
+        "sc = SparkContext('local[2]', 'killed-driver')\n"
+        "print(' '.join(map(str, sc._cluster.pids())), flush=True)\n"
+        "time.sleep(120)\n")
+    driver = subprocess.Popen(["/usr/bin/python3", str(script)], stdout=subprocess.PIPE,
+                              text=True, env=dict(os.environ))
+    try:
+        pids = [int(p) for p in driver.stdout.readline().split()]
+        assert len(pids) == 6
+    finally:
+        driver.kill()
+        driver.wait()
+    assert wait_until(lambda: not any(is_alive(p) for p in pids), timeout=15), \
+        [p for p in pids if is_alive(p)]
