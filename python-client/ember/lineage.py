@@ -75,9 +75,12 @@ def coalesced(rdd: "RDD", num_out: int) -> "RDD":
     from ember.rdd import ConcatRDD
     if num_out == 0:
         return plain_union(rdd.ctx, [])
-    groups = [[[0, s] for s in sources]
-              for sources in coalesce_groups(rdd.getNumPartitions(), num_out)]
-    result = ConcatRDD(rdd.ctx, [rdd], groups, "concat")
+    sources = coalesce_groups(rdd.getNumPartitions(), num_out)
+    # rdd is listed once per member of the largest group: the master sizes a
+    # task's function table by counting parents (see the report on master_walk.c).
+    width = max(len(group) for group in sources)
+    groups = [[[j, s] for j, s in enumerate(group)] for group in sources]
+    result = ConcatRDD(rdd.ctx, [rdd] * width, groups, "concat")
     result._debug_class = "CoalescedRDD"
     return result
 
@@ -110,7 +113,11 @@ def _deps(rdd: "RDD") -> list[tuple["RDD", bool]]:
         return [(rdd.prev, True)]
     if isinstance(rdd, UnionRDD):
         return [(p, False) for p in rdd._logical]
-    return [(p, False) for p in rdd._lineage_parents()]
+    parents: list["RDD"] = []
+    for p in rdd._lineage_parents():
+        if all(p is not q for q in parents):
+            parents.append(p)
+    return [(p, False) for p in parents]
 
 
 def _describe(rdd: "RDD") -> str:
