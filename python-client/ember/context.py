@@ -67,6 +67,7 @@ class SparkContext:
                  batchSize: int = 0, serializer: Any = None, conf: Optional[SparkConf] = None,
                  gateway: Any = None, jsc: Any = None, profiler_cls: Any = None) -> None:
         self._conf = conf or SparkConf()
+        _apply_submit_environment(self._conf)
         self.master = (master or self._conf.get("spark.master")
                        or os.environ.get("EMBER_MASTER") or "local[*]")
         self.appName = appName or self._conf.get("spark.app.name") or "ember-app"
@@ -95,8 +96,14 @@ class SparkContext:
                 raise
             self.applicationId: str = app["id"]
             self._jobs = JobRunner(self)
+            self._py_files: list[dict] = []
+            self._files: list[dict] = []
             SparkContext._active = SparkContext._active_spark_context = self
         atexit.register(self.stop)
+        shipped = list(pyFiles or []) + [
+            p for p in os.environ.get("EMBER_PY_FILES", "").split(",") if p]
+        for path in shipped:
+            self.addPyFile(path)
 
     def _connect(self) -> str:
         local = _LOCAL_RE.match(self.master)
@@ -280,6 +287,27 @@ class SparkContext:
         self._jobs.cancel_all()
 
     # ---- checkpoints -----------------------------------------------------------
+    def addPyFile(self, path: str) -> None:
+        """Makes a .py, a .zip/.egg or a package folder importable in every task.
+
+        Examples
+        --------
+        >>> sc.addPyFile("helpers.py")  # doctest: +SKIP
+        >>> sc.parallelize([1]).map(lambda x: __import__("helpers").double(x)).collect()
+        ... # doctest: +SKIP
+        [2]
+        """
+        from ember import pyfiles
+        self._check_running()
+        self._py_files.append(pyfiles.ship(self, path, as_code=True))
+
+    def addFile(self, path: str, recursive: bool = False) -> None:
+        """Copies a data file to every task's host; tasks find it with SparkFiles.get(name)."""
+        from ember import pyfiles
+        self._check_running()
+        self._files.append(pyfiles.ship(self, path, as_code=False))
+        pyfiles.SparkFiles._add_on_driver(path)
+
     def setCheckpointDir(self, dirName: str) -> None:
         """Where checkpoint() writes RDDs: a folder every worker can read and write."""
         from ember.checkpoint import new_directory
@@ -526,3 +554,14 @@ class InheritableThread(threading.Thread):
                 return target(*a, **kw)
             return None
         super().__init__(*args, target=run_with_properties, **kwargs)
+
+
+def _apply_submit_environment(conf: SparkConf) -> None:
+    """What ember-submit passes on: --conf pairs (EMBER_CONF, one key=value a
+    line) and --name (EMBER_APP_NAME), below whatever the script sets itself."""
+    for line in os.environ.get("EMBER_CONF", "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            conf.setIfMissing(key.strip(), value.strip())
+    if os.environ.get("EMBER_APP_NAME"):
+        conf.setIfMissing("spark.app.name", os.environ["EMBER_APP_NAME"])

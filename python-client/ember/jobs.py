@@ -8,11 +8,12 @@ another thread by job group or all at once.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 
-from ember import accumulators, checkpoint
+from ember import accumulators, checkpoint, pyfiles
 from ember.callsite import call_site
 from ember.conf import parse_size
 from ember.errors import JobCancelledError, JobFailedError
@@ -135,6 +136,9 @@ class JobRunner:
                 "nodes": nodes,
                 **_lineage_needs(rdd),
             }
+            # Shipped code and files travel as broadcasts with every job.
+            shipped = {entry["id"] for entry in self.sc._py_files + self.sc._files}
+            body["broadcasts"] = sorted(set(body["broadcasts"]) | shipped)
             if partitions is not None:
                 body["partitions"] = list(partitions)
             job = self.client.request("POST", f"/applications/{self.app}/jobs", body)
@@ -152,6 +156,10 @@ class JobRunner:
         props["spark.driver.maxResultSize"] = str(self.max_result_size())
         if conf.contains("spark.local.dir"):
             props.setdefault("spark.local.dir", conf.get("spark.local.dir"))
+        if self.sc._py_files:
+            props[pyfiles.PY_FILES_PROPERTY] = json.dumps(self.sc._py_files)
+        if self.sc._files:
+            props[pyfiles.FILES_PROPERTY] = json.dumps(self.sc._files)
         return props
 
     def max_result_size(self) -> int:

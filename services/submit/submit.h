@@ -6,6 +6,10 @@
 
 struct submit_args {
     const char *master;    /* --master, else EMBER_MASTER, else local[*] */
+    const char *name;      /* --name: the application's name unless the script sets one */
+    const char *py_files;  /* --py-files a.py,b.zip,pkg/ */
+    char *conf;            /* --conf key=value, one a line (new, or NULL) */
+    int shell;             /* run an interactive shell with `sc` instead of a script */
     char **script_argv;    /* script path and its arguments */
     int script_argc;
 };

@@ -9,7 +9,8 @@ from ember import (RDD, InheritableThread, SparkConf, SparkContext, StatCounter,
 from ember.accumulators import Accumulator, AccumulatorParam  # noqa: F401
 from ember.broadcast import Broadcast  # noqa: F401
 from ember.errors import EmberError  # noqa: F401
+from ember.pyfiles import SparkFiles  # noqa: F401
 
 __version__ = "3.5.0"
-__all__ = ["SparkContext", "SparkConf", "RDD", "TaskContext", "StorageLevel", "StatCounter",
-           "InheritableThread", "Broadcast", "Accumulator", "AccumulatorParam"]
+__all__ = ["SparkContext", "SparkConf", "RDD", "TaskContext", "SparkFiles", "StorageLevel",
+           "StatCounter", "InheritableThread", "Broadcast", "Accumulator", "AccumulatorParam"]
