@@ -111,6 +111,115 @@ static json_t *json_task(const struct task *t)
     return o;
 }
 
+static const char *const node_kind_names[] = {"text", "data", "map", "shuffle", "union",
+                                               "frames", "concat"};
+
+#define MAX_CHAIN 200                  /* RDDs listed per stage; a UI cannot draw more */
+
+/* Adds n and, parents first, the narrow dependencies the stage computes with it:
+ * the walk stops at a shuffle (the stage reads it) and at a checkpoint. */
+static void chain_add(struct ptr_array *chain, struct rdd_node *n)
+{
+    for (size_t i = 0; i < chain->n; i++)
+        if (chain->items[i] == n)
+            return;
+    if (n->kind != NODE_SHUFFLE && !n->frames_files)
+        for (size_t i = 0; i < n->n_parents && chain->n < MAX_CHAIN; i++)
+            chain_add(chain, n->parents[i]);
+    if (chain->n < MAX_CHAIN)
+        ptr_array_push(chain, n);
+}
+
+static json_t *json_rdd(const struct rdd_node *n)
+{
+    json_t *parents = json_array();
+
+    for (size_t i = 0; i < n->n_parents; i++)
+        json_array_append_new(parents, json_integer(n->parents[i]->id));
+    return json_pack("{s:I, s:s, s:s, s:i, s:o, s:b, s:b}", "id", (json_int_t)n->id, "name",
+                     n->name, "kind", node_kind_names[n->kind], "numPartitions",
+                     (int)n->num_partitions, "parentIds", parents, "persisted", n->persisted,
+                     "checkpointed", n->frames_files && n->kind != NODE_FRAMES);
+}
+
+/* "parentIds" (stages whose shuffles it reads), "rddIds" and "rdds": the RDD
+ * operations the stage runs, inputs first, as the DAG view draws them. */
+static void set_lineage(json_t *o, const struct stage *s)
+{
+    struct ptr_array chain = {0};
+    json_t *parents = json_array(), *ids = json_array(), *rdds = json_array();
+
+    for (size_t i = 0; i < s->parents.n; i++)
+        json_array_append_new(parents, json_integer(((struct stage *)s->parents.items[i])->id));
+    chain_add(&chain, s->rdd);
+    for (size_t i = 0; i < chain.n; i++) {
+        json_array_append_new(ids, json_integer(((struct rdd_node *)chain.items[i])->id));
+        json_array_append_new(rdds, json_rdd(chain.items[i]));
+    }
+    free(chain.items);
+    json_object_set_new(o, "parentIds", parents);
+    json_object_set_new(o, "rddIds", ids);
+    json_object_set_new(o, "rdds", rdds);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static const double quantiles[] = {0.0, 0.25, 0.5, 0.75, 1.0};
+#define N_QUANTILES (sizeof(quantiles) / sizeof(quantiles[0]))
+
+/* Nearest rank: the value at index round(q * (n - 1)) of the sorted values.
+ * Sorts v in place. */
+static json_t *json_quantiles(uint64_t *v, size_t n)
+{
+    json_t *out = json_array();
+
+    qsort(v, n, sizeof(*v), cmp_u64);
+    for (size_t i = 0; n && i < N_QUANTILES; i++)
+        json_array_append_new(out,
+                              json_integer((json_int_t)v[(size_t)(quantiles[i] * (n - 1) + 0.5)]));
+    return out;
+}
+
+enum { SUM_DURATION, SUM_RECORDS_IN, SUM_RECORDS_OUT, SUM_SHUFFLE_READ, SUM_SHUFFLE_WRITE, N_SUM };
+
+/* Spark's taskSummary: quantiles of the metrics of the stage's successful tasks. */
+static json_t *json_task_summary(const struct stage *s)
+{
+    static const char *const names[N_SUM] = {"durationMs", "recordsIn", "recordsOut",
+                                             "shuffleReadBytes", "shuffleWriteBytes"};
+    uint64_t *v[N_SUM];
+    size_t n = 0;
+    json_t *o = json_object(), *qs = json_array();
+
+    for (int k = 0; k < N_SUM; k++)
+        v[k] = ember_xcalloc(s->tasks.n + 1, sizeof(uint64_t));
+    for (size_t i = 0; i < s->tasks.n; i++) {
+        const struct task *t = s->tasks.items[i];
+        if (t->state != TASK_SUCCEEDED)
+            continue;
+        v[SUM_DURATION][n] = t->duration_ms;
+        v[SUM_RECORDS_IN][n] = t->metrics.records_in;
+        v[SUM_RECORDS_OUT][n] = t->metrics.records_out;
+        v[SUM_SHUFFLE_READ][n] =
+            t->metrics.shuffle_read_local_bytes + t->metrics.shuffle_read_remote_bytes;
+        v[SUM_SHUFFLE_WRITE][n] = t->metrics.shuffle_write_bytes;
+        n++;
+    }
+    for (size_t i = 0; i < N_QUANTILES; i++)
+        json_array_append_new(qs, json_real(quantiles[i]));
+    json_object_set_new(o, "quantiles", qs);
+    json_object_set_new(o, "numTasks", json_integer((json_int_t)n));
+    for (int k = 0; k < N_SUM; k++) {
+        json_object_set_new(o, names[k], json_quantiles(v[k], n));
+        free(v[k]);
+    }
+    return o;
+}
+
 static json_t *json_stage(const struct stage *s, int with_tasks)
 {
     const Ember__TaskMetrics *m = &s->totals;
@@ -139,8 +248,10 @@ static json_t *json_stage(const struct stage *s, int with_tasks)
     json_object_set_new(o, "executorRunTimeMs", json_integer((json_int_t)m->duration_ms));
     if (s->failure)
         json_object_set_new(o, "failureReason", json_string(s->failure));
+    set_lineage(o, s);
     if (with_tasks) {
         json_t *tasks = json_array();
+        json_object_set_new(o, "taskSummary", json_task_summary(s));
         for (size_t i = 0; i < s->tasks.n; i++)
             json_array_append_new(tasks, json_task(s->tasks.items[i]));
         json_object_set_new(o, "tasks", tasks);
@@ -183,59 +294,257 @@ static int app_matches(const struct app *a, const char *app_id)
     return !app_id || !*app_id || strcmp(a->id, app_id) == 0;
 }
 
-json_t *master_json_query(struct master *m, const char *what, const char *app_id, int64_t id,
-                          char **error)
+/* ---- environment: options in effect and an application's properties ---- */
+
+/* [["--flag", value or null], ...] in the order of the option table. */
+static json_t *json_options(const struct ember_daemon *d)
 {
     json_t *list = json_array();
 
+    for (int i = 0; i < d->n_options; i++) {
+        char *flag = ember_xasprintf("--%s", d->options[i]->name);
+        json_array_append_new(list, json_pack("[s, s?]", flag, d->values[i]));
+        free(flag);
+    }
+    return list;
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Spark's sparkProperties: [[key, value], ...] sorted by key: the application's
+ * id and name and the properties of its newest job (NULL: none yet). */
+static json_t *json_properties(const struct app *a, const struct job *newest)
+{
+    json_t *props = json_object(), *list = json_array(), *value;
+    const char **keys;
+    const char *key;
+    size_t n = 0;
+
+    if (newest)
+        json_object_update(props, newest->properties);
+    json_object_set_new(props, "spark.app.id", json_string(a->id));
+    json_object_set_new(props, "spark.app.name", json_string(a->name));
+    keys = ember_xcalloc(json_object_size(props), sizeof(*keys));
+    json_object_foreach(props, key, value)
+        keys[n++] = key;
+    qsort(keys, n, sizeof(*keys), cmp_keys);
+    for (size_t i = 0; i < n; i++) {
+        value = json_object_get(props, keys[i]);
+        char *text = json_is_string(value) ? NULL : json_dumps(value, JSON_ENCODE_ANY);
+        json_array_append_new(list, json_pack("[s, s]", keys[i],
+                                              text ? text : json_string_value(value)));
+        free(text);
+    }
+    free(keys);
+    json_decref(props);
+    return list;
+}
+
+/* {"masterOptions": [...]}, plus for one application "application",
+ * "sparkProperties" and "propertiesOfJob" (the job they come from). The gateway
+ * adds its own options and the versions. */
+static json_t *query_environment(struct master *m, const char *app_id, int64_t id, char **error)
+{
+    json_t *o = json_pack("{s:o}", "masterOptions", json_options(m->daemon));
+    const struct app *a = app_id && *app_id ? master_find_app(m, app_id) : NULL;
+    const struct job *newest = a && a->jobs.n ? a->jobs.items[a->jobs.n - 1] : NULL;
+
+    if (a) {
+        json_object_set_new(o, "application", json_app(a));
+        json_object_set_new(o, "sparkProperties", json_properties(a, newest));
+        if (newest)
+            json_object_set_new(o, "propertiesOfJob", json_integer(newest->id));
+    }
+    return o;
+}
+
+/* ---- metrics: the counts /metrics exposes, from the same state as the lists ---- */
+
+/* {"NAME": count, ...} with every name present, zeros included. */
+static json_t *json_counts(const char *const *names, size_t n, const int *counts)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, names[i], json_integer(counts[i]));
+    return o;
+}
+
+#define COUNTS(names, counts) json_counts(names, sizeof(names) / sizeof(names[0]), counts)
+
+static void add_stage_totals(json_t *o, const struct ptr_array *stages)
+{
+    Ember__TaskMetrics sum = EMBER__TASK_METRICS__INIT;
+
+    for (size_t i = 0; i < stages->n; i++) {
+        const Ember__TaskMetrics *t = &((const struct stage *)stages->items[i])->totals;
+        sum.input_bytes += t->input_bytes;
+        sum.records_in += t->records_in;
+        sum.records_out += t->records_out;
+        sum.shuffle_read_local_bytes += t->shuffle_read_local_bytes;
+        sum.shuffle_read_remote_bytes += t->shuffle_read_remote_bytes;
+        sum.shuffle_write_bytes += t->shuffle_write_bytes;
+        sum.duration_ms += t->duration_ms;
+    }
+    json_object_set_new(o, "inputBytes", json_integer((json_int_t)sum.input_bytes));
+    json_object_set_new(o, "inputRecords", json_integer((json_int_t)sum.records_in));
+    json_object_set_new(o, "outputRecords", json_integer((json_int_t)sum.records_out));
+    json_object_set_new(o, "shuffleLocalBytesRead",
+                        json_integer((json_int_t)sum.shuffle_read_local_bytes));
+    json_object_set_new(o, "shuffleRemoteBytesRead",
+                        json_integer((json_int_t)sum.shuffle_read_remote_bytes));
+    json_object_set_new(o, "shuffleWriteBytes", json_integer((json_int_t)sum.shuffle_write_bytes));
+    json_object_set_new(o, "executorRunTimeMs", json_integer((json_int_t)sum.duration_ms));
+}
+
+static json_t *json_worker_counts(const struct ptr_array *workers)
+{
+    int alive = 0, dead = 0, cores = 0, active = 0;
+
+    for (size_t i = 0; i < workers->n; i++) {
+        const struct worker_info *w = workers->items[i];
+        alive += w->alive;
+        dead += !w->alive;
+        cores += w->alive ? (int)w->cores : 0;
+        active += (int)w->active;
+    }
+    return json_pack("{s:i, s:i, s:i, s:i}", "alive", alive, "dead", dead, "cores", cores,
+                     "activeTasks", active);
+}
+
+/* Counts by status of applications, jobs, stages and tasks; stage totals of
+ * bytes read and written (successful tasks, as in the stage list); workers;
+ * the block managers as in their list. */
+static json_t *query_metrics(struct master *m, const char *app_id, int64_t id, char **error)
+{
+    static const char *const app_states[] = {"RUNNING", "FINISHED"};
+    int apps[2] = {0}, jobs[3] = {0}, stages[5] = {0}, tasks[4] = {0};
+    json_t *o = json_object(), *bms = json_array();
+
+    for (size_t i = 0; i < m->apps.n; i++)
+        apps[((struct app *)m->apps.items[i])->ended != 0]++;
+    for (size_t i = 0; i < m->jobs.n; i++)
+        jobs[((struct job *)m->jobs.items[i])->status]++;
+    for (size_t i = 0; i < m->stages.n; i++)
+        stages[((struct stage *)m->stages.items[i])->status]++;
+    for (size_t i = 0; i < m->tasks.n; i++)
+        tasks[((struct task *)m->tasks.items[i])->state]++;
+    for (size_t i = 0; i < m->blockds.n; i++)
+        json_array_append_new(bms, json_blockd(m->blockds.items[i]));
+    json_object_set_new(o, "applications", COUNTS(app_states, apps));
+    json_object_set_new(o, "jobs", COUNTS(job_status_names, jobs));
+    json_object_set_new(o, "stages", COUNTS(stage_status_names, stages));
+    json_object_set_new(o, "tasks", COUNTS(task_state_names, tasks));
+    add_stage_totals(o, &m->stages);
+    json_object_set_new(o, "executors", json_worker_counts(&m->workers));
+    json_object_set_new(o, "blockManagers", bms);
+    return o;
+}
+
+/* ---- the lists ---- */
+
+static json_t *query_applications(struct master *m, const char *app_id, int64_t id, char **error)
+{
+    json_t *list = json_array();
+
+    for (size_t i = m->apps.n; i-- > 0;)
+        json_array_append_new(list, json_app(m->apps.items[i]));
+    return list;
+}
+
+static json_t *query_jobs(struct master *m, const char *app_id, int64_t id, char **error)
+{
+    json_t *list = json_array();
+
+    for (size_t i = m->jobs.n; i-- > 0;) {
+        const struct job *j = m->jobs.items[i];
+        if (app_matches(j->app, app_id))
+            json_array_append_new(list, master_json_job(m, j, 0));
+    }
+    return list;
+}
+
+static json_t *query_stages(struct master *m, const char *app_id, int64_t id, char **error)
+{
+    json_t *list = json_array();
+
+    for (size_t i = m->stages.n; i-- > 0;) {
+        const struct stage *s = m->stages.items[i];
+        if (app_matches(s->job->app, app_id))
+            json_array_append_new(list, json_stage(s, 0));
+    }
+    return list;
+}
+
+static json_t *query_stage(struct master *m, const char *app_id, int64_t id, char **error)
+{
+    if (id < 1 || (size_t)id > m->stages.n
+        || !app_matches(((struct stage *)m->stages.items[id - 1])->job->app, app_id)) {
+        *error = ember_xasprintf("no stage %lld", (long long)id);
+        return NULL;
+    }
+    return json_stage(m->stages.items[id - 1], 1);
+}
+
+static json_t *query_storage(struct master *m, const char *app_id, int64_t id, char **error)
+{
+    json_t *list = json_array();
+
+    for (size_t i = 0; i < m->apps.n; i++) {
+        if (!app_matches(m->apps.items[i], app_id))
+            continue;
+        json_t *rdds = master_json_storage(m, m->apps.items[i]);
+        json_array_extend(list, rdds);
+        json_decref(rdds);
+    }
+    return list;
+}
+
+static json_t *query_blockmanagers(struct master *m, const char *app_id, int64_t id,
+                                   char **error)
+{
+    json_t *list = json_array();
+
+    for (size_t i = 0; i < m->blockds.n; i++)
+        json_array_append_new(list, json_blockd(m->blockds.items[i]));
+    return list;
+}
+
+static json_t *query_executors(struct master *m, const char *app_id, int64_t id, char **error)
+{
+    json_t *list = json_array();
+
+    for (size_t i = 0; i < m->workers.n; i++)
+        json_array_append_new(list, json_executor(m->workers.items[i]));
+    return list;
+}
+
+typedef json_t *(*query_fn)(struct master *m, const char *app_id, int64_t id, char **error);
+
+static const struct {
+    const char *what;
+    query_fn fn;
+} queries[] = {
+    {"applications", query_applications}, {"jobs", query_jobs},
+    {"stages", query_stages},             {"stage", query_stage},
+    {"storage", query_storage},           {"blockmanagers", query_blockmanagers},
+    {"executors", query_executors},       {"environment", query_environment},
+    {"metrics", query_metrics},
+};
+
+json_t *master_json_query(struct master *m, const char *what, const char *app_id, int64_t id,
+                          char **error)
+{
     if (app_id && *app_id && !master_find_app(m, app_id)) {
-        json_decref(list);
         *error = ember_xasprintf("no application %s", app_id);
         return NULL;
     }
-    if (strcmp(what, "applications") == 0) {
-        for (size_t i = m->apps.n; i-- > 0;)
-            json_array_append_new(list, json_app(m->apps.items[i]));
-    } else if (strcmp(what, "jobs") == 0) {
-        for (size_t i = m->jobs.n; i-- > 0;) {
-            const struct job *j = m->jobs.items[i];
-            if (app_matches(j->app, app_id))
-                json_array_append_new(list, master_json_job(m, j, 0));
-        }
-    } else if (strcmp(what, "stages") == 0) {
-        for (size_t i = m->stages.n; i-- > 0;) {
-            const struct stage *s = m->stages.items[i];
-            if (app_matches(s->job->app, app_id))
-                json_array_append_new(list, json_stage(s, 0));
-        }
-    } else if (strcmp(what, "stage") == 0) {
-        json_decref(list);
-        if (id < 1 || (size_t)id > m->stages.n
-            || !app_matches(((struct stage *)m->stages.items[id - 1])->job->app, app_id)) {
-            *error = ember_xasprintf("no stage %lld", (long long)id);
-            return NULL;
-        }
-        return json_stage(m->stages.items[id - 1], 1);
-    } else if (strcmp(what, "storage") == 0) {
-        json_decref(list);
-        list = json_array();
-        for (size_t i = 0; i < m->apps.n; i++) {
-            if (!app_matches(m->apps.items[i], app_id))
-                continue;
-            json_t *rdds = master_json_storage(m, m->apps.items[i]);
-            json_array_extend(list, rdds);
-            json_decref(rdds);
-        }
-    } else if (strcmp(what, "blockmanagers") == 0) {
-        for (size_t i = 0; i < m->blockds.n; i++)
-            json_array_append_new(list, json_blockd(m->blockds.items[i]));
-    } else if (strcmp(what, "executors") == 0) {
-        for (size_t i = 0; i < m->workers.n; i++)
-            json_array_append_new(list, json_executor(m->workers.items[i]));
-    } else {
-        json_decref(list);
-        *error = ember_xasprintf("unknown query \"%s\"", what);
-        return NULL;
-    }
-    return list;
+    for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++)
+        if (strcmp(what, queries[i].what) == 0)
+            return queries[i].fn(m, app_id, id, error);
+    *error = ember_xasprintf("unknown query \"%s\"", what);
+    return NULL;
 }
