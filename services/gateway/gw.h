@@ -1,6 +1,6 @@
 /* ember-gateway internals. The gateway keeps no cluster state: it owns an MHD
- * daemon (gw_http.c routes each request to a handler in gw_api.c, gw_results.c
- * or gw_ui.c), one gRPC channel to the master (gw_master.c) and a cache of
+ * daemon (gw_http.c routes each request to a handler in gw_api.c, gw_results.c,
+ * gw_monitor.c or gw_ui.c), one gRPC channel to the master (gw_master.c) and a cache of
  * channels to block managers (gw_results.c). Every failure becomes an HTTP
  * error answered to the client; none is fatal to the daemon. */
 #ifndef EMBER_GW_H
@@ -125,6 +125,10 @@ enum MHD_Result gw_broadcast_put(struct gw_request *rq);
 enum MHD_Result gw_broadcast_delete(struct gw_request *rq);
 /* Lists and one stage: Query with the route's `what`, passed through. */
 enum MHD_Result gw_api_query(struct gw_request *rq);
+
+/* ---- gw_monitor.c: the environment and Prometheus metrics ---- */
+enum MHD_Result gw_api_environment(struct gw_request *rq);   /* rq->app may be NULL */
+enum MHD_Result gw_api_metrics(struct gw_request *rq);
 
 /* ---- gw_results.c: result blocks, fetched from their block manager ---- */
 struct gw_blocks *gw_blocks_new(void);

@@ -49,6 +49,10 @@ static const struct gw_route routes[] = {
     {"PUT", "/api/v1/applications/{app}/broadcasts/{broadcast}", gw_broadcast_put, NULL},
     {"DELETE", "/api/v1/applications/{app}/broadcasts/{broadcast}", gw_broadcast_delete, NULL},
     {"GET", "/api/v1/blockmanagers", gw_api_query, "blockmanagers"},
+    {"GET", "/api/v1/applications/{app}/executors", gw_api_query, "executors"},
+    {"GET", "/api/v1/applications/{app}/environment", gw_api_environment, NULL},
+    {"GET", "/api/v1/environment", gw_api_environment, NULL},
+    {"GET", "/metrics", gw_api_metrics, NULL},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
