@@ -230,6 +230,7 @@ class RDD:
             raise EmberError("Checkpoint directory has not been set in the SparkContext: call "
                              "sc.setCheckpointDir(dir) first")
         self._checkpoint_wanted = True
+        self.is_checkpointed = True
 
     def localCheckpoint(self) -> None:
         """Marks the RDD checkpointed in the block managers (``MEMORY_AND_DISK``).

@@ -42,6 +42,7 @@ SPILL_PARTITIONS = 59            # as PySpark's ExternalMerger
 _MAX_MERGE_DEPTH = 4             # recursive re-partitioning of an oversized spill file
 _CHUNK_BYTES = 256 * 1024        # values of one key are spilled in chunks of this size
 _FRAME_RECORDS = 1024
+_CHECK_MASK = 63                 # dict sizes are checked every 64 updates
 _HEADER = struct.Struct(">i")
 
 
@@ -269,8 +270,9 @@ class _DictSizeTracker:
         self.samples: deque[tuple[int, int]] = deque(maxlen=2)
         self.rate = 0.0
 
-    def update(self, d: dict) -> float:
-        self.updates += 1
+    def update(self, d: dict, count: int = 1) -> float:
+        """The estimated size after count more updates of d."""
+        self.updates += count
         if self.updates >= self.next_sample:
             self.samples.append((self.updates, _dict_size(d)))
             if len(self.samples) == 2:
@@ -536,9 +538,9 @@ class ExternalMerger:
         """Adds (key, value) records."""
         create, merge = self.agg.createCombiner, self.agg.mergeValue
         data, limit, tracker = self.data, self.memory_limit, self._tracker
-        for k, v in iterator:
+        for n, (k, v) in enumerate(iterator, 1):
             data[k] = merge(data[k], v) if k in data else create(v)
-            if tracker.update(data) > limit:
+            if not n & _CHECK_MASK and tracker.update(data, _CHECK_MASK + 1) > limit:
                 self._spill()
                 data = self.data
 
@@ -546,9 +548,9 @@ class ExternalMerger:
         """Adds (key, combiner) records."""
         merge = self.agg.mergeCombiners
         data, limit, tracker = self.data, self.memory_limit, self._tracker
-        for k, c in iterator:
+        for n, (k, c) in enumerate(iterator, 1):
             data[k] = merge(data[k], c) if k in data else c
-            if tracker.update(data) > limit:
+            if not n & _CHECK_MASK and tracker.update(data, _CHECK_MASK + 1) > limit:
                 self._spill()
                 data = self.data
 
@@ -596,9 +598,10 @@ class ExternalMerger:
         data: dict[Any, Any] = {}
         tracker = _DictSizeTracker()
         records = _load_frames(path)
-        for k, c in records:
+        for n, (k, c) in enumerate(records, 1):
             data[k] = merge(data[k], c) if k in data else c
-            if tracker.update(data) > self.memory_limit and self.scale < _MAX_MERGE_DEPTH:
+            if (not n & _CHECK_MASK and self.scale < _MAX_MERGE_DEPTH
+                    and tracker.update(data, _CHECK_MASK + 1) > self.memory_limit):
                 deeper = type(self)(self.agg, self.memory_limit, self.partitions,
                                     self._spill_root, self.scale + 1)
                 deeper.data = data
@@ -779,9 +782,9 @@ def combine_locally(iterator: Iterable[tuple[Any, Any]], agg: Aggregator,
                 data, used = {}, 0
     else:
         tracker = _DictSizeTracker()
-        for k, v in iterator:
+        for n, (k, v) in enumerate(iterator, 1):
             data[k] = merge(data[k], v) if k in data else create(v)
-            if tracker.update(data) > limit:
+            if not n & _CHECK_MASK and tracker.update(data, _CHECK_MASK + 1) > limit:
                 yield from data.items()
                 data = {}
                 tracker.reset()
