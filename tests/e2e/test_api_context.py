@@ -228,3 +228,68 @@ def test_run_job(sc):
     assert sc.runJob(rdd, lambda it: [x * x for x in it]) == [0, 1, 4, 9, 16, 25]
     assert sc.runJob(rdd, lambda it: [x * x for x in it], [0, 2]) == [0, 1, 16, 25]
     assert sc.runJob(rdd, lambda it: [sum(it)], [1]) == [5]
+
+
+def test_rdd_metadata(sc):
+    rdd = sc.range(5)
+    assert isinstance(rdd.id(), int) and rdd.id() != sc.range(5).id()
+    assert rdd.context is sc and rdd.ctx is sc
+    assert rdd.name() is None
+    assert rdd.setName("I am an RDD") is rdd and rdd.name() == "I am an RDD"
+    assert rdd.getNumPartitions() == 2
+    assert repr(rdd).startswith("I am an RDD PythonRDD[")
+
+
+def test_closures_capturing_the_context_or_an_rdd_fail_at_submission(sc):
+    rdd = sc.parallelize(range(4), 2)
+    with pytest.raises(Exception) as info:
+        rdd.map(lambda x: sc.defaultParallelism + x).collect()
+    assert "'sc'" in str(info.value) and "SparkContext" in str(info.value)
+    assert not isinstance(info.value, ember.JobFailedError)
+    other = sc.parallelize([1])
+    with pytest.raises(Exception) as info:
+        rdd.map(lambda x: other.count() + x).collect()
+    assert "'other'" in str(info.value) and "RDD" in str(info.value)
+
+
+PYSPARK_SCRIPT = r'''
+import sys
+from pyspark import SparkContext, SparkConf, StorageLevel
+import pyspark
+import pyspark.storagelevel, pyspark.rdd, pyspark.context, pyspark.conf
+import pyspark.taskcontext, pyspark.statcounter, pyspark.resultiterable
+from pyspark.rdd import RDD, portable_hash
+from pyspark.taskcontext import TaskContext
+from pyspark.statcounter import StatCounter
+from pyspark.resultiterable import ResultIterable
+assert pyspark.storagelevel.StorageLevel is StorageLevel
+assert pyspark.context.SparkContext is SparkContext and pyspark.conf.SparkConf is SparkConf
+conf = SparkConf().setAppName("alias")
+with SparkContext(conf=conf) as sc:
+    assert sc.master == "local[1]", sc.master
+    rdd = sc.parallelize([("a", 1), ("b", 2), ("a", 3)]).persist(StorageLevel.MEMORY_ONLY)
+    grouped = dict(rdd.groupByKey().collect())
+    assert isinstance(grouped["a"], ResultIterable)
+    print("ok", sorted(rdd.reduceByKey(lambda x, y: x + y).collect()),
+          isinstance(rdd.map(lambda kv: kv[1]).stats(), StatCounter), pyspark.__file__)
+'''
+
+
+def test_pyspark_alias_under_ember_submit(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from conftest import BIN_DIR, CLIENT_DIR
+    script = tmp_path / "uses_pyspark.py"
+    script.write_text(PYSPARK_SCRIPT)
+    env = dict(os.environ, EMBER_PY_PATH=str(CLIENT_DIR))
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run([str(BIN_DIR / "ember-submit"), "--master", "local[1]", str(script)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ok [('a', 4), ('b', 2)] True" in done.stdout, done.stdout
+    assert str(CLIENT_DIR / "alias") in done.stdout
+    # outside ember-submit nothing named pyspark comes from Ember
+    plain = subprocess.run([sys.executable, "-c", "import pyspark; print(pyspark.__file__)"],
+                           capture_output=True, text=True, env=env, cwd=str(tmp_path))
+    assert str(CLIENT_DIR) not in plain.stdout
