@@ -38,7 +38,7 @@ start() {
         exit 1
     fi
     mkdir -p "$run"
-    start_daemon ember-master master --listen "127.0.0.1:$master_port"
+    start_daemon ember-master master --listen "127.0.0.1:$master_port" --journal "$run/master.journal"
     start_daemon ember-gateway gateway --listen "127.0.0.1:$gateway_port" \
         --master "127.0.0.1:$master_port"
     for i in $(seq 0 $((workers - 1))); do

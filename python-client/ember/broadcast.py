@@ -68,9 +68,17 @@ class Broadcast(Generic[T]):
             self.bid = Broadcast._next_id
         self._value = value
         self._destroyed = False
-        data = pickled if pickled is not None else cloudpickle.dumps(value, 5)
-        sc._client.request("PUT", f"/applications/{sc.applicationId}/broadcasts/{self.bid}",
-                           raw_body=data, retry=True)
+        self._pickled = pickled        # kept only when given: to upload again after a restart
+        self._upload(pickled if pickled is not None else cloudpickle.dumps(value, 5))
+        sc._broadcasts[self.bid] = self
+
+    def _upload(self, data: Optional[bytes] = None) -> None:
+        """Stores the value in the cluster (again, after the master lost it)."""
+        if data is None:
+            data = self._pickled if self._pickled is not None else cloudpickle.dumps(self._value, 5)
+        self._sc._client.request(
+            "PUT", f"/applications/{self._sc.applicationId}/broadcasts/{self.bid}",
+            raw_body=data, retry=True)
 
     @property
     def value(self) -> T:
@@ -94,6 +102,8 @@ class Broadcast(Generic[T]):
         self._driver_call("DELETE", "")
         self._destroyed = True
         self._value = None
+        self._pickled = None
+        self._sc._broadcasts.pop(self.bid, None)
 
     def _driver_call(self, method: str, query: str) -> None:
         if self._sc is None:

@@ -95,6 +95,7 @@ class SparkContext:
                     self._cluster.stop()
                 raise
             self.applicationId: str = app["id"]
+            self._broadcasts: dict[int, Any] = {}     # live Broadcast objects by id
             self._jobs = JobRunner(self)
             self._py_files: list[dict] = []
             self._files: list[dict] = []
@@ -287,6 +288,17 @@ class SparkContext:
         self._jobs.cancel_all()
 
     # ---- checkpoints -----------------------------------------------------------
+    def _start_again(self) -> None:
+        """The master forgot this application (it restarted): register a new one
+        and store the broadcast values again; the lineage is sent again with the
+        next job, and lost cached data is recomputed."""
+        app = self._client.request(
+            "POST", "/applications", {"name": self.appName, "user": self.sparkUser()},
+            retry=True)
+        self.applicationId = app["id"]
+        for holder in list(self._broadcasts.values()):
+            holder._upload()
+
     def addPyFile(self, path: str) -> None:
         """Makes a .py, a .zip/.egg or a package folder importable in every task.
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
-from ember import accumulators, checkpoint, pyfiles
+from ember import accumulators, checkpoint, progress, pyfiles
 from ember.callsite import call_site
 from ember.conf import parse_size
-from ember.errors import JobCancelledError, JobFailedError
+from ember.errors import GatewayError, JobCancelledError, JobFailedError
 
 if TYPE_CHECKING:
     from ember.context import SparkContext
@@ -126,26 +126,41 @@ class JobRunner:
         description, site = call_site()
         props = self._properties()
         with self._submit_lock:
-            new = _lineage(rdd, self.known)
-            nodes = [node._node() for node in new]      # pickles functions: may add broadcasts
-            body: dict[str, Any] = {
-                "rdd": rdd.id,
-                "description": props.get("spark.job.description") or description,
-                "callSite": site,
-                "properties": props,
-                "nodes": nodes,
-                **_lineage_needs(rdd),
-            }
-            # Shipped code and files travel as broadcasts with every job.
-            shipped = {entry["id"] for entry in self.sc._py_files + self.sc._files}
-            body["broadcasts"] = sorted(set(body["broadcasts"]) | shipped)
-            if partitions is not None:
-                body["partitions"] = list(partitions)
-            job = self.client.request("POST", f"/applications/{self.app}/jobs", body)
-            self.known.update(node.id for node in new)
+            try:
+                job = self._post(rdd, partitions, props, description, site)
+            except GatewayError as err:
+                if err.status != 404 or "application" not in str(err):
+                    raise
+                # The master restarted and forgot us: start again, sending everything.
+                self.sc._start_again()
+                self.app = self.sc.applicationId
+                self.known.clear()
+                job = self._post(rdd, partitions, props, description, site)
         with self._running_lock:
             self._running[job["jobId"]] = props.get("spark.jobGroup.id")
         return job["jobId"]
+
+    def _post(self, rdd: "RDD", partitions: Optional[Iterable[int]], props: dict[str, str],
+              description: str, site: str) -> dict:
+        """POSTs the job with the lineage nodes the master lacks (lock held)."""
+        new = _lineage(rdd, self.known)
+        nodes = [node._node() for node in new]      # pickles functions: may add broadcasts
+        body: dict[str, Any] = {
+            "rdd": rdd.id,
+            "description": props.get("spark.job.description") or description,
+            "callSite": site,
+            "properties": props,
+            "nodes": nodes,
+            **_lineage_needs(rdd),
+        }
+        # Shipped code and files travel as broadcasts with every job.
+        shipped = {entry["id"] for entry in self.sc._py_files + self.sc._files}
+        body["broadcasts"] = sorted(set(body["broadcasts"]) | shipped)
+        if partitions is not None:
+            body["partitions"] = list(partitions)
+        job = self.client.request("POST", f"/applications/{self.app}/jobs", body)
+        self.known.update(node.id for node in new)
+        return job
 
     def _properties(self) -> dict[str, str]:
         """The thread's local properties plus what tasks and the master read from SparkConf."""
@@ -169,19 +184,28 @@ class JobRunner:
 
     def wait(self, job_id: int) -> dict:
         """Waits for the job; returns its status, or raises JobFailedError."""
+        bar = progress.for_job(self.sc._conf)
         try:
-            return self._poll(job_id)
+            return self._poll(job_id, bar.update)
         except KeyboardInterrupt:
             self._cancel(job_id, f"Job {job_id} cancelled because the driver was interrupted")
             raise
         finally:
+            bar.close()
             with self._running_lock:
                 self._running.pop(job_id, None)
 
-    def _poll(self, job_id: int) -> dict:
+    def _poll(self, job_id: int, on_status: Callable[[dict], None]) -> dict:
         delay = 0.01
         while True:
-            status = self.client.request("GET", f"/applications/{self.app}/jobs/{job_id}")
+            try:
+                status = self.client.request("GET", f"/applications/{self.app}/jobs/{job_id}")
+            except GatewayError as err:
+                if err.status != 404:
+                    raise
+                raise JobFailedError(f"job {job_id} was lost: the master restarted while it ran "
+                                     "(run the action again; the next job starts afresh)") from None
+            on_status(status)
             if status["status"] != "RUNNING":
                 accumulators.apply_updates(status.get("accumulatorUpdates", []))
             if status["status"] == "SUCCEEDED":

@@ -146,7 +146,8 @@ class LocalCluster:
         """Starts every daemon and waits until all workers registered."""
         try:
             self.master_address = self._spawn(
-                "ember-master", "master", ["--listen", "127.0.0.1:0"])
+                "ember-master", "master",
+                ["--listen", "127.0.0.1:0", "--journal", os.path.join(self.run_dir, "journal")])
             self.gateway_address = self._spawn(
                 "ember-gateway", "gateway",
                 ["--listen", "127.0.0.1:0", "--master", self.master_address])

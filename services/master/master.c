@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "master.pb-c.h"
@@ -13,6 +14,8 @@ const struct ember_option master_options[] = {
      "attempts of one task before its job fails (spark.task.maxFailures)"},
     {"heartbeat-timeout-ms", "EMBER_HEARTBEAT_TIMEOUT_MS", "10000",
      "a worker or block manager silent this long is declared dead"},
+    {"journal", "EMBER_MASTER_JOURNAL", NULL,
+     "file of applications, jobs and stages kept across restarts (the UI's history)"},
     {"locality-wait-ms", "EMBER_LOCALITY_WAIT_MS", "1000",
      "how long a task waits for a slot where its cached input is (spark.locality.wait)"},
     {0},
@@ -56,12 +59,24 @@ int master_create(struct ember_daemon *d, struct master **out)
 
     m->daemon = d;
     m->next_shuffle_id = 1;
+    m->task_base = (uint64_t)time(NULL) << 20;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->work, NULL);
     grpc_init();
     if (read_options(m) != 0) {
         master_destroy(m);
         return EMBER_EINVAL;
+    }
+    if (ember_daemon_opt(d, "journal")) {
+        if (master_journal_open(m, ember_daemon_opt(d, "journal")) != 0) {
+            master_destroy(m);
+            return EMBER_EIO;
+        }
+        m->app_counter = json_array_size(m->history_apps);   /* keeps app ids unique */
+    } else {
+        m->history_apps = json_array();
+        m->history_jobs = json_array();
+        m->history_stages = json_array();
     }
     m->server = ember_rpc_server_create(listen, &port, NULL);
     if (!m->server) {
@@ -177,6 +192,7 @@ void master_destroy(struct master *m)
     free(m->workers.items);
     free(m->blockds.items);
     free(m->nodes_by_gid.items);
+    master_journal_close(m);
     for (size_t i = 0; i < m->kills.n; i++)
         free(m->kills.items[i]);
     free(m->kills.items);

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "common.pb-c.h"
@@ -191,6 +192,12 @@ struct master {
     struct ptr_array kills;      /* struct kill_request: sent by the scheduler */
     struct ptr_array nodes_by_gid;
     int64_t locality_wait_ms;
+    /* Ids continue after what the journal recorded; task ids start from the
+     * clock so a report from a task of an earlier master matches nothing. */
+    uint32_t job_base, stage_base, gid_base;
+    uint64_t task_base;
+    FILE *journal;               /* NULL without --journal */
+    json_t *history_apps, *history_jobs, *history_stages;
     uint32_t next_shuffle_id;
     uint64_t app_counter;
     int64_t max_failures, heartbeat_timeout_ms;
@@ -247,6 +254,26 @@ void master_blockd_lost(struct master *m, const char *address);
 /* Fails a running job and kills its running tasks. Called with the lock held. */
 void master_fail_job(struct master *m, struct job *job, struct stage *stage, int partition,
                      const char *why);
+
+/* Lookups by the ids users see; NULL when not a live object of this master. */
+struct job *master_job_by_id(struct master *m, uint32_t id);
+struct stage *master_stage_by_id(struct master *m, int64_t id);
+struct task *master_task_by_id(struct master *m, uint64_t id);
+
+/* master_journal.c: history that survives a restart */
+int master_journal_open(struct master *m, const char *path) EMBER_MUST_CHECK;
+/* Takes ownership of app. */
+void master_journal_app(struct master *m, json_t *app);
+/* Record the application's current state / a job that just ended (lock held). */
+void master_journal_app_state(struct master *m, const char *app_id);
+void master_journal_job_end(struct master *m, const struct job *job);
+void master_journal_close(struct master *m);
+/* Appends the journal's history to a live listing (applications, jobs, stages). */
+void master_history_extend(struct master *m, const char *what, const char *app_id, json_t *list);
+/* Whether the journal knows an application of an earlier master. */
+int master_history_find_app(struct master *m, const char *app_id);
+/* A job or stage of an earlier master, as a new JSON value, or NULL. */
+json_t *master_history_find(struct master *m, const char *what, const char *app_id, int64_t id);
 
 /* master_json.c: views for the gateway */
 json_t *master_json_job(struct master *m, const struct job *job, int with_results);

@@ -96,10 +96,10 @@ static struct rdd_node *block_node(struct master *m, const char *block_id, uint3
     unsigned gid, part;
     char tail;
 
-    if (sscanf(block_id, "rdd_%u_%u%c", &gid, &part, &tail) != 2 || gid == 0
-        || gid > m->nodes_by_gid.n)
+    if (sscanf(block_id, "rdd_%u_%u%c", &gid, &part, &tail) != 2 || gid <= m->gid_base
+        || gid - m->gid_base > m->nodes_by_gid.n)
         return NULL;
-    struct rdd_node *n = m->nodes_by_gid.items[gid - 1];
+    struct rdd_node *n = m->nodes_by_gid.items[gid - m->gid_base - 1];
     if (!n || !n->cache || part >= n->num_partitions)
         return NULL;
     *p = part;

@@ -202,6 +202,7 @@ static grpc_status_code handle_create_app(ember_rpc_ctx *ctx, const ProtobufCMes
     a->id = new_app_id(m);
     ptr_array_push(&m->apps, a);
     reply.app_id = ember_xstrdup(a->id);
+    master_journal_app_state(m, a->id);
     pthread_mutex_unlock(&m->lock);
     ember_log_info("app=%s name=%.100s created", reply.app_id, a->name);
     ember_rpc_send(ctx, &reply.base);
@@ -274,6 +275,7 @@ static grpc_status_code handle_end_app(ember_rpc_ctx *ctx, const ProtobufCMessag
     if (!a->ended) {
         a->ended = 1;
         a->end_ms = ember_now_ms();
+        master_journal_app_state(m, a->id);
         for (size_t i = 0; i < a->jobs.n; i++) {
             struct job *j = a->jobs.items[i];
             if (j->status == JOB_RUNNING)
@@ -419,9 +421,9 @@ static struct job *find_job(struct master *m, const char *app_id, uint32_t job_i
 {
     struct job *j;
 
-    if (job_id == 0 || job_id > m->jobs.n)
+    j = master_job_by_id(m, job_id);
+    if (!j)
         return NULL;
-    j = m->jobs.items[job_id - 1];
     return strcmp(j->app->id, app_id) == 0 ? j : NULL;
 }
 
@@ -445,11 +447,12 @@ static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessag
 
     pthread_mutex_lock(&m->lock);
     j = find_job(m, req->app_id, req->job_id);
-    if (j)
-        view = master_json_job(m, j, 1);
+    view = j ? master_json_job(m, j, 1) : master_history_find(m, "job", req->app_id, req->job_id);
     pthread_mutex_unlock(&m->lock);
     if (!view)
-        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such job in this application (check the job id)");
+        return fail(ctx, GRPC_STATUS_NOT_FOUND,
+                    "no such job in this application (check the job id; a job that was "
+                    "running when the master restarted is lost)");
     return send_json(ctx, view);
 }
 
@@ -470,6 +473,23 @@ static grpc_status_code handle_cancel(ember_rpc_ctx *ctx, const ProtobufCMessage
     return reply_ack(ctx);
 }
 
+/* Adds what the journal remembers of earlier masters to a query's answer. */
+static json_t *with_history(struct master *m, const Ember__QueryRequest *req, json_t *view,
+                            char **error)
+{
+    if (!view && strcmp(req->what, "stage") == 0)
+        view = master_history_find(m, "stage", req->app_id, req->id);
+    else if (!view && *req->app_id && master_history_find_app(m, req->app_id))
+        view = json_array();           /* an application of an earlier master */
+    if (view && json_is_array(view))
+        master_history_extend(m, req->what, req->app_id, view);
+    if (view) {
+        free(*error);
+        *error = NULL;
+    }
+    return view;
+}
+
 static grpc_status_code handle_query(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
 {
     const Ember__QueryRequest *req = (const Ember__QueryRequest *)msg;
@@ -479,6 +499,7 @@ static grpc_status_code handle_query(ember_rpc_ctx *ctx, const ProtobufCMessage 
 
     pthread_mutex_lock(&m->lock);
     view = master_json_query(m, req->what, req->app_id, req->id, &error);
+    view = with_history(m, req, view, &error);
     pthread_mutex_unlock(&m->lock);
     if (!view) {
         grpc_status_code st = strncmp(error, "unknown query", 13) == 0

@@ -311,7 +311,7 @@ static int parse_node(struct master *m, struct app *a, json_t *spec, char **erro
     }
     ptr_array_push(&a->nodes, n);
     ptr_array_push(&m->nodes_by_gid, n);
-    n->gid = (uint32_t)m->nodes_by_gid.n;
+    n->gid = m->gid_base + (uint32_t)m->nodes_by_gid.n;
     return 0;
 }
 
@@ -328,7 +328,7 @@ static struct stage *new_stage(struct master *m, struct job *job, struct rdd_nod
 {
     struct stage *s = ember_xcalloc(1, sizeof(*s));
 
-    s->id = (uint32_t)m->stages.n + 1;
+    s->id = m->stage_base + (uint32_t)m->stages.n + 1;
     s->job = job;
     s->rdd = rdd;
     s->out_shuffle = out;
@@ -432,7 +432,7 @@ static struct job *new_job(struct master *m, struct app *a, json_t *doc)
     const char *site = json_string_value(json_object_get(doc, "callSite"));
     json_t *props = json_object_get(doc, "properties");
 
-    job->id = (uint32_t)m->jobs.n + 1;
+    job->id = m->job_base + (uint32_t)m->jobs.n + 1;
     job->app = a;
     job->description = ember_xstrdup(desc ? desc : "");
     job->call_site = ember_xstrdup(site ? site : "");

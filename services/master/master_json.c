@@ -35,14 +35,33 @@ static void set_times(json_t *o, uint64_t submitted, uint64_t completed)
     json_object_set_new(o, "durationMs", json_integer(submitted ? (json_int_t)(end - submitted) : 0));
 }
 
+static int stage_active_tasks(const struct stage *s)
+{
+    int active = 0;
+
+    for (uint32_t p = 0; p < s->n_parts; p++)
+        active += s->parts[p].running;
+    return active;
+}
+
+/* The stage's task counts, for the driver's console progress bar. */
+static json_t *json_stage_progress(const struct stage *s)
+{
+    return json_pack("{s:i, s:s, s:i, s:i, s:i, s:i}", "stageId", (int)s->id, "status",
+                     stage_status_names[s->status], "numTasks", (int)s->n_parts,
+                     "numCompleteTasks", (int)s->num_complete, "numActiveTasks",
+                     stage_active_tasks(s), "numFailedTasks", (int)s->num_failed);
+}
+
 json_t *master_json_job(struct master *m, const struct job *job, int with_results)
 {
-    json_t *o = json_object(), *stage_ids = json_array();
+    json_t *o = json_object(), *stage_ids = json_array(), *progress = json_array();
     int completed = 0, skipped = 0, tasks = 0, done = 0, active = 0, failed = 0;
 
     for (size_t i = 0; i < job->stages.n; i++) {
         const struct stage *s = job->stages.items[i];
         json_array_append_new(stage_ids, json_integer(s->id));
+        json_array_append_new(progress, json_stage_progress(s));
         completed += s->status == STAGE_COMPLETE;
         skipped += s->status == STAGE_SKIPPED;
         if (s->status == STAGE_SKIPPED)
@@ -50,8 +69,7 @@ json_t *master_json_job(struct master *m, const struct job *job, int with_result
         tasks += (int)s->n_parts;
         done += (int)s->num_complete;
         failed += (int)s->num_failed;
-        for (uint32_t p = 0; p < s->n_parts; p++)
-            active += s->parts[p].running;
+        active += stage_active_tasks(s);
     }
     json_object_set_new(o, "jobId", json_integer(job->id));
     json_object_set_new(o, "appId", json_string(job->app->id));
@@ -73,6 +91,9 @@ json_t *master_json_job(struct master *m, const struct job *job, int with_result
         json_object_set_new(o, "failedStage", json_integer(job->failed_stage));
         json_object_set_new(o, "failedPartition", json_integer(job->failed_partition));
     }
+    if (with_results)
+        json_object_set(o, "stages", progress);
+    json_decref(progress);
     if (with_results && job->status != JOB_RUNNING)
         json_object_set(o, "accumulatorUpdates", job->accumulator_updates);
     if (with_results && job->status == JOB_SUCCEEDED) {
@@ -223,16 +244,13 @@ static json_t *json_task_summary(const struct stage *s)
 static json_t *json_stage(const struct stage *s, int with_tasks)
 {
     const Ember__TaskMetrics *m = &s->totals;
-    int active = 0;
     json_t *o;
 
-    for (uint32_t p = 0; p < s->n_parts; p++)
-        active += s->parts[p].running;
     o = json_pack("{s:i, s:i, s:s, s:[i], s:s, s:s, s:s, s:i, s:i, s:i, s:i}", "stageId",
                   (int)s->id, "attemptId", 0, "appId", s->job->app->id, "jobIds", (int)s->job->id,
                   "name", s->rdd->name, "description", s->job->description, "status",
                   stage_status_names[s->status], "numTasks", (int)s->n_parts, "numCompleteTasks",
-                  (int)s->num_complete, "numActiveTasks", active, "numFailedTasks",
+                  (int)s->num_complete, "numActiveTasks", stage_active_tasks(s), "numFailedTasks",
                   (int)s->num_failed);
     set_times(o, s->submitted_ms, s->completed_ms);
     json_object_set_new(o, "inputBytes", json_integer((json_int_t)m->input_bytes));
@@ -481,12 +499,13 @@ static json_t *query_stages(struct master *m, const char *app_id, int64_t id, ch
 
 static json_t *query_stage(struct master *m, const char *app_id, int64_t id, char **error)
 {
-    if (id < 1 || (size_t)id > m->stages.n
-        || !app_matches(((struct stage *)m->stages.items[id - 1])->job->app, app_id)) {
+    struct stage *s = master_stage_by_id(m, id);
+
+    if (!s || !app_matches(s->job->app, app_id)) {
         *error = ember_xasprintf("no stage %lld", (long long)id);
         return NULL;
     }
-    return json_stage(m->stages.items[id - 1], 1);
+    return json_stage(s, 1);
 }
 
 static json_t *query_storage(struct master *m, const char *app_id, int64_t id, char **error)

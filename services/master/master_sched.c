@@ -103,7 +103,7 @@ static struct task *new_task(struct master *m, struct stage *s, uint32_t index,
 {
     struct task *t = ember_xcalloc(1, sizeof(*t));
 
-    t->id = m->tasks.n + 1;
+    t->id = m->task_base + m->tasks.n + 1;
     t->stage = s;
     t->index = index;
     t->attempt = (uint32_t)s->parts[index].failures;
@@ -172,10 +172,10 @@ static void schedule_job(struct master *m, struct job *job, struct ptr_array *la
 
 static void task_not_launched(struct master *m, uint64_t task_id, const char *why)
 {
-    struct task *t = m->tasks.items[task_id - 1];
-    struct worker_info *w = master_find_worker(m, t->worker_id);
+    struct task *t = master_task_by_id(m, task_id);
+    struct worker_info *w = t ? master_find_worker(m, t->worker_id) : NULL;
 
-    if (t->state != TASK_RUNNING)
+    if (!t || t->state != TASK_RUNNING)
         return;
     t->state = TASK_FAILED;
     t->error = ember_xstrdup(why);
@@ -296,6 +296,7 @@ static void stage_check_complete(struct master *m, struct stage *s)
     if (s == job->result_stage && job->status == JOB_RUNNING) {
         job->status = JOB_SUCCEEDED;
         job->completed_ms = s->completed_ms;
+        master_journal_job_end(m, job);
         ember_log_info("app=%s job=%u succeeded in %llu ms", job->app->id, job->id,
                        (unsigned long long)(job->completed_ms - job->submitted_ms));
     }
@@ -419,11 +420,11 @@ void master_task_report(struct master *m, const Ember__TaskReport *rep)
     struct worker_info *w;
 
     pthread_mutex_lock(&m->lock);
-    if (rep->task_id == 0 || rep->task_id > m->tasks.n) {
+    t = master_task_by_id(m, rep->task_id);
+    if (!t) {                          /* a task of an earlier master, or nonsense */
         pthread_mutex_unlock(&m->lock);
         return;
     }
-    t = m->tasks.items[rep->task_id - 1];
     w = master_find_worker(m, t->worker_id);
     if (t->state == TASK_RUNNING) {
         if (w && w->active > 0)
@@ -485,6 +486,7 @@ void master_fail_job(struct master *m, struct job *job, struct stage *stage, int
         }
     }
     pthread_cond_broadcast(&m->work);
+    master_journal_job_end(m, job);
     ember_log_info("app=%s job=%u failed: %.300s", job->app->id, job->id, why);
 }
 

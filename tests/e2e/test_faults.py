@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from conftest import Gateway, start_sc, wait_until
-from ember import SparkContext
+from ember import JobFailedError, SparkContext
 
 TIMEOUT_MS = 2000
 
@@ -121,7 +121,7 @@ def test_a_killed_driver_leaves_no_daemon_behind(tmp_path) -> None:
     script.write_text(
         "import sys, time\n"
         f"sys.path.insert(0, {str(CLIENT_DIR)!r})\n"
-        "from ember import SparkContext\n"
+        "from ember import JobFailedError, SparkContext\n"
         "sc = SparkContext('local[2]', 'killed-driver')\n"
         "print(' '.join(map(str, sc._cluster.pids())), flush=True)\n"
         "time.sleep(120)\n")
@@ -135,3 +135,47 @@ def test_a_killed_driver_leaves_no_daemon_behind(tmp_path) -> None:
         driver.wait()
     assert wait_until(lambda: not any(is_alive(p) for p in pids), timeout=15), \
         [p for p in pids if is_alive(p)]
+
+
+def restart_master(sc: SparkContext, when_running: bool = False) -> None:
+    """SIGKILLs the master (once a job runs, if asked) and starts it again on
+    its port with its journal."""
+    cluster = sc._cluster
+    if when_running:
+        gw = Gateway(sc._client.address)
+        wait_until(lambda: any(j["status"] == "RUNNING" for j in gw.api("/jobs")), timeout=30)
+    old = daemon(sc, "ember-master")
+    old.send_signal(signal.SIGKILL)
+    old.wait()
+    cluster.processes.remove(old)
+    cluster._spawn("ember-master", "master-again",
+                   ["--listen", cluster.master_address, "--journal",
+                    os.path.join(cluster.run_dir, "journal")])
+
+
+def test_master_restart_keeps_history_and_the_driver_goes_on(fresh_sc: SparkContext) -> None:
+    gw = Gateway(fresh_sc._client.address)
+    assert fresh_sc.parallelize(range(100), 4).map(lambda x: (x % 3, x)) \
+        .reduceByKey(lambda a, b: a + b).count() == 3
+    before = gw.api("/jobs")
+    first_app = fresh_sc.applicationId
+
+    # A job running when the master dies fails with a clear error.
+    words, lines = slow_words(fresh_sc)
+    killer = threading.Thread(target=restart_master, args=(fresh_sc, True), daemon=True)
+    killer.start()
+    with pytest.raises(JobFailedError, match="master restarted"):
+        words.map(lambda w: (w, 1)).reduceByKey(lambda a, b: a + b, 4).collect()
+    killer.join()
+
+    # Workers and block managers register again by themselves.
+    assert wait_until(lambda: sum(e["state"] == "alive" for e in gw.api("/executors")) == 2,
+                      timeout=15), gw.api("/executors")
+    # The finished job and the first application are back in the UI's lists.
+    jobs = gw.api("/jobs")
+    assert before[0]["jobId"] in [j["jobId"] for j in jobs]
+    assert any(a["id"] == first_app for a in gw.api("/applications"))
+    # The next job of the same driver runs (under a new application), ids go on.
+    assert fresh_sc.parallelize(range(10), 2).sum() == 45
+    assert fresh_sc.applicationId != first_app
+    assert max(j["jobId"] for j in gw.api("/jobs")) > before[0]["jobId"]
