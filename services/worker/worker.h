@@ -54,6 +54,7 @@ struct pyexec_slot {
     uint64_t *broadcasts; /* ids of the broadcast values this process has loaded */
     size_t n_broadcasts;
     json_t *objects;      /* cached blocks it keeps as Python objects (array of ids) */
+    struct stderr_tail *err;  /* its stderr, forwarded and remembered */
 };
 int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **out) EMBER_MUST_CHECK;
 /* Waits for an idle, running subprocess and marks it busy with task_id. */
@@ -70,6 +71,13 @@ void worker_pool_destroy(struct worker_pool *p);
 /* Starts a thread running the task; takes ownership of spec. */
 void worker_task_start(struct worker *w, Ember__TaskSpec *spec);
 void worker_wait_idle(struct worker *w);
+
+/* ---- worker_stderr.c: a pyexec's stderr, logged, its last lines kept ---- */
+struct stderr_tail;
+/* Takes ownership of fd (the read end of the pyexec's stderr pipe). */
+struct stderr_tail *worker_stderr_start(int fd, pid_t pid);
+/* The last lines it printed, as a new string; frees t (NULL-safe). */
+char *worker_stderr_finish(struct stderr_tail *t);
 
 /* ---- worker_broadcast.c: broadcast values, once per host and per pyexec ---- */
 struct broadcast_load {

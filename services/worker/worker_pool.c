@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,7 +48,7 @@ static void close_fd(int *fd)
 /* Runs on the launcher thread only. */
 static int spawn_pyexec(struct worker_pool *p, struct pyexec_slot *s)
 {
-    int in_pipe[2], out_pipe[2];
+    int in_pipe[2], out_pipe[2], err_pipe[2];
     posix_spawn_file_actions_t fa;
     char *argv[] = {p->pyexec_path, NULL};
     char parent_env[64];
@@ -62,6 +63,13 @@ static int spawn_pyexec(struct worker_pool *p, struct pyexec_slot *s)
         close(in_pipe[1]);
         return EMBER_EIO;
     }
+    if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+        close(in_pipe[0]);
+        close(in_pipe[1]);
+        close(out_pipe[0]);
+        close(out_pipe[1]);
+        return EMBER_EIO;
+    }
     while (environ[n_env])
         n_env++;
     env = ember_xcalloc(n_env + 2, sizeof(*env));
@@ -73,12 +81,15 @@ static int spawn_pyexec(struct worker_pool *p, struct pyexec_slot *s)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
     rc = posix_spawn(&s->pid, p->pyexec_path, &fa, NULL, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     free(env);
     close(in_pipe[0]);
     close(out_pipe[1]);
+    close(err_pipe[1]);
     if (rc != 0) {
+        close(err_pipe[0]);
         errno = rc;
         ember_log_error_errno("cannot start %s", p->pyexec_path);
         close(in_pipe[1]);
@@ -87,6 +98,7 @@ static int spawn_pyexec(struct worker_pool *p, struct pyexec_slot *s)
     }
     s->to_child = in_pipe[1];
     s->from_child = out_pipe[0];
+    s->err = worker_stderr_start(err_pipe[0], s->pid);
     ember_log_debug("pyexec=%d slot=%d started", (int)s->pid, s->index);
     return 0;
 }
@@ -183,13 +195,20 @@ void worker_pool_release(struct worker_pool *p, struct pyexec_slot *s)
     pthread_mutex_unlock(&p->lock);
 }
 
-static char *describe_exit(pid_t pid, int status)
+/* How a pyexec ended: its exit code or signal, its peak memory and the last
+ * lines it printed. */
+static char *describe_exit(pid_t pid, int status, long peak_kib, const char *last_lines)
 {
-    if (WIFSIGNALED(status))
-        return ember_xasprintf("Python worker (ember-pyexec pid %d) died: killed by signal %d (%s)",
-                               (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
-    return ember_xasprintf("Python worker (ember-pyexec pid %d) died: exited with code %d",
-                           (int)pid, WEXITSTATUS(status));
+    char *how = WIFSIGNALED(status)
+                    ? ember_xasprintf("killed by signal %d (%s)", WTERMSIG(status),
+                                      strsignal(WTERMSIG(status)))
+                    : ember_xasprintf("exited with code %d", WEXITSTATUS(status));
+    char *text = ember_xasprintf("Python worker (ember-pyexec pid %d) died: %s; peak memory "
+                                 "%.1f MiB%s%s",
+                                 (int)pid, how, (double)peak_kib / 1024.0,
+                                 *last_lines ? "; its last output:\n" : "", last_lines);
+    free(how);
+    return text;
 }
 
 char *worker_pool_replace(struct worker_pool *p, struct pyexec_slot *s)
@@ -202,9 +221,14 @@ char *worker_pool_replace(struct worker_pool *p, struct pyexec_slot *s)
     close_fd(&s->from_child);
     /* A process that lost protocol sync may still run: it must go. */
     kill(s->pid, SIGKILL);
-    while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR) {
+    struct rusage usage;
+    memset(&usage, 0, sizeof(usage));
+    while (wait4(s->pid, &status, 0, &usage) < 0 && errno == EINTR) {
     }
-    how = describe_exit(s->pid, status);
+    char *last_lines = worker_stderr_finish(s->err);
+    s->err = NULL;
+    how = describe_exit(s->pid, status, usage.ru_maxrss, last_lines);
+    free(last_lines);
     free(s->broadcasts);         /* the new process has loaded none */
     s->broadcasts = NULL;
     s->n_broadcasts = 0;
@@ -251,6 +275,7 @@ void worker_pool_destroy(struct worker_pool *p)
         close_fd(&s->from_child);
         while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR) {
         }
+        free(worker_stderr_finish(s->err));
     }
     for (int i = 0; i < p->size; i++) {
         free(p->slots[i].pub.broadcasts);

@@ -179,3 +179,21 @@ def test_master_restart_keeps_history_and_the_driver_goes_on(fresh_sc: SparkCont
     assert fresh_sc.parallelize(range(10), 2).sum() == 45
     assert fresh_sc.applicationId != first_app
     assert max(j["jobId"] for j in gw.api("/jobs")) > before[0]["jobId"]
+
+
+def test_a_dying_python_worker_is_explained(fresh_sc: SparkContext) -> None:
+    sc = fresh_sc
+    def crash(it):
+        import ctypes
+        import sys
+        sys.stderr.write("about to crash on purpose\n")
+        sys.stderr.flush()
+        ctypes.string_at(0)            # SIGSEGV in the Python subprocess
+        return it
+    with pytest.raises(JobFailedError) as failure:
+        sc.parallelize([1], 1).mapPartitions(crash).collect()
+    message = str(failure.value)
+    assert "signal 11" in message and "peak memory" in message, message
+    assert "about to crash on purpose" in message, message
+    assert "failed 4 times" in message and "stage" in message
+    assert sc.parallelize(range(4), 2).sum() == 6
