@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import _ember_io as io  # provided by the C host
 
-from ember import accumulators, broadcast, pyfiles
+from ember import accumulators, broadcast, compat, pyfiles
 from ember.taskcontext import TaskContext
 
 PICKLE_PROTOCOL = 5
@@ -320,6 +320,7 @@ def run_task(header_frame: bytes) -> None:
     TaskContext._set(header)
     accumulators.reset_task()
     try:
+        compat.check_driver(header.get("properties", {}))
         pyfiles.install(header.get("properties", {}))
         written = _run(header, funcs, partitioner_frame, source)
         source.drain()
