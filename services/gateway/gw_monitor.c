@@ -62,8 +62,8 @@ static json_t *runtime(void)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "emberVersion", EMBER_VERSION,
                      "pythonVersion", EMBER_PYTHON_VERSION, "grpcVersion", grpc_version_string(),
-                     "microhttpdVersion", MHD_get_version(), "janssonVersion", jansson_version_str(),
-                     "protobufCVersion", protobuf_c_version());
+                     "microhttpdVersion", MHD_get_version(), "janssonVersion",
+                     jansson_version_str(), "protobufCVersion", protobuf_c_version());
 }
 
 /* [["--flag", value or null], ...] as the gateway runs. */
