@@ -90,7 +90,8 @@ def ran(sc, gateway: Gateway, small_corpus) -> dict[str, Any]:
 # ---- the browser ------------------------------------------------------------------------------
 
 class Browser:
-    """One headless Chromium; page(route) opens a view and checks the console."""
+    """One headless Chromium; page(route) opens a view and checks the console and
+    that the page fits the window's width (wide graphs scroll inside their box)."""
 
     def __init__(self, base: str, profile: str) -> None:
         options = Options()
@@ -111,6 +112,8 @@ class Browser:
                   f"the page {route} never showed {title!r} (title {self.driver.title!r})")
         self.driver.save_screenshot(str(ARTIFACTS / f"{screenshot}.png"))
         self.assert_no_console_errors()
+        overflow = self.js("const e = document.documentElement; return e.scrollWidth - e.clientWidth")
+        assert overflow <= 0, f"{route} is {overflow} px wider than the window"
 
     def wait(self, predicate: Callable[[Any], Any], message: str, timeout: float = 15) -> Any:
         return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(predicate, message)
