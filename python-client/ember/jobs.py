@@ -13,7 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
-from ember import accumulators, checkpoint, progress, pyfiles
+from ember import accumulators, checkpoint, compat, progress, pyfiles
 from ember.callsite import call_site
 from ember.conf import parse_size
 from ember.errors import GatewayError, JobCancelledError, JobFailedError
@@ -171,6 +171,7 @@ class JobRunner:
         props["spark.driver.maxResultSize"] = str(self.max_result_size())
         if conf.contains("spark.local.dir"):
             props.setdefault("spark.local.dir", conf.get("spark.local.dir"))
+        props.update(compat.driver_versions())
         if self.sc._py_files:
             props[pyfiles.PY_FILES_PROPERTY] = json.dumps(self.sc._py_files)
         if self.sc._files:

@@ -197,3 +197,44 @@ def test_a_dying_python_worker_is_explained(fresh_sc: SparkContext) -> None:
     assert "about to crash on purpose" in message, message
     assert "failed 4 times" in message and "stage" in message
     assert sc.parallelize(range(4), 2).sum() == 6
+
+
+def test_a_driver_with_another_cloudpickle_gets_a_clear_error(fresh_sc: SparkContext,
+                                                             monkeypatch) -> None:
+    from ember import compat
+    monkeypatch.setattr(compat, "driver_versions",
+                        lambda: {compat.PYTHON_PROPERTY: "3.99",
+                                 compat.CLOUDPICKLE_PROPERTY: "0.0.1"})
+    with pytest.raises(JobFailedError, match="driver runs Python 3.99 with cloudpickle 0.0.1"):
+        fresh_sc.parallelize([1, 2], 2).map(lambda x: x).collect()
+    monkeypatch.undo()
+    assert fresh_sc.parallelize([1, 2], 2).map(lambda x: x + 1).collect() == [2, 3]
+
+
+def test_a_frozen_worker_is_written_off_and_its_late_reports_change_nothing(
+        fresh_sc: SparkContext) -> None:
+    words, lines = slow_words(fresh_sc)
+    worker = daemon(fresh_sc, "worker-1")
+    gw = Gateway(fresh_sc._client.address)
+
+    def freeze_then_thaw() -> None:
+        time.sleep(0.4)
+        worker.send_signal(signal.SIGSTOP)        # cut off: no heartbeats, no reports
+        wait_until(lambda: {e["id"]: e["state"] for e in gw.api("/executors")}
+                   .get("worker-1") == "dead", timeout=15)
+        time.sleep(1.0)
+        worker.send_signal(signal.SIGCONT)        # back, with stale task reports
+    thread = threading.Thread(target=freeze_then_thaw, daemon=True)
+    thread.start()
+    try:
+        counts = dict(words.flatMap(str.split).map(lambda w: (w, 1))
+                      .reduceByKey(lambda a, b: a + b, 4).collect())
+    finally:
+        thread.join()
+        worker.send_signal(signal.SIGCONT)
+    assert counts == expected_counts(lines)
+    assert wait_until(lambda: {e["id"]: e["state"] for e in gw.api("/executors")}
+                      .get("worker-1") == "alive", timeout=15)
+    again = dict(words.flatMap(str.split).map(lambda w: (w, 1))
+                 .reduceByKey(lambda a, b: a + b, 4).collect())
+    assert again == expected_counts(lines)
