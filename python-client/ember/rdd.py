@@ -106,6 +106,8 @@ class RDD:
         self._checkpoint_wanted = False
         self._checkpoint_files: Optional[list[str]] = None
         self._locally_checkpointed = False
+        # Where the user made it ("map at wc.py:5"): the UI's name for it.
+        self._creation_site = call_site()[0]
         self._creation = call_site()[0]
 
     # ---- lineage ---------------------------------------------------------
@@ -117,7 +119,7 @@ class RDD:
 
     def _base_node(self, kind: str) -> dict:
         return {"id": self._id, "kind": kind, "numPartitions": self._num_partitions,
-                "name": self._name or type(self).__name__}
+                "name": self._name or self._creation_site}
 
     # ---- metadata ----------------------------------------------------------
     @property
