@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
+_system_properties: dict[str, str] = {}
+
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
@@ -43,14 +45,18 @@ def parse_size(text: str, default_unit: str = "b") -> int:
     return int(float(number) * _UNITS[unit.lower()])
 
 
+def set_system_property(key: str, value: object) -> None:
+    """A default that SparkConf objects created later load (``SparkContext.setSystemProperty``)."""
+    _system_properties[key] = str(value)
+
+
 class SparkConf:
     """Configuration for an Ember application.
 
     Parameters
     ----------
     loadDefaults : bool
-        Accepted for PySpark compatibility; there are no Java system
-        properties to load.
+        Load the ``spark.*`` properties set with SparkContext.setSystemProperty.
 
     Examples
     --------
@@ -61,6 +67,9 @@ class SparkConf:
 
     def __init__(self, loadDefaults: bool = True) -> None:
         self._settings: dict[str, str] = {}
+        if loadDefaults:
+            self._settings.update((k, v) for k, v in _system_properties.items()
+                                  if k.startswith("spark."))
 
     def set(self, key: str, value: object) -> "SparkConf":
         """Sets one key; the value is kept as a string."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ember.accumulators import Accumulator
     from ember.broadcast import Broadcast
     from ember.rdd import RDD
+    from ember.status import StatusTracker
 
 __version__ = "0.1.0"
 SPARK_API_VERSION = "3.5.0"
@@ -286,6 +287,54 @@ class SparkContext:
     def cancelAllJobs(self) -> None:
         """Cancels every running job of this context (from any thread)."""
         self._jobs.cancel_all()
+
+    def addJobTag(self, tag: str) -> None:
+        """Adds a tag to the jobs this thread submits next; cancelJobsWithTag cancels them."""
+        if not tag or "," in tag:
+            raise ValueError("Spark job tag cannot be empty or contain ','")
+        self._set_tags(self.getJobTags() | {tag})
+
+    def removeJobTag(self, tag: str) -> None:
+        """Removes a tag added with addJobTag."""
+        self._set_tags(self.getJobTags() - {tag})
+
+    def getJobTags(self) -> set[str]:
+        """The tags of this thread's next jobs."""
+        return set(filter(None, (self.getLocalProperty("spark.job.tags") or "").split(",")))
+
+    def clearJobTags(self) -> None:
+        """Removes every tag of this thread's next jobs."""
+        self._set_tags(set())
+
+    def _set_tags(self, tags: set[str]) -> None:
+        self.setLocalProperty("spark.job.tags", ",".join(sorted(tags)) if tags else None)
+
+    def cancelJobsWithTag(self, tag: str) -> None:
+        """Cancels the running jobs that carry tag (from any thread).
+
+        Examples
+        --------
+        >>> sc.addJobTag("etl")  # doctest: +SKIP
+        >>> sc.cancelJobsWithTag("etl")  # doctest: +SKIP
+        """
+        self._jobs.cancel_tag(tag)
+
+    def statusTracker(self) -> "StatusTracker":
+        """Progress of this application's jobs and stages."""
+        from ember.status import StatusTracker
+        return StatusTracker(self)
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        """Resources (GPUs, ...) allocated to the driver: none in Ember."""
+        return {}
+
+    @classmethod
+    def setSystemProperty(cls, key: str, value: str) -> None:
+        """A default for SparkConf objects created from now on (Java system properties in
+        PySpark; only ``spark.*`` keys are read, as there)."""
+        from ember.conf import set_system_property
+        set_system_property(key, value)
 
     # ---- checkpoints -----------------------------------------------------------
     def _start_again(self) -> None:

@@ -84,6 +84,8 @@ class JobRunner:
         self._submit_lock = threading.Lock()
         self._running_lock = threading.Lock()
         self._running: dict[int, Optional[str]] = {}     # job id -> job group
+        self._tags: dict[int, set[str]] = {}              # running job id -> job tags
+        self.groups: dict[int, Optional[str]] = {}        # every job id -> job group
         self._cancelled: dict[int, str] = {}             # job id -> why
 
     # ---- running ------------------------------------------------------------------
@@ -138,6 +140,8 @@ class JobRunner:
                 job = self._post(rdd, partitions, props, description, site)
         with self._running_lock:
             self._running[job["jobId"]] = props.get("spark.jobGroup.id")
+            self._tags[job["jobId"]] = set(filter(None, props.get("spark.job.tags", "").split(",")))
+            self.groups[job["jobId"]] = props.get("spark.jobGroup.id")
         return job["jobId"]
 
     def _post(self, rdd: "RDD", partitions: Optional[Iterable[int]], props: dict[str, str],
@@ -195,6 +199,7 @@ class JobRunner:
             bar.close()
             with self._running_lock:
                 self._running.pop(job_id, None)
+                self._tags.pop(job_id, None)
 
     def _poll(self, job_id: int, on_status: Callable[[dict], None]) -> dict:
         delay = 0.01
@@ -258,6 +263,18 @@ class JobRunner:
             jobs = [j for j, g in self._running.items() if g == group]
         for job_id in jobs:
             self._cancel(job_id, f"Job {job_id} cancelled part of cancelled job group {group}")
+
+    def cancel_tag(self, tag: str) -> None:
+        """Cancels the running jobs that carry a job tag (from any thread)."""
+        with self._running_lock:
+            jobs = [j for j, tags in self._tags.items() if tag in tags]
+        for job_id in jobs:
+            self._cancel(job_id, f"Job {job_id} cancelled part of cancelled job tag {tag}")
+
+    def running_jobs(self) -> list[int]:
+        """Ids of the jobs of this context that are running now."""
+        with self._running_lock:
+            return sorted(self._running)
 
     def cancel_all(self) -> None:
         """Cancels every running job of this context (from any thread)."""
