@@ -293,3 +293,66 @@ def test_pyspark_alias_under_ember_submit(tmp_path):
     plain = subprocess.run([sys.executable, "-c", "import pyspark; print(pyspark.__file__)"],
                            capture_output=True, text=True, env=env, cwd=str(tmp_path))
     assert str(CLIENT_DIR) not in plain.stdout
+
+
+def test_job_tags_and_cancel_jobs_with_tag(sc, gateway):
+    sc.addJobTag("etl")
+    sc.addJobTag("nightly")
+    try:
+        assert sc.getJobTags() == {"etl", "nightly"}
+        sc.removeJobTag("nightly")
+        assert sc.getJobTags() == {"etl"}
+        with pytest.raises(ValueError):
+            sc.addJobTag("a,b")
+    finally:
+        sc.clearJobTags()
+    assert sc.getJobTags() == set()
+
+    outcome: dict = {}
+
+    def run():
+        sc.addJobTag("slow-one")
+        try:
+            outcome["value"] = sc.parallelize(range(2), 2).map(
+                lambda x: (time.sleep(30), x)[1]).collect()
+        except BaseException as err:  # noqa: BLE001 - inspected below
+            outcome["error"] = err
+    thread = threading.Thread(target=run)
+    thread.start()
+    _wait_running(gateway, sc.applicationId)
+    sc.cancelJobsWithTag("other")
+    time.sleep(0.3)
+    assert thread.is_alive()
+    sc.cancelJobsWithTag("slow-one")
+    thread.join(20)
+    assert isinstance(outcome.get("error"), ember.JobCancelledError), outcome
+    assert "cancelled part of cancelled job tag slow-one" in str(outcome["error"])
+
+
+def test_status_tracker(sc):
+    sc.setJobGroup("tracked", "tracked jobs")
+    try:
+        sc.parallelize(range(10), 2).map(lambda x: (x % 2, x)).reduceByKey(lambda a, b: a + b) \
+            .collect()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+    tracker = sc.statusTracker()
+    [job_id] = tracker.getJobIdsForGroup("tracked")
+    info = tracker.getJobInfo(job_id)
+    assert info.jobId == job_id and info.status == "SUCCEEDED" and len(info.stageIds) == 2
+    stage = tracker.getStageInfo(max(info.stageIds))
+    assert stage.numTasks == 2 and stage.numCompletedTasks == 2 and stage.numActiveTasks == 0
+    assert tracker.getJobInfo(10 ** 6) is None and tracker.getStageInfo(10 ** 6) is None
+    assert tracker.getActiveJobsIds() == [] and tracker.getActiveStageIds() == []
+    assert job_id not in tracker.getJobIdsForGroup()
+
+
+def test_set_system_property_is_a_default_of_new_confs():
+    SparkContext.setSystemProperty("spark.ember.testDefault", "yes")
+    try:
+        assert SparkConf().get("spark.ember.testDefault") == "yes"
+        assert SparkConf(loadDefaults=False).get("spark.ember.testDefault") is None
+    finally:
+        from ember import conf
+        conf._system_properties.pop("spark.ember.testDefault", None)
