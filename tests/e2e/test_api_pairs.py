@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from operator import add
 
-import pytest
-
 from conftest import job_stages, last_job
 from ember import ResultIterable
 from ember.shuffle import Partitioner, portable_hash
