@@ -39,7 +39,7 @@ from ember.join import (python_cogroup, python_full_outer_join, python_join,
                         python_left_outer_join, python_right_outer_join)
 from ember.rddsampler import RDDRangeSampler, RDDSampler, RDDStratifiedSampler
 from ember.resultiterable import ResultIterable
-from ember.serializers import PICKLE_PROTOCOL, dumps_batch, dumps_function
+from ember.serializers import dumps_batch, dumps_function
 from ember.shuffle import (Aggregator, ExternalGroupBy, ExternalMerger, ExternalSorter,
                            Partitioner, combine_locally, portable_hash, task_memory_limit)
 from ember.statcounter import StatCounter
@@ -108,7 +108,6 @@ class RDD:
         self._locally_checkpointed = False
         # Where the user made it ("map at wc.py:5"): the UI's name for it.
         self._creation_site = call_site()[0]
-        self._creation = call_site()[0]
 
     # ---- lineage ---------------------------------------------------------
     def _dependencies(self) -> list["RDD"]:
@@ -185,7 +184,7 @@ class RDD:
         cls = getattr(self, "_debug_class", None) or _DEBUG_CLASS.get(type(self).__name__,
                                                                        type(self).__name__)
         prefix = f"{self._name} " if self._name else ""
-        return f"{prefix}{cls}[{self._id}] at {self._creation}"
+        return f"{prefix}{cls}[{self._id}] at {self._creation_site}"
 
     def __getnewargs__(self) -> Any:
         raise EmberError("It appears that you are attempting to broadcast an RDD or reference an "
