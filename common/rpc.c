@@ -350,9 +350,15 @@ grpc_status_code ember_rpc_call_path(grpc_channel *ch, const char *path,
                                ProtobufCMessage **reply, ember_rpc_on_message on_msg,
                                void *user, int64_t timeout_ms, char **details) {
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  /* A copied slice: callers pass paths built in stack buffers, and gRPC may
+   * keep a static slice's pointer past this call (its HPACK encoder indexes
+   * static slices by address, so a later path in the same buffer was sent as
+   * the earlier one: calls reached the wrong method). */
+  grpc_slice method = grpc_slice_from_copied_string(path);
   grpc_call *call = grpc_channel_create_call(
-      ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(path),
+      ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method,
       NULL, ember_rpc_deadline_after_ms(timeout_ms), NULL);
+  grpc_slice_unref(method);
   grpc_metadata_array initial_md, trailing_md;
   grpc_byte_buffer *send = ember_rpc_pack(req), *recv = NULL;
   grpc_status_code status = GRPC_STATUS_UNKNOWN;

@@ -73,3 +73,15 @@ def test_unpersist_drops_the_blocks(sc: SparkContext, gateway: Gateway, tmp_path
     assert all(r["id"] != rdd.id for r in storage(gateway, sc))
     assert rdd.count() == 100
     assert computations(tmp_path) == 4
+
+
+def test_unpersist_right_after_jobs_reaches_the_right_method(sc: SparkContext) -> None:
+    """Regression: method paths built in stack buffers were passed to gRPC as
+    static slices, and some calls reached another method ('cannot parse request')."""
+    base = sc.parallelize(range(2000), 4).cache()
+    for _ in range(12):
+        counted = base.mapPartitions(lambda it: [sum(1 for _ in it)]).persist(
+            StorageLevel.MEMORY_AND_DISK)
+        assert counted.sum() == 2000
+        counted.unpersist()
+    base.unpersist()
