@@ -220,7 +220,8 @@ class JobRunner:
             if status["status"] == "FAILED":
                 self._raise_failure(job_id, status)
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
+            # Short jobs are common in iterative programs: poll often at first.
+            delay = min(delay * 1.5, 0.05)
 
     def _raise_failure(self, job_id: int, status: dict) -> None:
         message = status.get("errorMessage", "job failed")

@@ -36,26 +36,33 @@ int pyexec_claim_stdout(int *out_fd)
 }
 
 /* The `ember` package: EMBER_PY_PATH (colon separated), else the checkout's
- * python-client/ next to build/bin/, else an installed /opt/ember/python. */
+ * python-client/ next to build/bin/, else an installed /opt/ember/python;
+ * with its alias/ folder too, since a closure may use pyspark.* modules. */
 static char *default_python_path(const char *argv0)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    char *candidate;
+    char *folder = NULL, *paths;
 
     if (n > 0) {
         exe[n] = '\0';
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            if (asprintf(&candidate, "%s/../../python-client", exe) > 0) {
-                if (access(candidate, R_OK) == 0)
-                    return candidate;
-                free(candidate);
+            if (asprintf(&folder, "%s/../../python-client", exe) < 0)
+                folder = NULL;
+            else if (access(folder, R_OK) != 0) {
+                free(folder);
+                folder = NULL;
             }
         }
     }
-    return strdup("/opt/ember/python");
+    if (!folder)
+        folder = strdup("/opt/ember/python");
+    if (asprintf(&paths, "%s:%s/alias", folder, folder) < 0)
+        paths = NULL;
+    free(folder);
+    return paths;
 }
 
 /* Puts the `ember` package's folders first on sys.path. Done after start-up
