@@ -31,6 +31,7 @@ test-py:
 # Benchmarks are run by hand: the machines are shared and noisy.
 bench: build
 	$(PYTHON) bench/pagerank_cache.py
+	$(PYTHON) bench/kmeans_mllib.py
 
 clean:
 	rm -rf $(BUILD_DIR)
