@@ -634,17 +634,27 @@ class RDD:
                     for obj in iterator:
                         out.write((str(obj).rstrip("\n") + "\n").encode("utf-8"))
                 except BrokenPipeError:
-                    pass
+                    pass        # the command stopped reading: the rest of the input is drained
                 finally:
                     try:
                         out.close()
                     except BrokenPipeError:
                         pass
 
-            Thread(target=pipe_objs, args=[proc.stdin], daemon=True).start()
-            for line in iter(proc.stdout.readline, b""):
-                yield line.rstrip(b"\n").decode("utf-8")
-            proc.wait()
+            writer = Thread(target=pipe_objs, args=[proc.stdin], daemon=True)
+            writer.start()
+            try:
+                for line in iter(proc.stdout.readline, b""):
+                    yield line.rstrip(b"\n").decode("utf-8")
+                proc.wait()
+            finally:
+                if proc.poll() is None:      # the consumer stopped early (take)
+                    proc.kill()
+                    proc.wait()
+                proc.stdout.close()
+                # The writer reads the task's input: it must be done before the
+                # task returns and the runtime reads what is left of the input.
+                writer.join()
             if checkCode and proc.returncode:
                 raise RuntimeError(f"Pipe function `{command}` exited with error code "
                                    f"{proc.returncode}.")

@@ -145,6 +145,17 @@ def test_pipe(sc, tmp_path):
     assert sc.parallelize(["é ü"], 1).pipe("cat").collect() == ["é ü"]
 
 
+def test_pipe_commands_that_ignore_their_input_or_are_cut_short(sc):
+    rdd = sc.parallelize(range(20_000), 2)
+    for _ in range(10):          # the command exits while its input is still being written
+        assert rdd.pipe("echo done").collect() == ["done", "done"]
+    tiny = sc.parallelize(["x"], 1)
+    for _ in range(40):          # ... or before the task's input has ended
+        assert tiny.pipe("echo done").collect() == ["done"]
+    assert sc.parallelize(range(200_000), 1).pipe("cat").take(3) == ["0", "1", "2"]
+    assert rdd.count() == 20_000                         # the Python workers are fine
+
+
 def test_coalesce_groups_consecutive_partitions(sc, gateway):
     rdd = sc.parallelize([1, 2, 3, 4, 5], 3)
     assert rdd.glom().collect() == [[1], [2, 3], [4, 5]]
