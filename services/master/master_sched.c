@@ -467,12 +467,12 @@ void master_fail_job(struct master *m, struct job *job, struct stage *stage, int
     job->failed_partition = partition;
     for (size_t i = 0; i < job->stages.n; i++) {
         struct stage *s = job->stages.items[i];
-        if (s->status == STAGE_ACTIVE || s->status == STAGE_PENDING) {
-            s->status = s == stage ? STAGE_FAILED : s->status;
-            if (s == stage) {
-                s->completed_ms = job->completed_ms;
-                s->failure = ember_xstrdup(why);
-            }
+        /* The failing stage, and any other that was running (a cancel names none). */
+        if (s == stage || s->status == STAGE_ACTIVE) {
+            s->status = STAGE_FAILED;
+            s->completed_ms = job->completed_ms;
+            free(s->failure);
+            s->failure = ember_xstrdup(why);
         }
         for (size_t k = 0; k < s->tasks.n; k++) {
             struct task *t = s->tasks.items[k];

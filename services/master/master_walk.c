@@ -183,6 +183,9 @@ static json_t *walk_plan(struct walk *w, struct rdd_node *n, uint32_t p)
         if (plan) {
             json_array_append_new(json_object_get(plan, "funcs"),
                                   json_integer((json_int_t)w->spec->n_funcs));
+            /* Grown as needed: a concat group may read one mapped parent several times. */
+            w->spec->funcs = ember_xrealloc(w->spec->funcs,
+                                            (w->spec->n_funcs + 1) * sizeof(*w->spec->funcs));
             w->spec->funcs[w->spec->n_funcs].data = n->func.data;
             w->spec->funcs[w->spec->n_funcs++].len = n->func.len;
         }
@@ -225,19 +228,6 @@ const char *master_partition_cached_at(struct master *m, struct rdd_node *n, uin
     struct walk w = {.m = m};
     walk_plan(&w, n, p);
     return w.cached_at;
-}
-
-/* Funcs a partition may apply: bounded by the node count below n. */
-static size_t count_maps(const struct rdd_node *n)
-{
-    size_t count = n->kind == NODE_MAP;
-
-    if (n->kind == NODE_SHUFFLE || n->kind == NODE_TEXT || n->kind == NODE_DATA
-        || n->kind == NODE_FRAMES)
-        return 0;
-    for (size_t i = 0; i < n->n_parents; i++)
-        count += count_maps(n->parents[i]);
-    return count;
 }
 
 static void add_properties(Ember__TaskSpec *spec, json_t *props)
@@ -332,7 +322,6 @@ Ember__TaskSpec *master_task_spec(struct master *m, struct task *t, const char *
     spec.task_id = t->id;
     spec.partition = s->partitions[t->index];
     spec.attempt = t->attempt;
-    spec.funcs = ember_xcalloc(count_maps(s->rdd) + 1, sizeof(*spec.funcs));
     plan = walk_plan(&w, s->rdd, spec.partition);
     spec.plan = json_dumps(plan, JSON_COMPACT);
     json_decref(plan);
