@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 PYTHON := /usr/bin/python3
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps demo stop test test-c test-py bench clean
+.PHONY: all build deps demo stop test test-c test-py test-compose bench clean
 
 all: build
 
@@ -27,6 +27,11 @@ test-c:
 
 test-py:
 	EMBER_BIN_DIR=$(CURDIR)/$(BUILD_DIR)/bin $(PYTHON) -m pytest -q tests python-client/tests
+
+# deploy/docker-compose.yml with a real Docker engine (as root; installs docker.io and
+# docker-compose, starts dockerd when none answers): see deploy/test-compose.sh.
+test-compose: deps build
+	deploy/test-compose.sh
 
 # Benchmarks are run by hand: the machines are shared and noisy.
 bench: build
