@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 PYTHON := /usr/bin/python3
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps demo stop test test-c test-py test-compose bench clean
+.PHONY: all build deps demo stop test test-c test-py test-compose bench clean test-asan
 
 all: build
 
@@ -32,6 +32,17 @@ test-py:
 # docker-compose, starts dockerd when none answers): see deploy/test-compose.sh.
 test-compose: deps build
 	deploy/test-compose.sh
+
+# Every test again with the daemons built under AddressSanitizer (the C tests
+# with LeakSanitizer too; in the end-to-end runs the embedded interpreter's
+# own allocations at exit would drown the daemons' reports).
+ASAN_DIR ?= build-asan
+test-asan: deps
+	cmake -S . -B $(ASAN_DIR) -DEMBER_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir $(ASAN_DIR) --output-on-failure
+	ASAN_OPTIONS=detect_leaks=0:handle_segv=0 EMBER_SANITIZED=1 \
+	  EMBER_BIN_DIR=$(CURDIR)/$(ASAN_DIR)/bin $(PYTHON) -m pytest -q tests python-client/tests
 
 # Benchmarks are run by hand: the machines are shared and noisy.
 bench: build

@@ -192,6 +192,9 @@ void master_destroy(struct master *m)
     free(m->workers.items);
     free(m->blockds.items);
     free(m->nodes_by_gid.items);
+    for (size_t i = 0; i < m->retired_channels.n; i++)
+        grpc_channel_destroy(m->retired_channels.items[i]);
+    free(m->retired_channels.items);
     master_journal_close(m);
     for (size_t i = 0; i < m->kills.n; i++)
         free(m->kills.items[i]);

@@ -172,6 +172,7 @@ struct worker_info {
     int alive;
     uint32_t active, completed, failed;
     uint64_t total_ms;
+    uint64_t launch_backoff_until_ms;  /* after a failed launch, try others for a while */
 };
 
 struct blockd_info {
@@ -191,6 +192,7 @@ struct master {
     struct ptr_array apps, jobs, stages, tasks, workers, blockds;
     struct ptr_array kills;      /* struct kill_request: sent by the scheduler */
     struct ptr_array nodes_by_gid;
+    struct ptr_array retired_channels;   /* replaced worker channels, destroyed at exit */
     int64_t locality_wait_ms;
     /* Ids continue after what the journal recorded; task ids start from the
      * clock so a report from a task of an earlier master matches nothing. */

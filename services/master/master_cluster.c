@@ -93,8 +93,11 @@ static grpc_status_code handle_register_worker(ember_rpc_ctx *ctx, const Protobu
         w = ember_xcalloc(1, sizeof(*w));
         w->id = ember_xstrdup(req->worker_id);
         ptr_array_push(&m->workers, w);
-    } else if (w->channel && strcmp(w->address, req->address) != 0) {
-        grpc_channel_destroy(w->channel);
+    } else if (w->channel) {
+        /* A worker registering again may be a new process at a new address
+         * (a restarted container): start a fresh connection. Launches being
+         * sent may still hold the old channel, so it is only retired. */
+        ptr_array_push(&m->retired_channels, w->channel);
         w->channel = NULL;
     }
     replace_str(&w->address, req->address);

@@ -33,7 +33,8 @@ static int partition_done(const struct stage *s, uint32_t index)
 /* A worker without its block manager cannot keep any output: skip it. */
 static int usable(struct master *m, const struct worker_info *w)
 {
-    return w->alive && master_blockd_alive(m, w->block_addr);
+    return w->alive && master_blockd_alive(m, w->block_addr)
+           && ember_monotonic_ms() >= w->launch_backoff_until_ms;
 }
 
 static int has_free_slot(struct master *m, const struct worker_info *w)
@@ -182,6 +183,8 @@ static void task_not_launched(struct master *m, uint64_t task_id, const char *wh
     t->stage->parts[t->index].running = 0;
     if (w && w->active > 0)
         w->active--;
+    if (w)                             /* unreachable: don't retry it in a tight loop */
+        w->launch_backoff_until_ms = ember_monotonic_ms() + 1000;
 }
 
 static void send_launches(struct master *m, struct ptr_array *launches)

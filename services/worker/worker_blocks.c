@@ -12,19 +12,23 @@
 #define CHUNK_BYTES (1 << 20)
 #define BLOCK_DEADLINE_MS 60000
 
+/* Retired channels stay in the list (other tasks may still use them) until
+ * the worker exits; lookups skip them. */
 struct channel_entry {
     char *address;
     grpc_channel *channel;
+    int retired;
     struct channel_entry *next;
 };
 
 grpc_channel *worker_channel(struct worker *w, const char *address)
 {
     struct channel_entry *e;
+    grpc_channel *ch;
 
     pthread_mutex_lock(&w->lock);
     for (e = w->channels; e; e = e->next)
-        if (strcmp(e->address, address) == 0)
+        if (!e->retired && strcmp(e->address, address) == 0)
             break;
     if (!e) {
         e = ember_xcalloc(1, sizeof(*e));
@@ -33,8 +37,20 @@ grpc_channel *worker_channel(struct worker *w, const char *address)
         e->next = w->channels;
         w->channels = e;
     }
+    ch = e->channel;
     pthread_mutex_unlock(&w->lock);
-    return e->channel;
+    return ch;
+}
+
+/* After a failed fetch: the peer may be a new process at a new IP under the
+ * same name (a restarted container), so the next call starts a new connection. */
+static void retire_channel(struct worker *w, const char *address)
+{
+    pthread_mutex_lock(&w->lock);
+    for (struct channel_entry *e = w->channels; e; e = e->next)
+        if (!e->retired && strcmp(e->address, address) == 0)
+            e->retired = 1;
+    pthread_mutex_unlock(&w->lock);
 }
 
 void worker_channels_free(struct worker *w)
@@ -136,11 +152,13 @@ static int on_chunk(const ProtobufCMessage *msg, void *user)
 }
 
 /* Turns a finished fetch into the return code worker.h promises. */
-static int fetch_outcome(const struct fetch_state *fs, grpc_status_code st, char *details,
-                         char *what, const char *address, char **error)
+static int fetch_outcome(struct worker *w, const struct fetch_state *fs, grpc_status_code st,
+                         char *details, char *what, const char *address, char **error)
 {
     int rc = 0;
 
+    if (st == GRPC_STATUS_UNAVAILABLE || st == GRPC_STATUS_DEADLINE_EXCEEDED)
+        retire_channel(w, address);
     if (fs->write_failed) {
         rc = EMBER_EDEAD;
     } else if (st != GRPC_STATUS_OK) {
@@ -163,7 +181,8 @@ static int fetch_block(struct worker *w, const char *address, const char *block_
     req.block_id = (char *)block_id;
     st = ember_rpc_call(worker_channel(w, address), &ember__block_manager__descriptor, "GetBlock",
                         &req.base, NULL, on_chunk, fs, BLOCK_DEADLINE_MS, &details);
-    return fetch_outcome(fs, st, details, ember_xasprintf("block %s", block_id), address, error);
+    return fetch_outcome(w, fs, st, details, ember_xasprintf("block %s", block_id), address,
+                         error);
 }
 
 int worker_fetch_block_to_buf(struct worker *w, const char *address, const char *block_id,
@@ -196,7 +215,7 @@ int worker_fetch_ranges_to_fd(struct worker *w, const char *address, Ember__Bloc
     st = ember_rpc_call(worker_channel(w, address), &ember__block_manager__descriptor, "GetRanges",
                         &req.base, NULL, on_chunk, &fs, BLOCK_DEADLINE_MS, &details);
     *bytes = fs.bytes;
-    return fetch_outcome(&fs, st, details,
+    return fetch_outcome(w, &fs, st, details,
                          ember_xasprintf("%zu shuffle blocks (first %s)", n, ranges[0]->block_id),
                          address, error);
 }
