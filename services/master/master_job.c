@@ -466,6 +466,15 @@ static int parse_nodes(struct master *m, struct app *a, json_t *nodes, char **er
     return 0;
 }
 
+/* The node a JSON object key ("<rdd id>") names, or NULL. */
+static struct rdd_node *node_by_key(struct app *a, const char *key)
+{
+    char *end = NULL;
+    long long id = strtoll(key, &end, 10);
+
+    return *key && !*end ? find_node(a, id) : NULL;
+}
+
 /* {"<rdd id>": {"useDisk": .., "useMemory": .., "replication": ..}}: the
  * storage level of every persisted RDD in the job's lineage. */
 static int parse_storage(struct app *a, json_t *storage, char **error)
@@ -479,9 +488,7 @@ static int parse_storage(struct app *a, json_t *storage, char **error)
         return set_error(error, "\"storage\" must be an object of rdd id to storage level");
     json_object_foreach(storage, key, level)
     {
-        char *end = NULL;
-        long long id = strtoll(key, &end, 10);
-        struct rdd_node *n = *key && !*end ? find_node(a, id) : NULL;
+        struct rdd_node *n = node_by_key(a, key);
         if (!n)
             return set_error(error, "storage names rdd %.40s, which is unknown", key);
         if (master_set_storage(n, level, error) != 0)
@@ -529,9 +536,7 @@ static int parse_checkpoints(struct app *a, json_t *checkpoints, char **error)
         return set_error(error, "\"checkpoints\" must be an object of rdd id to files");
     json_object_foreach(checkpoints, key, spec)
     {
-        char *end = NULL;
-        long long id = strtoll(key, &end, 10);
-        struct rdd_node *n = *key && !*end ? find_node(a, id) : NULL;
+        struct rdd_node *n = node_by_key(a, key);
         if (!n)
             return set_error(error, "checkpoints name rdd %.40s, which is unknown", key);
         if (n->frames_files)
