@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
@@ -162,7 +163,10 @@ class JobRunner:
         body["broadcasts"] = sorted(set(body["broadcasts"]) | shipped)
         if partitions is not None:
             body["partitions"] = list(partitions)
-        job = self.client.request("POST", f"/applications/{self.app}/jobs", body)
+        # A token makes the POST safe to retry: a submission that reached the
+        # master before the connection broke is not run twice.
+        body["submissionId"] = uuid.uuid4().hex
+        job = self.client.request("POST", f"/applications/{self.app}/jobs", body, retry=True)
         self.known.update(node.id for node in new)
         return job
 

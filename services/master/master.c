@@ -130,6 +130,7 @@ static void free_job(struct job *j)
     free(j->error);
     json_decref(j->properties);
     json_decref(j->accumulator_updates);
+    free(j->submission_id);
     free(j->broadcasts.items);
     free(j);
 }

@@ -144,6 +144,7 @@ struct job {
     int failed_stage, failed_partition;
     uint64_t max_result_bytes;   /* spark.driver.maxResultSize; 0: no limit */
     json_t *accumulator_updates; /* base64 strings, one per counted successful task */
+    char *submission_id;         /* the driver's token: a retried submission finds its job */
     struct ptr_array broadcasts; /* borrowed struct broadcast_info, sent with every task */
     uint64_t result_bytes;
 };

@@ -440,6 +440,8 @@ static struct job *new_job(struct master *m, struct app *a, json_t *doc)
     job->submitted_ms = ember_now_ms();
     job->status = JOB_RUNNING;
     job->failed_stage = job->failed_partition = -1;
+    if (json_is_string(json_object_get(doc, "submissionId")))
+        job->submission_id = ember_xstrdup(json_string_value(json_object_get(doc, "submissionId")));
     job->accumulator_updates = json_array();
     job->max_result_bytes = parse_size(
         json_string_value(json_object_get(job->properties, "spark.driver.maxResultSize")),
@@ -552,6 +554,16 @@ static int parse_checkpoints(struct app *a, json_t *checkpoints, char **error)
     return 0;
 }
 
+static struct job *submitted_before(struct app *a, const char *submission_id)
+{
+    for (size_t i = 0; submission_id && i < a->jobs.n; i++) {
+        struct job *j = a->jobs.items[i];
+        if (j->submission_id && strcmp(j->submission_id, submission_id) == 0)
+            return j;
+    }
+    return NULL;
+}
+
 int master_submit_job(struct master *m, struct app *a, const char *json_text, uint32_t *job_id,
                       char **error)
 {
@@ -569,6 +581,12 @@ int master_submit_job(struct master *m, struct app *a, const char *json_text, ui
                          jerr.line, jerr.column);
     if (!json_is_object(doc) || !json_is_integer(json_object_get(doc, "rdd"))) {
         set_error(error, "job must be an object with an integer \"rdd\"");
+        goto out;
+    }
+    job = submitted_before(a, json_string_value(json_object_get(doc, "submissionId")));
+    if (job) {                         /* the driver retried: same job, not a second one */
+        *job_id = job->id;
+        rc = 0;
         goto out;
     }
     if (parse_nodes(m, a, json_object_get(doc, "nodes"), error) != 0

@@ -238,3 +238,28 @@ def test_a_frozen_worker_is_written_off_and_its_late_reports_change_nothing(
     again = dict(words.flatMap(str.split).map(lambda w: (w, 1))
                  .reduceByKey(lambda a, b: a + b, 4).collect())
     assert again == expected_counts(lines)
+
+
+def test_a_submission_is_retried_across_a_gateway_restart_and_runs_once(
+        fresh_sc: SparkContext) -> None:
+    words, lines = slow_words(fresh_sc)
+    counts_rdd = words.flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(lambda a, b: a + b, 4)
+    # The gateway is down when the job is submitted: the POST is retried.
+    restarter = threading.Thread(target=restart_gateway, args=(fresh_sc, 0.0, 1.0), daemon=True)
+    restarter.start()
+    time.sleep(0.05)
+    assert dict(counts_rdd.collect()) == expected_counts(lines)
+    restarter.join()
+    gw = Gateway(fresh_sc._client.address)
+    jobs = gw.api(f"/applications/{fresh_sc.applicationId}/jobs")
+    assert len(jobs) == 1, jobs
+
+
+def test_the_same_submission_token_names_the_same_job(fresh_sc: SparkContext) -> None:
+    gw = Gateway(fresh_sc._client.address)
+    app = fresh_sc.applicationId
+    rdd = fresh_sc.parallelize([1, 2, 3], 1)
+    body = {"rdd": rdd.id, "nodes": [rdd._node()], "submissionId": "token-1"}
+    first = gw.post(f"/api/v1/applications/{app}/jobs", body)
+    again = gw.post(f"/api/v1/applications/{app}/jobs", body)
+    assert first[0] == again[0] == 201 and first[1]["jobId"] == again[1]["jobId"], (first, again)
