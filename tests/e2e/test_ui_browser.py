@@ -15,7 +15,6 @@ import shutil
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
