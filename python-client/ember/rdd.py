@@ -40,8 +40,9 @@ from ember.join import (python_cogroup, python_full_outer_join, python_join,
 from ember.rddsampler import RDDRangeSampler, RDDSampler, RDDStratifiedSampler
 from ember.resultiterable import ResultIterable
 from ember.serializers import dumps_batch, dumps_function
-from ember.shuffle import (Aggregator, ExternalGroupBy, ExternalMerger, ExternalSorter,
-                           Partitioner, combine_locally, portable_hash, task_memory_limit)
+from ember.shuffle import (LIST_AGGREGATOR, Aggregator, ExternalGroupBy, ExternalMerger,
+                           ExternalSorter, Partitioner, combine_locally, portable_hash,
+                           task_memory_limit)
 from ember.statcounter import StatCounter
 from ember.storagelevel import StorageLevel
 from ember.taskcontext import TaskContext
@@ -936,7 +937,7 @@ class RDD:
         >>> sorted(rdd.groupByKey().mapValues(list).collect())  # doctest: +SKIP
         [('a', [1, 1]), ('b', [1])]
         """
-        agg = Aggregator(_list_create, _list_append, _list_extend)
+        agg = LIST_AGGREGATOR
 
         def combine(iterator: Iterable[Any]) -> Iterator[Any]:
             return combine_locally(iterator, agg, int(task_memory_limit() * 0.9), grouping=True)
@@ -1770,20 +1771,6 @@ def _check_buckets(buckets: Sequence[Any]) -> tuple:
             even = True
             inc = (maxv - minv) / (len(buckets) - 1)
     return minv, maxv, even, inc
-
-
-def _list_create(v: Any) -> list:
-    return [v]
-
-
-def _list_append(values: list, v: Any) -> list:
-    values.append(v)
-    return values
-
-
-def _list_extend(a: list, b: list) -> list:
-    a.extend(b)
-    return a
 
 
 def _plain_opener(path: str) -> IO[bytes]:

@@ -640,7 +640,7 @@ class ExternalGroupBy(ExternalMerger):
     def __init__(self, agg: Optional[Aggregator] = None, memory_limit: Optional[int] = None,
                  partitions: int = SPILL_PARTITIONS, spill_dir: Optional[str] = None,
                  scale: int = 1) -> None:
-        super().__init__(agg or _LIST_AGGREGATOR, memory_limit, partitions, spill_dir, scale)
+        super().__init__(agg or LIST_AGGREGATOR, memory_limit, partitions, spill_dir, scale)
         self._used = 0
         self._value_sizer = _Sizer()
         self._bucket_bytes = [0] * partitions
@@ -747,7 +747,7 @@ def _list_extend(a: list, b: list) -> list:
     return a
 
 
-_LIST_AGGREGATOR = Aggregator(_list_create, _list_append, _list_extend)
+LIST_AGGREGATOR = Aggregator(_list_create, _list_append, _list_extend)
 
 
 def combine_locally(iterator: Iterable[tuple[Any, Any]], agg: Aggregator,
