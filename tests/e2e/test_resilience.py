@@ -65,19 +65,25 @@ def test_killing_every_pyexec_between_jobs(sc):
     assert _word_count(sc) == _expected_word_count()
 
 
-def test_killing_a_pyexec_during_a_task_retries_the_task(sc, gateway):
-    before = _live_pyexecs(sc)
-    result = {}
+def _start_slow_job(sc) -> tuple[dict, threading.Thread]:
+    """Starts a 4-task job of about 2 s in a thread; its result or error lands in the dict."""
+    result: dict = {}
 
     def slow_job():
         try:
             result["value"] = sc.parallelize(range(4), 2).map(
                 lambda x: (time.sleep(1.0), x * 10)[1]).collect()
-        except BaseException as err:  # noqa: BLE001 - reported below
+        except BaseException as err:  # noqa: BLE001 - reported by the caller
             result["error"] = err
 
     thread = threading.Thread(target=slow_job)
     thread.start()
+    return result, thread
+
+
+def test_killing_a_pyexec_during_a_task_retries_the_task(sc, gateway):
+    before = _live_pyexecs(sc)
+    result, thread = _start_slow_job(sc)
     try:
         def running():
             jobs = gateway.api(f"/applications/{sc.applicationId}/jobs")
@@ -149,17 +155,7 @@ def test_job_submission_to_unknown_application_gets_404(sc, gateway):
 
 
 def test_bad_requests_do_not_disturb_a_running_job(sc, gateway):
-    result = {}
-
-    def slow_job():
-        try:
-            result["value"] = sc.parallelize(range(4), 2).map(
-                lambda x: (time.sleep(1.0), x * 10)[1]).collect()
-        except BaseException as err:  # noqa: BLE001 - reported below
-            result["error"] = err
-
-    thread = threading.Thread(target=slow_job)
-    thread.start()
+    result, thread = _start_slow_job(sc)
     try:
         assert wait_until(lambda: any(j["status"] == "RUNNING" for j in gateway.api(
             f"/applications/{sc.applicationId}/jobs")), 10), "the slow job never showed as RUNNING"
