@@ -8,11 +8,14 @@ tag into lists that spill to local disk when the key's group did.
 
 from __future__ import annotations
 
+import itertools
+
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from ember import lineage
 from ember.resultiterable import ResultIterable
-from ember.shuffle import ExternalList, MemoryBudget, task_memory_limit
+from ember.shuffle import (LIST_AGGREGATOR, ExternalGroupBy, ExternalList, MemoryBudget,
+                           Partitioner, _Sizer, portable_hash, task_memory_limit)
 
 if TYPE_CHECKING:
     from ember.rdd import RDD
@@ -64,10 +67,83 @@ def _split(values: ResultIterable) -> tuple[Any, Any]:
 
 
 def _do_python_join(rdd: "RDD", other: "RDD", numPartitions: Optional[int],
-                    dispatch: Callable[[ResultIterable], Iterable[Any]]) -> "RDD":
+                    dispatch: Callable[[ResultIterable], Iterable[Any]],
+                    outer_left: bool = False, outer_right: bool = False) -> "RDD":
     vs = rdd.mapValues(_tagger(1))
     ws = other.mapValues(_tagger(2))
-    return _union([vs, ws]).groupByKey(numPartitions).flatMapValues(dispatch)
+    union = _union([vs, ws])
+    n = numPartitions if numPartitions is not None else union._defaultReducePartitions()
+    if union.partitioner == Partitioner(n, portable_hash):
+        # Co-partitioned (e.g. PageRank's cached links and its ranks): each
+        # partition holds all values of its keys, left side first, so a hash
+        # join needs neither a shuffle nor a full grouping of both sides.
+        def hash_join(iterator: Iterable[Any]) -> Iterator[Any]:
+            return _hash_join(iter(iterator), dispatch, outer_left, outer_right)
+        return union.mapPartitions(hash_join, preservesPartitioning=True)
+    return union.groupByKey(numPartitions).flatMapValues(dispatch)
+
+
+def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iterable[Any]],
+               outer_left: bool, outer_right: bool) -> Iterator[Any]:
+    """Joins one co-partitioned partition: the left values (tag 1, which come
+    first) in a dict, the right ones (tag 2) streamed past it.
+
+    When the left side outgrows the task's memory limit, the partition is
+    grouped the general way instead (ExternalGroupBy spills), so the result is
+    the same either way."""
+    limit = task_memory_limit()
+    sizer = _Sizer()
+    left: dict[Any, list] = {}
+    used = 0
+    first_right = None
+    for record in records:
+        k, (tag, v) = record
+        if tag != 1:
+            first_right = record
+            break
+        values = left.get(k)
+        if values is None:
+            left[k] = [v]
+            used += 200
+        else:
+            values.append(v)
+        used += sizer.size(v)
+        if used > limit:
+            yield from _grouped_join(left, records, dispatch)
+            return
+    if first_right is None:
+        if outer_left:
+            for k, values in left.items():
+                for v in values:
+                    yield k, (v, None)
+        return
+    matched: Optional[set] = set() if outer_left else None
+    for k, (_, w) in itertools.chain((first_right,), records):
+        values = left.get(k)
+        if values is None:
+            if outer_right:
+                yield k, (None, w)
+            continue
+        if matched is not None:
+            matched.add(k)
+        for v in values:
+            yield k, (v, w)
+    if matched is not None:
+        for k, values in left.items():
+            if k not in matched:
+                for v in values:
+                    yield k, (v, None)
+
+
+def _grouped_join(left: dict[Any, list], rest: Iterator[Any],
+                  dispatch: Callable[[ResultIterable], Iterable[Any]]) -> Iterator[Any]:
+    merger = ExternalGroupBy(LIST_AGGREGATOR, task_memory_limit())
+    merger.mergeCombiners((k, [(1, v) for v in values]) for k, values in left.items())
+    left.clear()
+    merger.mergeValues(rest)
+    for k, values in merger.items():
+        for x in dispatch(ResultIterable(values)):
+            yield k, x
 
 
 def _pairs(vbuf: Iterable[Any], wbuf: Iterable[Any]) -> Iterator[tuple]:
@@ -88,7 +164,7 @@ def python_left_outer_join(rdd: "RDD", other: "RDD", numPartitions: Optional[int
     def dispatch(values: ResultIterable) -> Iterator[tuple]:
         vbuf, wbuf = _split(values)
         return _pairs(vbuf, wbuf if len(wbuf) else [None])
-    return _do_python_join(rdd, other, numPartitions, dispatch)
+    return _do_python_join(rdd, other, numPartitions, dispatch, outer_left=True)
 
 
 def python_right_outer_join(rdd: "RDD", other: "RDD", numPartitions: Optional[int]) -> "RDD":
@@ -96,7 +172,7 @@ def python_right_outer_join(rdd: "RDD", other: "RDD", numPartitions: Optional[in
     def dispatch(values: ResultIterable) -> Iterator[tuple]:
         vbuf, wbuf = _split(values)
         return _pairs(vbuf if len(vbuf) else [None], wbuf)
-    return _do_python_join(rdd, other, numPartitions, dispatch)
+    return _do_python_join(rdd, other, numPartitions, dispatch, outer_right=True)
 
 
 def python_full_outer_join(rdd: "RDD", other: "RDD", numPartitions: Optional[int]) -> "RDD":
@@ -104,4 +180,5 @@ def python_full_outer_join(rdd: "RDD", other: "RDD", numPartitions: Optional[int
     def dispatch(values: ResultIterable) -> Iterator[tuple]:
         vbuf, wbuf = _split(values)
         return _pairs(vbuf if len(vbuf) else [None], wbuf if len(wbuf) else [None])
-    return _do_python_join(rdd, other, numPartitions, dispatch)
+    return _do_python_join(rdd, other, numPartitions, dispatch, outer_left=True,
+                           outer_right=True)

@@ -41,8 +41,8 @@ from ember.rddsampler import RDDRangeSampler, RDDSampler, RDDStratifiedSampler
 from ember.resultiterable import ResultIterable
 from ember.serializers import dumps_batch, dumps_function
 from ember.shuffle import (LIST_AGGREGATOR, Aggregator, ExternalGroupBy, ExternalMerger,
-                           ExternalSorter, Partitioner, combine_locally, portable_hash,
-                           task_memory_limit)
+                           ExternalSorter, Partitioner, combine_locally, identity,
+                           portable_hash, task_memory_limit)
 from ember.statcounter import StatCounter
 from ember.storagelevel import StorageLevel
 from ember.taskcontext import TaskContext
@@ -868,7 +868,7 @@ class RDD:
         ...     lambda a, b: a + b).collect())  # doctest: +SKIP
         [('a', 2), ('b', 1)]
         """
-        return self.combineByKey(lambda x: x, func, func, numPartitions, partitionFunc)
+        return self.combineByKey(identity, func, func, numPartitions, partitionFunc)
 
     def reduceByKeyLocally(self, func: Callable[[Any, Any], Any]) -> dict[Any, Any]:
         """Merges the values of each key with func and returns a dict to the driver.

@@ -36,6 +36,11 @@ import tempfile
 from collections import deque
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
+try:        # inside ember-pyexec: the per-record loops in C (services/pyexec/pyexec_fast.c)
+    import _ember_fast
+except ImportError:  # on the driver
+    _ember_fast = None
+
 PICKLE_PROTOCOL = 5
 DEFAULT_WORKER_MEMORY = "512m"
 SPILL_PARTITIONS = 59            # as PySpark's ExternalMerger
@@ -130,11 +135,17 @@ class Aggregator:
         self.mergeCombiners = mergeCombiners
 
 
+def identity(x: Any) -> Any:
+    """The combiner of a value that is its own combiner (``reduceByKey``): the
+    C loops recognise this function and skip calling it."""
+    return x
+
+
 class SimpleAggregator(Aggregator):
     """An Aggregator whose combiner is the value itself (``reduceByKey``)."""
 
     def __init__(self, combiner: Callable[[Any, Any], Any]) -> None:
-        super().__init__(lambda x: x, combiner, combiner)
+        super().__init__(identity, combiner, combiner)
 
 
 # ---- task configuration --------------------------------------------------------------
@@ -643,24 +654,25 @@ class ExternalGroupBy(ExternalMerger):
         super().__init__(agg or LIST_AGGREGATOR, memory_limit, partitions, spill_dir, scale)
         self._used = 0
         self._value_sizer = _Sizer()
+        self._key_sizer = _Sizer()       # keys are sampled too: measuring each one costs more than grouping it
         self._bucket_bytes = [0] * partitions
 
     def mergeValues(self, iterator: Iterable[tuple[Any, Any]]) -> None:
-        data, sizer = self.data, self._value_sizer
+        data, value_size, key_size = self.data, self._value_sizer.size, self._key_sizer.size
         for k, v in iterator:
             values = data.get(k)
             if values is None:
                 data[k] = [v]
-                self._used += 120 + _deep_size(k)
+                self._used += 120 + key_size(k)
             else:
                 values.append(v)
-            self._used += sizer.size(v)
+            self._used += value_size(v)
             if self._used > self.memory_limit:
                 self._spill()
                 data = self.data
 
     def mergeCombiners(self, iterator: Iterable[tuple[Any, Any]]) -> None:
-        data, sizer = self.data, self._value_sizer
+        data, sizer, key_size = self.data, self._value_sizer, self._key_sizer.size
         for k, vs in iterator:
             if type(vs) is not list:
                 vs = list(vs)
@@ -670,7 +682,7 @@ class ExternalGroupBy(ExternalMerger):
             values = data.get(k)
             if values is None:
                 data[k] = vs
-                self._used += 120 + _deep_size(k)
+                self._used += 120 + key_size(k)
             else:
                 values.extend(vs)
             self._used += sizer.size(vs[0]) * len(vs)
@@ -780,6 +792,19 @@ def combine_locally(iterator: Iterable[tuple[Any, Any]], agg: Aggregator,
             if used > limit:
                 yield from data.items()
                 data, used = {}, 0
+    elif _ember_fast is not None:
+        tracker = _DictSizeTracker()
+        records = iter(iterator)
+        create = None if agg.createCombiner is identity else agg.createCombiner
+        while True:
+            consumed, exhausted = _ember_fast.combine(data, records, create, merge,
+                                                      _CHECK_MASK + 1)
+            if exhausted:
+                break
+            if tracker.update(data, consumed) > limit:
+                yield from data.items()
+                data = {}
+                tracker.reset()
     else:
         tracker = _DictSizeTracker()
         for n, (k, v) in enumerate(iterator, 1):

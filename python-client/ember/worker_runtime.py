@@ -7,7 +7,9 @@ described in docs/ARCHITECTURE.md ("Worker <-> pyexec protocol").
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import pickle
 from collections import OrderedDict
 import struct
@@ -18,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 import _ember_io as io  # provided by the C host
 
 from ember import accumulators, broadcast, compat, pyfiles
+from ember.shuffle import _ember_fast, portable_hash
 from ember.taskcontext import TaskContext
 
 PICKLE_PROTOCOL = 5
@@ -47,6 +50,7 @@ class _ObjectCache:
     def __init__(self) -> None:
         self.entries: "OrderedDict[str, tuple[list, int]]" = OrderedDict()
         self.size = 0
+        self.puts = 0
 
     def get(self, block_id: str) -> list:
         records, size = self.entries.pop(block_id)
@@ -60,9 +64,11 @@ class _ObjectCache:
             return
         self.entries[block_id] = (records, size)
         self.size += size
+        self.puts += 1
         while self.size > budget:
             _, (_, dropped) = self.entries.popitem(last=False)
             self.size -= dropped
+            gc.unfreeze()    # what the dropped records held in cycles may be collected again
 
     def held(self) -> list[str]:
         return list(self.entries)
@@ -70,6 +76,29 @@ class _ObjectCache:
 
 _objects = _ObjectCache()
 _OBJECT_BUDGET_DEFAULT = 128 << 20
+
+
+class _LongLivedData:
+    """Keeps the cyclic garbage collector off long-lived data.
+
+    Cached partitions kept as objects and broadcast values can be millions of
+    objects; every full collection would walk them all, and a task that
+    allocates a lot (a join's hash table) triggers several. After a task that
+    added such data, one collection runs and the survivors are frozen (the
+    collector ignores them from then on; refcounting still frees them)."""
+
+    def __init__(self) -> None:
+        self.seen = (0, 0)
+
+    def after_task(self) -> None:
+        now = (_objects.puts, len(broadcast._worker_values))
+        if now != self.seen:
+            self.seen = now
+            gc.collect()
+            gc.freeze()
+
+
+_long_lived = _LongLivedData()
 
 
 def _object_budget(header: dict) -> int:
@@ -163,6 +192,8 @@ def _flush(batch: list[Any], sizer: _AdaptiveBatch, prefix: bytes = b"") -> int:
 
 
 def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], num_reduce: int) -> int:
+    if _ember_fast is not None:
+        return _write_shuffle_fast(iter(records), partitioner, num_reduce)
     buckets: dict[int, list[Any]] = {}
     sizer = _AdaptiveBatch()
     count = 0
@@ -175,6 +206,24 @@ def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], nu
         if len(bucket) >= sizer.size:
             count += _flush(bucket, sizer, struct.pack(">i", reduce_id))
     for reduce_id, bucket in buckets.items():
+        count += _flush(bucket, sizer, struct.pack(">i", reduce_id))
+    return count
+
+
+def _write_shuffle_fast(records: Iterator[Any], partitioner: Callable[[Any], int],
+                        num_reduce: int) -> int:
+    """_write_shuffle with the bucketing loop in C: a frame goes out whenever
+    a bucket reaches the batch size, the rest at the end."""
+    buckets: list[list[Any]] = [[] for _ in range(num_reduce)]
+    sizer = _AdaptiveBatch()
+    portable = partitioner is portable_hash
+    count = 0
+    while True:
+        full = _ember_fast.partition(records, partitioner, portable, buckets, sizer.size)
+        if full < 0:
+            break
+        count += _flush(buckets[full], sizer, struct.pack(">i", full))
+    for reduce_id, bucket in enumerate(buckets):
         count += _flush(bucket, sizer, struct.pack(">i", reduce_id))
     return count
 
@@ -343,10 +392,29 @@ def run_task(header_frame: bytes) -> None:
     metrics["objects"] = _objects.held()
     io.write_marker(io.END)
     io.write_frame(json.dumps(metrics).encode())
+    _long_lived.after_task()
+
+
+def _profiled(run: Callable[[bytes], None], directory: str) -> Callable[[bytes], None]:
+    """run_task under cProfile, one stats file per task in directory
+    (EMBER_PYEXEC_PROFILE: where the time of user code and of the runtime goes)."""
+    import cProfile
+    os.makedirs(directory, exist_ok=True)
+
+    def profiled(header_frame: bytes) -> None:
+        header = json.loads(header_frame)
+        profile = cProfile.Profile()
+        profile.runcall(run, header_frame)
+        name = f"stage{header.get('stageId', 0)}-part{header.get('partition', 0)}-{os.getpid()}"
+        profile.dump_stats(os.path.join(directory, f"{name}-{time.monotonic_ns()}.prof"))
+    return profiled
 
 
 def main() -> int:
     """Serves tasks until the worker closes the pipe; returns the exit code."""
+    serve = run_task
+    if os.environ.get("EMBER_PYEXEC_PROFILE"):
+        serve = _profiled(run_task, os.environ["EMBER_PYEXEC_PROFILE"])
     while True:
         try:
             frame = io.read_frame()
@@ -354,4 +422,4 @@ def main() -> int:
             return 0
         if isinstance(frame, int):
             continue  # a stray marker between tasks carries nothing
-        run_task(frame)
+        serve(frame)

@@ -23,4 +23,7 @@ int pyexec_interp_stop(int rc);
 void pyexec_io_set_fds(int in_fd, int out_fd);
 PyObject *pyexec_io_init(void);
 
+/* pyexec_fast.c: _ember_fast, the shuffle's per-record loops in C. */
+PyObject *pyexec_fast_init(void);
+
 #endif

@@ -92,7 +92,8 @@ int pyexec_interp_start(const char *argv0)
     char *path = env_path && *env_path ? strdup(env_path) : default_python_path(argv0);
     int rc = EMBER_EINVAL;
 
-    if (PyImport_AppendInittab("_ember_io", pyexec_io_init) != 0)
+    if (PyImport_AppendInittab("_ember_io", pyexec_io_init) != 0
+        || PyImport_AppendInittab("_ember_fast", pyexec_fast_init) != 0)
         goto out_path;
     /* Isolated: a stray PYTHONPATH must not load another Python's modules.
      * Hash seed 0: hash(key) % n must agree in every process of the cluster. */

@@ -1,0 +1,131 @@
+"""The C loops of ember-pyexec (_ember_fast, services/pyexec/pyexec_fast.c) against
+the Python loops they replace: same results, same order, same errors.
+
+The module is loaded from ``build/lib`` (next to ``EMBER_BIN_DIR``); a sanitized
+build has no loadable copy (``/usr/bin/python3`` cannot load an ASan module).
+"""
+
+import operator
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "python-client"))
+_LIB = Path(os.environ.get("EMBER_BIN_DIR") or REPO / "build" / "bin").resolve().parent / "lib"
+if not (_LIB / "_ember_fast.so").exists():
+    pytest.skip(f"no _ember_fast extension in {_LIB} (sanitized or unbuilt tree)",
+                allow_module_level=True)
+sys.path.insert(0, str(_LIB))
+
+import _ember_fast  # noqa: E402
+
+from ember import shuffle  # noqa: E402
+from ember.shuffle import Aggregator, SimpleAggregator, combine_locally, portable_hash  # noqa: E402
+
+
+@pytest.fixture
+def python_loops(monkeypatch):
+    """Runs the code under test with the pure-Python loops."""
+    monkeypatch.setattr(shuffle, "_ember_fast", None)
+
+
+def _both(run):
+    """run() with the C loops, then with the Python ones."""
+    saved = shuffle._ember_fast
+    shuffle._ember_fast = _ember_fast
+    try:
+        fast = run()
+        shuffle._ember_fast = None
+        slow = run()
+    finally:
+        shuffle._ember_fast = saved
+    return fast, slow
+
+
+def _random_key(rng):
+    return rng.choice([
+        None, rng.randint(-2**70, 2**70), rng.randint(-5, 5), str(rng.random())[:4],
+        rng.random(), b"b" + bytes([rng.randint(0, 255)]),
+        (rng.randint(0, 3), None, (str(rng.randint(0, 3)),)), True,
+    ])
+
+
+def test_portable_hash_is_the_python_rule():
+    rng = random.Random(7)
+    keys = [_random_key(rng) for _ in range(20000)] + [(), ((),), (None,), -1, -2, 2**64]
+    assert [_ember_fast.portable_hash(k) for k in keys] == [portable_hash(k) for k in keys]
+    with pytest.raises(TypeError, match="unhashable type: 'list'"):
+        _ember_fast.portable_hash(("a", [1]))
+
+
+@pytest.mark.parametrize("agg", [SimpleAggregator(operator.add),
+                                 SimpleAggregator(lambda a, b: a * 2 + b),
+                                 Aggregator(lambda v: [v], lambda c, v: c + [v],
+                                            lambda a, b: a + b)])
+def test_combine_locally_matches_python(agg):
+    rng = random.Random(3)
+    records = [(_random_key(rng), rng.randint(0, 9)) for _ in range(5000)]
+    records += [[k, v] for k, v in records[:50]]            # any pair unpacks, as in Python
+    fast, slow = _both(lambda: list(combine_locally(iter(records), agg, 1 << 30)))
+    assert fast == slow and len(fast) > 100
+
+
+def test_combine_locally_flushes_at_the_memory_limit_like_python():
+    records = [(f"key{i}", i) for i in range(20000)]
+    fast, slow = _both(lambda: list(combine_locally(records, SimpleAggregator(operator.add),
+                                                    64 << 10)))
+    assert len(fast) == len(slow) == 20000      # every key flushed once, none merged
+    assert sorted(fast) == sorted(slow)
+
+
+@pytest.mark.parametrize("record, error, text", [
+    (5, TypeError, "cannot unpack non-iterable int object"),
+    ((1,), ValueError, r"not enough values to unpack \(expected 2, got 1\)"),
+    ((1, 2, 3), ValueError, r"too many values to unpack \(expected 2\)"),
+    (([1], 2), TypeError, "unhashable type: 'list'"),
+])
+def test_combine_raises_what_python_raises(record, error, text):
+    for fast in (_ember_fast, None):
+        shuffle._ember_fast = fast
+        try:
+            with pytest.raises(error, match=text):
+                list(combine_locally(iter([("a", 1), record]), SimpleAggregator(operator.add)))
+        finally:
+            shuffle._ember_fast = _ember_fast
+
+
+def test_an_exception_in_the_user_merge_propagates():
+    def merge(a, b):
+        raise ZeroDivisionError("user code failed")
+    with pytest.raises(ZeroDivisionError, match="user code failed"):
+        _ember_fast.combine({}, iter([("a", 1), ("a", 2)]), None, merge, 10)
+
+
+def test_partition_buckets_records_as_python_does():
+    rng = random.Random(11)
+    records = [(_random_key(rng), i) for i in range(3000)] + [[("l",), 1]]
+    for partitioner, portable in ((portable_hash, True), (lambda k: len(repr(k)), False)):
+        buckets = [[] for _ in range(7)]
+        full = _ember_fast.partition(iter(records), partitioner, portable, buckets, 10**9)
+        assert full == -1
+        expected = [[] for _ in range(7)]
+        for record in records:
+            expected[partitioner(record[0]) % 7].append(record)
+        assert buckets == expected
+
+
+def test_partition_stops_at_a_full_bucket():
+    buckets = [[], []]
+    records = iter([(0, "a"), (2, "b"), (1, "c"), (4, "d")])
+    assert _ember_fast.partition(records, portable_hash, True, buckets, 2) == 0
+    assert buckets == [[(0, "a"), (2, "b")], []]
+    assert next(records) == (1, "c")          # nothing read past the full bucket
+
+
+def test_partition_rejects_a_partitioner_that_is_not_an_integer():
+    with pytest.raises(TypeError, match="integer is required"):
+        _ember_fast.partition(iter([(1, 1)]), lambda k: 0.5, False, [[], []], 10)

@@ -1,0 +1,275 @@
+/* _ember_fast: the per-record loops of a shuffle's map side, in C.
+ *
+ * ember.shuffle.combine_locally and ember.worker_runtime._write_shuffle call
+ * these when they run inside ember-pyexec (on the driver the module does not
+ * exist and the Python loops run). Each function does exactly what the Python
+ * loop it replaces does, in the same order, with the same calls into user
+ * code and the same exceptions; it only drops the interpreter's per-record
+ * overhead. Both return after a bounded number of records so that the Python
+ * side keeps its memory checks. */
+#include "pyexec.h"
+
+static PyObject *operator_add;     /* operator.add: merged with PyNumber_Add, which it is */
+static PyObject *zero;             /* 0, for record[0] on records that are not tuples */
+
+/* Unpacks `k, v = record` with Python's own errors. New references. */
+static int unpack_pair(PyObject *record, PyObject **k, PyObject **v)
+{
+    if (PyTuple_CheckExact(record) && PyTuple_GET_SIZE(record) == 2) {
+        *k = Py_NewRef(PyTuple_GET_ITEM(record, 0));
+        *v = Py_NewRef(PyTuple_GET_ITEM(record, 1));
+        return 0;
+    }
+    PyObject *it = PyObject_GetIter(record);
+    if (!it) {
+        PyErr_Format(PyExc_TypeError, "cannot unpack non-iterable %.200s object",
+                     Py_TYPE(record)->tp_name);
+        return -1;
+    }
+    PyObject *items[3] = {NULL, NULL, NULL};
+    int n = 0;
+    for (; n < 3; n++) {
+        items[n] = PyIter_Next(it);
+        if (!items[n])
+            break;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred() || n != 2) {
+        for (int i = 0; i < 3; i++)
+            Py_XDECREF(items[i]);
+        if (!PyErr_Occurred()) {
+            if (n < 2)
+                PyErr_Format(PyExc_ValueError,
+                             "not enough values to unpack (expected 2, got %d)", n);
+            else
+                PyErr_SetString(PyExc_ValueError, "too many values to unpack (expected 2)");
+        }
+        return -1;
+    }
+    *k = items[0];
+    *v = items[1];
+    return 0;
+}
+
+/* merge(old, v), with operator.add done directly. New reference. */
+static PyObject *merge_values(PyObject *merge, PyObject *old, PyObject *v)
+{
+    if (merge == operator_add)
+        return PyNumber_Add(old, v);
+    PyObject *args[2] = {old, v};
+    return PyObject_Vectorcall(merge, args, 2, NULL);
+}
+
+/* combine(data, iterator, create, merge, max_records) -> (consumed, exhausted)
+ *
+ * For up to max_records records (k, v) of iterator:
+ *     data[k] = merge(data[k], v) if k in data else create(v)
+ * where create None means the value itself (reduceByKey's combiner). */
+static PyObject *fast_combine(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "combine(data, iterator, create, merge, max_records)");
+        return NULL;
+    }
+    PyObject *data = args[0], *iterator = args[1], *create = args[2], *merge = args[3];
+    Py_ssize_t max_records = PyLong_AsSsize_t(args[4]);
+    if (max_records == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyDict_CheckExact(data) || !PyIter_Check(iterator)) {
+        PyErr_SetString(PyExc_TypeError, "combine needs a dict and an iterator");
+        return NULL;
+    }
+    Py_ssize_t consumed = 0;
+    int exhausted = 0;
+    while (consumed < max_records) {
+        PyObject *record = PyIter_Next(iterator);
+        if (!record) {
+            if (PyErr_Occurred())
+                return NULL;
+            exhausted = 1;
+            break;
+        }
+        consumed++;
+        PyObject *k, *v;
+        int rc = unpack_pair(record, &k, &v);
+        Py_DECREF(record);
+        if (rc != 0)
+            return NULL;
+        PyObject *old = PyDict_GetItemWithError(data, k);   /* borrowed */
+        PyObject *updated;
+        if (old)
+            updated = merge_values(merge, old, v);
+        else if (PyErr_Occurred())
+            updated = NULL;
+        else if (create == Py_None)
+            updated = Py_NewRef(v);
+        else
+            updated = PyObject_CallOneArg(create, v);
+        rc = updated ? PyDict_SetItem(data, k, updated) : -1;
+        Py_XDECREF(updated);
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (rc != 0)
+            return NULL;
+    }
+    return Py_BuildValue("(nO)", consumed, exhausted ? Py_True : Py_False);
+}
+
+/* ember.shuffle.portable_hash: hash(), except None is 0 and a tuple mixes
+ * its items' portable hashes (Python's old tuple hash, kept so that keys land
+ * in the same partition on every worker whatever the hash of tuples does).
+ * Python does the arithmetic on unbounded ints and masks with sys.maxsize;
+ * its low 63 bits are those of the same arithmetic on uint64_t. */
+static Py_hash_t portable_hash(PyObject *x)
+{
+    if (x == Py_None)
+        return 0;
+    if (!PyTuple_Check(x))
+        return PyObject_Hash(x);
+    uint64_t h = 0x345678;
+    Py_ssize_t n = PyTuple_GET_SIZE(x);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_hash_t item = portable_hash(PyTuple_GET_ITEM(x, i));
+        if (item == -1 && PyErr_Occurred())
+            return -1;
+        h ^= (uint64_t)item;
+        h *= 1000003u;
+        h &= (uint64_t)PY_SSIZE_T_MAX;
+    }
+    h ^= (uint64_t)n;
+    return (Py_hash_t)h;     /* below 2**63, so never -1 */
+}
+
+/* The reduce partition of key: partitioner(key) % num_reduce, with
+ * ember.shuffle.portable_hash computed here. */
+static Py_ssize_t reduce_partition(PyObject *key, PyObject *partitioner, int portable,
+                                   PyObject *num_reduce_obj, Py_ssize_t num_reduce)
+{
+    if (portable && (PyTuple_CheckExact(key) || !PyTuple_Check(key))) {
+        Py_hash_t h = portable_hash(key);
+        if (h == -1 && PyErr_Occurred())
+            return -1;
+        Py_ssize_t r = (Py_ssize_t)(h % num_reduce);
+        return r < 0 ? r + num_reduce : r;
+    }
+    PyObject *hashed = PyObject_CallOneArg(partitioner, key);
+    if (!hashed)
+        return -1;
+    PyObject *rem = PyNumber_Remainder(hashed, num_reduce_obj);
+    Py_DECREF(hashed);
+    if (!rem)
+        return -1;
+    Py_ssize_t r = PyLong_AsSsize_t(rem);
+    Py_DECREF(rem);
+    if (r == -1 && PyErr_Occurred())
+        return -1;
+    if (r < 0 || r >= num_reduce) {
+        PyErr_Format(PyExc_ValueError, "partitioner gave %zd for %zd reduce partitions", r,
+                     num_reduce);
+        return -1;
+    }
+    return r;
+}
+
+/* partition(iterator, partitioner, portable, buckets, max_len) -> int
+ *
+ * Appends each record of iterator to buckets[partitioner(record[0]) % len(buckets)]
+ * until one bucket holds max_len records (returns its index) or the iterator
+ * is exhausted (returns -1). */
+static PyObject *fast_partition(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "partition(iterator, partitioner, portable, buckets, max_len)");
+        return NULL;
+    }
+    PyObject *iterator = args[0], *partitioner = args[1], *buckets = args[3];
+    int portable = PyObject_IsTrue(args[2]);
+    Py_ssize_t max_len = PyLong_AsSsize_t(args[4]);
+    if (portable < 0 || (max_len == -1 && PyErr_Occurred()))
+        return NULL;
+    if (!PyIter_Check(iterator) || !PyList_CheckExact(buckets) || PyList_GET_SIZE(buckets) == 0) {
+        PyErr_SetString(PyExc_TypeError, "partition needs an iterator and a list of lists");
+        return NULL;
+    }
+    Py_ssize_t num_reduce = PyList_GET_SIZE(buckets);
+    PyObject *num_reduce_obj = PyLong_FromSsize_t(num_reduce);
+    if (!num_reduce_obj)
+        return NULL;
+    Py_ssize_t full = -1;
+    for (;;) {
+        PyObject *record = PyIter_Next(iterator);
+        if (!record) {
+            if (PyErr_Occurred())
+                goto fail;
+            break;
+        }
+        PyObject *key = PyTuple_CheckExact(record) && PyTuple_GET_SIZE(record) > 0
+                            ? Py_NewRef(PyTuple_GET_ITEM(record, 0))
+                            : PyObject_GetItem(record, zero);
+        Py_ssize_t r = key ? reduce_partition(key, partitioner, portable, num_reduce_obj,
+                                              num_reduce)
+                           : -1;
+        Py_XDECREF(key);
+        PyObject *bucket = r >= 0 ? PyList_GET_ITEM(buckets, r) : NULL;
+        if (bucket && !PyList_Check(bucket)) {
+            PyErr_SetString(PyExc_TypeError, "buckets must be lists");
+            bucket = NULL;
+        }
+        int rc = bucket ? PyList_Append(bucket, record) : -1;
+        Py_DECREF(record);
+        if (rc != 0)
+            goto fail;
+        if (PyList_GET_SIZE(bucket) >= max_len) {
+            full = r;
+            break;
+        }
+    }
+    Py_DECREF(num_reduce_obj);
+    return PyLong_FromSsize_t(full);
+fail:
+    Py_DECREF(num_reduce_obj);
+    return NULL;
+}
+
+static PyObject *fast_portable_hash(PyObject *self, PyObject *x)
+{
+    Py_hash_t h = portable_hash(x);
+    return h == -1 && PyErr_Occurred() ? NULL : PyLong_FromSsize_t(h);
+}
+
+static PyMethodDef fast_methods[] = {
+    {"portable_hash", fast_portable_hash, METH_O, "ember.shuffle.portable_hash, in C."},
+    {"combine", (PyCFunction)(void (*)(void))fast_combine, METH_FASTCALL,
+     "combine(data, iterator, create, merge, max_records) -> (consumed, exhausted)"},
+    {"partition", (PyCFunction)(void (*)(void))fast_partition, METH_FASTCALL,
+     "partition(iterator, partitioner, portable, buckets, max_len) -> full bucket or -1"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef fast_module = {
+    PyModuleDef_HEAD_INIT, "_ember_fast", "The shuffle's per-record loops in C.", -1,
+    fast_methods,
+};
+
+PyObject *pyexec_fast_init(void)
+{
+    PyObject *operator_module = PyImport_ImportModule("operator");
+    if (!operator_module)
+        return NULL;
+    operator_add = PyObject_GetAttrString(operator_module, "add");
+    Py_DECREF(operator_module);
+    zero = PyLong_FromLong(0);
+    if (!operator_add || !zero)
+        return NULL;
+    return PyModule_Create(&fast_module);
+}
+
+#ifdef EMBER_FAST_EXTENSION
+/* Built also as an importable extension (build/lib), so that tests can hold
+ * these loops against the Python ones they replace. */
+PyMODINIT_FUNC PyInit__ember_fast(void)
+{
+    return pyexec_fast_init();
+}
+#endif
