@@ -33,7 +33,8 @@ class ResultIterable(Iterable):
         return len(self.data)
 
     def __reduce__(self) -> tuple:
-        return (ResultIterable, (list(self.data),))
+        data = self.data
+        return (ResultIterable, (data if type(data) is list else list(data),))
 
     def __repr__(self) -> str:
         return f"<ResultIterable of {len(self)} values>"

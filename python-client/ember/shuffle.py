@@ -658,6 +658,9 @@ class ExternalGroupBy(ExternalMerger):
         self._bucket_bytes = [0] * partitions
 
     def mergeValues(self, iterator: Iterable[tuple[Any, Any]]) -> None:
+        if _ember_fast is not None:
+            self._group_fast(iter(iterator), extend=False)
+            return
         data, value_size, key_size = self.data, self._value_sizer.size, self._key_sizer.size
         for k, v in iterator:
             values = data.get(k)
@@ -672,6 +675,9 @@ class ExternalGroupBy(ExternalMerger):
                 data = self.data
 
     def mergeCombiners(self, iterator: Iterable[tuple[Any, Any]]) -> None:
+        if _ember_fast is not None:
+            self._group_fast(iter(iterator), extend=True)
+            return
         data, sizer, key_size = self.data, self._value_sizer, self._key_sizer.size
         for k, vs in iterator:
             if type(vs) is not list:
@@ -689,6 +695,23 @@ class ExternalGroupBy(ExternalMerger):
             if self._used > self.memory_limit:
                 self._spill()
                 data = self.data
+
+    def _group_fast(self, records: Iterator[tuple[Any, Any]], extend: bool) -> None:
+        """mergeValues/mergeCombiners with the loop in C, a chunk of records at
+        a time, the memory estimate updated and checked after each chunk."""
+        value_size, key_size = self._value_sizer.size, self._key_sizer.size
+        while True:
+            chunk = _records_until(self.memory_limit - self._used, self._value_sizer.average)
+            _, exhausted, new_keys, added, key, value = _ember_fast.group(
+                self.data, records, extend, chunk)
+            if added:
+                self._used += new_keys * (120 + key_size(key)) + added * value_size(value)
+            else:
+                self._used += new_keys * 120
+            if self._used > self.memory_limit:
+                self._spill()
+            if exhausted:
+                return
 
     def _spill(self) -> None:
         average = self._value_sizer.average
@@ -745,6 +768,12 @@ def _key_hash(record: tuple[Any, Any]) -> int:
     return hash(record[0])
 
 
+def _records_until(room: int, average: int) -> int:
+    """Records to hand a C loop before the next memory check: 64, or fewer when
+    that many records of the average size would pass the limit."""
+    return max(1, min(_CHECK_MASK + 1, room // max(1, average)))
+
+
 def _list_create(v: Any) -> list:
     return [v]
 
@@ -779,7 +808,19 @@ def combine_locally(iterator: Iterable[tuple[Any, Any]], agg: Aggregator,
     limit = memory_limit if memory_limit is not None else task_memory_limit()
     create, merge = agg.createCombiner, agg.mergeValue
     data: dict[Any, Any] = {}
-    if grouping:
+    if grouping and _ember_fast is not None and agg is LIST_AGGREGATOR:
+        sizer, used = _Sizer(), 0
+        records = iter(iterator)
+        while True:
+            _, exhausted, new_keys, added, _, value = _ember_fast.group(
+                data, records, False, _records_until(limit - used, sizer.average))
+            used += new_keys * 120 + (added * sizer.size(value) if added else 0)
+            if used > limit:
+                yield from data.items()
+                data, used = {}, 0
+            if exhausted:
+                break
+    elif grouping:
         sizer, used = _Sizer(), 0
         for k, v in iterator:
             values = data.get(k)

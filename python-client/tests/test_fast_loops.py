@@ -129,3 +129,54 @@ def test_partition_stops_at_a_full_bucket():
 def test_partition_rejects_a_partitioner_that_is_not_an_integer():
     with pytest.raises(TypeError, match="integer is required"):
         _ember_fast.partition(iter([(1, 1)]), lambda k: 0.5, False, [[], []], 10)
+
+
+def _grouped(merger):
+    return sorted((repr(k), sorted(map(repr, vs))) for k, vs in merger.items())
+
+
+@pytest.mark.parametrize("limit", [1 << 30, 32 << 10])
+def test_group_by_matches_python_in_memory_and_spilling(limit):
+    rng = random.Random(5)
+    pairs = [(_random_key(rng), rng.randint(0, 99)) for _ in range(6000)]
+
+    def combiners():    # fresh lists each time: a merger takes over (and extends) a record's list
+        return [(k, [v, v + 1]) for k, v in pairs[:3000]] + [("empty", []), ("gen", iter([7]))]
+
+    def values():
+        merger = shuffle.ExternalGroupBy(memory_limit=limit)
+        merger.mergeValues(iter(pairs))
+        return _grouped(merger), merger.spills
+
+    def combined():
+        merger = shuffle.ExternalGroupBy(memory_limit=limit)
+        merger.mergeCombiners(iter(combiners()))
+        return _grouped(merger), merger.spills
+
+    for run in (values, combined):
+        (fast, fast_spills), (slow, slow_spills) = _both(run)
+        assert fast == slow
+        assert (fast_spills > 0) == (slow_spills > 0) == (limit < 1 << 20)
+
+
+def test_map_side_grouping_matches_python():
+    rng = random.Random(9)
+    pairs = [(rng.randint(0, 300), str(i)) for i in range(5000)]
+
+    def merged(flushed):     # partial groups flushed at the limit, merged as the reduce side does
+        groups: dict = {}
+        for k, vs in flushed:
+            groups.setdefault(k, []).extend(vs)
+        return sorted(groups.items())
+    for limit in (1 << 30, 16 << 10):
+        fast, slow = _both(lambda: list(combine_locally(iter(pairs), shuffle.LIST_AGGREGATOR,
+                                                        limit, grouping=True)))
+        assert merged(fast) == merged(slow)
+        assert (len(fast) > 301) == (len(slow) > 301) == (limit < 1 << 20)
+
+
+def test_group_raises_what_python_raises():
+    with pytest.raises(ValueError, match="not enough values to unpack"):
+        _ember_fast.group({}, iter([("a", 1), ("b",)]), False, 10)
+    with pytest.raises(TypeError, match="not iterable"):
+        _ember_fast.group({}, iter([("a", 1)]), True, 10)

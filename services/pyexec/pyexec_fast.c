@@ -115,6 +115,130 @@ static PyObject *fast_combine(PyObject *self, PyObject *const *args, Py_ssize_t 
     return Py_BuildValue("(nO)", consumed, exhausted ? Py_True : Py_False);
 }
 
+/* Adds one (k, vs) record to data in extend mode: vs (made a list if it is
+ * not one) becomes k's list, or extends it; an empty vs only makes sure k has
+ * a list. Sets *first to vs's first value (new reference) when it has one.
+ * Returns the number of values added, or -1. */
+static Py_ssize_t group_extend(PyObject *data, PyObject *k, PyObject *vs, int *new_key,
+                               PyObject **first)
+{
+    PyObject *list = PyList_CheckExact(vs) ? Py_NewRef(vs) : PySequence_List(vs);
+    if (!list)
+        return -1;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    PyObject *values = PyDict_GetItemWithError(data, k);   /* borrowed */
+    int rc = 0;
+    if (values) {
+        if (!PyList_Check(values)) {
+            PyErr_SetString(PyExc_TypeError, "grouped values must be lists");
+            rc = -1;
+        } else if (n) {
+            rc = PyList_SetSlice(values, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, list);
+        }
+    } else if (PyErr_Occurred()) {
+        rc = -1;
+    } else {
+        *new_key = 1;
+        if (n) {
+            rc = PyDict_SetItem(data, k, list);
+        } else {
+            PyObject *empty = PyList_New(0);
+            rc = empty ? PyDict_SetItem(data, k, empty) : -1;
+            Py_XDECREF(empty);
+        }
+    }
+    if (rc == 0 && n)
+        *first = Py_NewRef(PyList_GET_ITEM(list, 0));
+    Py_DECREF(list);
+    return rc == 0 ? n : -1;
+}
+
+/* Adds one (k, v) record to data in append mode. Returns 1 or -1. */
+static Py_ssize_t group_append(PyObject *data, PyObject *k, PyObject *v, int *new_key)
+{
+    PyObject *values = PyDict_GetItemWithError(data, k);   /* borrowed */
+    if (values)
+        return PyList_Check(values) ? (PyList_Append(values, v) == 0 ? 1 : -1)
+                                    : (PyErr_SetString(PyExc_TypeError,
+                                                       "grouped values must be lists"), -1);
+    if (PyErr_Occurred())
+        return -1;
+    PyObject *list = PyList_New(1);
+    if (!list)
+        return -1;
+    PyList_SET_ITEM(list, 0, Py_NewRef(v));
+    *new_key = 1;
+    int rc = PyDict_SetItem(data, k, list);
+    Py_DECREF(list);
+    return rc == 0 ? 1 : -1;
+}
+
+/* group(data, iterator, extend, max_records)
+ *     -> (consumed, exhausted, new_keys, values_added, sample_key, sample_value)
+ *
+ * groupByKey's loops: for up to max_records records (k, v) of iterator, append
+ * v to data[k] (a new list [v] for a new key); with extend, each record is
+ * (k, values) and data[k] is extended by them (the record's own list becomes
+ * data[k] for a new key, as in ExternalGroupBy.mergeCombiners). The last key
+ * and value seen are returned for the caller's size sampling. */
+static PyObject *fast_group(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "group(data, iterator, extend, max_records)");
+        return NULL;
+    }
+    PyObject *data = args[0], *iterator = args[1];
+    int extend = PyObject_IsTrue(args[2]);
+    Py_ssize_t max_records = PyLong_AsSsize_t(args[3]);
+    if (extend < 0 || (max_records == -1 && PyErr_Occurred()))
+        return NULL;
+    if (!PyDict_CheckExact(data) || !PyIter_Check(iterator)) {
+        PyErr_SetString(PyExc_TypeError, "group needs a dict and an iterator");
+        return NULL;
+    }
+    Py_ssize_t consumed = 0, new_keys = 0, added = 0;
+    PyObject *sample_key = Py_NewRef(Py_None), *sample_value = Py_NewRef(Py_None);
+    int exhausted = 0;
+    while (consumed < max_records) {
+        PyObject *record = PyIter_Next(iterator);
+        if (!record) {
+            if (PyErr_Occurred())
+                goto fail;
+            exhausted = 1;
+            break;
+        }
+        consumed++;
+        PyObject *k, *v;
+        int rc = unpack_pair(record, &k, &v);
+        Py_DECREF(record);
+        if (rc != 0)
+            goto fail;
+        int new_key = 0;
+        PyObject *first = NULL;
+        Py_ssize_t n = extend ? group_extend(data, k, v, &new_key, &first)
+                              : group_append(data, k, v, &new_key);
+        if (n > 0) {
+            Py_SETREF(sample_value, extend ? first : Py_NewRef(v));
+            Py_SETREF(sample_key, Py_NewRef(k));
+        }
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (n < 0)
+            goto fail;
+        new_keys += new_key;
+        added += n;
+    }
+    PyObject *result = Py_BuildValue("(nOnnOO)", consumed, exhausted ? Py_True : Py_False,
+                                     new_keys, added, sample_key, sample_value);
+    Py_DECREF(sample_key);
+    Py_DECREF(sample_value);
+    return result;
+fail:
+    Py_DECREF(sample_key);
+    Py_DECREF(sample_value);
+    return NULL;
+}
+
 /* ember.shuffle.portable_hash: hash(), except None is 0 and a tuple mixes
  * its items' portable hashes (Python's old tuple hash, kept so that keys land
  * in the same partition on every worker whatever the hash of tuples does).
@@ -239,6 +363,9 @@ static PyObject *fast_portable_hash(PyObject *self, PyObject *x)
 }
 
 static PyMethodDef fast_methods[] = {
+    {"group", (PyCFunction)(void (*)(void))fast_group, METH_FASTCALL,
+     "group(data, iterator, extend, max_records) -> (consumed, exhausted, new_keys, "
+     "values_added, sample_key, sample_value)"},
     {"portable_hash", fast_portable_hash, METH_O, "ember.shuffle.portable_hash, in C."},
     {"combine", (PyCFunction)(void (*)(void))fast_combine, METH_FASTCALL,
      "combine(data, iterator, create, merge, max_records) -> (consumed, exhausted)"},
