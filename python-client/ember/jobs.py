@@ -251,7 +251,11 @@ class JobRunner:
                 f"spark.driver.maxResultSize ({limit / 1048576:.1f} MiB)")
 
     def _records(self, job_id: int, status: dict) -> Iterator[Any]:
-        for entry in status.get("results", []):
+        results = status.get("results", [])
+        if len(results) > 1:      # one request streams every partition's block in turn
+            yield from self.client.stream_frames(f"/applications/{self.app}/jobs/{job_id}/results")
+            return
+        for entry in results:
             yield from self.client.stream_frames(
                 f"/applications/{self.app}/jobs/{job_id}/results/{entry['partition']}")
 

@@ -134,6 +134,8 @@ enum MHD_Result gw_api_metrics(struct gw_request *rq);
 struct gw_blocks *gw_blocks_new(void);
 void gw_blocks_free(struct gw_blocks *b);  /* NULL-safe */
 enum MHD_Result gw_results_get(struct gw_request *rq);
+/* All result blocks of a job in one answer, partition after partition. */
+enum MHD_Result gw_results_get_all(struct gw_request *rq);
 
 /* ---- gw_ui.c: the web UI and the server-rendered job list ---- */
 enum MHD_Result gw_ui_index(struct gw_request *rq);

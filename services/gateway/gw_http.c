@@ -37,6 +37,7 @@ static const struct gw_route routes[] = {
     {"GET", "/api/v1/applications/{app}/jobs", gw_api_query, "jobs"},
     {"GET", "/api/v1/applications/{app}/jobs/{job}", gw_api_get_job, NULL},
     {"POST", "/api/v1/applications/{app}/jobs/{job}/cancel", gw_api_cancel_job, NULL},
+    {"GET", "/api/v1/applications/{app}/jobs/{job}/results", gw_results_get_all, NULL},
     {"GET", "/api/v1/applications/{app}/jobs/{job}/results/{partition}", gw_results_get, NULL},
     {"GET", "/api/v1/applications/{app}/stages", gw_api_query, "stages"},
     {"GET", "/api/v1/applications/{app}/stages/{stage}", gw_api_query, "stage"},

@@ -79,11 +79,22 @@ static grpc_channel *block_channel(struct gw_blocks *b, const char *address)
     return ch;
 }
 
-/* One download: the GetBlock stream and the chunk being sent. Driven only
- * by the MHD thread of the connection (handler, read_block, free_download). */
-struct download {
-    struct gw_stream *stream;
+/* A result block to send: where it is and its size as the master knows it. */
+struct result_block {
+    char *address;
     char *block_id;
+    uint64_t size;
+};
+
+/* One download: the result blocks to send one after another, the GetBlock
+ * stream of the current one and the chunk being sent. Driven only by the MHD
+ * thread of the connection (handler, read_block, free_download). */
+struct download {
+    struct gw_blocks *channels;
+    struct result_block *blocks;
+    size_t n_blocks, current;          /* blocks[current] is being streamed */
+    struct gw_stream *stream;
+    char *block_id;                    /* of the current block (borrowed from blocks) */
     char *address;
     Ember__Chunk *chunk;               /* being sent, or NULL */
     size_t chunk_off;                  /* bytes of chunk already sent */
@@ -101,9 +112,30 @@ static void free_download(void *cls)
     gw_stream_close(d->stream);        /* cancels the call if it still runs */
     if (d->chunk)
         protobuf_c_message_free_unpacked(&d->chunk->base, NULL);
-    free(d->block_id);
-    free(d->address);
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        free(d->blocks[i].address);
+        free(d->blocks[i].block_id);
+    }
+    free(d->blocks);
     free(d);
+}
+
+static struct download *download_new(struct gw_blocks *channels)
+{
+    struct download *d = ember_xcalloc(1, sizeof(*d));
+
+    d->channels = channels;
+    return d;
+}
+
+static void download_add(struct download *d, const char *address, const char *block_id,
+                         uint64_t size)
+{
+    d->blocks = ember_xrealloc(d->blocks, (d->n_blocks + 1) * sizeof(*d->blocks));
+    d->blocks[d->n_blocks].address = ember_xstrdup(address);
+    d->blocks[d->n_blocks].block_id = ember_xstrdup(block_id);
+    d->blocks[d->n_blocks].size = size;
+    d->n_blocks++;
 }
 
 /* Why the stream ended before the block did: a new sentence; *code is the
@@ -164,6 +196,52 @@ static int next_chunk(struct download *d, char **error, grpc_status_code *code)
     return 0;
 }
 
+/* Starts streaming blocks[index]: opens its GetBlock call and waits for the
+ * first chunk. On failure *error is new and *code the call's status. */
+static int open_block(struct download *d, size_t index, char **error, grpc_status_code *code)
+{
+    Ember__GetBlockRequest req = EMBER__GET_BLOCK_REQUEST__INIT;
+
+    gw_stream_close(d->stream);
+    if (d->chunk)
+        protobuf_c_message_free_unpacked(&d->chunk->base, NULL);
+    d->chunk = NULL;
+    d->chunk_off = 0;
+    d->received = d->total = 0;
+    d->sized = 0;
+    d->current = index;
+    d->block_id = d->blocks[index].block_id;
+    d->address = d->blocks[index].address;
+    req.block_id = d->block_id;
+    d->stream = gw_stream_open(block_channel(d->channels, d->address),
+                               &ember__block_manager__descriptor, "GetBlock", &req.base,
+                               STREAM_DEADLINE_MS);
+    if (next_chunk(d, error, code) != 0)
+        return EMBER_EIO;
+    if (d->n_blocks > 1 && d->total != d->blocks[index].size) {
+        *code = GRPC_STATUS_OK;
+        *error = ember_xasprintf("block %s holds %llu bytes, not the %llu the master listed",
+                                 d->block_id, (unsigned long long)d->total,
+                                 (unsigned long long)d->blocks[index].size);
+        return EMBER_EIO;
+    }
+    return 0;
+}
+
+/* Makes d->chunk hold unsent bytes: the next chunk of this block, or the
+ * first of the next block once this one is whole. */
+static int refill(struct download *d, char **error, grpc_status_code *code)
+{
+    while (d->chunk_off == d->chunk->data.len) {
+        int rc = d->received == d->total && d->current + 1 < d->n_blocks
+                     ? open_block(d, d->current + 1, error, code)
+                     : next_chunk(d, error, code);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* MHD's content reader: at most max bytes at pos; blocks for the next chunk. */
 static ssize_t read_block(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -172,10 +250,9 @@ static ssize_t read_block(void *cls, uint64_t pos, char *buf, size_t max)
     char *error = NULL;
     size_t n;
 
-    if (d->chunk_off == d->chunk->data.len && next_chunk(d, &error, &code) != 0) {
-        ember_log_warn("result download of block %s broke after %llu of %llu bytes: %s",
-                       d->block_id, (unsigned long long)pos, (unsigned long long)d->total,
-                       error);
+    if (refill(d, &error, &code) != 0) {
+        ember_log_warn("result download of block %s broke after %llu bytes of the answer: %s",
+                       d->block_id, (unsigned long long)pos, error);
         free(error);
         return MHD_CONTENT_READER_END_WITH_ERROR;  /* MHD closes the connection */
     }
@@ -211,9 +288,10 @@ static enum MHD_Result reply_fetch_error(struct gw_request *rq, const struct dow
 /* Queues the streaming response; takes ownership of d. The route handler runs
  * once the request is complete, when no response is held (see gw_http.c), so
  * the response goes to MHD directly with the headers gw_http.c's replies have. */
-static enum MHD_Result queue_download(struct gw_request *rq, struct download *d)
+static enum MHD_Result queue_download(struct gw_request *rq, struct download *d,
+                                      uint64_t length)
 {
-    struct MHD_Response *r = MHD_create_response_from_callback(d->total, READ_BLOCK_BYTES,
+    struct MHD_Response *r = MHD_create_response_from_callback(length, READ_BLOCK_BYTES,
                                                                read_block, d, free_download);
     enum MHD_Result ret;
 
@@ -230,34 +308,32 @@ static enum MHD_Result queue_download(struct gw_request *rq, struct download *d)
     return ret;
 }
 
-/* Opens the stream of block_id at address, waits for the first chunk (its
- * size, or the error to answer) and starts the response. */
-static enum MHD_Result send_block(struct gw_request *rq, const char *address,
-                                  const char *block_id)
+/* Opens the first block of d, waits for its first chunk (its size, or the
+ * error to answer) and starts the response of `length` bytes in all. */
+static enum MHD_Result start_download(struct gw_request *rq, struct download *d,
+                                      uint64_t length)
 {
-    Ember__GetBlockRequest req = EMBER__GET_BLOCK_REQUEST__INIT;
-    struct download *d = ember_xcalloc(1, sizeof(*d));
     grpc_status_code code;
     char *error = NULL;
     enum MHD_Result ret;
 
-    req.block_id = (char *)block_id;
-    d->block_id = ember_xstrdup(block_id);
-    d->address = ember_xstrdup(address);
-    d->stream = gw_stream_open(block_channel(rq->gw->blocks, address),
-                               &ember__block_manager__descriptor, "GetBlock", &req.base,
-                               STREAM_DEADLINE_MS);
-    if (next_chunk(d, &error, &code) != 0) {
+    if (d->n_blocks == 0) {
+        free_download(d);
+        return gw_reply_static(rq, MHD_HTTP_OK, "application/octet-stream", "", 0);
+    }
+    if (open_block(d, 0, &error, &code) != 0) {
         ret = reply_fetch_error(rq, d, code, error);
         free(error);
         free_download(d);
         return ret;
     }
-    if (d->total == 0) {               /* an empty block: nothing to stream */
+    if (d->n_blocks == 1)
+        length = d->total;             /* the block manager's word: it sends the bytes */
+    if (length == 0) {                 /* an empty block: nothing to stream */
         free_download(d);
         return gw_reply_static(rq, MHD_HTTP_OK, "application/octet-stream", "", 0);
     }
-    return queue_download(rq, d);
+    return queue_download(rq, d, length);
 }
 
 /* The "results" entry of the partition, or NULL (borrowed from job). */
@@ -299,10 +375,49 @@ static enum MHD_Result send_result(struct gw_request *rq, const json_t *job)
         return gw_reply_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
                               "the master named no block for job %u partition %u", rq->job,
                               rq->partition);
-    return send_block(rq, address, block_id);
+    struct download *d = download_new(rq->gw->blocks);
+    download_add(d, address, block_id, 0);
+    return start_download(rq, d, 0);
 }
 
-enum MHD_Result gw_results_get(struct gw_request *rq)
+/* Every result block of the job, in the master's order, as one answer: a
+ * job of many small partitions costs one GetJob and one request, not one of
+ * each per partition. Empty blocks are skipped: the frames carry no more. */
+static enum MHD_Result send_all_results(struct gw_request *rq, const json_t *job)
+{
+    const char *status = json_string_value(json_object_get(job, "status"));
+    const json_t *entry;
+    uint64_t length = 0;
+    size_t i;
+
+    if (status && strcmp(status, "RUNNING") == 0)
+        return gw_reply_error(rq, MHD_HTTP_CONFLICT,
+                              "job %u is still RUNNING; fetch its results once it SUCCEEDED",
+                              rq->job);
+    if (!status || strcmp(status, "SUCCEEDED") != 0)
+        return gw_reply_error(rq, MHD_HTTP_NOT_FOUND, "job %u is %s, so it has no results",
+                              rq->job, status ? status : "in an unknown state");
+    struct download *d = download_new(rq->gw->blocks);
+    json_array_foreach(json_object_get(job, "results"), i, entry) {
+        const char *address = json_string_value(json_object_get(entry, "blockManager"));
+        const char *block_id = json_string_value(json_object_get(entry, "blockId"));
+        json_int_t size = json_integer_value(json_object_get(entry, "size"));
+        if (!address || !*address || !block_id || size < 0) {
+            free_download(d);
+            return gw_reply_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                  "the master named no block for a result of job %u", rq->job);
+        }
+        if (size == 0)
+            continue;
+        download_add(d, address, block_id, (uint64_t)size);
+        length += (uint64_t)size;
+    }
+    return start_download(rq, d, length);
+}
+
+/* GetJob's JSON of rq's job, then `send` with it. */
+static enum MHD_Result with_job(struct gw_request *rq,
+                                enum MHD_Result (*send)(struct gw_request *, const json_t *))
 {
     char *json = NULL, *details = NULL, *peer = NULL;
     grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job, &json, &details);
@@ -321,11 +436,21 @@ enum MHD_Result gw_results_get(struct gw_request *rq)
                              "the master's job JSON does not parse: %s", err.text);
         goto out;
     }
-    ret = send_result(rq, job);
+    ret = send(rq, job);
     json_decref(job);
 out:
     free(json);
     free(details);
     free(peer);
     return ret;
+}
+
+enum MHD_Result gw_results_get(struct gw_request *rq)
+{
+    return with_job(rq, send_result);
+}
+
+enum MHD_Result gw_results_get_all(struct gw_request *rq)
+{
+    return with_job(rq, send_all_results);
 }

@@ -93,6 +93,26 @@ def test_empty_result_block_downloads_as_an_empty_body(sc, gateway):
     assert sc.parallelize([1, 2, 3], 3).filter(lambda x: x > 2).collect() == [3]
 
 
+def test_all_results_come_in_one_answer_in_partition_order(sc, gateway):
+    # Many partitions, some empty: one GET streams the non-empty blocks in turn.
+    data = list(range(300))
+    assert sc.parallelize(data, 40).filter(lambda x: x % 7 != 3 or x > 150).collect() \
+        == [x for x in data if x % 7 != 3 or x > 150]
+    job = _last_job(gateway, sc.applicationId)
+    url = result_url(gateway.address, sc.applicationId, job).rsplit("/", 1)[0]
+    with urllib.request.urlopen(url) as resp:
+        body = resp.read()
+    sizes = [r["size"] for r in job["results"]]
+    assert int(resp.headers["Content-Length"]) == len(body) == sum(sizes)
+    single = b""
+    for r in job["results"]:
+        with urllib.request.urlopen(result_url(gateway.address, sc.applicationId, job,
+                                               r["partition"])) as part:
+            single += part.read()
+    assert body == single
+    assert sc.parallelize([], 5).collect() == []          # only empty blocks: an empty body
+
+
 def test_unknown_partition_is_a_json_404(sc, gateway):
     big_rdd(sc, 1).count()
     job = _last_job(gateway, sc.applicationId)
