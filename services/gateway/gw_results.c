@@ -352,19 +352,31 @@ static const json_t *find_result(const json_t *job, uint32_t partition)
 }
 
 /* Decides from the GetJob JSON whether and where the result can be fetched. */
-static enum MHD_Result send_result(struct gw_request *rq, const json_t *job)
+/* Whether the job has results to fetch; if not, *reply is the answer saying why. */
+static int job_succeeded(struct gw_request *rq, const json_t *job, enum MHD_Result *reply)
 {
     const char *status = json_string_value(json_object_get(job, "status"));
+
+    if (status && strcmp(status, "SUCCEEDED") == 0)
+        return 1;
+    if (status && strcmp(status, "RUNNING") == 0)
+        *reply = gw_reply_error(rq, MHD_HTTP_CONFLICT,
+                                "job %u is still RUNNING; fetch its results once it SUCCEEDED",
+                                rq->job);
+    else
+        *reply = gw_reply_error(rq, MHD_HTTP_NOT_FOUND, "job %u is %s, so it has no results",
+                                rq->job, status ? status : "in an unknown state");
+    return 0;
+}
+
+static enum MHD_Result send_result(struct gw_request *rq, const json_t *job)
+{
     const json_t *entry;
     const char *address, *block_id;
+    enum MHD_Result reply;
 
-    if (status && strcmp(status, "RUNNING") == 0)
-        return gw_reply_error(rq, MHD_HTTP_CONFLICT,
-                              "job %u is still RUNNING; fetch its results once it SUCCEEDED",
-                              rq->job);
-    if (!status || strcmp(status, "SUCCEEDED") != 0)
-        return gw_reply_error(rq, MHD_HTTP_NOT_FOUND, "job %u is %s, so it has no results",
-                              rq->job, status ? status : "in an unknown state");
+    if (!job_succeeded(rq, job, &reply))
+        return reply;
     entry = find_result(job, rq->partition);
     if (!entry)
         return gw_reply_error(rq, MHD_HTTP_NOT_FOUND, "job %u has no result for partition %u",
@@ -385,18 +397,13 @@ static enum MHD_Result send_result(struct gw_request *rq, const json_t *job)
  * each per partition. Empty blocks are skipped: the frames carry no more. */
 static enum MHD_Result send_all_results(struct gw_request *rq, const json_t *job)
 {
-    const char *status = json_string_value(json_object_get(job, "status"));
     const json_t *entry;
     uint64_t length = 0;
+    enum MHD_Result reply;
     size_t i;
 
-    if (status && strcmp(status, "RUNNING") == 0)
-        return gw_reply_error(rq, MHD_HTTP_CONFLICT,
-                              "job %u is still RUNNING; fetch its results once it SUCCEEDED",
-                              rq->job);
-    if (!status || strcmp(status, "SUCCEEDED") != 0)
-        return gw_reply_error(rq, MHD_HTTP_NOT_FOUND, "job %u is %s, so it has no results",
-                              rq->job, status ? status : "in an unknown state");
+    if (!job_succeeded(rq, job, &reply))
+        return reply;
     struct download *d = download_new(rq->gw->blocks);
     json_array_foreach(json_object_get(job, "results"), i, entry) {
         const char *address = json_string_value(json_object_get(entry, "blockManager"));

@@ -51,6 +51,18 @@ static int unpack_pair(PyObject *record, PyObject **k, PyObject **v)
     return 0;
 }
 
+/* The next record of iterator, unpacked: 1 with new references in *k and *v,
+ * 0 at the end, -1 with an exception set. */
+static int next_pair(PyObject *iterator, PyObject **k, PyObject **v)
+{
+    PyObject *record = PyIter_Next(iterator);
+    if (!record)
+        return PyErr_Occurred() ? -1 : 0;
+    int rc = unpack_pair(record, k, v);
+    Py_DECREF(record);
+    return rc == 0 ? 1 : -1;
+}
+
 /* merge(old, v), with operator.add done directly. New reference. */
 static PyObject *merge_values(PyObject *merge, PyObject *old, PyObject *v)
 {
@@ -82,19 +94,15 @@ static PyObject *fast_combine(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_ssize_t consumed = 0;
     int exhausted = 0;
     while (consumed < max_records) {
-        PyObject *record = PyIter_Next(iterator);
-        if (!record) {
-            if (PyErr_Occurred())
-                return NULL;
+        PyObject *k, *v;
+        int got = next_pair(iterator, &k, &v);
+        if (got < 0)
+            return NULL;
+        if (got == 0) {
             exhausted = 1;
             break;
         }
         consumed++;
-        PyObject *k, *v;
-        int rc = unpack_pair(record, &k, &v);
-        Py_DECREF(record);
-        if (rc != 0)
-            return NULL;
         PyObject *old = PyDict_GetItemWithError(data, k);   /* borrowed */
         PyObject *updated;
         if (old)
@@ -105,7 +113,7 @@ static PyObject *fast_combine(PyObject *self, PyObject *const *args, Py_ssize_t 
             updated = Py_NewRef(v);
         else
             updated = PyObject_CallOneArg(create, v);
-        rc = updated ? PyDict_SetItem(data, k, updated) : -1;
+        int rc = updated ? PyDict_SetItem(data, k, updated) : -1;
         Py_XDECREF(updated);
         Py_DECREF(k);
         Py_DECREF(v);
@@ -200,19 +208,15 @@ static PyObject *fast_group(PyObject *self, PyObject *const *args, Py_ssize_t na
     PyObject *sample_key = Py_NewRef(Py_None), *sample_value = Py_NewRef(Py_None);
     int exhausted = 0;
     while (consumed < max_records) {
-        PyObject *record = PyIter_Next(iterator);
-        if (!record) {
-            if (PyErr_Occurred())
-                goto fail;
+        PyObject *k, *v;
+        int got = next_pair(iterator, &k, &v);
+        if (got < 0)
+            goto fail;
+        if (got == 0) {
             exhausted = 1;
             break;
         }
         consumed++;
-        PyObject *k, *v;
-        int rc = unpack_pair(record, &k, &v);
-        Py_DECREF(record);
-        if (rc != 0)
-            goto fail;
         int new_key = 0;
         PyObject *first = NULL;
         Py_ssize_t n = extend ? group_extend(data, k, v, &new_key, &first)
