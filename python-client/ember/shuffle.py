@@ -548,6 +548,9 @@ class ExternalMerger:
     def mergeValues(self, iterator: Iterable[tuple[Any, Any]]) -> None:
         """Adds (key, value) records."""
         create, merge = self.agg.createCombiner, self.agg.mergeValue
+        if _ember_fast is not None:
+            self._merge_fast(iter(iterator), None if create is identity else create, merge)
+            return
         data, limit, tracker = self.data, self.memory_limit, self._tracker
         for n, (k, v) in enumerate(iterator, 1):
             data[k] = merge(data[k], v) if k in data else create(v)
@@ -558,12 +561,28 @@ class ExternalMerger:
     def mergeCombiners(self, iterator: Iterable[tuple[Any, Any]]) -> None:
         """Adds (key, combiner) records."""
         merge = self.agg.mergeCombiners
+        if _ember_fast is not None:
+            self._merge_fast(iter(iterator), None, merge)
+            return
         data, limit, tracker = self.data, self.memory_limit, self._tracker
         for n, (k, c) in enumerate(iterator, 1):
             data[k] = merge(data[k], c) if k in data else c
             if not n & _CHECK_MASK and tracker.update(data, _CHECK_MASK + 1) > limit:
                 self._spill()
                 data = self.data
+
+    def _merge_fast(self, records: Iterator[tuple[Any, Any]],
+                    create: Optional[Callable[[Any], Any]],
+                    merge: Callable[[Any, Any], Any]) -> None:
+        """The merge loops in C, 64 records at a time between memory checks
+        (create None: a record's value is its own combiner)."""
+        while True:
+            consumed, exhausted = _ember_fast.combine(self.data, records, create, merge,
+                                                      _CHECK_MASK + 1)
+            if self._tracker.update(self.data, consumed) > self.memory_limit:
+                self._spill()
+            if exhausted:
+                return
 
     def _path(self, bucket: int) -> str:
         if self._dir is None:

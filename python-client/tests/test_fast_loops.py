@@ -180,3 +180,24 @@ def test_group_raises_what_python_raises():
         _ember_fast.group({}, iter([("a", 1), ("b",)]), False, 10)
     with pytest.raises(TypeError, match="not iterable"):
         _ember_fast.group({}, iter([("a", 1)]), True, 10)
+
+
+@pytest.mark.parametrize("limit", [1 << 30, 48 << 10])
+def test_external_merger_matches_python_in_memory_and_spilling(limit):
+    rng = random.Random(13)
+    values = [(rng.randint(0, 2000), rng.randint(0, 9)) for _ in range(20000)]
+    combiners = [(rng.randint(0, 2000), [rng.randint(0, 9)]) for _ in range(5000)]
+    list_agg = Aggregator(lambda v: [v], lambda c, v: c + [v], lambda a, b: a + b)
+
+    def merged(agg, method, records):
+        def run():
+            merger = shuffle.ExternalMerger(agg, limit)
+            getattr(merger, method)(iter(records))
+            return sorted(merger.items()), merger.spills
+        return run
+    for run in (merged(SimpleAggregator(operator.add), "mergeValues", values),
+                merged(list_agg, "mergeValues", values),
+                merged(list_agg, "mergeCombiners", combiners)):
+        (fast, fast_spills), (slow, slow_spills) = _both(run)
+        assert fast == slow
+        assert (fast_spills > 0) == (slow_spills > 0) == (limit < 1 << 20)
