@@ -284,7 +284,7 @@ class _DictSizeTracker:
     def update(self, d: dict, count: int = 1) -> float:
         """The estimated size after count more updates of d."""
         self.updates += count
-        if self.updates >= self.next_sample:
+        if self.updates >= self.next_sample or not self.samples:
             self.samples.append((self.updates, _dict_size(d)))
             if len(self.samples) == 2:
                 (u0, b0), (u1, b1) = self.samples
