@@ -31,7 +31,7 @@ from threading import Thread
 from typing import (IO, TYPE_CHECKING, Any, Callable, Hashable, Iterable, Iterator, Optional,
                     Sequence, Union)
 
-from ember import lineage
+from ember import lineage, simple_functions
 from ember.broadcast import collect_broadcasts
 from ember.callsite import call_site
 from ember.errors import EmberError, OutputPathExistsError
@@ -316,8 +316,13 @@ class RDD:
         ... # doctest: +SKIP
         [('a', 1), ('b', 1), ('c', 1)]
         """
-        def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
-            return map(f, iterator)
+        native = simple_functions.map_function(f)     # e.g. lambda w: (w, 1), run in C
+        if native is not None:
+            def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
+                return native(iterator)
+        else:
+            def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
+                return map(f, iterator)
         return self.mapPartitionsWithIndex(func, preservesPartitioning)
 
     def flatMap(self, f: Callable[[Any], Iterable[Any]],
@@ -330,8 +335,10 @@ class RDD:
         ... # doctest: +SKIP
         [1, 1, 1, 2, 2, 3]
         """
+        g = simple_functions.as_callable(f) or f      # e.g. lambda line: line.split(" ")
+
         def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
-            return chain.from_iterable(map(f, iterator))
+            return chain.from_iterable(map(g, iterator))
         return self.mapPartitionsWithIndex(func, preservesPartitioning)
 
     def filter(self, f: Callable[[Any], bool]) -> "RDD":
@@ -868,6 +875,7 @@ class RDD:
         ...     lambda a, b: a + b).collect())  # doctest: +SKIP
         [('a', 2), ('b', 1)]
         """
+        func = simple_functions.binary_operator(func)  # lambda a, b: a + b is operator.add
         return self.combineByKey(identity, func, func, numPartitions, partitionFunc)
 
     def reduceByKeyLocally(self, func: Callable[[Any, Any], Any]) -> dict[Any, Any]:

@@ -1,0 +1,112 @@
+"""Simple lambdas of PySpark programs, recognised and run as C callables.
+
+``lambda w: (w, 1)``, ``lambda line: line.split(" ")``, ``lambda kv: kv[0]`` and
+``lambda a, b: a + b`` are in nearly every PySpark program, and calling a Python
+function per record costs more than the work it does. A function is replaced
+only when its bytecode is exactly that of one of the templates below (same
+instructions, same number of constants and names, no closure, no defaults that
+could matter), so the replacement computes the same thing with the same
+exceptions: ``zip(records, repeat(c))`` makes the tuples ``(x, c)``,
+``operator.methodcaller``, ``operator.itemgetter`` and ``operator.add`` are the
+C versions of the method call, the subscript and the ``+`` the lambda does.
+Only a traceback differs: it has no frame for the lambda. Driver and workers run
+the same Python minor version (ember.compat checks it), so the bytecode the
+driver recognised is the bytecode the lambda would have run.
+
+Examples
+--------
+>>> list(map_function(lambda w: (w, 1))(iter(["a", "b"])))
+[('a', 1), ('b', 1)]
+>>> as_callable(lambda line: line.split(" "))
+operator.methodcaller('split', ' ')
+>>> binary_operator(lambda a, b: a + b) is operator.add
+True
+>>> as_callable(lambda x: x.split(sep))        # a global: not a template
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+import types
+from itertools import repeat
+from typing import Any, Callable, Iterator, Optional
+
+
+# The flags that change what code does; the others say where it was written
+# (CO_NESTED) or which __future__ imports its module had.
+_FLAGS = (inspect.CO_OPTIMIZED | inspect.CO_NEWLOCALS | inspect.CO_VARARGS
+          | inspect.CO_VARKEYWORDS | inspect.CO_GENERATOR | inspect.CO_COROUTINE
+          | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR)
+
+
+def _shape(code: types.CodeType) -> tuple:
+    return (code.co_code, code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
+            code.co_flags & _FLAGS, len(code.co_consts), len(code.co_names),
+            code.co_freevars, code.co_cellvars, code.co_nlocals)
+
+
+# Templates: the bytecode of each shape; the constants and names are read from
+# the user's function at the same positions.
+_PAIR = _shape((lambda x: (x, 0)).__code__)                  # (x, c)
+_METHOD_CALLS = {                                             # x.name(c1, ...)
+    _shape((lambda x: x.m()).__code__): 0,
+    _shape((lambda x: x.m(0)).__code__): 1,
+    _shape((lambda x: x.m(0, 1)).__code__): 2,
+}
+_ITEM = _shape((lambda x: x[0]).__code__)                     # x[c]
+_BINARY = {
+    _shape((lambda a, b: a + b).__code__): operator.add,
+    _shape((lambda a, b: a * b).__code__): operator.mul,
+    _shape((lambda a, b: a - b).__code__): operator.sub,
+    _shape((lambda a, b: a | b).__code__): operator.or_,
+    _shape((lambda a, b: a & b).__code__): operator.and_,
+}
+
+
+def _code_of(f: Any) -> Optional[types.CodeType]:
+    """f's code when f is a plain Python function without a closure."""
+    if type(f) is not types.FunctionType or f.__closure__ is not None or f.__kwdefaults__:
+        return None
+    return f.__code__
+
+
+def _constants(code: types.CodeType, count: int) -> tuple:
+    # co_consts[0] is the None every lambda carries; the literals follow in order.
+    return code.co_consts[1:1 + count]
+
+
+def as_callable(f: Any) -> Optional[Callable[[Any], Any]]:
+    """A C callable that computes f(x) for every x, when f is a recognised
+    one-argument lambda; None otherwise."""
+    code = _code_of(f)
+    if code is None:
+        return None
+    shape = _shape(code)
+    if shape in _METHOD_CALLS:
+        return operator.methodcaller(code.co_names[0],
+                                     *_constants(code, _METHOD_CALLS[shape]))
+    if shape == _ITEM:
+        return operator.itemgetter(_constants(code, 1)[0])
+    return None
+
+
+def map_function(f: Any) -> Optional[Callable[[Iterator[Any]], Iterator[Any]]]:
+    """A function of an iterator equal to ``map(f, iterator)`` built from C
+    parts, when f is a recognised lambda; None otherwise."""
+    code = _code_of(f)
+    if code is not None and _shape(code) == _PAIR:
+        constant = _constants(code, 1)[0]
+        return lambda records: zip(records, repeat(constant))
+    c_callable = as_callable(f)
+    if c_callable is None:
+        return None
+    return lambda records: map(c_callable, records)
+
+
+def binary_operator(f: Any) -> Any:
+    """operator.add for ``lambda a, b: a + b`` (and likewise -, *, |, &); f otherwise."""
+    code = _code_of(f)
+    if code is None:
+        return f
+    return _BINARY.get(_shape(code), f)
