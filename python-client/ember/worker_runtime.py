@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 from collections import OrderedDict
+from itertools import chain
 import struct
 import time
 import traceback
@@ -123,14 +124,18 @@ class _Inputs:
         self.from_objects = from_objects
 
     def leaf(self, kind: str) -> Iterator[Any]:
-        """The records of the next input, read lazily."""
+        """The records of the next input, read lazily a frame at a time (the
+        records of a frame are iterated in C, not by a Python generator)."""
+        return chain.from_iterable(self._batches(kind))
+
+    def _batches(self, kind: str) -> Iterator[list]:
         index = self.started
         self.started += 1
         block_id = self.from_objects.get(str(index))
         if block_id is not None:
             records = _objects.get(block_id)
             self.records += len(records)
-            yield from records
+            yield records
             self._expect_end()
             return
         while True:
@@ -142,7 +147,7 @@ class _Inputs:
                 return
             batch = _text_lines(frame) if kind == "text" else pickle.loads(frame)
             self.records += len(batch)
-            yield from batch
+            yield batch
 
     def _expect_end(self) -> None:
         frame = io.read_frame()
