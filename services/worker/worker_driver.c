@@ -308,8 +308,14 @@ static int send_report(struct driver_proc *p, const char *state, int exit_code,
 static void exec_driver(struct driver_proc *p, pid_t parent, int out, int err, int status_fd)
 {
     int null = open("/dev/null", O_RDONLY);
+    sigset_t none;
     int e;
 
+    /* The worker blocks SIGTERM and SIGINT to wait for them; a blocked mask
+     * survives exec, and the driver must die of KillDriver's SIGTERM. */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
     setpgid(0, 0);                     /* KillDriver signals the whole group */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
