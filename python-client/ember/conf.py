@@ -125,7 +125,8 @@ def read_defaults_file(path: str) -> list[tuple[str, str]]:
 def environment_settings(environ: Mapping[str, str] = os.environ) -> list[tuple[str, str]]:
     """Settings from the environment: ``EMBER_MASTER`` is ``spark.master``;
     ``EMBER_CONF_<key with . as _>`` sets any key
-    (``EMBER_CONF_spark_executor_memory=2g`` is ``spark.executor.memory``).
+    (``EMBER_CONF_spark_executor_memory=2g`` is ``spark.executor.memory``;
+    ``EMBER_CONF_DIR`` is where the defaults file is, not a setting).
 
     Examples
     --------
@@ -134,7 +135,8 @@ def environment_settings(environ: Mapping[str, str] = os.environ) -> list[tuple[
     """
     pairs = [(name[len(ENV_PREFIX):].replace("_", "."), value)
              for name, value in sorted(environ.items())
-             if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX)]
+             if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX)
+             and name != "EMBER_CONF_DIR"]
     if environ.get("EMBER_MASTER"):
         pairs.append(("spark.master", environ["EMBER_MASTER"]))
     return pairs
