@@ -13,7 +13,7 @@
 #include "master.pb-c.h"
 #include "worker.pb-c.h"
 
-#define LAUNCH_TIMEOUT_MS 30000        /* the worker writes the files, then answers */
+#define LAUNCH_TIMEOUT_MS 8000   /* under the gateway's 10 s: the worker writes the files, then answers */
 #define KILL_TIMEOUT_MS 5000
 
 enum driver_state { DRIVER_SUBMITTED, DRIVER_RUNNING, DRIVER_FINISHED, DRIVER_FAILED,
