@@ -204,3 +204,18 @@ char *ember_address_host(const char *address)
     host[n] = '\0';
     return host;
 }
+
+int ember_is_secret_key(const char *key)
+{
+    static const char *const words[] = {"secret", "password", "token", "credential"};
+
+    for (size_t i = 0; key && i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasestr(key, words[i]))
+            return 1;
+    return 0;
+}
+
+const char *ember_shown_value(const char *key, const char *value)
+{
+    return value && ember_is_secret_key(key) ? EMBER_REDACTED : value;
+}

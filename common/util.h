@@ -37,6 +37,13 @@ int ember_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len)
 /* The host part of "host:port" as a new string. */
 char *ember_address_host(const char *address);
 
+/* Settings whose values are never shown (UI, API, logs): a key containing
+ * secret, password, token or credential, in any case. */
+#define EMBER_REDACTED "*********(redacted)"
+int ember_is_secret_key(const char *key);
+/* value, or EMBER_REDACTED when key is a secret's (borrowed either way). */
+const char *ember_shown_value(const char *key, const char *value);
+
 uint64_t ember_now_ms(void);        /* wall clock, ms since the epoch */
 uint64_t ember_monotonic_ms(void);  /* for durations and timeouts */
 

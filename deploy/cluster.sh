@@ -47,7 +47,7 @@ start() {
             --master "127.0.0.1:$master_port" --id "blockd-$i" --dir "$run/blockd-$i-spill"
         start_daemon ember-worker "worker-$i" --listen "127.0.0.1:$worker_port" \
             --master "127.0.0.1:$master_port" --blockd "127.0.0.1:$blockd_port" \
-            --cores 1 --id "worker-$i"
+            --cores 1 --id "worker-$i" --work-dir "$run/worker-$i-work"
     done
     for _ in $(seq 1 100); do
         alive=$(curl -s "http://127.0.0.1:$gateway_port/api/v1/executors" | grep -o '"alive"' | wc -l)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Iterable, Optional
+from typing import Iterable, Mapping, Optional
 
 _system_properties: dict[str, str] = {}
 
@@ -43,6 +44,102 @@ def parse_size(text: str, default_unit: str = "b") -> int:
     if not unit and not suffix:
         unit = default_unit.lower().rstrip("b")
     return int(float(number) * _UNITS[unit.lower()])
+
+
+DEFAULTS_FILE_NAME = "ember-defaults.conf"
+ENV_PREFIX = "EMBER_CONF_"
+REDACTED = "*********(redacted)"
+_SECRET_RE = re.compile(r"secret|password|token|credential", re.IGNORECASE)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a setting's value must never be shown (UI, API, logs).
+
+    Examples
+    --------
+    >>> is_secret_key("spark.authenticate.secret"), is_secret_key("spark.app.name")
+    (True, False)
+    """
+    return bool(_SECRET_RE.search(key))
+
+
+def redacted(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The pairs as a dict, with the values of secrets replaced by ``REDACTED``.
+
+    Examples
+    --------
+    >>> redacted([("a.password", "x"), ("b", "1")])
+    {'a.password': '*********(redacted)', 'b': '1'}
+    """
+    return {k: REDACTED if is_secret_key(k) else v for k, v in pairs}
+
+
+def parse_defaults_line(line: str) -> Optional[tuple[str, str]]:
+    """One line of a defaults file: ``key value``, ``key=value`` or ``key = value``;
+    None for a blank line or a ``#`` comment (the same rules as ember-submit's).
+
+    Examples
+    --------
+    >>> parse_defaults_line("spark.app.name  my app")
+    ('spark.app.name', 'my app')
+    >>> parse_defaults_line("spark.x = 1"), parse_defaults_line("# note")
+    (('spark.x', '1'), None)
+    """
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    match = re.match(r"([^\s=]+)([\s=]?)(.*)$", line)
+    key, separator, rest = match.groups()
+    rest = rest.lstrip(" \t")
+    if separator != "=" and rest.startswith("="):
+        rest = rest[1:].lstrip(" \t")
+    return key, rest
+
+
+def defaults_file_path(environ: Mapping[str, str] = os.environ) -> Optional[str]:
+    """The defaults file in effect: ``EMBER_PROPERTIES_FILE`` (ember-submit's
+    ``--properties-file``), else ``$EMBER_CONF_DIR/ember-defaults.conf``, else
+    ``conf/ember-defaults.conf`` of the installation (the folder above the
+    ``ember`` package's); None when there is none."""
+    explicit = environ.get("EMBER_PROPERTIES_FILE")
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise FileNotFoundError(f"properties file {explicit} (EMBER_PROPERTIES_FILE, "
+                                    "--properties-file) does not exist")
+        return explicit
+    candidates = []
+    if environ.get("EMBER_CONF_DIR"):
+        candidates.append(os.path.join(environ["EMBER_CONF_DIR"], DEFAULTS_FILE_NAME))
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates.append(os.path.join(os.path.dirname(package_parent), "conf", DEFAULTS_FILE_NAME))
+    candidates.append(os.path.join(package_parent, "conf", DEFAULTS_FILE_NAME))
+    return next((c for c in candidates if os.path.isfile(c)), None)
+
+
+def read_defaults_file(path: str) -> list[tuple[str, str]]:
+    """The (key, value) pairs of a defaults file, in order."""
+    with open(path, encoding="utf-8") as fh:
+        return [pair for pair in map(parse_defaults_line, fh) if pair]
+
+
+def environment_settings(environ: Mapping[str, str] = os.environ) -> list[tuple[str, str]]:
+    """Settings from the environment: ``EMBER_MASTER`` is ``spark.master``;
+    ``EMBER_CONF_<key with . as _>`` sets any key
+    (``EMBER_CONF_spark_executor_memory=2g`` is ``spark.executor.memory``;
+    ``EMBER_CONF_DIR`` is where the defaults file is, not a setting).
+
+    Examples
+    --------
+    >>> environment_settings({"EMBER_CONF_spark_driver_maxResultSize": "2g"})
+    [('spark.driver.maxResultSize', '2g')]
+    """
+    pairs = [(name[len(ENV_PREFIX):].replace("_", "."), value)
+             for name, value in sorted(environ.items())
+             if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX)
+             and name != "EMBER_CONF_DIR"]
+    if environ.get("EMBER_MASTER"):
+        pairs.append(("spark.master", environ["EMBER_MASTER"]))
+    return pairs
 
 
 def set_system_property(key: str, value: object) -> None:

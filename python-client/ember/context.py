@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from ember import files, lineage, readers
-from ember.conf import SparkConf
+from ember.conf import (SparkConf, defaults_file_path, environment_settings,
+                        read_defaults_file, redacted)
 from ember.errors import EmberError
 from ember.gateway_client import GatewayClient
 from ember.jobs import JobRunner
@@ -69,8 +70,7 @@ class SparkContext:
                  gateway: Any = None, jsc: Any = None, profiler_cls: Any = None) -> None:
         self._conf = conf or SparkConf()
         _apply_submit_environment(self._conf)
-        self.master = (master or self._conf.get("spark.master")
-                       or os.environ.get("EMBER_MASTER") or "local[*]")
+        self.master = master or self._conf.get("spark.master") or "local[*]"
         self.appName = appName or self._conf.get("spark.app.name") or "ember-app"
         self._conf.set("spark.master", self.master).set("spark.app.name", self.appName)
         self._cluster: Optional[LocalCluster] = None
@@ -90,7 +90,8 @@ class SparkContext:
                 self._client = GatewayClient(gateway_address)
                 app = self._client.request(
                     "POST", "/applications",
-                    {"name": self.appName, "user": self.sparkUser()}, retry=True)
+                    {"name": self.appName, "user": self.sparkUser(),
+                     "properties": redacted(self._conf.getAll())}, retry=True)
             except BaseException:
                 if self._cluster is not None:
                     self._cluster.stop()
@@ -106,6 +107,8 @@ class SparkContext:
             p for p in os.environ.get("EMBER_PY_FILES", "").split(",") if p]
         for path in shipped:
             self.addPyFile(path)
+        for path in (p for p in os.environ.get("EMBER_FILES", "").split(",") if p):
+            self.addFile(path)
 
     def _connect(self) -> str:
         local = _LOCAL_RE.match(self.master)
@@ -342,7 +345,8 @@ class SparkContext:
         and store the broadcast values again; the lineage is sent again with the
         next job, and lost cached data is recomputed."""
         app = self._client.request(
-            "POST", "/applications", {"name": self.appName, "user": self.sparkUser()},
+            "POST", "/applications", {"name": self.appName, "user": self.sparkUser(),
+                                      "properties": redacted(self._conf.getAll())},
             retry=True)
         self.applicationId = app["id"]
         for holder in list(self._broadcasts.values()):
@@ -618,11 +622,19 @@ class InheritableThread(threading.Thread):
 
 
 def _apply_submit_environment(conf: SparkConf) -> None:
-    """What ember-submit passes on: --conf pairs (EMBER_CONF, one key=value a
-    line) and --name (EMBER_APP_NAME), below whatever the script sets itself."""
+    """Fills in what the script did not set, in this order of precedence: what
+    ember-submit passes on (--conf pairs in EMBER_CONF, one key=value a line,
+    --master among them, and --name in EMBER_APP_NAME), then the environment
+    (EMBER_MASTER, EMBER_CONF_*), then the defaults file."""
     for line in os.environ.get("EMBER_CONF", "").splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip():
             conf.setIfMissing(key.strip(), value.strip())
     if os.environ.get("EMBER_APP_NAME"):
         conf.setIfMissing("spark.app.name", os.environ["EMBER_APP_NAME"])
+    for key, value in environment_settings():
+        conf.setIfMissing(key, value)
+    path = defaults_file_path()
+    if path:
+        for key, value in read_defaults_file(path):
+            conf.setIfMissing(key, value)

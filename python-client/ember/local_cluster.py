@@ -159,7 +159,8 @@ class LocalCluster:
                 self._spawn("ember-worker", f"worker-{i}",
                             ["--listen", "127.0.0.1:0", "--master", self.master_address,
                              "--blockd", blockd, "--cores", str(self.cores_per_worker),
-                             "--id", f"worker-{i}"])
+                             "--id", f"worker-{i}",
+                             "--work-dir", os.path.join(self.run_dir, f"worker-{i}-work")])
             self._wait_registered()
         except BaseException:
             self.stop()

@@ -82,3 +82,24 @@ def test_spark_conf_round_trip():
     assert conf.get("spark.master") == "local[2]"
     assert conf.get("a") == "1"
     assert conf.get("missing", "d") == "d"
+
+
+def test_defaults_file_lines_environment_and_lookup(tmp_path):
+    from ember.conf import (defaults_file_path, environment_settings, parse_defaults_line,
+                            read_defaults_file)
+    assert parse_defaults_line("spark.x=a=b") == ("spark.x", "a=b")
+    assert parse_defaults_line("  spark.y \t two words ") == ("spark.y", "two words")
+    assert parse_defaults_line("#spark.z 1") is None
+    (tmp_path / "ember-defaults.conf").write_text("# c\nspark.a 1\n\nspark.b = 2\n")
+    found = defaults_file_path({"EMBER_CONF_DIR": str(tmp_path)})
+    assert found == str(tmp_path / "ember-defaults.conf")
+    assert read_defaults_file(found) == [("spark.a", "1"), ("spark.b", "2")]
+    explicit = tmp_path / "other.conf"
+    explicit.write_text("spark.c 3\n")
+    assert defaults_file_path({"EMBER_PROPERTIES_FILE": str(explicit),
+                               "EMBER_CONF_DIR": str(tmp_path)}) == str(explicit)
+    with pytest.raises(FileNotFoundError, match="nope.conf"):
+        defaults_file_path({"EMBER_PROPERTIES_FILE": str(tmp_path / "nope.conf")})
+    assert environment_settings({"EMBER_CONF_spark_a": "1", "EMBER_MASTER": "local[2]",
+                                 "EMBER_CONFX": "no", "EMBER_CONF_DIR": "/x"}) == [("spark.a", "1"),
+                                                           ("spark.master", "local[2]")]

@@ -18,6 +18,9 @@ const struct ember_option gw_options[] = {
     {"max-body-bytes", "EMBER_GATEWAY_MAX_BODY", "268435456",
      "largest request body accepted (bigger ones get 413)"},
     {"threads", "EMBER_GATEWAY_THREADS", "4", "HTTP threads (each serves many connections)"},
+    {"advertise", "EMBER_GATEWAY_ADVERTISE", NULL,
+     "host:port cluster-mode drivers on workers use to reach this gateway (default: the "
+     "listen address)"},
     {0},
 };
 
@@ -85,7 +88,12 @@ static int start_serving(struct gw *g, const char *listen, unsigned threads)
         return rc;
     advertised = ember_advertised_address(listen, port, NULL);
     ember_daemon_ready(g->daemon, advertised);
-    free(advertised);
+    if (ember_daemon_opt(g->daemon, "advertise") && *ember_daemon_opt(g->daemon, "advertise"))
+        g->advertised = ember_xstrdup(ember_daemon_opt(g->daemon, "advertise"));
+    else
+        g->advertised = advertised;
+    if (g->advertised != advertised)
+        free(advertised);
     return 0;
 }
 
@@ -131,5 +139,6 @@ void gw_destroy(struct gw *g)
     if (g->grpc_started)
         grpc_shutdown();
     free(g->master_addr);
+    free(g->advertised);
     free(g);
 }

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include "daemon.h"
+#include "master.pb-c.h"
 #include "rpc.h"
 #include "util.h"
 
@@ -23,6 +24,7 @@ struct gw_blocks;
 struct gw {
     struct ember_daemon *daemon;
     char *master_addr;
+    char *advertised;              /* host:port cluster-mode drivers connect to */
     grpc_channel *master;          /* thread-safe, shared by every MHD thread */
     struct gw_blocks *blocks;
     struct MHD_Daemon *mhd;
@@ -47,6 +49,7 @@ struct gw_request {
     char *path;
     char *segments;                /* path split in place; parameters point here */
     const char *app;               /* {app} of the path, or NULL */
+    const char *driver;            /* {driver} of the path, or NULL */
     uint32_t job, stage, partition, rdd, broadcast;
     struct ember_buf body;         /* NUL-terminated when the handler runs */
     int too_big;
@@ -76,6 +79,9 @@ enum MHD_Result gw_reply_buffer(struct gw_request *rq, unsigned status, const ch
 /* Borrows `data`, which must outlive the daemon (string literals, embedded files). */
 enum MHD_Result gw_reply_static(struct gw_request *rq, unsigned status, const char *type,
                                 const void *data, size_t len);
+/* Takes ownership of r (NULL: out of memory, the connection is dropped). */
+enum MHD_Result gw_reply_response(struct gw_request *rq, unsigned status, struct MHD_Response *r,
+                                  const char *type);
 /* The HTTP status for a failed gRPC call to `peer` ("master at host:port"); *message
  * is a new sentence for the client. */
 unsigned gw_rpc_http_status(grpc_status_code code, const char *details, const char *peer,
@@ -90,8 +96,10 @@ enum MHD_Result gw_reply_rpc_error(struct gw_request *rq, grpc_status_code code,
 
 /* "master at host:port", a new string for error messages. */
 char *gw_master_peer(const struct gw *g);
+/* properties_json: the driver's settings, a JSON object (NULL: none). */
 grpc_status_code gw_master_create_app(struct gw *g, const char *name, const char *user,
-                                      char **app_id, char **details);
+                                      const char *properties_json, char **app_id,
+                                      char **details);
 grpc_status_code gw_master_end_app(struct gw *g, const char *app_id, char **details);
 /* job_json is passed to the master unchanged. */
 grpc_status_code gw_master_submit_job(struct gw *g, const char *app_id, const char *job_json,
@@ -110,6 +118,23 @@ grpc_status_code gw_master_remove_broadcast(struct gw *g, const char *app_id, ui
                                             int keep_source, char **details);
 grpc_status_code gw_master_query(struct gw *g, const char *what, const char *app_id,
                                  int64_t id, char **json, char **details);
+
+/* Cluster deploy mode. s is borrowed; on success *driver_id is new. */
+grpc_status_code gw_master_submit_driver(struct gw *g, const Ember__DriverSubmission *s,
+                                         char **driver_id, char **details);
+/* DriverStatus or KillDriver: the driver's JSON. */
+grpc_status_code gw_master_driver_json(struct gw *g, const char *method, const char *driver_id,
+                                       char **json, char **details);
+/* *reply is new (free with protobuf_c_message_free_unpacked). */
+grpc_status_code gw_master_driver_log(struct gw *g, const char *driver_id, const char *stream,
+                                      uint64_t offset, Ember__DriverLogReply **reply,
+                                      char **details);
+
+/* ---- gw_drivers.c: cluster deploy mode (submit, status, kill, output) ---- */
+enum MHD_Result gw_drivers_submit(struct gw_request *rq);
+enum MHD_Result gw_drivers_status(struct gw_request *rq);
+enum MHD_Result gw_drivers_kill(struct gw_request *rq);
+enum MHD_Result gw_drivers_log(struct gw_request *rq);
 
 /* ---- gw_api.c: the JSON routes under /api/v1 and /health ---- */
 enum MHD_Result gw_api_health(struct gw_request *rq);

@@ -74,7 +74,30 @@ enum MHD_Result gw_api_health(struct gw_request *rq)
     return gw_reply_json(rq, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
 }
 
-/* Checks {"name": str, "user"?: str}; on failure *error is new. */
+/* "properties", when there: an object of strings. */
+static int check_properties(const json_t *props, char **error)
+{
+    const char *key;
+    json_t *value;
+
+    if (!props || json_is_null(props))
+        return 0;
+    if (!json_is_object(props)) {
+        *error = ember_xasprintf("\"properties\" must be an object of strings, not %s",
+                                 type_name(props));
+        return EMBER_EINVAL;
+    }
+    json_object_foreach((json_t *)props, key, value)
+        if (!json_is_string(value)) {
+            *error = ember_xasprintf("property \"%.100s\" must be a string, not %s", key,
+                                     type_name(value));
+            return EMBER_EINVAL;
+        }
+    return 0;
+}
+
+/* Checks {"name": str, "user"?: str, "properties"?: {str: str}}; on failure
+ * *error is new. */
 static int check_app_request(const json_t *o, char **error)
 {
     const json_t *name = json_object_get(o, "name"), *user = json_object_get(o, "user");
@@ -88,13 +111,13 @@ static int check_app_request(const json_t *o, char **error)
         *error = ember_xasprintf("\"user\" must be a string, not %s", type_name(user));
         return EMBER_EINVAL;
     }
-    return 0;
+    return check_properties(json_object_get(o, "properties"), error);
 }
 
 enum MHD_Result gw_api_create_app(struct gw_request *rq)
 {
-    json_t *o = NULL;
-    char *error = NULL, *details = NULL, *app_id = NULL;
+    json_t *o = NULL, *props;
+    char *error = NULL, *details = NULL, *app_id = NULL, *props_json;
     grpc_status_code code;
     enum MHD_Result ret;
 
@@ -103,9 +126,12 @@ enum MHD_Result gw_api_create_app(struct gw_request *rq)
         ret = gw_reply_error(rq, MHD_HTTP_BAD_REQUEST, "%s", error);
         goto out;
     }
+    props = json_object_get(o, "properties");
+    props_json = json_is_object(props) ? json_dumps(props, JSON_COMPACT) : NULL;
     code = gw_master_create_app(rq->gw, json_string_value(json_object_get(o, "name")),
-                                json_string_value(json_object_get(o, "user")), &app_id,
-                                &details);
+                                json_string_value(json_object_get(o, "user")), props_json,
+                                &app_id, &details);
+    free(props_json);
     if (code != GRPC_STATUS_OK) {
         ret = reply_rpc_error(rq, code, details);
         goto out;

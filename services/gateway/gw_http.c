@@ -54,13 +54,19 @@ static const struct gw_route routes[] = {
     {"GET", "/api/v1/applications/{app}/environment", gw_api_environment, NULL},
     {"GET", "/api/v1/environment", gw_api_environment, NULL},
     {"GET", "/metrics", gw_api_metrics, NULL},
+    {"POST", "/api/v1/drivers", gw_drivers_submit, NULL},
+    {"GET", "/api/v1/drivers", gw_api_query, "drivers"},
+    {"GET", "/api/v1/drivers/{driver}", gw_drivers_status, NULL},
+    {"POST", "/api/v1/drivers/{driver}/kill", gw_drivers_kill, NULL},
+    {"GET", "/api/v1/drivers/{driver}/stdout", gw_drivers_log, NULL},
+    {"GET", "/api/v1/drivers/{driver}/stderr", gw_drivers_log, NULL},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
 /* ---- responses ---- */
 
-static enum MHD_Result queue(struct gw_request *rq, unsigned status, struct MHD_Response *r,
-                             const char *type)
+enum MHD_Result gw_reply_response(struct gw_request *rq, unsigned status, struct MHD_Response *r,
+                                  const char *type)
 {
     enum MHD_Result ret;
 
@@ -120,9 +126,9 @@ static struct MHD_Response *error_response(const char *message)
 enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, json_t *body)
 {
     if (!body)
-        return queue(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
+        return gw_reply_response(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
                      error_response("the gateway could not build its answer"), JSON_TYPE);
-    return queue(rq, status, json_response(body), JSON_TYPE);
+    return gw_reply_response(rq, status, json_response(body), JSON_TYPE);
 }
 
 enum MHD_Result gw_reply_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
@@ -135,7 +141,7 @@ enum MHD_Result gw_reply_error(struct gw_request *rq, unsigned status, const cha
     if (vasprintf(&message, fmt, ap) < 0)
         message = NULL;
     va_end(ap);
-    ret = queue(rq, status, error_response(message ? message : "unknown error"), JSON_TYPE);
+    ret = gw_reply_response(rq, status, error_response(message ? message : "unknown error"), JSON_TYPE);
     free(message);
     return ret;
 }
@@ -145,14 +151,14 @@ enum MHD_Result gw_reply_buffer(struct gw_request *rq, unsigned status, const ch
 {
     if (!data)                         /* an empty body, e.g. an empty block */
         return gw_reply_static(rq, status, type, "", 0);
-    return queue(rq, status, MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE),
+    return gw_reply_response(rq, status, MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE),
                  type);
 }
 
 enum MHD_Result gw_reply_static(struct gw_request *rq, unsigned status, const char *type,
                                 const void *data, size_t len)
 {
-    return queue(rq, status,
+    return gw_reply_response(rq, status,
                  MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT),
                  type);
 }
@@ -205,7 +211,7 @@ static enum MHD_Result reply_not_allowed(struct gw_request *rq, const char *allo
     free(message);
     if (r)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    return queue(rq, MHD_HTTP_METHOD_NOT_ALLOWED, r, JSON_TYPE);
+    return gw_reply_response(rq, MHD_HTTP_METHOD_NOT_ALLOWED, r, JSON_TYPE);
 }
 
 static enum MHD_Result reply_too_big(struct gw_request *rq)
@@ -296,6 +302,14 @@ static int valid_app_id(const char *s)
     return n > 4 && n <= MAX_APP_ID && strncmp(s, "app-", 4) == 0 && strspn(s, ok) == n;
 }
 
+static int valid_driver_id(const char *s)
+{
+    size_t n = strlen(s);
+    const char *ok = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+
+    return n > 7 && n <= MAX_APP_ID && strncmp(s, "driver-", 7) == 0 && strspn(s, ok) == n;
+}
+
 static int param_is(const char *name, size_t len, const char *want)
 {
     return strlen(want) == len && strncmp(name, want, len) == 0;
@@ -314,6 +328,15 @@ static int bind_param(struct gw_request *rq, const char *name, size_t len, const
             return EMBER_EINVAL;
         }
         rq->app = value;
+        return 0;
+    }
+    if (param_is(name, len, "driver")) {
+        if (!valid_driver_id(value)) {
+            *error = ember_xasprintf("no driver '%.64s': driver ids look like driver-...",
+                                     value);
+            return EMBER_EINVAL;
+        }
+        rq->driver = value;
         return 0;
     }
     if (param_is(name, len, "job"))

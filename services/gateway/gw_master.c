@@ -44,7 +44,8 @@ static grpc_status_code call_json(struct gw *g, const char *method, const Protob
 }
 
 grpc_status_code gw_master_create_app(struct gw *g, const char *name, const char *user,
-                                      char **app_id, char **details)
+                                      const char *properties_json, char **app_id,
+                                      char **details)
 {
     Ember__CreateApplicationRequest req = EMBER__CREATE_APPLICATION_REQUEST__INIT;
     ProtobufCMessage *reply = NULL;
@@ -52,6 +53,7 @@ grpc_status_code gw_master_create_app(struct gw *g, const char *name, const char
 
     req.name = (char *)name;
     req.user = (char *)(user ? user : "");
+    req.properties_json = (char *)(properties_json ? properties_json : "");
     code = call(g, "CreateApplication", &req.base, &reply, details);
     if (code != GRPC_STATUS_OK)
         return code;
@@ -174,4 +176,38 @@ grpc_status_code gw_master_remove_broadcast(struct gw *g, const char *app_id, ui
     if (code == GRPC_STATUS_OK)
         protobuf_c_message_free_unpacked(reply, NULL);
     return code;
+}
+
+grpc_status_code gw_master_submit_driver(struct gw *g, const Ember__DriverSubmission *s,
+                                         char **driver_id, char **details)
+{
+    ProtobufCMessage *reply = NULL;
+    grpc_status_code code = call(g, "SubmitDriver", &s->base, &reply, details);
+
+    if (code != GRPC_STATUS_OK)
+        return code;
+    *driver_id = ember_xstrdup(((Ember__DriverRef *)reply)->driver_id);
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return code;
+}
+
+grpc_status_code gw_master_driver_json(struct gw *g, const char *method, const char *driver_id,
+                                       char **json, char **details)
+{
+    Ember__DriverRef req = EMBER__DRIVER_REF__INIT;
+
+    req.driver_id = (char *)driver_id;
+    return call_json(g, method, &req.base, json, details);
+}
+
+grpc_status_code gw_master_driver_log(struct gw *g, const char *driver_id, const char *stream,
+                                      uint64_t offset, Ember__DriverLogReply **reply,
+                                      char **details)
+{
+    Ember__DriverLogRequest req = EMBER__DRIVER_LOG_REQUEST__INIT;
+
+    req.driver_id = (char *)driver_id;
+    req.stream = (char *)stream;
+    req.offset = offset;
+    return call(g, "DriverLog", &req.base, (ProtobufCMessage **)reply, details);
 }

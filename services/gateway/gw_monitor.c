@@ -73,7 +73,9 @@ static json_t *options(const struct ember_daemon *d)
 
     for (int i = 0; i < d->n_options; i++) {
         char *flag = ember_xasprintf("--%s", d->options[i]->name);
-        json_array_append_new(list, json_pack("[s, s?]", flag, d->values[i]));
+        json_array_append_new(list, json_pack("[s, s?]", flag,
+                                              ember_shown_value(d->options[i]->name,
+                                                                d->values[i])));
         free(flag);
     }
     return list;

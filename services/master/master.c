@@ -18,6 +18,8 @@ const struct ember_option master_options[] = {
      "file of applications, jobs and stages kept across restarts (the UI's history)"},
     {"locality-wait-ms", "EMBER_LOCALITY_WAIT_MS", "1000",
      "how long a task waits for a slot where its cached input is (spark.locality.wait)"},
+    {"driver-log-bytes", "EMBER_DRIVER_LOG_BYTES", "4194304",
+     "bytes of each cluster-mode driver's stdout and stderr kept (the last ones)"},
     {0},
 };
 
@@ -45,6 +47,11 @@ static int read_options(struct master *m)
     if (ember_daemon_opt_int(m->daemon, "locality-wait-ms", &m->locality_wait_ms) != 0
         || m->locality_wait_ms < 0) {
         ember_log_error("--locality-wait-ms must be a whole number of at least 0");
+        return EMBER_EINVAL;
+    }
+    if (ember_daemon_opt_int(m->daemon, "driver-log-bytes", &m->driver_log_bytes) != 0
+        || m->driver_log_bytes < 1024) {
+        ember_log_error("--driver-log-bytes must be a whole number of at least 1024");
         return EMBER_EINVAL;
     }
     return 0;
@@ -86,7 +93,10 @@ int master_create(struct ember_daemon *d, struct master **out)
     }
     if (ember_rpc_server_add_service(m->server, &ember__master__descriptor, master_methods,
                                      master_n_methods, m)
-        != 0) {
+            != 0
+        || ember_rpc_server_add_service(m->server, &ember__master__descriptor,
+                                        master_driver_methods, master_n_driver_methods, m)
+            != 0) {
         master_destroy(m);
         return EMBER_EINVAL;
     }
@@ -153,6 +163,7 @@ static void free_app(struct app *a)
     free(a->id);
     free(a->name);
     free(a->user);
+    json_decref(a->properties);
     free(a);
 }
 
@@ -186,6 +197,9 @@ void master_destroy(struct master *m)
         free(b->host);
         free(b);
     }
+    for (size_t i = 0; i < m->drivers.n; i++)
+        master_driver_free(m->drivers.items[i]);
+    free(m->drivers.items);
     free(m->apps.items);
     free(m->jobs.items);
     free(m->stages.items);

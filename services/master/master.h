@@ -158,6 +158,7 @@ struct broadcast_info {
 
 struct app {
     char *id, *name, *user;
+    json_t *properties;          /* the driver's settings at start ({} when none) */
     struct ptr_array broadcasts; /* struct broadcast_info */
     uint64_t start_ms, end_ms;
     int ended;
@@ -204,6 +205,9 @@ struct master {
     uint32_t next_shuffle_id;
     uint64_t app_counter;
     int64_t max_failures, heartbeat_timeout_ms;
+    struct ptr_array drivers;    /* struct driver (master_driver.c), oldest first */
+    uint64_t driver_counter;
+    int64_t driver_log_bytes;    /* of each driver output stream kept here */
 };
 
 int master_create(struct ember_daemon *d, struct master **out) EMBER_MUST_CHECK;
@@ -216,6 +220,15 @@ struct app *master_find_app(struct master *m, const char *id);
 struct worker_info *master_find_worker(struct master *m, const char *id);
 int master_blockd_alive(struct master *m, const char *address);
 void master_check_liveness(struct master *m);
+
+/* master_driver.c: cluster deploy mode, drivers run on workers */
+struct driver;
+extern const ember_rpc_method_impl master_driver_methods[];
+extern const size_t master_n_driver_methods;
+void master_driver_free(struct driver *d);   /* NULL-safe */
+/* Fails the drivers running on a worker that died or restarted (`why`: "died"). */
+void master_drivers_worker_lost(struct master *m, const char *worker_id, const char *why);
+json_t *master_json_drivers(struct master *m);   /* newest first */
 
 /* master_job.c: job descriptions, stages, task specs */
 void master_node_free(struct rdd_node *n);   /* NULL-safe */

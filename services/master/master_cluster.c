@@ -99,6 +99,8 @@ static grpc_status_code handle_register_worker(ember_rpc_ctx *ctx, const Protobu
          * sent may still hold the old channel, so it is only retired. */
         ptr_array_push(&m->retired_channels, w->channel);
         w->channel = NULL;
+        /* A new worker process runs none of the old one's drivers. */
+        master_drivers_worker_lost(m, w->id, "restarted");
     }
     replace_str(&w->address, req->address);
     replace_str(&w->host, req->host);
@@ -201,6 +203,11 @@ static grpc_status_code handle_create_app(ember_rpc_ctx *ctx, const ProtobufCMes
     a->name = ember_xstrdup(*req->name ? req->name : "ember-app");
     a->user = ember_xstrdup(req->user);
     a->start_ms = ember_now_ms();
+    a->properties = *req->properties_json ? json_loads(req->properties_json, 0, NULL) : NULL;
+    if (!json_is_object(a->properties)) {
+        json_decref(a->properties);
+        a->properties = json_object();
+    }
     pthread_mutex_lock(&m->lock);
     a->id = new_app_id(m);
     ptr_array_push(&m->apps, a);
@@ -526,6 +533,7 @@ void master_check_liveness(struct master *m)
             ember_log_warn("worker=%s no heartbeat for %lld ms: declared dead", w->id,
                            (long long)m->heartbeat_timeout_ms);
             master_worker_lost(m, w);
+            master_drivers_worker_lost(m, w->id, "died (no heartbeat)");
         }
     }
     for (size_t i = 0; i < m->blockds.n; i++) {

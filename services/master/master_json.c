@@ -321,7 +321,9 @@ static json_t *json_options(const struct ember_daemon *d)
 
     for (int i = 0; i < d->n_options; i++) {
         char *flag = ember_xasprintf("--%s", d->options[i]->name);
-        json_array_append_new(list, json_pack("[s, s?]", flag, d->values[i]));
+        json_array_append_new(list, json_pack("[s, s?]", flag,
+                                              ember_shown_value(d->options[i]->name,
+                                                                d->values[i])));
         free(flag);
     }
     return list;
@@ -332,8 +334,9 @@ static int cmp_keys(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Spark's sparkProperties: [[key, value], ...] sorted by key: the application's
- * id and name and the properties of its newest job (NULL: none yet). */
+/* Spark's sparkProperties: [[key, value], ...] sorted by key: the properties
+ * the driver had in effect when it started, those of its newest job (NULL: none
+ * yet) over them, the application's id and name; secrets' values masked. */
 static json_t *json_properties(const struct app *a, const struct job *newest)
 {
     json_t *props = json_object(), *list = json_array(), *value;
@@ -341,6 +344,8 @@ static json_t *json_properties(const struct app *a, const struct job *newest)
     const char *key;
     size_t n = 0;
 
+    if (a->properties)
+        json_object_update(props, a->properties);
     if (newest)
         json_object_update(props, newest->properties);
     json_object_set_new(props, "spark.app.id", json_string(a->id));
@@ -353,7 +358,8 @@ static json_t *json_properties(const struct app *a, const struct job *newest)
         value = json_object_get(props, keys[i]);
         char *text = json_is_string(value) ? NULL : json_dumps(value, JSON_ENCODE_ANY);
         json_array_append_new(list, json_pack("[s, s]", keys[i],
-                                              text ? text : json_string_value(value)));
+                                              ember_shown_value(keys[i], text ? text
+                                                                : json_string_value(value))));
         free(text);
     }
     free(keys);
@@ -541,6 +547,11 @@ static json_t *query_executors(struct master *m, const char *app_id, int64_t id,
     return list;
 }
 
+static json_t *query_drivers(struct master *m, const char *app_id, int64_t id, char **error)
+{
+    return master_json_drivers(m);
+}
+
 typedef json_t *(*query_fn)(struct master *m, const char *app_id, int64_t id, char **error);
 
 static const struct {
@@ -551,7 +562,7 @@ static const struct {
     {"stages", query_stages},             {"stage", query_stage},
     {"storage", query_storage},           {"blockmanagers", query_blockmanagers},
     {"executors", query_executors},       {"environment", query_environment},
-    {"metrics", query_metrics},
+    {"metrics", query_metrics},           {"drivers", query_drivers},
 };
 
 json_t *master_json_query(struct master *m, const char *what, const char *app_id, int64_t id,

@@ -20,6 +20,8 @@ const struct ember_option worker_options[] = {
     {"id", "EMBER_WORKER_ID", NULL, "worker id (default worker-<host>-<port>)"},
     {"host", "EMBER_HOST", NULL, "host name to advertise (default: the listen host)"},
     {"pyexec", "EMBER_PYEXEC", NULL, "path of ember-pyexec (default: next to this program)"},
+    {"work-dir", "EMBER_WORKER_DIR", NULL,
+     "folder of cluster-mode drivers' files and output (default /tmp/ember-worker-<id>)"},
     {0},
 };
 
@@ -164,6 +166,21 @@ static int read_options(struct worker *w)
     return 0;
 }
 
+/* --work-dir, else /tmp/ember-worker-<id> with the id's odd characters as '_'. */
+static char *default_work_dir(struct worker *w)
+{
+    const char *opt = ember_daemon_opt(w->daemon, "work-dir");
+    char *dir;
+
+    if (opt && *opt)
+        return ember_xstrdup(opt);
+    dir = ember_xasprintf("/tmp/ember-worker-%s", w->id);
+    for (char *c = dir + strlen("/tmp/"); *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", *c))
+            *c = '_';
+    return dir;
+}
+
 static int start_server(struct worker *w)
 {
     const char *listen = ember_daemon_opt(w->daemon, "listen");
@@ -177,11 +194,15 @@ static int start_server(struct worker *w)
         return EMBER_EIO;
     }
     if (ember_rpc_server_add_service(w->server, &ember__worker__descriptor, worker_methods, 2, w)
-        != 0)
+            != 0
+        || ember_rpc_server_add_service(w->server, &ember__worker__descriptor,
+                                        worker_driver_methods, worker_n_driver_methods, w)
+            != 0)
         return EMBER_EINVAL;
     w->address = ember_advertised_address(listen, port, host_opt);
     w->host = ember_address_host(w->address);
     w->id = id_opt ? ember_xstrdup(id_opt) : ember_xasprintf("worker-%s", w->address);
+    w->work_dir = default_work_dir(w);
     ember_rpc_server_start(w->server, 4);
     return 0;
 }
@@ -199,6 +220,7 @@ int worker_create(struct ember_daemon *d, struct worker **out)
     pthread_cond_init(&w->idle, NULL);
     worker_http_init();                /* curl wants this before any thread starts */
     grpc_init();
+    w->python_path = worker_driver_python_path();
     rc = read_options(w);
     if (rc == 0)
         rc = worker_pool_create(pyexec, w->cores, &w->pool);
@@ -226,6 +248,7 @@ void worker_destroy(struct worker *w)
         pthread_join(w->heartbeat_thread, NULL);
     if (w->server)
         ember_rpc_server_shutdown(w->server);  /* no new tasks from here on */
+    worker_drivers_stop(w);
     if (w->pool) {
         worker_pool_kill_task(w->pool, 0);     /* 0: every running task */
         worker_wait_idle(w);
@@ -244,5 +267,7 @@ void worker_destroy(struct worker *w)
     free(w->host);
     free(w->block_addr);
     free(w->master_addr);
+    free(w->work_dir);
+    free(w->python_path);
     free(w);
 }

@@ -40,6 +40,9 @@ struct worker {
     pthread_cond_t idle;
     int running_tasks;
     struct channel_entry *channels;
+    struct driver_proc *drivers;     /* cluster-mode drivers started here */
+    char *work_dir;                  /* their folders: <work_dir>/<driver id>/ */
+    char *python_path;               /* the `ember` package folders, for drivers */
 };
 
 int worker_create(struct ember_daemon *d, struct worker **out) EMBER_MUST_CHECK;
@@ -71,6 +74,14 @@ void worker_pool_destroy(struct worker_pool *p);
 /* Starts a thread running the task; takes ownership of spec. */
 void worker_task_start(struct worker *w, Ember__TaskSpec *spec);
 void worker_wait_idle(struct worker *w);
+
+/* ---- worker_driver.c: cluster deploy mode, drivers run here ---- */
+struct driver_proc;
+extern const ember_rpc_method_impl worker_driver_methods[];
+extern const size_t worker_n_driver_methods;
+/* SIGKILLs every driver and waits for their supervisors (after the server stopped). */
+void worker_drivers_stop(struct worker *w);
+char *worker_driver_python_path(void);   /* new string */
 
 /* ---- worker_stderr.c: a pyexec's stderr, logged, its last lines kept ---- */
 struct stderr_tail;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 from conftest import BIN_DIR
@@ -23,13 +24,19 @@ def write_module(folder: Path) -> None:
 def test_add_py_file_and_package_make_user_code_importable(sc: SparkContext,
                                                           tmp_path: Path) -> None:
     write_module(tmp_path)
+    with zipfile.ZipFile(tmp_path / "zipped.zip", "w") as zf:
+        zf.writestr("zipmod.py", "def plus_one(x):\n    return x + 1\n")
     sc.addPyFile(str(tmp_path / "helpers.py"))
     sc.addPyFile(str(tmp_path / "mypkg"))
+    sc.addPyFile(str(tmp_path / "zipped.zip"))
     sys.path.insert(0, str(tmp_path))
     try:
         import helpers
         import mypkg
         got = sc.parallelize([1, 2, 3], 3).map(helpers.double).map(mypkg.triple).collect()
+        # a lambda importing from the zip inside the task
+        zipped = sc.parallelize([1, 2], 2).map(lambda x: __import__("zipmod").plus_one(x))
+        assert zipped.collect() == [2, 3]
     finally:
         sys.path.remove(str(tmp_path))
     assert got == [6, 12, 18]
@@ -78,8 +85,12 @@ def test_submit_ships_py_files_names_the_app_and_returns_the_exit_code(tmp_path:
 
 def test_submit_version_and_usage_errors() -> None:
     assert run_submit(["--version"]).stdout.startswith("ember-submit ")
-    bad = run_submit(["--deploy-mode", "cluster", "x.py"])
-    assert bad.returncode == 2 and "not supported yet" in bad.stderr
+    bad = run_submit(["--master", "local[2]", "--deploy-mode", "cluster", "x.py"])
+    assert bad.returncode == 2 and "needs --master ember://" in bad.stderr
+    bad = run_submit(["--deploy-mode", "sideways", "x.py"])
+    assert bad.returncode == 2 and "client or cluster" in bad.stderr
+    bad = run_submit(["--conf", "novalue", "x.py"])
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
     assert run_submit([]).returncode == 2
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any, Callable
 import pytest
 
 import ember
-from conftest import REPO, Gateway, count_words, last_job
+from conftest import BIN_DIR, REPO, Gateway, count_words, last_job
 
 webdriver = pytest.importorskip(
     "selenium.webdriver",
@@ -288,6 +289,26 @@ def test_environment_page_shows_versions_and_properties(sc, browser, ran):
     assert tables["env-properties"]["spark.app.id"] == sc.applicationId
     assert tables["env-master"]["--max-failures"] == "4"
     assert "--master" in tables["env-gateway"]
+
+
+def test_drivers_page_lists_a_cluster_mode_driver(sc, browser, ran, tmp_path):
+    script = tmp_path / "exit3.py"
+    script.write_text("print('hello from the driver')\nraise SystemExit(3)\n")
+    done = subprocess.run([str(BIN_DIR / "ember-submit"), "--master", "ember://" + sc._client.address,
+                           "--deploy-mode", "cluster", "--name", EVIL, str(script)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    browser.page("#/drivers", "Drivers", "drivers")
+    rows = browser.js("""return [...document.querySelectorAll('tr.driver-row')].map((r) => ({
+        id: r.dataset.driverId, state: r.dataset.state, name: r.children[1].firstChild.textContent,
+        exit: r.children[6].textContent, logs: [...r.querySelectorAll('a')].map((a) => a.getAttribute('href'))}))""")
+    assert len(rows) == 1 and rows[0]["state"] == "FAILED" and rows[0]["exit"] == "3"
+    assert rows[0]["name"] == EVIL
+    driver = rows[0]["id"]
+    assert rows[0]["logs"] == [f"/api/v1/drivers/{driver}/stdout", f"/api/v1/drivers/{driver}/stderr"]
+    assert browser.js("return document.querySelectorAll('#view script').length") == 0
+    status, text = Gateway(sc._client.address).get(rows[0]["logs"][0])
+    assert status == 200 and text == "hello from the driver\n"
 
 
 def test_xss_probe_stays_text(sc, browser, ran):

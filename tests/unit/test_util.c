@@ -55,9 +55,32 @@ static void test_buf_cap(void)
     ember_buf_free(&b);
 }
 
+static const struct {
+    const char *key;
+    int secret;
+} secret_cases[] = {
+    {"spark.authenticate.secret", 1}, {"spark.ssl.keyPassword", 1}, {"api.TOKEN", 1},
+    {"aws.credentials.file", 1},      {"spark.app.name", 0},        {"--max-body-bytes", 0},
+    {"", 0},
+};
+
+static void test_secret_keys(void)
+{
+    for (size_t i = 0; i < sizeof(secret_cases) / sizeof(secret_cases[0]); i++) {
+        int got = ember_is_secret_key(secret_cases[i].key);
+        CHECK(got == secret_cases[i].secret, "ember_is_secret_key(\"%s\") = %d, want %d",
+              secret_cases[i].key, got, secret_cases[i].secret);
+    }
+    CHECK(strcmp(ember_shown_value("x.password", "hunter2"), EMBER_REDACTED) == 0,
+          "a password is shown as %s", ember_shown_value("x.password", "hunter2"));
+    CHECK(strcmp(ember_shown_value("x.name", "a"), "a") == 0, "a plain value is shown as is");
+    CHECK(ember_shown_value("x.token", NULL) == NULL, "an unset secret stays unset");
+}
+
 int main(void)
 {
     test_base64();
+    test_secret_keys();
     test_buf_cap();
     return TEST_EXIT();
 }
