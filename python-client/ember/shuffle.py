@@ -827,7 +827,9 @@ def combine_locally(iterator: Iterable[tuple[Any, Any]], agg: Aggregator,
     limit = memory_limit if memory_limit is not None else task_memory_limit()
     create, merge = agg.createCombiner, agg.mergeValue
     data: dict[Any, Any] = {}
-    if grouping and _ember_fast is not None and agg is LIST_AGGREGATOR:
+    # Compared by function: a task gets its own (unpickled) copy of the aggregator.
+    if (grouping and _ember_fast is not None and agg.createCombiner is _list_create
+            and agg.mergeValue is _list_append):
         sizer, used = _Sizer(), 0
         records = iter(iterator)
         while True:
