@@ -258,8 +258,11 @@ def _dict_size(d: dict) -> int:
     n = len(d)
     if n == 0:
         return sys.getsizeof(d)
-    step = max(1, n // 32)
-    sample = list(itertools.islice(d.items(), 0, None, step))[:32]
+    # The oldest and the newest entries: reaching evenly spaced ones would
+    # walk the whole dict at every measurement.
+    sample = list(itertools.islice(d.items(), 16))
+    if n > 16:
+        sample += itertools.islice(reversed(d.items()), min(16, n - 16))
     per_entry = sum(_deep_size(k) + _deep_size(v) for k, v in sample) // len(sample)
     return sys.getsizeof(d) + n * per_entry
 
