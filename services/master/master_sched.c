@@ -31,38 +31,38 @@ static int partition_done(const struct stage *s, uint32_t index)
 }
 
 /* A worker without its block manager cannot keep any output: skip it. */
-static int usable(struct master *m, const struct worker_info *w)
+static int usable(struct master *m, const struct worker_info *w, uint64_t now)
 {
-    return w->alive && master_blockd_alive(m, w->block_addr)
-           && ember_monotonic_ms() >= w->launch_backoff_until_ms;
+    return w->alive && now >= w->launch_backoff_until_ms && master_blockd_alive(m, w->block_addr);
 }
 
-static int has_free_slot(struct master *m, const struct worker_info *w)
+static int has_free_slot(struct master *m, const struct worker_info *w, uint64_t now)
 {
-    return usable(m, w) && w->active < w->cores;
+    return w->active < w->cores && usable(m, w, now);
 }
 
 /* The least loaded worker with a free slot; with a preferred block manager,
  * its worker if free, else nobody until the locality wait is over. */
-static struct worker_info *pick_worker(struct master *m, const char *preferred, int waited_enough)
+static struct worker_info *pick_worker(struct master *m, const char *preferred, int waited_enough,
+                                       uint64_t now)
 {
     struct worker_info *best = NULL;
 
     for (size_t i = 0; preferred && i < m->workers.n; i++) {
         struct worker_info *w = m->workers.items[i];
-        if (has_free_slot(m, w) && strcmp(w->block_addr, preferred) == 0)
+        if (has_free_slot(m, w, now) && strcmp(w->block_addr, preferred) == 0)
             return w;
     }
     if (preferred && !waited_enough) {
         for (size_t i = 0; i < m->workers.n; i++) {
             struct worker_info *w = m->workers.items[i];
-            if (usable(m, w) && strcmp(w->block_addr, preferred) == 0)
+            if (usable(m, w, now) && strcmp(w->block_addr, preferred) == 0)
                 return NULL;           /* its host is busy: wait a little for it */
         }
     }
     for (size_t i = 0; i < m->workers.n; i++) {
         struct worker_info *w = m->workers.items[i];
-        if (!has_free_slot(m, w))
+        if (!has_free_slot(m, w, now))
             continue;
         if (!best || w->active * best->cores < best->active * w->cores)
             best = w;
@@ -70,10 +70,10 @@ static struct worker_info *pick_worker(struct master *m, const char *preferred, 
     return best;
 }
 
-static int any_free_slot(struct master *m)
+static int any_free_slot(struct master *m, uint64_t now)
 {
     for (size_t i = 0; i < m->workers.n; i++)
-        if (has_free_slot(m, m->workers.items[i]))
+        if (has_free_slot(m, m->workers.items[i], now))
             return 1;
     return 0;
 }
@@ -133,12 +133,15 @@ static void launch(struct master *m, struct stage *s, uint32_t i, struct worker_
     ptr_array_push(launches, l);
 }
 
-/* Assigns pending partitions of one stage to free worker slots. */
+/* Assigns pending partitions of one stage to free worker slots. Only a
+ * launch takes a slot, so the slots are counted again only after one: a
+ * stage of 10,000 partitions is walked without asking each worker each time. */
 static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *launches)
 {
     uint64_t now = ember_monotonic_ms();
+    int free_slots = any_free_slot(m, now);
 
-    for (uint32_t i = 0; i < s->n_parts && any_free_slot(m); i++) {
+    for (uint32_t i = 0; i < s->n_parts && free_slots; i++) {
         struct part_state *ps = &s->parts[i];
         if (ps->running || partition_done(s, i) || !inputs_ready(m, s, i))
             continue;
@@ -151,10 +154,11 @@ static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *
             ps->pending_since_ms = now;
         const char *preferred = master_partition_cached_at(m, s->rdd, s->partitions[i]);
         struct worker_info *w = pick_worker(
-            m, preferred, now - ps->pending_since_ms >= (uint64_t)m->locality_wait_ms);
+            m, preferred, now - ps->pending_since_ms >= (uint64_t)m->locality_wait_ms, now);
         if (w) {
             ps->pending_since_ms = 0;
             launch(m, s, i, w, launches);
+            free_slots = any_free_slot(m, now);
         }
     }
 }
