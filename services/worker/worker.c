@@ -41,6 +41,7 @@ static int register_with_master(struct worker *w)
     req.cores = (uint32_t)w->cores;
     req.block_addr = w->block_addr;
     req.python_processes = (uint32_t)w->cores;
+    req.incarnation = ember_incarnation();
     st = ember_rpc_call(w->master, &ember__master__descriptor, "RegisterWorker", &req.base,
                         &reply, NULL, NULL, MASTER_DEADLINE_MS, &details);
     if (reply)
