@@ -263,3 +263,24 @@ def test_the_same_submission_token_names_the_same_job(fresh_sc: SparkContext) ->
     first = gw.post(f"/api/v1/applications/{app}/jobs", body)
     again = gw.post(f"/api/v1/applications/{app}/jobs", body)
     assert first[0] == again[0] == 201 and first[1]["jobId"] == again[1]["jobId"], (first, again)
+
+
+def test_a_worker_restarted_at_once_has_its_tasks_run_again(request) -> None:
+    """The heartbeat timeout is long: only the new process's registration (a
+    new incarnation under the same id) tells the master the old tasks are gone."""
+    from chaos import Chaos
+    sc = start_sc(request, "e2e-faults-restart-at-once", EMBER_HEARTBEAT_TIMEOUT_MS="600000")
+    words, lines = slow_words(sc)
+    worker = daemon(sc, "worker-1")
+    outcome: dict = {}
+
+    def run() -> None:
+        outcome["counts"] = dict(words.flatMap(str.split).map(lambda w: (w, 1))
+                                 .reduceByKey(lambda a, b: a + b, 4).collect())
+    job = threading.Thread(target=run, daemon=True)
+    job.start()
+    time.sleep(0.5)
+    Chaos(sc, seed=0, interval=(0, 0), max_kills=0)._restart(worker, "ember-worker", None)
+    job.join(60)
+    assert not job.is_alive(), "the job hung on the tasks of the killed worker"
+    assert outcome["counts"] == expected_counts(lines)
