@@ -232,6 +232,9 @@ class JobRunner:
         message = status.get("errorMessage", "job failed")
         with self._running_lock:
             why = self._cancelled.pop(job_id, None)
+        if why is None and status.get("cancelled"):
+            why = (f"Job {job_id} cancelled from outside this driver (through the gateway's "
+                   "REST API or its web UI)")
         if why is not None:
             raise JobCancelledError(why, remote_traceback=message,
                                     stage=status.get("failedStage"),

@@ -147,6 +147,7 @@ struct job {
     char *submission_id;         /* the driver's token: a retried submission finds its job */
     struct ptr_array broadcasts; /* borrowed struct broadcast_info, sent with every task */
     uint64_t result_bytes;
+    int cancelled;               /* failed by CancelJob (REST API, UI or the driver) */
 };
 
 struct broadcast_info {

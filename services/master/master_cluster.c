@@ -485,8 +485,12 @@ static grpc_status_code handle_cancel(ember_rpc_ctx *ctx, const ProtobufCMessage
 
     pthread_mutex_lock(&m->lock);
     j = find_job(m, req->app_id, req->job_id);
-    if (j && j->status == JOB_RUNNING)
-        master_fail_job(m, j, NULL, -1, "Job cancelled");
+    if (j && j->status == JOB_RUNNING) {
+        char *why = ember_xasprintf("Job %u cancelled", j->id);
+        j->cancelled = 1;
+        master_fail_job(m, j, NULL, -1, why);   /* kills its running tasks */
+        free(why);
+    }
     pthread_mutex_unlock(&m->lock);
     if (!j)
         return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such job in this application (check the job id)");
