@@ -74,6 +74,14 @@ def _lineage_needs(rdd: "RDD") -> dict[str, Any]:
     return {"storage": storage, "checkpoints": checkpoints, "broadcasts": sorted(broadcasts)}
 
 
+_RESULT_ATTEMPTS = 3
+
+
+def _result_lost(err: GatewayError) -> bool:
+    """The gateway's answer when a result block's block manager lost it."""
+    return err.status == 404 and "is no longer on the block manager" in str(err)
+
+
 class JobRunner:
     """Runs the jobs of one SparkContext."""
 
@@ -93,9 +101,21 @@ class JobRunner:
     def run(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None) -> list[Any]:
         """Computes rdd (or some of its partitions); returns all records in order.
 
-        Afterwards the RDDs of its lineage marked with checkpoint() are written.
+        A result block lost before it was downloaded (its block manager died
+        just after the job succeeded) costs a rerun of the job, unless the job
+        updated accumulators (they would count twice). Afterwards the RDDs of
+        its lineage marked with checkpoint() are written.
         """
-        results = list(self.stream(rdd, partitions))
+        for attempt in range(_RESULT_ATTEMPTS):
+            job_id = self.submit(rdd, partitions)
+            status = self.wait(job_id)
+            try:
+                results = list(self._records(job_id, status))
+                break
+            except GatewayError as err:
+                if not _result_lost(err) or attempt + 1 == _RESULT_ATTEMPTS \
+                        or status.get("accumulatorUpdates"):
+                    raise
         self._write_checkpoints(rdd)
         return results
 

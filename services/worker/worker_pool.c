@@ -28,6 +28,7 @@ struct slot_entry {
     int busy;
     uint64_t task_id;
     uint32_t tasks_done;  /* by this process: a fresh one is never recycled */
+    pid_t task_pid;       /* the process the current task started on */
     char *kill_reason;    /* why the memory monitor killed it, for the task's error */
 };
 
@@ -183,6 +184,7 @@ struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id)
     if (found) {
         found->busy = 1;
         found->task_id = task_id;
+        found->task_pid = found->pub.pid;
     }
     pthread_mutex_unlock(&p->lock);
     return found ? &found->pub : NULL;
@@ -195,7 +197,8 @@ void worker_pool_release(struct worker_pool *p, struct pyexec_slot *s)
     pthread_mutex_lock(&p->lock);
     e->busy = 0;
     e->task_id = 0;
-    e->tasks_done++;
+    if (e->state == SLOT_READY && e->pub.pid == e->task_pid)
+        e->tasks_done++;                /* not when a fresh process replaced it meanwhile */
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
 }

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+import traceback
 from collections import Counter
 from typing import Optional
 
@@ -53,7 +54,7 @@ class Chaos(threading.Thread):
         self.max_kills = max_kills
         self.kills: Counter[str] = Counter()
         self.restarts = 0
-        self.error: Optional[BaseException] = None
+        self.error: Optional[str] = None     # the chaos thread's own traceback
         self._done = threading.Event()
 
     def stop(self) -> None:
@@ -69,8 +70,8 @@ class Chaos(threading.Thread):
                 if getattr(self, f"_kill_{kind}")():
                     self.kills[kind] += 1
                     self._wait_all_alive()
-        except BaseException as err:  # noqa: BLE001 - the test reports it
-            self.error = err
+        except BaseException:  # noqa: BLE001 - the test reports it
+            self.error = traceback.format_exc()
 
     # ---- the victims ---------------------------------------------------------------
     def _daemons(self, program: str) -> list[subprocess.Popen]:

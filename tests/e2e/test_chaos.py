@@ -122,7 +122,7 @@ def test_jobs_stay_correct_while_daemons_die(chaos_sc: SparkContext,
             assert got == want, f"job {i} ({kind.__name__}) gave a wrong result"
     finally:
         chaos.stop()
-    assert chaos.error is None, f"the chaos thread failed: {chaos.error!r}"
+    assert chaos.error is None, f"the chaos thread failed:\n{chaos.error}"
     figures = {
         "jobs": JOBS,
         "jobsCorrect": sum(o["correct"] for o in outcomes),

@@ -284,3 +284,35 @@ def test_a_worker_restarted_at_once_has_its_tasks_run_again(request) -> None:
     job.join(60)
     assert not job.is_alive(), "the job hung on the tasks of the killed worker"
     assert outcome["counts"] == expected_counts(lines)
+
+
+def test_a_result_lost_before_its_download_is_computed_again(fresh_sc: SparkContext,
+                                                             monkeypatch) -> None:
+    """The block manager holding a result dies (and comes back empty) between
+    the job's success and the driver's download: the driver runs the job again."""
+    from chaos import Chaos
+    runner = fresh_sc._jobs
+    real_wait = runner.wait
+    lost: list[str] = []
+
+    def wait_then_lose_a_result(job_id: int) -> dict:
+        status = real_wait(job_id)
+        if not lost:
+            address = status["results"][0]["blockManager"]
+            proc = next(p for p in fresh_sc._cluster.processes if p.poll() is None
+                        and "ember-blockd" in p.args[0]
+                        and p.args[p.args.index("--id") + 1] == next(
+                            b["id"] for b in Gateway(fresh_sc._client.address).api("/blockmanagers")
+                            if b["address"] == address))
+            Chaos(fresh_sc, seed=0, interval=(0, 0), max_kills=0)._restart(
+                proc, "ember-blockd", address)
+            lost.append(address)
+        return status
+    monkeypatch.setattr(runner, "wait", wait_then_lose_a_result)
+    words, lines = slow_words(fresh_sc)
+    counts = dict(words.flatMap(str.split).map(lambda w: (w, 1))
+                  .reduceByKey(lambda a, b: a + b, 4).collect())
+    assert lost, "no result block was lost: the test proved nothing"
+    assert counts == expected_counts(lines)
+    jobs = Gateway(fresh_sc._client.address).api(f"/applications/{fresh_sc.applicationId}/jobs")
+    assert len(jobs) == 2 and all(j["status"] == "SUCCEEDED" for j in jobs), jobs
