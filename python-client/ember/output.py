@@ -15,7 +15,7 @@ import errno
 import os
 import shutil
 import time
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from ember.errors import JobFailedError, OutputPathExistsError
 from ember.taskcontext import TaskContext
@@ -38,15 +38,22 @@ def _remove(path: str) -> None:
         pass
 
 
-def _remove_tree(out: str) -> None:
+def _remove_tree(out: str) -> Optional[OSError]:
     """Removes out, again while attempts of the failed job that were still
     running put something back (they create no parent folders, so once the
-    tree is gone nothing recreates it)."""
+    tree is gone nothing recreates it). Returns the error that made it give up
+    (a read-only file system, say), or None."""
     deadline = time.monotonic() + 10
-    shutil.rmtree(out, ignore_errors=True)
-    while os.path.lexists(out) and time.monotonic() < deadline:
+    while True:
+        errors: list[OSError] = []
+        shutil.rmtree(out, onerror=lambda _f, _p, info: errors.append(info[1]))
+        lasting = [e for e in errors if isinstance(e, OSError)
+                   and e.errno not in (errno.ENOENT, errno.ENOTEMPTY)]
+        if not os.path.lexists(out):
+            return None
+        if lasting or time.monotonic() >= deadline:
+            return lasting[0] if lasting else errors[-1] if errors else None
         time.sleep(0.05)
-        shutil.rmtree(out, ignore_errors=True)
 
 
 def save_parts(rdd: "RDD", path: str, suffix: str, opener: Callable[[str], IO[bytes]],
@@ -84,8 +91,10 @@ def save_parts(rdd: "RDD", path: str, suffix: str, opener: Callable[[str], IO[by
     try:
         rdd.mapPartitionsWithIndex(write_part)._run()
     except JobFailedError as failure:
-        _remove_tree(out)
-        raise type(failure)(f"writing {out} failed, its partial output was removed: {failure}",
+        left = _remove_tree(out)
+        cleanup = (f"its partial output could not be removed ({left})" if left
+                   else "its partial output was removed")
+        raise type(failure)(f"writing {out} failed, {cleanup}: {failure}",
                             remote_traceback=failure.remote_traceback, stage=failure.stage,
                             partition=failure.partition) from None
     except BaseException:

@@ -10,11 +10,14 @@ not permitted the tests are skipped with the reason.
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from conftest import wait_until
 from ember import JobFailedError, SparkContext
 
 
@@ -88,6 +91,40 @@ def test_a_read_only_output_directory(sc: SparkContext, small_disk: Path) -> Non
     message = str(failure.value)
     assert "Read-only file system (EROFS)" in message and str(out) in message, message
     assert files_under(small_disk) == before
+    assert_cluster_whole(sc, daemons)
+
+
+def test_output_directory_turning_read_only_mid_job(sc: SparkContext, small_disk: Path) -> None:
+    """The driver could create the directory, the tasks cannot write: the
+    file system went read-only while the job's map stage ran."""
+    before = files_under(small_disk)
+    daemons = sc._cluster.pids()
+    out = small_disk / "out"
+    pairs = sc.parallelize(range(8), 2).map(lambda x: (time.sleep(0.5), (x % 3, x))[1])
+    outcome: dict = {}
+
+    def save() -> None:
+        try:
+            pairs.groupByKey(2).mapValues(sorted).saveAsTextFile(str(out))
+        except BaseException as err:  # noqa: BLE001 - inspected below
+            outcome["error"] = err
+    job = threading.Thread(target=save)
+    job.start()
+    try:
+        assert wait_until(lambda: (out / "_temporary").exists(), 20), "the save never started"
+        done = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    finally:
+        job.join(60)
+    err = outcome.get("error")
+    assert isinstance(err, JobFailedError), outcome
+    message = str(err)
+    assert "Read-only file system (EROFS)" in message and f"{out}/_temporary/attempt_" in message, \
+        message
+    assert f"writing {out} failed, its partial output could not be removed" in message, message
+    subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert files_under(small_disk) == before, "a file was written"
     assert_cluster_whole(sc, daemons)
 
 
