@@ -71,11 +71,10 @@ def test_an_idle_subprocess_over_the_soft_budget_is_recycled(budget_sc: SparkCon
         # Kept after the task: this pyexec stays big while idle.
         builtins._ember_test_ballast = b"\x02" * ((SOFT_MIB + 40) << 20)
         with open(str(pid_file), "w") as fh:
-            fh.write(str(o.getpid()))
+            fh.write(f"{o.getpid()} {o.getppid()}")
         return x
     assert sc.parallelize([7], 1).map(hold).collect() == [7]
-    pid = int(pid_file.read_text())
-    worker = next(w for w, pids in pyexec_pids(sc).items() if pid in pids)
+    pid, worker = map(int, pid_file.read_text().split())     # it may be recycled already
     assert wait_until(lambda: not is_alive(pid), 10), f"ember-pyexec {pid} was not recycled"
     assert wait_until(lambda: [p for p in pyexec_pids(sc)[worker] if p != pid], 10), \
         "no new ember-pyexec took its place"
