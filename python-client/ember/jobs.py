@@ -78,8 +78,11 @@ _RESULT_ATTEMPTS = 3
 
 
 def _result_lost(err: GatewayError) -> bool:
-    """The gateway's answer when a result block's block manager lost it."""
-    return err.status == 404 and "is no longer on the block manager" in str(err)
+    """The gateway's answer when a result block's block manager lost it: 404
+    before the download started, or a download of several blocks breaking off
+    at the lost one."""
+    return (err.status == 404 and "is no longer on the block manager" in str(err)) \
+        or (err.status is None and "broke off" in str(err))
 
 
 class JobRunner:
