@@ -1,11 +1,13 @@
 #define _GNU_SOURCE
 #include "daemon.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -168,6 +170,34 @@ int ember_daemon_opt_int(const struct ember_daemon *d, const char *name, int64_t
         return EMBER_EINVAL;
     }
     *out = n;
+    return 0;
+}
+
+int ember_daemon_opt_size(const struct ember_daemon *d, const char *name, uint64_t *out)
+{
+    static const char units[] = "kmgt";
+    const char *v = ember_daemon_opt(d, name);
+    const char *unit;
+    char *end = NULL;
+    unsigned long long n;
+    int shift = 0;
+
+    if (!v)
+        return EMBER_EINVAL;
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno == 0 && end != v && *v != '-' && *end && (unit = strchr(units, tolower(*end)))) {
+        shift = 10 * (int)(unit - units + 1);
+        end++;
+        if (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0)
+            end += strlen(end);
+    }
+    if (errno || end == v || *v == '-' || *end || (shift && n > (UINT64_MAX >> shift))) {
+        ember_log_error("option --%s: '%s' is not a size (bytes, or a number with k, m, g or "
+                        "t: '512m')", name, v);
+        return EMBER_EINVAL;
+    }
+    *out = (uint64_t)n << shift;
     return 0;
 }
 

@@ -42,6 +42,11 @@ int ember_daemon_init(struct ember_daemon *d, const char *name, const char *desc
 const char *ember_daemon_opt(const struct ember_daemon *d, const char *name);
 /* Integer option; logs and returns EMBER_EINVAL on a non-number. */
 int ember_daemon_opt_int(const struct ember_daemon *d, const char *name, int64_t *out) EMBER_MUST_CHECK;
+/* Size option in bytes: a whole number with an optional binary suffix k, m, g
+ * or t (any case, "512m", "2G", "64KiB"); logs and returns EMBER_EINVAL
+ * otherwise. */
+int ember_daemon_opt_size(const struct ember_daemon *d, const char *name, uint64_t *out)
+    EMBER_MUST_CHECK;
 /* Writes `address` to --ready-file (atomically) once the daemon serves. */
 void ember_daemon_ready(const struct ember_daemon *d, const char *address);
 /* Waits for SIGINT/SIGTERM, then wakes every ember_daemon_sleep. */

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 const char *ember_strerror(int rc)
 {
@@ -185,6 +187,23 @@ uint64_t ember_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t incarnation;
+static pthread_once_t incarnation_once = PTHREAD_ONCE_INIT;
+
+static void set_incarnation(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    incarnation = ((uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000) ^
+                  ((uint64_t)getpid() << 44);
+}
+
+uint64_t ember_incarnation(void)
+{
+    pthread_once(&incarnation_once, set_incarnation);
+    return incarnation;
 }
 
 uint64_t ember_monotonic_ms(void)

@@ -46,5 +46,8 @@ const char *ember_shown_value(const char *key, const char *value);
 
 uint64_t ember_now_ms(void);        /* wall clock, ms since the epoch */
 uint64_t ember_monotonic_ms(void);  /* for durations and timeouts */
+/* This process's start time in microseconds mixed with its pid, fixed at the
+ * first call: tells a restarted daemon from the one before it. */
+uint64_t ember_incarnation(void);
 
 #endif

@@ -51,7 +51,8 @@ class ClusterStartError(EmberError):
 
 
 class JobCancelledError(JobFailedError):
-    """A job was cancelled (cancelJobGroup, cancelAllJobs, or Ctrl-C in the driver)."""
+    """A job was cancelled (cancelJobGroup, cancelAllJobs, Ctrl-C in the driver, or
+    the job's cancel route of the REST API, which the web UI's kill button uses)."""
 
 
 class OutputPathExistsError(EmberError, FileExistsError):

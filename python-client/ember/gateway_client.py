@@ -83,6 +83,12 @@ class GatewayClient:
                 while True:
                     header = resp.read(4)
                     if not header:
+                        # http.client's read(n) answers b"" when the connection
+                        # closes early, even short of the Content-Length (the
+                        # gateway closes it when a block manager fails mid-answer).
+                        if resp.length:
+                            raise GatewayError(f"the gateway's answer to GET {path} broke off "
+                                               f"{resp.length} bytes short")
                         return
                     (length,) = struct.unpack(">i", _exactly(header, 4, path))
                     yield from pickle.loads(_exactly(resp.read(length), length, path))

@@ -74,6 +74,17 @@ def _lineage_needs(rdd: "RDD") -> dict[str, Any]:
     return {"storage": storage, "checkpoints": checkpoints, "broadcasts": sorted(broadcasts)}
 
 
+_RESULT_ATTEMPTS = 3
+
+
+def _result_lost(err: GatewayError) -> bool:
+    """The gateway's answer when a result block's block manager lost it: 404
+    before the download started, or a download of several blocks breaking off
+    at the lost one."""
+    return (err.status == 404 and "is no longer on the block manager" in str(err)) \
+        or (err.status is None and "broke off" in str(err))
+
+
 class JobRunner:
     """Runs the jobs of one SparkContext."""
 
@@ -93,9 +104,21 @@ class JobRunner:
     def run(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None) -> list[Any]:
         """Computes rdd (or some of its partitions); returns all records in order.
 
-        Afterwards the RDDs of its lineage marked with checkpoint() are written.
+        A result block lost before it was downloaded (its block manager died
+        just after the job succeeded) costs a rerun of the job, unless the job
+        updated accumulators (they would count twice). Afterwards the RDDs of
+        its lineage marked with checkpoint() are written.
         """
-        results = list(self.stream(rdd, partitions))
+        for attempt in range(_RESULT_ATTEMPTS):
+            job_id = self.submit(rdd, partitions)
+            status = self.wait(job_id)
+            try:
+                results = list(self._records(job_id, status))
+                break
+            except GatewayError as err:
+                if not _result_lost(err) or attempt + 1 == _RESULT_ATTEMPTS \
+                        or status.get("accumulatorUpdates"):
+                    raise
         self._write_checkpoints(rdd)
         return results
 
@@ -232,6 +255,9 @@ class JobRunner:
         message = status.get("errorMessage", "job failed")
         with self._running_lock:
             why = self._cancelled.pop(job_id, None)
+        if why is None and status.get("cancelled"):
+            why = (f"Job {job_id} cancelled from outside this driver (through the gateway's "
+                   "REST API or its web UI)")
         if why is not None:
             raise JobCancelledError(why, remote_traceback=message,
                                     stage=status.get("failedStage"),

@@ -18,7 +18,6 @@ import operator
 import os
 import random
 import shlex
-import shutil
 import sys
 import warnings
 import zlib
@@ -34,7 +33,7 @@ from typing import (IO, TYPE_CHECKING, Any, Callable, Hashable, Iterable, Iterat
 from ember import lineage, simple_functions
 from ember.broadcast import collect_broadcasts
 from ember.callsite import call_site
-from ember.errors import EmberError, OutputPathExistsError
+from ember.errors import EmberError
 from ember.join import (python_cogroup, python_full_outer_join, python_join,
                         python_left_outer_join, python_right_outer_join)
 from ember.rddsampler import RDDRangeSampler, RDDSampler, RDDStratifiedSampler
@@ -45,7 +44,6 @@ from ember.shuffle import (LIST_AGGREGATOR, Aggregator, ExternalGroupBy, Externa
                            portable_hash, task_memory_limit)
 from ember.statcounter import StatCounter
 from ember.storagelevel import StorageLevel
-from ember.taskcontext import TaskContext
 
 if TYPE_CHECKING:
     from ember.context import SparkContext
@@ -1672,6 +1670,8 @@ class RDD:
         UTF-8). Each part appears through an atomic rename when its task
         succeeds, so a failed or retried attempt never leaves a partial or
         duplicate file. An existing output directory is an error, as in PySpark.
+        When the job fails (say the disk is full: the error names the file and
+        ``ENOSPC``), the output directory is removed again.
 
         Parameters
         ----------
@@ -1724,27 +1724,8 @@ class RDD:
 
     def _save_parts(self, path: str, suffix: str, opener: Callable[[str], IO[bytes]],
                     write: Callable[[IO[bytes], Iterable[Any]], None]) -> None:
-        out = os.path.abspath(path)
-        if os.path.exists(out):
-            raise OutputPathExistsError(f"Output directory file:{out} already exists")
-        staging = os.path.join(out, "_temporary")
-        os.makedirs(staging)
-
-        def write_part(split: int, iterator: Iterable[Any]) -> Iterable[Any]:
-            attempt_dir = os.path.join(staging, f"attempt_{TaskContext.get().taskAttemptId()}")
-            os.makedirs(attempt_dir, exist_ok=True)
-            name = "part-%05d%s" % (split, suffix)
-            with opener(os.path.join(attempt_dir, name)) as fh:
-                write(fh, iterator)
-            os.replace(os.path.join(attempt_dir, name), os.path.join(out, name))
-            return []
-
-        try:
-            self.mapPartitionsWithIndex(write_part)._run()
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        with open(os.path.join(out, "_SUCCESS"), "w"):
-            pass
+        from ember.output import save_parts
+        save_parts(self, path, suffix, opener, write)
 
 
 def _identity(x: Any) -> Any:

@@ -103,3 +103,39 @@ def test_defaults_file_lines_environment_and_lookup(tmp_path):
     assert environment_settings({"EMBER_CONF_spark_a": "1", "EMBER_MASTER": "local[2]",
                                  "EMBER_CONFX": "no", "EMBER_CONF_DIR": "/x"}) == [("spark.a", "1"),
                                                            ("spark.master", "local[2]")]
+
+
+def test_a_result_body_closed_short_of_its_length_is_an_error():
+    """http.client's read(n) gives b"" on an early close even short of the
+    Content-Length: between two frames that must not look like the end."""
+    import http.server
+    import threading
+    from ember.errors import GatewayError
+    from ember.gateway_client import GatewayClient
+    frame = pickle.dumps([1, 2, 3])
+    body = struct.pack(">i", len(frame)) + frame
+
+    class ShortAnswer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body) + 100))   # promises more
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), ShortAnswer)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        client = GatewayClient(f"127.0.0.1:{server.server_address[1]}")
+        got = []
+        with pytest.raises(GatewayError, match="broke off 100 bytes short"):
+            for record in client.stream_frames("/results"):
+                got.append(record)
+        assert got == [1, 2, 3]
+    finally:
+        thread.join(10)
+        server.server_close()

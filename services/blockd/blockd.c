@@ -342,6 +342,7 @@ static int register_with_master(struct blockd *b)
     req.address = b->address;
     req.host = b->host;
     req.memory_bytes = b->memory;
+    req.incarnation = ember_incarnation();
     st = ember_rpc_call(b->master, &ember__master__descriptor, "RegisterBlockManager", &req.base,
                         &rep, NULL, NULL, MASTER_TIMEOUT_MS, &details);
     if (st == GRPC_STATUS_OK) {

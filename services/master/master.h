@@ -147,6 +147,7 @@ struct job {
     char *submission_id;         /* the driver's token: a retried submission finds its job */
     struct ptr_array broadcasts; /* borrowed struct broadcast_info, sent with every task */
     uint64_t result_bytes;
+    int cancelled;               /* failed by CancelJob (REST API, UI or the driver) */
 };
 
 struct broadcast_info {
@@ -175,12 +176,14 @@ struct worker_info {
     uint32_t active, completed, failed;
     uint64_t total_ms;
     uint64_t launch_backoff_until_ms;  /* after a failed launch, try others for a while */
+    uint64_t incarnation;              /* of the process that registered last */
 };
 
 struct blockd_info {
     char *id, *address, *host;
     uint64_t memory, blocks, bytes_in_memory, bytes_on_disk, evictions;
     uint64_t last_heartbeat_ms;
+    uint64_t incarnation;
     int alive;
 };
 
@@ -265,6 +268,9 @@ void *master_scheduler_main(void *arg);
 void master_task_report(struct master *m, const Ember__TaskReport *rep);
 /* A worker stopped heartbeating: its running tasks go back to pending. */
 void master_worker_lost(struct master *m, struct worker_info *w);
+/* A worker process was replaced by a new one (it registered again with a new
+ * incarnation before it was declared dead): the old one's tasks are lost. */
+void master_worker_tasks_lost(struct master *m, struct worker_info *w, const char *why);
 /* A block manager is gone: forget the map outputs and results it held. */
 void master_blockd_lost(struct master *m, const char *address);
 /* Fails a running job and kills its running tasks. Called with the lock held. */

@@ -102,6 +102,12 @@ static grpc_status_code handle_register_worker(ember_rpc_ctx *ctx, const Protobu
         /* A new worker process runs none of the old one's drivers. */
         master_drivers_worker_lost(m, w->id, "restarted");
     }
+    if (w->alive && w->incarnation != req->incarnation) {
+        ember_log_warn("worker=%s restarted before it was declared dead: its running tasks are "
+                       "lost", req->worker_id);
+        master_worker_tasks_lost(m, w, "the worker restarted");
+    }
+    w->incarnation = req->incarnation;
     replace_str(&w->address, req->address);
     replace_str(&w->host, req->host);
     replace_str(&w->block_addr, req->block_addr);
@@ -132,7 +138,12 @@ static grpc_status_code handle_register_blockd(ember_rpc_ctx *ctx, const Protobu
         b = ember_xcalloc(1, sizeof(*b));
         b->id = ember_xstrdup(req->blockd_id);
         ptr_array_push(&m->blockds, b);
+    } else if (b->alive && b->incarnation != req->incarnation) {
+        ember_log_warn("blockd=%s restarted before it was declared dead: its blocks are lost",
+                       req->blockd_id);
+        master_blockd_lost(m, b->address);
     }
+    b->incarnation = req->incarnation;
     replace_str(&b->address, req->address);
     replace_str(&b->host, req->host);
     b->memory = req->memory_bytes;
@@ -474,8 +485,12 @@ static grpc_status_code handle_cancel(ember_rpc_ctx *ctx, const ProtobufCMessage
 
     pthread_mutex_lock(&m->lock);
     j = find_job(m, req->app_id, req->job_id);
-    if (j && j->status == JOB_RUNNING)
-        master_fail_job(m, j, NULL, -1, "Job cancelled");
+    if (j && j->status == JOB_RUNNING) {
+        char *why = ember_xasprintf("Job %u cancelled", j->id);
+        j->cancelled = 1;
+        master_fail_job(m, j, NULL, -1, why);   /* kills its running tasks */
+        free(why);
+    }
     pthread_mutex_unlock(&m->lock);
     if (!j)
         return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such job in this application (check the job id)");

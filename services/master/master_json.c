@@ -91,6 +91,8 @@ json_t *master_json_job(struct master *m, const struct job *job, int with_result
         json_object_set_new(o, "failedStage", json_integer(job->failed_stage));
         json_object_set_new(o, "failedPartition", json_integer(job->failed_partition));
     }
+    if (job->cancelled)
+        json_object_set_new(o, "cancelled", json_true());
     if (with_results)
         json_object_set(o, "stages", progress);
     json_decref(progress);

@@ -497,17 +497,23 @@ void master_fail_job(struct master *m, struct job *job, struct stage *stage, int
     ember_log_info("app=%s job=%u failed: %.300s", job->app->id, job->id, why);
 }
 
-void master_worker_lost(struct master *m, struct worker_info *w)
+void master_worker_tasks_lost(struct master *m, struct worker_info *w, const char *why)
 {
     for (size_t i = 0; i < m->tasks.n; i++) {
         struct task *t = m->tasks.items[i];
         if (t->state != TASK_RUNNING || strcmp(t->worker_id, w->id) != 0)
             continue;
         t->state = TASK_FAILED;
-        t->error = ember_xasprintf("worker %s lost (no heartbeat)", w->id);
+        t->error = ember_xasprintf("worker %s lost (%s)", w->id, why);
         t->stage->parts[t->index].running = 0;
     }
     w->active = 0;
+    pthread_cond_broadcast(&m->work);
+}
+
+void master_worker_lost(struct master *m, struct worker_info *w)
+{
+    master_worker_tasks_lost(m, w, "no heartbeat");
     master_blockd_lost(m, w->block_addr);
 }
 

@@ -22,6 +22,12 @@ const struct ember_option worker_options[] = {
     {"pyexec", "EMBER_PYEXEC", NULL, "path of ember-pyexec (default: next to this program)"},
     {"work-dir", "EMBER_WORKER_DIR", NULL,
      "folder of cluster-mode drivers' files and output (default /tmp/ember-worker-<id>)"},
+    {"python-memory-soft", "EMBER_WORKER_PYTHON_MEMORY_SOFT", NULL,
+     "resident memory of all ember-pyexec above which idle ones are recycled (bytes or 512m; "
+     "default half the machine's RAM; 0: off)"},
+    {"python-memory-hard", "EMBER_WORKER_PYTHON_MEMORY_HARD", NULL,
+     "resident memory of all ember-pyexec above which the largest one's task fails (default "
+     "three quarters of the machine's RAM; 0: off)"},
     {0},
 };
 
@@ -41,6 +47,7 @@ static int register_with_master(struct worker *w)
     req.cores = (uint32_t)w->cores;
     req.block_addr = w->block_addr;
     req.python_processes = (uint32_t)w->cores;
+    req.incarnation = ember_incarnation();
     st = ember_rpc_call(w->master, &ember__master__descriptor, "RegisterWorker", &req.base,
                         &reply, NULL, NULL, MASTER_DEADLINE_MS, &details);
     if (reply)
@@ -227,6 +234,8 @@ int worker_create(struct ember_daemon *d, struct worker **out)
     free(pyexec);
     if (rc == 0)
         rc = start_server(w);
+    if (rc == 0)
+        rc = worker_memory_start(w, &w->memory);
     if (rc != 0) {
         worker_destroy(w);
         return rc;
@@ -246,6 +255,7 @@ void worker_destroy(struct worker *w)
         return;
     if (w->heartbeat_started)
         pthread_join(w->heartbeat_thread, NULL);
+    worker_memory_stop(w->memory);
     if (w->server)
         ember_rpc_server_shutdown(w->server);  /* no new tasks from here on */
     worker_drivers_stop(w);

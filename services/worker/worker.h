@@ -33,6 +33,7 @@ struct worker {
     grpc_channel *master;
     ember_rpc_server *server;
     struct worker_pool *pool;
+    struct worker_memory *memory;  /* the pyexecs' memory budget, or NULL */
     pthread_t heartbeat_thread;
     int heartbeat_started;
     pthread_mutex_t broadcast_lock;  /* one broadcast fetch at a time */
@@ -69,6 +70,30 @@ char *worker_pool_replace(struct worker_pool *p, struct pyexec_slot *s);
 /* SIGKILLs the subprocess running task_id; 0 if found. */
 int worker_pool_kill_task(struct worker_pool *p, uint64_t task_id);
 void worker_pool_destroy(struct worker_pool *p);
+/* A running subprocess, as the memory monitor sees it. */
+struct pool_member {
+    int index;
+    pid_t pid;
+    int busy;
+    uint64_t task_id;     /* when busy */
+    uint32_t tasks_done;  /* by this process so far */
+};
+/* Fills out with up to max running subprocesses; returns how many. */
+size_t worker_pool_members(struct worker_pool *p, struct pool_member *out, size_t max);
+/* SIGKILLs m's process if it still runs m's task; the task fails with reason
+ * instead of "killed by signal 9". 0, or EMBER_ENOENT when things moved on. */
+int worker_pool_fail_task(struct worker_pool *p, const struct pool_member *m, const char *reason)
+    EMBER_MUST_CHECK;
+/* Kills m's process if it is still idle; a new one is started in its place.
+ * 0, or EMBER_ENOENT when it was taken meanwhile. */
+int worker_pool_recycle(struct worker_pool *p, const struct pool_member *m) EMBER_MUST_CHECK;
+
+/* ---- worker_memory.c: one memory budget for the pyexecs' resident memory ---- */
+struct worker_memory;
+/* Starts the monitor when a budget is set (--python-memory-soft/-hard);
+ * *out is NULL when both are off. Borrows w. */
+int worker_memory_start(struct worker *w, struct worker_memory **out) EMBER_MUST_CHECK;
+void worker_memory_stop(struct worker_memory *m);   /* NULL-safe; joins the thread */
 
 /* ---- worker_task.c ---- */
 /* Starts a thread running the task; takes ownership of spec. */

@@ -19,13 +19,17 @@
 
 extern char **environ;
 
-enum slot_state { SLOT_NEEDS_SPAWN, SLOT_SPAWNING, SLOT_READY, SLOT_FAILED };
+/* REAPING: its process is being killed and waited for; nothing else may signal it. */
+enum slot_state { SLOT_NEEDS_SPAWN, SLOT_SPAWNING, SLOT_READY, SLOT_REAPING, SLOT_FAILED };
 
 struct slot_entry {
     struct pyexec_slot pub;
     enum slot_state state;
     int busy;
     uint64_t task_id;
+    uint32_t tasks_done;  /* by this process: a fresh one is never recycled */
+    pid_t task_pid;       /* the process the current task started on */
+    char *kill_reason;    /* why the memory monitor killed it, for the task's error */
 };
 
 struct worker_pool {
@@ -128,6 +132,7 @@ static void *launcher_loop(void *arg)
         int rc = spawn_pyexec(p, &e->pub);
         pthread_mutex_lock(&p->lock);
         e->state = rc == 0 ? SLOT_READY : SLOT_FAILED;
+        e->tasks_done = 0;
         pthread_cond_broadcast(&p->changed);
     }
     pthread_mutex_unlock(&p->lock);
@@ -179,6 +184,7 @@ struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id)
     if (found) {
         found->busy = 1;
         found->task_id = task_id;
+        found->task_pid = found->pub.pid;
     }
     pthread_mutex_unlock(&p->lock);
     return found ? &found->pub : NULL;
@@ -191,55 +197,135 @@ void worker_pool_release(struct worker_pool *p, struct pyexec_slot *s)
     pthread_mutex_lock(&p->lock);
     e->busy = 0;
     e->task_id = 0;
+    if (e->state == SLOT_READY && e->pub.pid == e->task_pid)
+        e->tasks_done++;                /* not when a fresh process replaced it meanwhile */
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
 }
 
-/* How a pyexec ended: its exit code or signal, its peak memory and the last
- * lines it printed. */
-static char *describe_exit(pid_t pid, int status, long peak_kib, const char *last_lines)
+/* How a pyexec ended: why we killed it (the memory budget) or its exit code
+ * or signal, its peak memory and the last lines it printed. */
+static char *describe_exit(pid_t pid, int status, long peak_kib, const char *last_lines,
+                           const char *kill_reason)
 {
-    char *how = WIFSIGNALED(status)
+    char *how = kill_reason ? NULL
+                : WIFSIGNALED(status)
                     ? ember_xasprintf("killed by signal %d (%s)", WTERMSIG(status),
                                       strsignal(WTERMSIG(status)))
                     : ember_xasprintf("exited with code %d", WEXITSTATUS(status));
-    char *text = ember_xasprintf("Python worker (ember-pyexec pid %d) died: %s; peak memory "
-                                 "%.1f MiB%s%s",
-                                 (int)pid, how, (double)peak_kib / 1024.0,
-                                 *last_lines ? "; its last output:\n" : "", last_lines);
+    char *text = kill_reason
+                     ? ember_xasprintf("%s; peak memory %.1f MiB%s%s", kill_reason,
+                                       (double)peak_kib / 1024.0,
+                                       *last_lines ? "; its last output:\n" : "", last_lines)
+                     : ember_xasprintf("Python worker (ember-pyexec pid %d) died: %s; peak "
+                                       "memory %.1f MiB%s%s",
+                                       (int)pid, how, (double)peak_kib / 1024.0,
+                                       *last_lines ? "; its last output:\n" : "", last_lines);
     free(how);
     return text;
 }
 
-char *worker_pool_replace(struct worker_pool *p, struct pyexec_slot *s)
+/* Kills and reaps the slot's process and forgets what it had loaded; the
+ * caller holds the slot (busy). Afterwards the slot needs a new process.
+ * Returns how the old one ended, as a new string. */
+static char *reap(struct worker_pool *p, struct slot_entry *e)
 {
-    struct slot_entry *e = (struct slot_entry *)s;
+    struct pyexec_slot *s = &e->pub;
+    struct rusage usage;
     int status = 0;
-    char *how;
+
+    pthread_mutex_lock(&p->lock);
+    e->state = SLOT_REAPING;
+    pthread_mutex_unlock(&p->lock);
 
     close_fd(&s->to_child);
     close_fd(&s->from_child);
     /* A process that lost protocol sync may still run: it must go. */
     kill(s->pid, SIGKILL);
-    struct rusage usage;
     memset(&usage, 0, sizeof(usage));
     while (wait4(s->pid, &status, 0, &usage) < 0 && errno == EINTR) {
     }
     char *last_lines = worker_stderr_finish(s->err);
     s->err = NULL;
-    how = describe_exit(s->pid, status, usage.ru_maxrss, last_lines);
+    char *how = describe_exit(s->pid, status, usage.ru_maxrss, last_lines, e->kill_reason);
     free(last_lines);
+    free(e->kill_reason);
+    e->kill_reason = NULL;
     free(s->broadcasts);         /* the new process has loaded none */
     s->broadcasts = NULL;
     s->n_broadcasts = 0;
     json_decref(s->objects);
     s->objects = NULL;
-    ember_log_warn("pyexec=%d slot=%d replaced: %s", (int)s->pid, s->index, how);
     pthread_mutex_lock(&p->lock);
     e->state = SLOT_NEEDS_SPAWN;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
     return how;
+}
+
+char *worker_pool_replace(struct worker_pool *p, struct pyexec_slot *s)
+{
+    struct slot_entry *e = (struct slot_entry *)s;
+
+    char *how = reap(p, e);
+
+    ember_log_warn("pyexec=%d slot=%d replaced: %s", (int)s->pid, s->index, how);
+    return how;
+}
+
+size_t worker_pool_members(struct worker_pool *p, struct pool_member *out, size_t max)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->size && n < max; i++) {
+        struct slot_entry *e = &p->slots[i];
+        if (e->state != SLOT_READY || e->kill_reason)
+            continue;
+        out[n].index = i;
+        out[n].pid = e->pub.pid;
+        out[n].busy = e->busy;
+        out[n].task_id = e->task_id;
+        out[n].tasks_done = e->tasks_done;
+        n++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+int worker_pool_fail_task(struct worker_pool *p, const struct pool_member *m, const char *reason)
+{
+    struct slot_entry *e = &p->slots[m->index];
+    int rc = EMBER_ENOENT;
+
+    pthread_mutex_lock(&p->lock);
+    if (e->state == SLOT_READY && e->busy && e->task_id == m->task_id && e->pub.pid == m->pid
+        && !e->kill_reason) {
+        e->kill_reason = ember_xstrdup(reason);
+        kill(e->pub.pid, SIGKILL);     /* the task's thread sees it die and reports the reason */
+        rc = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int worker_pool_recycle(struct worker_pool *p, const struct pool_member *m)
+{
+    struct slot_entry *e = &p->slots[m->index];
+
+    pthread_mutex_lock(&p->lock);
+    if (e->state != SLOT_READY || e->busy || e->pub.pid != m->pid) {
+        pthread_mutex_unlock(&p->lock);
+        return EMBER_ENOENT;
+    }
+    e->busy = 1;                       /* no task may take it meanwhile */
+    pthread_mutex_unlock(&p->lock);
+    free(reap(p, e));
+    pthread_mutex_lock(&p->lock);
+    e->busy = 0;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
 }
 
 int worker_pool_kill_task(struct worker_pool *p, uint64_t task_id)
@@ -280,6 +366,7 @@ void worker_pool_destroy(struct worker_pool *p)
     for (int i = 0; i < p->size; i++) {
         free(p->slots[i].pub.broadcasts);
         json_decref(p->slots[i].pub.objects);
+        free(p->slots[i].kill_reason);
     }
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->changed);

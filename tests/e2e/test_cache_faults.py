@@ -12,6 +12,7 @@ from conftest import Gateway, start_sc, wait_until
 from ember import SparkContext
 from ember.storagelevel import StorageLevel
 from test_cache import computations, storage, tracked
+from test_output_faults import mount_tmpfs, unmount
 
 TIMEOUT_MS = 2000
 
@@ -62,3 +63,29 @@ def test_replicated_partitions_survive_a_lost_block_manager(fresh_sc: SparkConte
     kill_block_manager(fresh_sc, gw, 1)
     assert rdd.sum() == sum(range(1, 1001))
     assert computations(tmp_path) == 4, "a replicated partition was recomputed"
+
+
+def test_a_full_spill_directory_does_not_stop_the_block_manager(
+        request: pytest.FixtureRequest) -> None:
+    """Block managers with 1 MiB of memory spill to 1 MiB disks: spills fail
+    with ENOSPC, pinned shuffle outputs stay in memory, DISK_ONLY partitions
+    are dropped (and computed again when needed); jobs stay correct."""
+    sc = start_sc(request, "e2e-spill-full", EMBER_BLOCKD_MEMORY=str(1 << 20))
+    cluster = sc._cluster
+    spills = [Path(cluster.run_dir) / f"blockd-{i}-spill" for i in range(cluster.workers)]
+    mount_tmpfs(spills[0], "size=1m")
+    request.addfinalizer(lambda: unmount(spills[0]))
+    mount_tmpfs(spills[1], "size=1m")
+    request.addfinalizer(lambda: unmount(spills[1]))
+    daemons = cluster.pids()
+
+    pairs = sc.parallelize(range(60000), 4).map(lambda i: (i % 5000, f"{i:08d}" + "y" * 60))
+    grouped = pairs.groupByKey(4).mapValues(len)
+    assert dict(grouped.collect()) == {k: 12 for k in range(5000)}
+    on_disk = pairs.persist(StorageLevel.DISK_ONLY)
+    assert on_disk.count() == 60000
+    assert on_disk.map(lambda kv: kv[0]).sum() == sum(i % 5000 for i in range(60000))
+    assert sorted(cluster.pids()) == sorted(daemons), "a daemon died"
+    logs = "".join((Path(cluster.log_dir) / f"blockd-{i}.log").read_text(errors="replace")
+                   for i in range(cluster.workers))
+    assert "No space left on device" in logs, logs[-3000:]

@@ -263,3 +263,65 @@ def test_the_same_submission_token_names_the_same_job(fresh_sc: SparkContext) ->
     first = gw.post(f"/api/v1/applications/{app}/jobs", body)
     again = gw.post(f"/api/v1/applications/{app}/jobs", body)
     assert first[0] == again[0] == 201 and first[1]["jobId"] == again[1]["jobId"], (first, again)
+
+
+def test_a_worker_restarted_at_once_has_its_tasks_run_again(request) -> None:
+    """The heartbeat timeout is long: only the new process's registration (a
+    new incarnation under the same id) tells the master the old tasks are gone."""
+    from chaos import Chaos
+    sc = start_sc(request, "e2e-faults-restart-at-once", EMBER_HEARTBEAT_TIMEOUT_MS="600000")
+    words, lines = slow_words(sc)
+    worker = daemon(sc, "worker-1")
+    outcome: dict = {}
+
+    def run() -> None:
+        outcome["counts"] = dict(words.flatMap(str.split).map(lambda w: (w, 1))
+                                 .reduceByKey(lambda a, b: a + b, 4).collect())
+    job = threading.Thread(target=run, daemon=True)
+    job.start()
+    time.sleep(0.5)
+    Chaos(sc, seed=0, interval=(0, 0), max_kills=0)._restart(worker, "ember-worker", None)
+    job.join(60)
+    assert not job.is_alive(), "the job hung on the tasks of the killed worker"
+    assert outcome["counts"] == expected_counts(lines)
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["first-block", "later-block"])
+def test_a_result_lost_before_its_download_is_computed_again(fresh_sc: SparkContext,
+                                                             monkeypatch, later: bool) -> None:
+    """The block manager holding a result dies (and comes back empty) between
+    the job's success and the driver's download (the first block: the answer
+    is 404; a later one of another block manager: the download breaks off):
+    the driver runs the job again."""
+    from chaos import Chaos
+    runner = fresh_sc._jobs
+    real_wait = runner.wait
+    lost: list[str] = []
+
+    def wait_then_lose_a_result(job_id: int) -> dict:
+        status = real_wait(job_id)
+        if not lost:
+            holders = [r["blockManager"] for r in status["results"]]
+            address = holders[0]
+            if later:
+                others = [a for a in holders if a != holders[0]]
+                if not others:
+                    pytest.skip("every result block landed in one block manager")
+                address = others[0]
+            proc = next(p for p in fresh_sc._cluster.processes if p.poll() is None
+                        and "ember-blockd" in p.args[0]
+                        and p.args[p.args.index("--id") + 1] == next(
+                            b["id"] for b in Gateway(fresh_sc._client.address).api("/blockmanagers")
+                            if b["address"] == address))
+            Chaos(fresh_sc, seed=0, interval=(0, 0), max_kills=0)._restart(
+                proc, "ember-blockd", address)
+            lost.append(address)
+        return status
+    monkeypatch.setattr(runner, "wait", wait_then_lose_a_result)
+    words, lines = slow_words(fresh_sc)
+    counts = dict(words.flatMap(str.split).map(lambda w: (w, 1))
+                  .reduceByKey(lambda a, b: a + b, 4).collect())
+    assert lost, "no result block was lost: the test proved nothing"
+    assert counts == expected_counts(lines)
+    jobs = Gateway(fresh_sc._client.address).api(f"/applications/{fresh_sc.applicationId}/jobs")
+    assert len(jobs) == 2 and all(j["status"] == "SUCCEEDED" for j in jobs), jobs

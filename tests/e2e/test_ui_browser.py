@@ -322,3 +322,26 @@ def test_xss_probe_stays_text(sc, browser, ran):
     assert browser.js("return document.scripts.length") == 1, "only the UI's own script"
     with pytest.raises(NoAlertPresentException):
         browser.driver.switch_to.alert.text
+
+
+def test_kill_button_stops_a_hung_job(sc, browser, ran, tmp_path):
+    from selenium.webdriver.support import expected_conditions
+    from test_cancel_hung import HungJob, hang_spinning
+    hung = HungJob(sc, tmp_path, hang_spinning)
+    browser.page("#/jobs", "Jobs", "jobs-kill-button")
+    browser.wait(lambda _: browser.js(
+        f"return !!document.querySelector('tr.job-row[data-job-id=\"{hung.job_id}\"] button.kill')"),
+        "the running job's row has no kill button")
+    route = f"#/jobs/{sc.applicationId}/{hung.job_id}"
+    browser.page(route, f"Job {hung.job_id}", "job-kill-button")
+    # Clicked from a timer: the confirmation dialog must not block this call.
+    browser.js("setTimeout(() => document.querySelector('button.kill').click(), 0)")
+    alert = browser.wait(expected_conditions.alert_is_present(), "no confirmation was asked")
+    assert alert.text == f"Kill job {hung.job_id}?"
+    alert.accept()
+    hung.assert_stopped_and_replaced()
+    browser.wait(lambda _: browser.js(
+        "return document.querySelector('dl.facts .status').textContent") == "FAILED",
+        "the job page never showed the job FAILED")
+    assert browser.js("return document.querySelectorAll('button.kill').length") == 0
+    browser.assert_no_console_errors()
