@@ -12,12 +12,22 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "security.h"
 #include "util.h"
 
 static const struct ember_option common_options[] = {
     {"log-level", "EMBER_LOG_LEVEL", "warn", "error, warn, info or debug"},
     {"ready-file", "EMBER_READY_FILE", NULL,
      "write the address this daemon serves on to this file once it is ready"},
+    {"auth-secret-file", "EMBER_AUTH_SECRET_FILE", NULL,
+     "file holding the cluster's shared secret (or set EMBER_AUTH_SECRET itself); when set, "
+     "every call in and out carries it and calls without it are refused"},
+    {"tls-cert", "EMBER_TLS_CERT", NULL,
+     "PEM certificate: serve gRPC (and the gateway's HTTP) over TLS; needs --tls-key"},
+    {"tls-key", "EMBER_TLS_KEY", NULL, "PEM private key of --tls-cert"},
+    {"tls-ca", "EMBER_TLS_CA", NULL,
+     "PEM CA certificate(s) to trust when calling other daemons over TLS "
+     "(default: --tls-cert itself, for a self-signed certificate)"},
     {0},
 };
 
@@ -113,6 +123,18 @@ static int follow_parent(void)
     return 0;
 }
 
+static int load_security(const struct ember_daemon *d)
+{
+    struct ember_security_sources src = {
+        .secret_file = ember_daemon_opt(d, "auth-secret-file"),
+        .tls_cert_file = ember_daemon_opt(d, "tls-cert"),
+        .tls_key_file = ember_daemon_opt(d, "tls-key"),
+        .tls_ca_file = ember_daemon_opt(d, "tls-ca"),
+    };
+
+    return ember_security_load(d->name, &src);
+}
+
 int ember_daemon_init(struct ember_daemon *d, const char *name, const char *description,
                       const struct ember_option *options, int argc, char **argv)
 {
@@ -131,6 +153,8 @@ int ember_daemon_init(struct ember_daemon *d, const char *name, const char *desc
         return EMBER_EINVAL;
     }
     ember_log_init(name, level);
+    if (load_security(d) != 0)
+        return EMBER_EINVAL;
     if (follow_parent() != 0) {
         fprintf(stderr, "%s: parent process already gone\n", name);
         return EMBER_EDEAD;

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "rpc.h"
 #include "log.h"
+#include "security.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -113,6 +114,41 @@ struct ember_rpc_ctx {
   char *details;
 };
 
+/* TLS when this process has a certificate (security.h), else plain HTTP/2. */
+static grpc_server_credentials *server_credentials(void) {
+  const struct ember_security *sec = ember_security_get();
+  if (!sec->tls_cert_pem) return grpc_insecure_server_credentials_create();
+  grpc_ssl_pem_key_cert_pair pair = {sec->tls_key_pem, sec->tls_cert_pem};
+  return grpc_ssl_server_credentials_create(NULL, &pair, 1, 0, NULL);
+}
+
+static grpc_channel_credentials *channel_credentials(void) {
+  const struct ember_security *sec = ember_security_get();
+  if (!sec->tls_ca_pem) return grpc_insecure_credentials_create();
+  return grpc_ssl_credentials_create(sec->tls_ca_pem, NULL, NULL, NULL);
+}
+
+/* Does the call carry this process's shared secret (or is none required)? */
+static int call_authorized(const grpc_metadata_array *md) {
+  if (!ember_security_get()->secret) return 1;
+  for (size_t i = 0; i < md->count; i++) {
+    const grpc_metadata *m = &md->metadata[i];
+    if (grpc_slice_str_cmp(m->key, EMBER_AUTH_HEADER) == 0)
+      return ember_security_bearer_ok((const char *)GRPC_SLICE_START_PTR(m->value),
+                                      GRPC_SLICE_LENGTH(m->value));
+  }
+  return 0;
+}
+
+static void log_refused(slot_t *c) {
+  char *peer = grpc_call_get_peer(c->call);
+  char *method = c->m ? NULL : grpc_slice_to_c_string(c->details.method);
+  ember_log_warn("refused a call to %s from %s: missing or wrong shared secret",
+                 c->m ? c->m->path : method, peer ? peer : "?");
+  gpr_free(peer);
+  gpr_free(method);
+}
+
 ember_rpc_server *ember_rpc_server_create(const char *addr, int *bound_port,
                               const grpc_channel_args *args) {
   ember_rpc_server *s = calloc(1, sizeof *s);
@@ -125,7 +161,7 @@ ember_rpc_server *ember_rpc_server_create(const char *addr, int *bound_port,
   s->server = grpc_server_create(args ? args : &default_args, NULL);
   s->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds = server_credentials();
   int port = grpc_server_add_http2_port(s->server, addr, creds);
   grpc_server_credentials_release(creds);
   if (port == 0) { /* bind failed; server never started */
@@ -209,7 +245,13 @@ static void finish(ember_rpc_ctx *ctx, grpc_status_code st) {
 static void handle(slot_t *c) {
   ember_rpc_ctx ctx = {c->call, c->call_cq, c->deadline, 0, 0, 0, NULL};
   grpc_status_code st;
-  if (!c->m) {
+  if (!call_authorized(&c->md)) {
+    log_refused(c);
+    ember_rpc_set_details(&ctx, "the call lacks the cluster's shared secret or has a wrong "
+                          "one (set EMBER_AUTH_SECRET or --auth-secret-file as on the "
+                          "daemons)");
+    st = GRPC_STATUS_UNAUTHENTICATED;
+  } else if (!c->m) {
     char *p = grpc_slice_to_c_string(c->details.method);
     char msg[300];
     snprintf(msg, sizeof msg, "unknown method %s", p);
@@ -338,7 +380,7 @@ grpc_channel *ember_rpc_channel_create_ex(const char *target, int max_recv_bytes
   size_t n_args = sizeof(args) / sizeof(args[0]);
   grpc_channel_args channel_args = {(flags & EMBER_RPC_NO_READ_AHEAD) ? n_args : n_args - 1,
                                     args};
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  grpc_channel_credentials *creds = channel_credentials();
   grpc_channel *ch = grpc_channel_create(target, creds, &channel_args);
   grpc_channel_credentials_release(creds); /* channel keeps its own ref */
   return ch;
@@ -368,7 +410,15 @@ grpc_status_code ember_rpc_call_path(grpc_channel *ch, const char *path,
   grpc_metadata_array_init(&initial_md);
   grpc_metadata_array_init(&trailing_md);
   memset(ops, 0, sizeof ops);
-  ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  const char *bearer = ember_security_get()->bearer;
+  grpc_metadata auth = {.key = grpc_slice_from_static_string(EMBER_AUTH_HEADER),
+                        .value = grpc_slice_from_static_string(bearer ? bearer : "")};
+  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (bearer) { /* lives as long as the process: a static slice is safe */
+    ops[n].data.send_initial_metadata.count = 1;
+    ops[n].data.send_initial_metadata.metadata = &auth;
+  }
+  n++;
   ops[n].op = GRPC_OP_SEND_MESSAGE;
   ops[n++].data.send_message.send_message = send;
   ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

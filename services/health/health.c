@@ -10,6 +10,7 @@
 #include "common.pb-c.h"
 #include "master.pb-c.h"
 #include "rpc.h"
+#include "security.h"
 #include "util.h"
 
 static void usage(FILE *out)
@@ -24,6 +25,9 @@ static void usage(FILE *out)
             "  --master HOST:PORT  the master asked about a worker\n"
             "                      (environment: EMBER_MASTER_ADDRESS; default 127.0.0.1:7077)\n"
             "  --timeout-ms N      how long to wait for the answer (default 2000)\n"
+            "  --auth-secret-file F  the cluster's shared secret (environment:\n"
+            "                      EMBER_AUTH_SECRET_FILE, or the secret in EMBER_AUTH_SECRET)\n"
+            "  --tls-ca F          call over TLS trusting this CA (environment: EMBER_TLS_CA)\n"
             "  -h, --help          show this help\n");
 }
 
@@ -53,6 +57,8 @@ static int usage_error(const char *what, const char *arg)
 int health_parse_args(int argc, char **argv, struct health_args *out)
 {
     struct health_args a = {.master = getenv("EMBER_MASTER_ADDRESS"), .timeout_ms = 2000};
+    struct ember_security_sources sec = {.secret_file = getenv("EMBER_AUTH_SECRET_FILE"),
+                                         .tls_ca_file = getenv("EMBER_TLS_CA")};
     char *end;
     int i = 1;
 
@@ -62,6 +68,10 @@ int health_parse_args(int argc, char **argv, struct health_args *out)
             exit(0);
         } else if (strcmp(argv[i], "--master") == 0 && i + 1 < argc) {
             a.master = argv[++i];
+        } else if (strcmp(argv[i], "--auth-secret-file") == 0 && i + 1 < argc) {
+            sec.secret_file = argv[++i];
+        } else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc) {
+            sec.tls_ca_file = argv[++i];
         } else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
             a.timeout_ms = strtoll(argv[++i], &end, 10);
             if (*end || a.timeout_ms <= 0)
@@ -77,6 +87,8 @@ int health_parse_args(int argc, char **argv, struct health_args *out)
     a.address = argv[i + 1];
     if (!a.master || !*a.master)
         a.master = "127.0.0.1:7077";
+    if (ember_security_load("ember-health", &sec) != 0)
+        return EMBER_EINVAL;
     *out = a;
     return 0;
 }
