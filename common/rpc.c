@@ -386,6 +386,17 @@ grpc_channel *ember_rpc_channel_create_ex(const char *target, int max_recv_bytes
   return ch;
 }
 
+void ember_rpc_add_auth(grpc_op *op, grpc_metadata *storage) {
+  const char *bearer = ember_security_get()->bearer;
+  if (!bearer) return;
+  memset(storage, 0, sizeof *storage);
+  /* the bearer string lives as long as the process: a static slice is safe */
+  storage->key = grpc_slice_from_static_string(EMBER_AUTH_HEADER);
+  storage->value = grpc_slice_from_static_string(bearer);
+  op->data.send_initial_metadata.count = 1;
+  op->data.send_initial_metadata.metadata = storage;
+}
+
 grpc_status_code ember_rpc_call_path(grpc_channel *ch, const char *path,
                                const ProtobufCMessageDescriptor *out,
                                const ProtobufCMessage *req,
@@ -410,15 +421,9 @@ grpc_status_code ember_rpc_call_path(grpc_channel *ch, const char *path,
   grpc_metadata_array_init(&initial_md);
   grpc_metadata_array_init(&trailing_md);
   memset(ops, 0, sizeof ops);
-  const char *bearer = ember_security_get()->bearer;
-  grpc_metadata auth = {.key = grpc_slice_from_static_string(EMBER_AUTH_HEADER),
-                        .value = grpc_slice_from_static_string(bearer ? bearer : "")};
+  grpc_metadata auth;
   ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-  if (bearer) { /* lives as long as the process: a static slice is safe */
-    ops[n].data.send_initial_metadata.count = 1;
-    ops[n].data.send_initial_metadata.metadata = &auth;
-  }
-  n++;
+  ember_rpc_add_auth(&ops[n++], &auth);
   ops[n].op = GRPC_OP_SEND_MESSAGE;
   ops[n++].data.send_message.send_message = send;
   ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

@@ -60,6 +60,11 @@ grpc_channel *ember_rpc_channel_create(const char *target, int max_recv_bytes);
 #define EMBER_RPC_NO_READ_AHEAD 1
 grpc_channel *ember_rpc_channel_create_ex(const char *target, int max_recv_bytes, int flags);
 
+/* Adds the process's shared secret (security.h), if any, to a
+ * GRPC_OP_SEND_INITIAL_METADATA op, for calls made without ember_rpc_call.
+ * `storage` must stay valid until the batch completes. */
+void ember_rpc_add_auth(grpc_op *send_initial_metadata, grpc_metadata *storage);
+
 /* Return non-zero to cancel the stream. Do not keep msg. */
 typedef int (*ember_rpc_on_message)(const ProtobufCMessage *msg, void *user);
 

@@ -17,7 +17,7 @@ from ember import files, lineage, readers
 from ember.conf import (SparkConf, defaults_file_path, environment_settings,
                         read_defaults_file, redacted)
 from ember.errors import EmberError
-from ember.gateway_client import GatewayClient
+from ember.gateway_client import GatewayClient, ca_from_environment, secret_from_environment
 from ember.jobs import JobRunner
 from ember.local_cluster import LocalCluster
 
@@ -85,9 +85,8 @@ class SparkContext:
             if SparkContext._active is not None:
                 raise EmberError("only one SparkContext may run in a process; call stop() on "
                                  "the existing one first")
-            gateway_address = self._connect()
+            self._client = self._connect()
             try:
-                self._client = GatewayClient(gateway_address)
                 app = self._client.request(
                     "POST", "/applications",
                     {"name": self.appName, "user": self.sparkUser(),
@@ -110,7 +109,7 @@ class SparkContext:
         for path in (p for p in os.environ.get("EMBER_FILES", "").split(",") if p):
             self.addFile(path)
 
-    def _connect(self) -> str:
+    def _connect(self) -> GatewayClient:
         local = _LOCAL_RE.match(self.master)
         if local:
             count = local.group(1)
@@ -123,10 +122,12 @@ class SparkContext:
             self._cluster = LocalCluster(workers, self._conf.get("spark.ember.logLevel", "warn"))
             self._cluster.start()
             self._default_parallelism = workers
-            return self._cluster.gateway_address
+            return self._cluster.client()
         if self.master.startswith("ember://"):
             self._default_parallelism = int(self._conf.get("spark.default.parallelism", "2"))
-            return self.master[len("ember://"):].rstrip("/")
+            return GatewayClient(self.master[len("ember://"):].rstrip("/"),
+                                 secret_from_environment(self._conf),
+                                 ca_from_environment(self._conf))
         raise EmberError(f"master URL '{self.master}' is not understood: use ember://HOST:PORT, "
                          "local, local[N] or local[*]")
 
@@ -196,7 +197,7 @@ class SparkContext:
     @property
     def uiWebUrl(self) -> str:
         """Address of the web UI (the gateway)."""
-        return f"http://{self._client.address}/"
+        return f"{self._client.scheme}://{self._client.address}/"
 
     @property
     def defaultParallelism(self) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import pickle
+import ssl
 import struct
 import time
 import urllib.error
@@ -16,6 +18,33 @@ from ember.errors import GatewayError
 _RETRIES = 8
 
 
+def secret_from_environment(conf: Any = None) -> Optional[str]:
+    """The cluster's shared secret as a driver finds it.
+
+    ``EMBER_AUTH_SECRET``, else the first line of the file ``EMBER_AUTH_SECRET_FILE``
+    names, else the SparkConf key ``spark.authenticate.secret``; None when none is set.
+    """
+    secret = os.environ.get("EMBER_AUTH_SECRET")
+    path = os.environ.get("EMBER_AUTH_SECRET_FILE")
+    if not secret and path:
+        try:
+            with open(path, encoding="ascii") as fh:
+                secret = fh.readline().strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise GatewayError(f"cannot read the secret file {path} "
+                               f"(EMBER_AUTH_SECRET_FILE): {err}") from None
+    if not secret and conf is not None:
+        secret = conf.get("spark.authenticate.secret")
+    return secret or None
+
+
+def ca_from_environment(conf: Any = None) -> Optional[str]:
+    """The CA file a driver trusts for an HTTPS gateway: ``EMBER_TLS_CA``, else
+    the SparkConf key ``spark.ember.tls.ca``; None for plain HTTP."""
+    ca = os.environ.get("EMBER_TLS_CA") or (conf.get("spark.ember.tls.ca") if conf else None)
+    return ca or None
+
+
 class GatewayClient:
     """Talks JSON to one gateway; retries idempotent requests with backoff.
 
@@ -23,11 +52,29 @@ class GatewayClient:
     ----------
     address : str
         ``host:port`` of the gateway.
+    secret : str, optional
+        The cluster's shared secret, sent as ``Authorization: Bearer`` on every request.
+    ca_file : str, optional
+        Speak HTTPS and trust this PEM CA file (plain HTTP without it).
     """
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, secret: Optional[str] = None,
+                 ca_file: Optional[str] = None) -> None:
         self.address = address
-        self.base = f"http://{address}/api/v1"
+        self.scheme = "https" if ca_file else "http"
+        self.base = f"{self.scheme}://{address}/api/v1"
+        self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self._ssl = None
+        if ca_file:
+            try:
+                self._ssl = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as err:
+                raise GatewayError(f"cannot use the TLS CA file {ca_file}: {err}") from None
+
+    def _urlopen(self, req: urllib.request.Request, timeout: float) -> Any:
+        for key, value in self._headers.items():
+            req.add_unredirected_header(key, value)
+        return urllib.request.urlopen(req, timeout=timeout, context=self._ssl)
 
     def request(self, method: str, path: str, body: Any = None, raw: bool = False,
                 retry: Optional[bool] = None, raw_body: Optional[bytes] = None) -> Any:
@@ -43,7 +90,7 @@ class GatewayClient:
                 req.add_header("Content-Type", "application/octet-stream"
                                if raw_body is not None else "application/json")
             try:
-                with urllib.request.urlopen(req, timeout=300) as resp:
+                with self._urlopen(req, timeout=300) as resp:
                     payload = resp.read()
                     _check_length(payload, resp.headers.get("Content-Length"))
                 return payload if raw else json.loads(payload or b"null")
@@ -100,7 +147,7 @@ class GatewayClient:
         delay = 0.05
         for attempt in range(_RETRIES):
             try:
-                return urllib.request.urlopen(self.base + path, timeout=300)
+                return self._urlopen(urllib.request.Request(self.base + path), timeout=300)
             except urllib.error.HTTPError as err:
                 message = _error_text(err)
                 if err.code not in (502, 503) or attempt + 1 == _RETRIES:

@@ -2,27 +2,33 @@
 
 Starts a master, a gateway and N one-core workers, each paired with its own
 block manager (so a shuffle really crosses block managers). Every daemon gets
-EMBER_PARENT_PID, so it dies with this process even when it is SIGKILLed.
+EMBER_PARENT_PID, so it dies with this process even when it is SIGKILLed, and a
+shared secret made for this cluster alone (EMBER_AUTH_SECRET), so other users of
+the machine cannot run code through its ports.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 from typing import Optional
 
-from ember.errors import ClusterStartError
+from ember.errors import ClusterStartError, GatewayError
+from ember.gateway_client import GatewayClient
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _START_TIMEOUT = 30.0
+# Security settings of the driver's own environment are for a cluster it connects
+# to; the daemons of a local cluster get this cluster's own.
+_NOT_INHERITED = ("EMBER_AUTH_SECRET", "EMBER_AUTH_SECRET_FILE", "EMBER_TLS_CERT",
+                  "EMBER_TLS_KEY", "EMBER_TLS_CA")
 
 
 class _Launcher:
@@ -96,9 +102,15 @@ class LocalCluster:
         Number of workers (each with one core and its own block manager).
     log_level : str
         Log level passed to every daemon (their logs go to ``log_dir``).
+    tls : tuple of str, optional
+        ``(certificate, key)`` PEM files: every daemon serves TLS with them and
+        trusts the certificate (a self-signed one), the gateway speaks HTTPS.
     """
 
-    def __init__(self, workers: int, log_level: str = "warn", cores_per_worker: int = 1) -> None:
+    def __init__(self, workers: int, log_level: str = "warn", cores_per_worker: int = 1,
+                 tls: Optional[tuple[str, str]] = None) -> None:
+        self.secret = secrets.token_urlsafe(32)
+        self.tls = tls
         self.workers = workers
         self.cores_per_worker = cores_per_worker
         self.log_level = log_level
@@ -111,7 +123,10 @@ class LocalCluster:
 
     def _spawn(self, name: str, tag: str, args: list[str]) -> str:
         ready = os.path.join(self.run_dir, f"{tag}.ready")
-        env = dict(os.environ, EMBER_PARENT_PID=str(os.getpid()))
+        env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+        env.update(EMBER_PARENT_PID=str(os.getpid()), EMBER_AUTH_SECRET=self.secret)
+        if self.tls:
+            env.update(EMBER_TLS_CERT=self.tls[0], EMBER_TLS_KEY=self.tls[1])
         log = open(os.path.join(self.log_dir, f"{tag}.log"), "ab")
         try:
             proc = _launch(
@@ -167,16 +182,21 @@ class LocalCluster:
             raise
         return self
 
+    def client(self) -> GatewayClient:
+        """A client of this cluster's gateway that carries its secret."""
+        return GatewayClient(self.gateway_address, self.secret,
+                             self.tls[0] if self.tls else None)
+
     def _wait_registered(self) -> None:
-        url = f"http://{self.gateway_address}/api/v1/executors"
+        client = self.client()
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(url, timeout=5) as resp:
-                    alive = [e for e in json.load(resp) if e.get("state") == "alive"]
+                executors = client.request("GET", "/executors", retry=False)
+                alive = [e for e in executors if e.get("state") == "alive"]
                 if len(alive) >= self.workers:
                     return
-            except OSError:
+            except GatewayError:
                 pass
             time.sleep(0.05)
         raise ClusterStartError(f"workers did not register in {_START_TIMEOUT:.0f} s")

@@ -21,6 +21,8 @@ const struct ember_option gw_options[] = {
     {"advertise", "EMBER_GATEWAY_ADVERTISE", NULL,
      "host:port cluster-mode drivers on workers use to reach this gateway (default: the "
      "listen address)"},
+    {"max-uploads", "EMBER_GATEWAY_MAX_UPLOADS", "16",
+     "job submissions and broadcast uploads received at once (more get 503)"},
     {0},
 };
 
@@ -52,13 +54,19 @@ static int parse_listen(const char *listen, struct sockaddr_in *out)
     return 0;
 }
 
-static int read_limits(struct ember_daemon *d, size_t *max_body, unsigned *threads)
+static int read_limits(struct ember_daemon *d, struct gw *g, unsigned *threads)
 {
-    int64_t body, n;
+    int64_t body, n, uploads;
 
     if (ember_daemon_opt_int(d, "max-body-bytes", &body) != 0
-        || ember_daemon_opt_int(d, "threads", &n) != 0)
+        || ember_daemon_opt_int(d, "threads", &n) != 0
+        || ember_daemon_opt_int(d, "max-uploads", &uploads) != 0)
         return EMBER_EINVAL;
+    if (uploads < 1 || uploads > 100000) {
+        ember_log_error("--max-uploads must be between 1 and 100000, not %lld",
+                        (long long)uploads);
+        return EMBER_EINVAL;
+    }
     if (body <= 0) {
         ember_log_error("--max-body-bytes must be positive, not %lld", (long long)body);
         return EMBER_EINVAL;
@@ -68,7 +76,8 @@ static int read_limits(struct ember_daemon *d, size_t *max_body, unsigned *threa
                         (long long)n);
         return EMBER_EINVAL;
     }
-    *max_body = (size_t)body;
+    g->max_body = (size_t)body;
+    g->max_uploads = (unsigned)uploads;
     *threads = (unsigned)n;
     return 0;
 }
@@ -105,7 +114,10 @@ int gw_create(struct ember_daemon *d, struct gw **out)
     int rc;
 
     g->daemon = d;
-    rc = read_limits(d, &g->max_body, &threads);
+    pthread_mutex_init(&g->uploads_lock, NULL);
+    rc = read_limits(d, g, &threads);
+    if (rc == 0)
+        rc = gw_auth_init(g);
     if (rc != 0)
         goto out;
     if (!master || !*master) {
@@ -138,6 +150,7 @@ void gw_destroy(struct gw *g)
         grpc_channel_destroy(g->master);
     if (g->grpc_started)
         grpc_shutdown();
+    pthread_mutex_destroy(&g->uploads_lock);
     free(g->master_addr);
     free(g->advertised);
     free(g);

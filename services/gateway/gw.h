@@ -8,9 +8,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 
 #include "daemon.h"
 #include "master.pb-c.h"
@@ -29,6 +31,10 @@ struct gw {
     struct gw_blocks *blocks;
     struct MHD_Daemon *mhd;
     size_t max_body;
+    unsigned max_uploads;          /* request bodies received at once (uploads) */
+    unsigned uploads;              /* now; guarded by uploads_lock */
+    pthread_mutex_t uploads_lock;
+    char session[65];              /* the web UI's login cookie (gw_auth.c) */
     int grpc_started;
 };
 
@@ -53,6 +59,7 @@ struct gw_request {
     uint32_t job, stage, partition, rdd, broadcast;
     struct ember_buf body;         /* NUL-terminated when the handler runs */
     int too_big;
+    int counted_upload;            /* holds one of gw->max_uploads */
     int hold;                      /* keep the response for the last call */
     struct MHD_Response *held;
     unsigned status;               /* of the queued response; 0 before one */
@@ -66,10 +73,15 @@ typedef enum MHD_Result (*gw_handler)(struct gw_request *rq);
 int gw_http_start(struct gw *g, const struct sockaddr_in *addr, unsigned threads,
                   int *bound_port) EMBER_MUST_CHECK;
 void gw_http_stop(struct gw *g);
+/* One line per route: "METHOD /pattern open|secret" (for tests and --list-routes). */
+void gw_http_print_routes(FILE *out);
 
 /* Every gw_reply_* queues the one response of rq and returns MHD's verdict. */
 /* Takes ownership of `body` (may be NULL: then a 500). */
 enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, json_t *body);
+/* Takes ownership of `body`; headers: name, value, ..., NULL. */
+enum MHD_Result gw_reply_json_headers(struct gw_request *rq, unsigned status, json_t *body,
+                                      const char *const *headers);
 /* {"error": "<sentence>"} */
 enum MHD_Result gw_reply_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -88,6 +100,15 @@ unsigned gw_rpc_http_status(grpc_status_code code, const char *details, const ch
                             char **message);
 enum MHD_Result gw_reply_rpc_error(struct gw_request *rq, grpc_status_code code,
                                    const char *details, const char *peer);
+
+/* ---- gw_auth.c: the shared secret on HTTP (bearer token or login cookie) ---- */
+int gw_auth_init(struct gw *g) EMBER_MUST_CHECK;   /* makes the session token */
+int gw_auth_required(void);                        /* is a secret configured? */
+int gw_auth_request_ok(const struct gw_request *rq);
+/* 401 with {"error": ...} and WWW-Authenticate. */
+enum MHD_Result gw_auth_reply_unauthorized(struct gw_request *rq);
+enum MHD_Result gw_auth_login(struct gw_request *rq);
+enum MHD_Result gw_auth_logout(struct gw_request *rq);
 
 /* ---- gw_master.c: calls to ember.Master (deadline GW_MASTER_TIMEOUT_MS) ---- */
 /* Every call returns the gRPC status; on failure *details is a new message (may be

@@ -12,28 +12,37 @@
 #include <string.h>
 
 #include "log.h"
+#include "security.h"
 
 #define MAX_SEGMENTS 8                 /* the longest route has 8 path segments */
 #define MAX_APP_ID 128
 #define CONNECTION_TIMEOUT_S 60        /* idle keep-alive connections */
 #define JSON_TYPE "application/json"
 
+/* Route flags. Every route needs the shared secret (when one is set) unless
+ * it is OPEN: open routes show nothing of the cluster's work. */
+#define OPEN 1u       /* the UI's shell and login, liveness */
+#define UPLOAD 2u     /* a large body: counts against --max-uploads */
+
 struct gw_route {
     const char *method;
     const char *pattern;  /* {app}, {job}, {stage}, {rdd} and {partition} are parameters */
     gw_handler fn;
     const char *what;     /* Query kind for gw_api_query */
+    unsigned flags;
 };
 
 static const struct gw_route routes[] = {
-    {"GET", "/", gw_ui_index, NULL},
-    {"GET", "/index.html", gw_ui_index, NULL},
+    {"GET", "/", gw_ui_index, NULL, OPEN},
+    {"GET", "/index.html", gw_ui_index, NULL, OPEN},
+    {"POST", "/login", gw_auth_login, NULL, OPEN},
+    {"POST", "/logout", gw_auth_logout, NULL, OPEN},
     {"GET", "/jobs", gw_ui_jobs, NULL},
-    {"GET", "/health", gw_api_health, NULL},
+    {"GET", "/health", gw_api_health, NULL, OPEN},
     {"POST", "/api/v1/applications", gw_api_create_app, NULL},
     {"GET", "/api/v1/applications", gw_api_query, "applications"},
     {"DELETE", "/api/v1/applications/{app}", gw_api_end_app, NULL},
-    {"POST", "/api/v1/applications/{app}/jobs", gw_api_submit_job, NULL},
+    {"POST", "/api/v1/applications/{app}/jobs", gw_api_submit_job, NULL, UPLOAD},
     {"GET", "/api/v1/applications/{app}/jobs", gw_api_query, "jobs"},
     {"GET", "/api/v1/applications/{app}/jobs/{job}", gw_api_get_job, NULL},
     {"POST", "/api/v1/applications/{app}/jobs/{job}/cancel", gw_api_cancel_job, NULL},
@@ -47,7 +56,7 @@ static const struct gw_route routes[] = {
     {"GET", "/api/v1/applications/{app}/storage/rdd", gw_api_query, "storage"},
     {"DELETE", "/api/v1/applications/{app}/rdds/{rdd}", gw_api_unpersist, NULL},
     {"GET", "/api/v1/storage/rdd", gw_api_query, "storage"},
-    {"PUT", "/api/v1/applications/{app}/broadcasts/{broadcast}", gw_broadcast_put, NULL},
+    {"PUT", "/api/v1/applications/{app}/broadcasts/{broadcast}", gw_broadcast_put, NULL, UPLOAD},
     {"DELETE", "/api/v1/applications/{app}/broadcasts/{broadcast}", gw_broadcast_delete, NULL},
     {"GET", "/api/v1/blockmanagers", gw_api_query, "blockmanagers"},
     {"GET", "/api/v1/applications/{app}/executors", gw_api_query, "executors"},
@@ -62,6 +71,13 @@ static const struct gw_route routes[] = {
     {"GET", "/api/v1/drivers/{driver}/stderr", gw_drivers_log, NULL},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
+void gw_http_print_routes(FILE *out)
+{
+    for (size_t i = 0; i < N_ROUTES; i++)
+        fprintf(out, "%s %s %s\n", routes[i].method, routes[i].pattern,
+                routes[i].flags & OPEN ? "open" : "secret");
+}
 
 /* ---- responses ---- */
 
@@ -129,6 +145,19 @@ enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, json_t *bo
         return gw_reply_response(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
                      error_response("the gateway could not build its answer"), JSON_TYPE);
     return gw_reply_response(rq, status, json_response(body), JSON_TYPE);
+}
+
+enum MHD_Result gw_reply_json_headers(struct gw_request *rq, unsigned status, json_t *body,
+                                      const char *const *headers)
+{
+    struct MHD_Response *r;
+
+    if (!body)
+        return gw_reply_json(rq, status, NULL);
+    r = json_response(body);
+    for (; r && headers && headers[0]; headers += 2)
+        MHD_add_response_header(r, headers[0], headers[1]);
+    return queue(rq, status, r, JSON_TYPE);
 }
 
 enum MHD_Result gw_reply_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
@@ -371,6 +400,55 @@ static int bind_params(struct gw_request *rq, char **seg, char **error)
     return 0;
 }
 
+/* Path segments that could mean a file elsewhere ("..", ".", backslashes) match
+ * no route; refusing them here says so whatever routes are added later. MHD
+ * has already decoded %XX, so "%2e%2e" and "%2f" arrive as ".." and "/". */
+static int suspicious_path(char **seg, int nseg)
+{
+    for (int i = 0; i < nseg && i < MAX_SEGMENTS; i++)
+        if (strcmp(seg[i], ".") == 0 || strcmp(seg[i], "..") == 0 || strchr(seg[i], '\\'))
+            return 1;
+    return 0;
+}
+
+/* Takes one of --max-uploads for an UPLOAD route; 0 when all are taken. */
+static int take_upload_slot(struct gw_request *rq)
+{
+    struct gw *g = rq->gw;
+    int ok;
+
+    pthread_mutex_lock(&g->uploads_lock);
+    ok = g->uploads < g->max_uploads;
+    if (ok)
+        g->uploads++;
+    pthread_mutex_unlock(&g->uploads_lock);
+    rq->counted_upload = ok;
+    return ok;
+}
+
+static void release_upload_slot(struct gw_request *rq)
+{
+    if (!rq->counted_upload)
+        return;
+    pthread_mutex_lock(&rq->gw->uploads_lock);
+    rq->gw->uploads--;
+    pthread_mutex_unlock(&rq->gw->uploads_lock);
+    rq->counted_upload = 0;
+}
+
+static enum MHD_Result reply_busy(struct gw_request *rq)
+{
+    const char *headers[] = {MHD_HTTP_HEADER_RETRY_AFTER, "1", NULL};
+    char *message = ember_xasprintf("the gateway is receiving %u uploads already "
+                                    "(--max-uploads); try again shortly",
+                                    rq->gw->max_uploads);
+    enum MHD_Result ret = gw_reply_json_headers(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                                json_pack("{s:s}", "error", message), headers);
+
+    free(message);
+    return ret;
+}
+
 /* ---- the request cycle ---- */
 
 static int declared_too_big(const struct gw_request *rq)
@@ -395,6 +473,10 @@ static enum MHD_Result begin_request(struct gw_request *rq)
     if (declared_too_big(rq))
         return reply_too_big(rq);
     rq->hold = 1;
+    if (suspicious_path(seg, nseg))
+        return gw_reply_error(rq, MHD_HTTP_NOT_FOUND,
+                              "no route %s %s: paths may not hold '.', '..' or '\\' segments",
+                              rq->method, rq->path);
     rq->route = find_route(rq->method, seg, nseg, allow, sizeof(allow));
     if (!rq->route && allow[0])
         return reply_not_allowed(rq, allow);
@@ -403,11 +485,15 @@ static enum MHD_Result begin_request(struct gw_request *rq)
                               "no route %s %s: the REST API lives under /api/v1", rq->method,
                               rq->path);
     rq->what = rq->route->what;
+    if (!(rq->route->flags & OPEN) && !gw_auth_request_ok(rq))
+        return gw_auth_reply_unauthorized(rq);
     if (bind_params(rq, seg, &error) != 0) {
         ret = gw_reply_error(rq, MHD_HTTP_NOT_FOUND, "%s", error);
         free(error);
         return ret;
     }
+    if ((rq->route->flags & UPLOAD) && !take_upload_slot(rq))
+        return reply_busy(rq);
     rq->hold = 0;
     return MHD_YES;
 }
@@ -492,6 +578,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     ember_log_debug("%s %s -> %u in %llu ms%s", rq->method, rq->path, rq->status,
                     (unsigned long long)(ember_monotonic_ms() - rq->start_ms),
                     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection lost)");
+    release_upload_slot(rq);
     if (rq->held)
         MHD_destroy_response(rq->held);
     ember_buf_free(&rq->body);
@@ -522,12 +609,27 @@ int gw_http_start(struct gw *g, const struct sockaddr_in *addr, unsigned threads
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
+    const struct ember_security *sec = ember_security_get();
+    /* With a certificate the gateway speaks HTTPS only (GnuTLS inside MHD). */
+    struct MHD_OptionItem tls[] = {
+        {sec->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0,
+         (void *)sec->tls_key_pem},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)sec->tls_cert_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
     const union MHD_DaemonInfo *info;
     char host[INET_ADDRSTRLEN] = "?";
 
+    if (sec->tls_cert_pem && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        ember_log_error("--tls-cert is set but this libmicrohttpd was built without TLS");
+        return EMBER_EINVAL;
+    }
     g->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG
+            | (sec->tls_cert_pem ? MHD_USE_TLS : 0),
+        0, NULL, NULL,
         on_request, g, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, as MHD asks */
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr, MHD_OPTION_ARRAY, pool,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);

@@ -19,6 +19,7 @@ struct gw_stream {
     const ProtobufCMessageDescriptor *out;
     grpc_byte_buffer *send, *recv;
     grpc_metadata_array initial_md, trailing_md;
+    grpc_metadata auth;            /* the shared secret, sent with the request */
     grpc_status_code status;
     grpc_slice status_details;
     char *details;             /* a copy of status_details once ended */
@@ -59,6 +60,7 @@ static int start_call(struct gw_stream *s)
     memset(ops, 0, sizeof(ops));
     memset(&st, 0, sizeof(st));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ember_rpc_add_auth(&ops[0], &s->auth);
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = s->send;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

@@ -177,18 +177,22 @@ class Gateway:
     """Raw HTTP calls to the gateway: ``gateway.get("/api/v1/jobs")`` -> (status, body).
 
     The body is the parsed JSON when the response is JSON (or parses as JSON),
-    else the text.
+    else the text. Requests carry the cluster's shared secret unless ``auth=False``.
     """
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, secret: Optional[str] = None) -> None:
         self.address = address
+        self.secret = secret
         self.base = f"http://{address}"
 
     def request(self, method: str, path: str, body: Any = None, data: Optional[bytes] = None,
-                headers: Optional[dict] = None, timeout: float = 60) -> tuple[int, Any]:
+                headers: Optional[dict] = None, timeout: float = 60,
+                auth: bool = True) -> tuple[int, Any]:
         if body is not None:
             data = json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method)
+        if auth and self.secret:
+            req.add_header("Authorization", f"Bearer {self.secret}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
         for key, value in (headers or {}).items():
@@ -221,7 +225,12 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway(sc: SparkContext) -> Gateway:
-    return Gateway(sc._client.address)
+    return Gateway(sc._client.address, sc._cluster.secret)
+
+
+def authorized(url: str, sc: SparkContext) -> urllib.request.Request:
+    """A GET of url carrying the local cluster's shared secret."""
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {sc._cluster.secret}"})
 
 
 def job_stages(gw: Gateway, app: str, job_id: int) -> list[dict]:

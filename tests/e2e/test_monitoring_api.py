@@ -270,7 +270,9 @@ def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
 
 
 def metrics(gateway: Gateway) -> dict[tuple[str, frozenset], float]:
-    with urllib.request.urlopen(gateway.base + "/metrics", timeout=30) as resp:
+    req = urllib.request.Request(gateway.base + "/metrics",
+                                 headers={"Authorization": f"Bearer {gateway.secret}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         return parse_metrics(resp.read().decode())
 

@@ -19,6 +19,7 @@ import urllib.request
 import pytest
 
 import ember
+from conftest import authorized
 from ember.gateway_client import GatewayClient
 MB = 1_000_000
 
@@ -70,7 +71,8 @@ def test_gateway_does_not_read_ahead_of_a_paused_client(sc, gateway):
     job = _last_job(gateway, sc.applicationId)
     gateway_pid = sc._cluster.pids("ember-gateway")[0]
     before = vm_rss_kb(gateway_pid)
-    with urllib.request.urlopen(result_url(gateway.address, sc.applicationId, job)) as resp:
+    with urllib.request.urlopen(
+            authorized(result_url(gateway.address, sc.applicationId, job), sc)) as resp:
         first = resp.read(MB)
         time.sleep(1.5)                                    # the client pauses
         paused_growth_mb = (vm_rss_kb(gateway_pid) - before) / 1000
@@ -82,7 +84,8 @@ def test_gateway_does_not_read_ahead_of_a_paused_client(sc, gateway):
 def test_result_download_has_the_block_size_as_content_length(sc, gateway):
     assert len(big_rdd(sc, 3).collect()) == 3
     job = _last_job(gateway, sc.applicationId)
-    with urllib.request.urlopen(result_url(gateway.address, sc.applicationId, job)) as resp:
+    with urllib.request.urlopen(
+            authorized(result_url(gateway.address, sc.applicationId, job), sc)) as resp:
         body = resp.read()
         assert resp.headers["Content-Type"] == "application/octet-stream"
         assert int(resp.headers["Content-Length"]) == len(body) == job["results"][0]["size"]
@@ -153,7 +156,7 @@ def test_block_manager_dying_mid_stream_cuts_the_download_short(sc, gateway):
     job = _last_job(gateway, sc.applicationId)
     holder = job["results"][0]["blockManager"]
     url = result_url(gateway.address, sc.applicationId, job)
-    resp = urllib.request.urlopen(url, timeout=60)
+    resp = urllib.request.urlopen(authorized(url, sc), timeout=60)
     total = int(resp.headers["Content-Length"])
     first = resp.read(2 * MB)
     os.kill(_blockd_pid(sc, holder), signal.SIGKILL)

@@ -69,7 +69,9 @@ def test_submit_ships_py_files_names_the_app_and_returns_the_exit_code(tmp_path:
         sc = SparkContext()
         print("RESULT", sc.parallelize([1, 2, 3], 3).map(helpers.double).collect())
         print("CONF", sc.getConf().get("spark.ember.test"))
-        apps = json.load(urllib.request.urlopen(sc.uiWebUrl + "api/v1/applications"))
+        apps = json.load(urllib.request.urlopen(urllib.request.Request(
+            sc.uiWebUrl + "api/v1/applications",
+            headers={"Authorization": "Bearer " + sc._cluster.secret})))
         print("NAME", [a["name"] for a in apps if a["id"] == sc.applicationId][0])
         sc.stop()
         sys.exit(7)
@@ -97,8 +99,9 @@ def test_submit_version_and_usage_errors() -> None:
 def test_shell_has_sc_and_reports_stdin_call_sites() -> None:
     lines = ("print('SUM', sc.parallelize(range(10), 2).sum())\n"
              "import json, urllib.request\n"
-             "print('DESC', json.load(urllib.request.urlopen(sc.uiWebUrl + 'api/v1/jobs'))[0]"
-             "['description'])\n")
+             "req = urllib.request.Request(sc.uiWebUrl + 'api/v1/jobs', headers="
+             "{'Authorization': 'Bearer ' + sc._cluster.secret})\n"
+             "print('DESC', json.load(urllib.request.urlopen(req))[0]['description'])\n")
     done = subprocess.run([str(BIN_DIR / "ember-shell"), "--master", "local[2]"], input=lines,
                           capture_output=True, text=True, timeout=120)
     assert "SUM 45" in done.stdout, done.stderr

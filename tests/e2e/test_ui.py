@@ -9,13 +9,13 @@ import urllib.request
 
 import pytest
 
-from conftest import count_words
+from conftest import authorized, count_words
 
 DURATION = re.compile(r"<td>\s*(\d+ ms|\d+(\.\d+)? (s|min|h))\s*</td>")
 
 
-def fetch(url: str) -> tuple[int, str, str]:
-    with urllib.request.urlopen(url, timeout=30) as resp:
+def fetch(url: str, sc) -> tuple[int, str, str]:
+    with urllib.request.urlopen(authorized(url, sc), timeout=30) as resp:
         return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode("utf-8")
 
 
@@ -37,7 +37,7 @@ def wordcount_job(sc, small_corpus):
 
 
 def test_jobs_page_lists_the_job_with_call_site_and_duration(sc, wordcount_job):
-    status, ctype, page = fetch(sc.uiWebUrl + "jobs")
+    status, ctype, page = fetch(sc.uiWebUrl + "jobs", sc)
     assert status == 200
     assert ctype.startswith("text/html"), ctype
     rows = rows_containing(page, wordcount_job["description"])
@@ -47,7 +47,7 @@ def test_jobs_page_lists_the_job_with_call_site_and_duration(sc, wordcount_job):
 
 
 def test_index_page_is_html(sc):
-    status, ctype, page = fetch(sc.uiWebUrl)
+    status, ctype, page = fetch(sc.uiWebUrl, sc)
     assert status == 200
     assert ctype.startswith("text/html"), ctype
     assert re.match(r"\s*<!doctype html>", page, re.I), page[:200]
@@ -80,7 +80,7 @@ def test_job_description_is_html_escaped(sc, gateway, wordcount_job):
     jobs = gateway.api(f"/applications/{sc.applicationId}/jobs")
     assert any(j.get("description") == evil for j in jobs), jobs
 
-    status, _, page = fetch(sc.uiWebUrl + "jobs")
+    status, _, page = fetch(sc.uiWebUrl + "jobs", sc)
     assert status == 200
     assert evil not in page
     assert "<script" not in page.lower(), "a script tag reached the page"

@@ -115,6 +115,26 @@ class Browser:
         overflow = self.js("const e = document.documentElement; return e.scrollWidth - e.clientWidth")
         assert overflow <= 0, f"{route} is {overflow} px wider than the window"
 
+    def login(self, secret: str) -> None:
+        """Logs in through the UI's form: a wrong secret is refused, the right one
+        gives an HttpOnly cookie (invisible to scripts) and the views load."""
+        self.driver.get(self.base + "/")
+        self.wait(lambda d: d.find_element("id", "login").is_displayed(),
+                  "the UI of a cluster with a secret showed no login form")
+        field = self.driver.find_element("id", "login-secret")
+        field.send_keys("not-the-secret-0123456789")
+        self.driver.find_element("css selector", "#login button").click()
+        self.wait(lambda d: d.find_element("id", "login-error").text == "Wrong secret.",
+                  "a wrong secret was not refused")
+        field.clear()
+        field.send_keys(secret)
+        self.driver.find_element("css selector", "#login button").click()
+        self.wait(lambda d: not d.find_element("id", "login").is_displayed()
+                  and d.find_element("id", "updated").text.startswith("updated"),
+                  "the right secret did not open the UI")
+        assert self.js("return document.cookie") == "", "the session cookie is readable by scripts"
+        self.driver.get_log("browser")     # the refused calls above logged console errors
+
     def wait(self, predicate: Callable[[Any], Any], message: str, timeout: float = 15) -> Any:
         return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(predicate, message)
 
@@ -137,6 +157,7 @@ def browser(sc, ran) -> Browser:
     with tempfile.TemporaryDirectory(prefix="ember-chromium-") as profile:
         b = Browser(sc.uiWebUrl, profile)
         try:
+            b.login(sc._cluster.secret)
             yield b
         finally:
             b.quit()

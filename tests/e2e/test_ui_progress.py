@@ -110,10 +110,10 @@ sc.stop()
 """
 
 
-def run_on_terminal(gateway_address: str, show: str) -> tuple[str, str]:
+def run_on_terminal(gateway_address: str, secret: str, show: str) -> tuple[str, str]:
     """Runs the driver with stderr on a pseudo-terminal: (stdout, what the terminal got)."""
     controller, terminal = pty.openpty()
-    env = dict(os.environ, COLUMNS="70")
+    env = dict(os.environ, COLUMNS="70", EMBER_AUTH_SECRET=secret)
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, gateway_address, show,
                              str(CLIENT_DIR)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=terminal, env=env)
@@ -134,7 +134,7 @@ def run_on_terminal(gateway_address: str, show: str) -> tuple[str, str]:
 
 
 def test_driver_draws_the_bar_on_a_terminal_while_its_job_runs(sc):
-    out, screen = run_on_terminal(sc._client.address, "true")
+    out, screen = run_on_terminal(sc._client.address, sc._cluster.secret, "true")
     assert out.strip() == "28"
     bars = BAR.findall(screen)
     assert bars, f"no progress bar on the terminal: {screen!r}"
@@ -145,6 +145,6 @@ def test_driver_draws_the_bar_on_a_terminal_while_its_job_runs(sc):
 
 
 def test_driver_draws_no_bar_when_turned_off(sc):
-    out, screen = run_on_terminal(sc._client.address, "false")
+    out, screen = run_on_terminal(sc._client.address, sc._cluster.secret, "false")
     assert out.strip() == "28"
     assert "[Stage" not in screen, screen
