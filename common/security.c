@@ -131,7 +131,12 @@ static int load_tls(const char *who, const struct ember_security_sources *src)
 
 int ember_security_load(const char *who, const struct ember_security_sources *src)
 {
-    int rc = load_secret(who, src->secret_file);
+    int rc;
+
+    /* A second load (tests) starts afresh; the old strings are left alone, as a
+     * channel may still refer to them. */
+    memset(&settings, 0, sizeof(settings));
+    rc = load_secret(who, src->secret_file);
 
     if (rc == 0)
         rc = load_tls(who, src);

@@ -28,7 +28,8 @@ struct ember_security_sources {
     const char *tls_cert_file, *tls_key_file, *tls_ca_file;
 };
 
-/* Loads and keeps the settings for this process. `who` prefixes messages. */
+/* Loads and keeps the settings for this process. `who` prefixes messages.
+ * Loading again replaces them (for tests; not while calls are made). */
 int ember_security_load(const char *who, const struct ember_security_sources *src)
     EMBER_MUST_CHECK;
 /* The settings in effect (all NULL before a load). Borrowed, lives forever. */

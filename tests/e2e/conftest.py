@@ -185,6 +185,11 @@ class Gateway:
         self.secret = secret
         self.base = f"http://{address}"
 
+    @classmethod
+    def of(cls, sc: SparkContext) -> "Gateway":
+        """The gateway of sc's local cluster, with that cluster's secret."""
+        return cls(sc._client.address, sc._cluster.secret)
+
     def request(self, method: str, path: str, body: Any = None, data: Optional[bytes] = None,
                 headers: Optional[dict] = None, timeout: float = 60,
                 auth: bool = True) -> tuple[int, Any]:
@@ -225,7 +230,7 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway(sc: SparkContext) -> Gateway:
-    return Gateway(sc._client.address, sc._cluster.secret)
+    return Gateway.of(sc)
 
 
 def authorized(url: str, sc: SparkContext) -> urllib.request.Request:

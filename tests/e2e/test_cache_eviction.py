@@ -35,7 +35,7 @@ def totals(gw: Gateway) -> dict:
 
 def test_memory_only_partitions_are_evicted_and_recomputed(sc: SparkContext,
                                                            tmp_path: Path) -> None:
-    gw = Gateway(sc._client.address)
+    gw = Gateway.of(sc)
     rdd = blob_rdd(sc, tmp_path).map(lambda kv: (kv[0], len(kv[1]))).persist(
         StorageLevel.MEMORY_ONLY)
     assert sorted(rdd.collect()) == [(i, 1 << 20) for i in range(12)]
@@ -50,7 +50,7 @@ def test_memory_only_partitions_are_evicted_and_recomputed(sc: SparkContext,
 
 
 def test_memory_and_disk_partitions_spill_and_are_reused(sc: SparkContext, tmp_path: Path) -> None:
-    gw = Gateway(sc._client.address)
+    gw = Gateway.of(sc)
     blobs = blob_rdd(sc, tmp_path).persist(StorageLevel.MEMORY_AND_DISK)
     assert blobs.map(lambda kv: len(kv[1])).sum() == 12 << 20
     assert computations(tmp_path) == 12

@@ -34,7 +34,7 @@ def kill_block_manager(sc: SparkContext, gw: Gateway, index: int) -> None:
 
 def test_lost_memory_only_partitions_are_recomputed(fresh_sc: SparkContext,
                                                     tmp_path: Path) -> None:
-    gw = Gateway(fresh_sc._client.address)
+    gw = Gateway.of(fresh_sc)
     rdd = fresh_sc.parallelize(range(1000), 4).mapPartitionsWithIndex(tracked(tmp_path))
     rdd = rdd.map(lambda x: x * 3).persist(StorageLevel.MEMORY_ONLY)
     assert rdd.sum() == 3 * sum(range(1000))
@@ -54,7 +54,7 @@ def blockd_address(gw: Gateway, index: int) -> str:
 
 def test_replicated_partitions_survive_a_lost_block_manager(fresh_sc: SparkContext,
                                                            tmp_path: Path) -> None:
-    gw = Gateway(fresh_sc._client.address)
+    gw = Gateway.of(fresh_sc)
     rdd = fresh_sc.parallelize(range(1000), 4).mapPartitionsWithIndex(tracked(tmp_path))
     rdd = rdd.map(lambda x: x + 1).persist(StorageLevel.MEMORY_ONLY_2)
     assert rdd.sum() == sum(range(1, 1001))

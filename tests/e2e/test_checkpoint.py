@@ -38,7 +38,7 @@ def test_checkpoint_cuts_the_lineage(sc: SparkContext, tmp_path: Path) -> None:
 
     assert sorted(sums.map(lambda kv: kv).collect()) == expected
     assert computations(marks) == before, "the lineage above the checkpoint ran again"
-    gw = Gateway(sc._client.address)
+    gw = Gateway.of(sc)
     job = max(gw.api(f"/applications/{sc.applicationId}/jobs"), key=lambda j: j["jobId"])
     assert job["numStages"] == 1 and job["numTasks"] == 3, job
 

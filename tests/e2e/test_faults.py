@@ -62,7 +62,7 @@ def test_worker_killed_mid_job(fresh_sc: SparkContext) -> None:
     killer.join()
     assert worker.poll() is not None, "the worker was not killed during the job"
     assert counts == expected_counts(lines)
-    gw = Gateway(fresh_sc._client.address)
+    gw = Gateway.of(fresh_sc)
     assert wait_until(lambda: {e["id"]: e["state"] for e in gw.api("/executors")}
                       .get("worker-1") == "dead", timeout=10)
 
@@ -142,7 +142,7 @@ def restart_master(sc: SparkContext, when_running: bool = False) -> None:
     its port with its journal."""
     cluster = sc._cluster
     if when_running:
-        gw = Gateway(sc._client.address)
+        gw = Gateway.of(sc)
         wait_until(lambda: any(j["status"] == "RUNNING" for j in gw.api("/jobs")), timeout=30)
     old = daemon(sc, "ember-master")
     old.send_signal(signal.SIGKILL)
@@ -154,7 +154,7 @@ def restart_master(sc: SparkContext, when_running: bool = False) -> None:
 
 
 def test_master_restart_keeps_history_and_the_driver_goes_on(fresh_sc: SparkContext) -> None:
-    gw = Gateway(fresh_sc._client.address)
+    gw = Gateway.of(fresh_sc)
     assert fresh_sc.parallelize(range(100), 4).map(lambda x: (x % 3, x)) \
         .reduceByKey(lambda a, b: a + b).count() == 3
     before = gw.api("/jobs")
@@ -215,7 +215,7 @@ def test_a_frozen_worker_is_written_off_and_its_late_reports_change_nothing(
         fresh_sc: SparkContext) -> None:
     words, lines = slow_words(fresh_sc)
     worker = daemon(fresh_sc, "worker-1")
-    gw = Gateway(fresh_sc._client.address)
+    gw = Gateway.of(fresh_sc)
 
     def freeze_then_thaw() -> None:
         time.sleep(0.4)
@@ -250,13 +250,13 @@ def test_a_submission_is_retried_across_a_gateway_restart_and_runs_once(
     time.sleep(0.05)
     assert dict(counts_rdd.collect()) == expected_counts(lines)
     restarter.join()
-    gw = Gateway(fresh_sc._client.address)
+    gw = Gateway.of(fresh_sc)
     jobs = gw.api(f"/applications/{fresh_sc.applicationId}/jobs")
     assert len(jobs) == 1, jobs
 
 
 def test_the_same_submission_token_names_the_same_job(fresh_sc: SparkContext) -> None:
-    gw = Gateway(fresh_sc._client.address)
+    gw = Gateway.of(fresh_sc)
     app = fresh_sc.applicationId
     rdd = fresh_sc.parallelize([1, 2, 3], 1)
     body = {"rdd": rdd.id, "nodes": [rdd._node()], "submissionId": "token-1"}

@@ -25,7 +25,7 @@ def executor_states(gw: Gateway) -> dict[str, str]:
 
 
 def test_silent_worker_is_declared_dead_and_comes_back(sc: SparkContext) -> None:
-    gw = Gateway(sc._client.address)
+    gw = Gateway.of(sc)
     cluster = sc._cluster
     worker = next(p.pid for p in cluster.processes if "worker-1" in " ".join(p.args))
     blockd = next(p.pid for p in cluster.processes if "blockd-1" in " ".join(p.args))

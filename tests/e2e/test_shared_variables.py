@@ -56,7 +56,7 @@ def test_large_closure_travels_as_a_broadcast(sc: SparkContext) -> None:
     lookup = {i: str(i) * 3 for i in range(200_000)}        # several MB pickled
     got = sc.parallelize(range(0, 200_000, 50_000), 4).map(lambda i: lookup[i]).collect()
     assert got == ["000", "500005000050000", "100000100000100000", "150000150000150000"]
-    gw = Gateway(sc._client.address)
+    gw = Gateway.of(sc)
     job = max(gw.api(f"/applications/{sc.applicationId}/jobs"), key=lambda j: j["jobId"])
     assert job["status"] == "SUCCEEDED"
 

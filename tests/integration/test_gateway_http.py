@@ -9,9 +9,11 @@ Run with ``/usr/bin/python3 -m pytest -q tests/integration/test_gateway_http.py`
 ``/work/main/build/bin``).
 """
 
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -331,3 +333,115 @@ def test_keeps_serving_after_errors(gateway):
         call(gateway, "GET", "/api/v1/jobs")
     assert call(gateway, "GET", "/health")[0] == 200
     assert gateway.proc.poll() is None
+
+
+# ---- what reaches files, and how many uploads at once ------------------------
+
+TRAVERSALS = [
+    "/../../../../etc/passwd",
+    "/%2e%2e/%2e%2e/etc/passwd",
+    "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+    "/..%2f..%2f..%2fetc%2fpasswd",
+    "/%252e%252e/%252e%252e/etc/passwd",           # double-encoded
+    "/..\\..\\..\\etc\\passwd",
+    "/%5c..%5c..%5cetc%5cpasswd",
+    "/index.html/../../etc/passwd",
+    "/api/v1/../../../etc/passwd",
+    "/./index.html",
+    "/static/..%c0%af..%c0%afetc/passwd",           # overlong UTF-8 '/'
+]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+def test_path_traversal_is_404(gateway, path):
+    # http.client sends the path byte for byte (urllib would not touch it either,
+    # but this makes it plain that nothing is normalised on the way).
+    host, port = gateway.address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=15)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    assert resp.status == 404, (path, resp.status, body[:200])
+    assert b"root:" not in body
+    assert json.loads(body)["error"].startswith("no route")
+
+
+def put_held_open(gw, path, length):
+    """Starts a PUT whose body never completes; returns the socket once the
+    gateway accepted its headers (100 Continue)."""
+    host, port = gw.address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=15)
+    sock.sendall(("PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n"
+                  "Expect: 100-continue\r\n\r\n" % (path, gw.address, length)).encode())
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = sock.recv(4096)
+        assert chunk, "the gateway closed the connection"
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 100"), got
+    sock.sendall(b"x" * 10)
+    return sock
+
+
+def test_uploads_beyond_max_uploads_get_503_until_one_ends(tmp_path):
+    gw = start_gateway(tmp_path, "--max-uploads", "1")
+    path = "/api/v1/applications/%s/broadcasts/1" % APP
+    try:
+        first = put_held_open(gw, path, 100)
+        busy = call(gw, "PUT", path, b"y" * 100)
+        assert busy[0] == 503
+        assert "--max-uploads" in error_of(busy)
+        assert busy[1]["Retry-After"] == "1"
+        # Other routes are not uploads and go on.
+        assert call(gw, "GET", "/health")[0] == 200
+        first.sendall(b"x" * 90)                # the first upload completes...
+        assert first.recv(4096).startswith(b"HTTP/1.1 503")   # (no master behind)
+        first.close()
+        later = call(gw, "PUT", path, b"y" * 100)              # ...and frees its place
+        assert later[0] == 503 and "--max-uploads" not in error_of(later), later
+    finally:
+        gw.stop()
+
+
+# ---- the shared secret -------------------------------------------------------
+
+SECRET = "integration-secret-0123456789"
+
+
+def test_secret_file_guards_the_api_not_health(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    gw = start_gateway(tmp_path, "--auth-secret-file", str(secret_file))
+    try:
+        assert call(gw, "GET", "/health")[0] == 200
+        refused = call(gw, "GET", "/api/v1/jobs")
+        assert refused[0] == 401
+        assert refused[1]["WWW-Authenticate"].startswith("Bearer")
+        assert "shared secret" in error_of(refused)
+        wrong = call(gw, "GET", "/api/v1/jobs", headers={"Authorization": "Bearer " + SECRET[:-1]})
+        assert wrong[0] == 401
+        right = call(gw, "GET", "/api/v1/jobs", headers={"Authorization": "Bearer " + SECRET})
+        assert right[0] == 503                   # let in; no master behind it
+        assert SECRET not in (tmp_path / "gateway.log").read_text()
+    finally:
+        gw.stop()
+
+
+@pytest.mark.parametrize("secret, word", [("tiny-Q7x", "shorter than 16"),
+                                          ("has a space in it 0123", "printable ASCII")])
+def test_bad_secret_is_a_usage_error(secret, word):
+    out = subprocess.run([GATEWAY, "--master", NO_MASTER], capture_output=True, text=True,
+                         timeout=10, env=dict(os.environ, EMBER_AUTH_SECRET=secret))
+    assert out.returncode != 0
+    assert word in out.stderr and secret not in out.stderr
+
+
+def test_secret_in_both_places_is_a_usage_error(tmp_path):
+    (tmp_path / "s").write_text(SECRET)
+    out = subprocess.run([GATEWAY, "--master", NO_MASTER, "--auth-secret-file",
+                          str(tmp_path / "s")], capture_output=True, text=True, timeout=10,
+                         env=dict(os.environ, EMBER_AUTH_SECRET=SECRET))
+    assert out.returncode != 0 and "use one of them" in out.stderr
