@@ -3,6 +3,10 @@
 # N workers, each with its own block manager. State (pids, logs) lives in
 # $EMBER_RUN_DIR (default build/cluster).
 #   deploy/cluster.sh start [N]     deploy/cluster.sh stop     deploy/cluster.sh status
+# Every start makes a new shared secret in $EMBER_RUN_DIR/secret (mode 0600) that
+# every daemon requires; drivers find it with EMBER_AUTH_SECRET_FILE=that file and
+# the web UI asks for it. A secret of your own in EMBER_AUTH_SECRET or
+# EMBER_AUTH_SECRET_FILE is used instead.
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +35,22 @@ start_daemon() {
     return 1
 }
 
+# The secret file the daemons read: EMBER_AUTH_SECRET_FILE, or a new one in $run.
+# (EMBER_AUTH_SECRET itself reaches the daemons through their environment.)
+make_secret() {
+    if [ -n "${EMBER_AUTH_SECRET:-}" ]; then
+        printf 'Authorization: Bearer %s\n' "$EMBER_AUTH_SECRET" >"$run/auth-header"
+        return 0
+    fi
+    if [ -z "${EMBER_AUTH_SECRET_FILE:-}" ]; then
+        EMBER_AUTH_SECRET_FILE=$run/secret
+        (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$EMBER_AUTH_SECRET_FILE")
+    fi
+    export EMBER_AUTH_SECRET_FILE
+    (umask 077 && printf 'Authorization: Bearer %s\n' "$(head -n1 "$EMBER_AUTH_SECRET_FILE")" \
+        >"$run/auth-header")
+}
+
 start() {
     local workers=${1:-2}
     if [ -n "$(ls "$run"/*.pid 2>/dev/null)" ]; then
@@ -38,6 +58,7 @@ start() {
         exit 1
     fi
     mkdir -p "$run"
+    make_secret
     start_daemon ember-master master --listen "127.0.0.1:$master_port" --journal "$run/master.journal"
     start_daemon ember-gateway gateway --listen "127.0.0.1:$gateway_port" \
         --master "127.0.0.1:$master_port"
@@ -50,11 +71,16 @@ start() {
             --cores 1 --id "worker-$i" --work-dir "$run/worker-$i-work"
     done
     for _ in $(seq 1 100); do
-        alive=$(curl -s "http://127.0.0.1:$gateway_port/api/v1/executors" | grep -o '"alive"' | wc -l)
+        alive=$(curl -s -H "@$run/auth-header" "http://127.0.0.1:$gateway_port/api/v1/executors" \
+            | grep -o '"alive"' | wc -l)
         [ "$alive" -ge "$workers" ] && break
         sleep 0.1
     done
     echo "cluster: master 127.0.0.1:$master_port, $workers workers, web UI http://127.0.0.1:$gateway_port/"
+    if [ -n "${EMBER_AUTH_SECRET_FILE:-}" ]; then
+        echo "cluster: shared secret in $EMBER_AUTH_SECRET_FILE (drivers: export" \
+            "EMBER_AUTH_SECRET_FILE=$EMBER_AUTH_SECRET_FILE; the web UI asks for it)"
+    fi
 }
 
 stop() {
@@ -71,6 +97,7 @@ stop() {
         kill -KILL "$pid" 2>/dev/null || true
         rm -f "$pidfile"
     done
+    rm -f "$run/auth-header"
     echo "cluster: stopped"
 }
 

@@ -6,7 +6,7 @@ set -eu
 BUILD_PACKAGES="gcc make cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
   libmicrohttpd-dev libjansson-dev libpython3-dev libcurl4-openssl-dev"
 RUNTIME_PACKAGES="python3 python3-cloudpickle python3-numpy python3-sklearn curl procps"
-TEST_PACKAGES="python3-pytest chromium chromium-driver python3-selenium"
+TEST_PACKAGES="python3-pytest chromium chromium-driver python3-selenium openssl"
 
 missing=""
 for pkg in $BUILD_PACKAGES $RUNTIME_PACKAGES $TEST_PACKAGES; do

@@ -25,6 +25,11 @@ export EMBER_IMAGE=ember-compose-test:$$
 # The shared folder: bind-mounted at this same path in every container, so the
 # driver on the host and the workers name the same files.
 export EMBER_DATA_DIR=$work/data
+# A fresh shared secret: every container reads this file as a compose secret,
+# and the drivers on the host (ember-submit) read it too.
+export EMBER_AUTH_SECRET_FILE=$work/secret
+(umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$EMBER_AUTH_SECRET_FILE" \
+    && printf 'Authorization: Bearer %s\n' "$(cat "$EMBER_AUTH_SECRET_FILE")" >"$work/auth-header")
 
 # ---- phases and their timings ----------------------------------------------
 phase_names=()
@@ -206,7 +211,7 @@ free_port() {
 }
 
 gateway_get() {
-    curl -fsS --max-time 5 "http://127.0.0.1:$EMBER_GATEWAY_PORT$1"
+    curl -fsS --max-time 5 -H "@$work/auth-header" "http://127.0.0.1:$EMBER_GATEWAY_PORT$1"
 }
 
 # alive_workers: how many executors the gateway lists as alive.
@@ -357,6 +362,8 @@ cluster_up=1
 "${compose[@]}" up -d --scale "worker=$workers" >"$work/up.log" 2>&1 \
     || { cat "$work/up.log"; fail "up"; }
 wait_healthy "$workers"
+refused=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$EMBER_GATEWAY_PORT/api/v1/jobs")
+[ "$refused" = 401 ] || fail "the API answered $refused without the shared secret, not 401"
 
 phase "word count 1 (16 MB), checked"
 "$python" examples/gen_data.py corpus "$EMBER_DATA_DIR/corpus1" --files 4 --mb 16
