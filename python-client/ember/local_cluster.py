@@ -3,8 +3,9 @@
 Starts a master, a gateway and N one-core workers, each paired with its own
 block manager (so a shuffle really crosses block managers). Every daemon gets
 EMBER_PARENT_PID, so it dies with this process even when it is SIGKILLed, and a
-shared secret made for this cluster alone (EMBER_AUTH_SECRET), so other users of
-the machine cannot run code through its ports.
+shared secret (EMBER_AUTH_SECRET), so other users of the machine cannot run code
+through its ports: the driver's own secret when it has one (EMBER_AUTH_SECRET or
+EMBER_AUTH_SECRET_FILE: then its user can log in to the web UI), else a random one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from typing import Optional
 
 from ember.errors import ClusterStartError, GatewayError
-from ember.gateway_client import GatewayClient
+from ember.gateway_client import GatewayClient, secret_from_environment
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _START_TIMEOUT = 30.0
@@ -109,7 +110,7 @@ class LocalCluster:
 
     def __init__(self, workers: int, log_level: str = "warn", cores_per_worker: int = 1,
                  tls: Optional[tuple[str, str]] = None) -> None:
-        self.secret = secrets.token_urlsafe(32)
+        self.secret = secret_from_environment() or secrets.token_urlsafe(32)
         self.tls = tls
         self.workers = workers
         self.cores_per_worker = cores_per_worker
