@@ -82,6 +82,10 @@ enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, json_t *bo
 /* Takes ownership of `body`; headers: name, value, ..., NULL. */
 enum MHD_Result gw_reply_json_headers(struct gw_request *rq, unsigned status, json_t *body,
                                       const char *const *headers);
+/* {"error": "<sentence>"} plus headers: name, value, ..., NULL. */
+enum MHD_Result gw_reply_error_headers(struct gw_request *rq, unsigned status,
+                                       const char *const *headers, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* {"error": "<sentence>"} */
 enum MHD_Result gw_reply_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -56,15 +56,11 @@ enum MHD_Result gw_auth_reply_unauthorized(struct gw_request *rq)
 {
     const char *headers[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"ember\"", NULL};
 
-    char *message = ember_xasprintf(
-        "%s %s needs the cluster's shared secret: send 'Authorization: Bearer <secret>' "
-        "(the driver does when EMBER_AUTH_SECRET is set) or log in to the web UI at /",
-        rq->method, rq->path);
-    enum MHD_Result ret = gw_reply_json_headers(rq, MHD_HTTP_UNAUTHORIZED,
-                                                json_pack("{s:s}", "error", message), headers);
-
-    free(message);
-    return ret;
+    return gw_reply_error_headers(
+        rq, MHD_HTTP_UNAUTHORIZED, headers,
+        "%s %s lacks the cluster's shared secret or has a wrong one: send 'Authorization: "
+        "Bearer <secret>' (drivers do with EMBER_AUTH_SECRET or EMBER_AUTH_SECRET_FILE set) or "
+        "log in to the web UI at /", rq->method, rq->path);
 }
 
 static int hex_value(char c)

@@ -157,21 +157,44 @@ enum MHD_Result gw_reply_json_headers(struct gw_request *rq, unsigned status, js
     r = json_response(body);
     for (; r && headers && headers[0]; headers += 2)
         MHD_add_response_header(r, headers[0], headers[1]);
-    return queue(rq, status, r, JSON_TYPE);
+    return gw_reply_response(rq, status, r, JSON_TYPE);
+}
+
+static enum MHD_Result reply_error_v(struct gw_request *rq, unsigned status,
+                                     const char *const *headers, const char *fmt, va_list ap)
+{
+    char *message = NULL;
+    struct MHD_Response *r;
+
+    if (vasprintf(&message, fmt, ap) < 0)
+        message = NULL;
+    r = error_response(message ? message : "unknown error");
+    free(message);
+    for (; r && headers && headers[0]; headers += 2)
+        MHD_add_response_header(r, headers[0], headers[1]);
+    return gw_reply_response(rq, status, r, JSON_TYPE);
 }
 
 enum MHD_Result gw_reply_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
 {
     va_list ap;
-    char *message = NULL;
     enum MHD_Result ret;
 
     va_start(ap, fmt);
-    if (vasprintf(&message, fmt, ap) < 0)
-        message = NULL;
+    ret = reply_error_v(rq, status, NULL, fmt, ap);
     va_end(ap);
-    ret = gw_reply_response(rq, status, error_response(message ? message : "unknown error"), JSON_TYPE);
-    free(message);
+    return ret;
+}
+
+enum MHD_Result gw_reply_error_headers(struct gw_request *rq, unsigned status,
+                                       const char *const *headers, const char *fmt, ...)
+{
+    va_list ap;
+    enum MHD_Result ret;
+
+    va_start(ap, fmt);
+    ret = reply_error_v(rq, status, headers, fmt, ap);
+    va_end(ap);
     return ret;
 }
 
@@ -439,14 +462,10 @@ static void release_upload_slot(struct gw_request *rq)
 static enum MHD_Result reply_busy(struct gw_request *rq)
 {
     const char *headers[] = {MHD_HTTP_HEADER_RETRY_AFTER, "1", NULL};
-    char *message = ember_xasprintf("the gateway is receiving %u uploads already "
-                                    "(--max-uploads); try again shortly",
-                                    rq->gw->max_uploads);
-    enum MHD_Result ret = gw_reply_json_headers(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                                json_pack("{s:s}", "error", message), headers);
 
-    free(message);
-    return ret;
+    return gw_reply_error_headers(rq, MHD_HTTP_SERVICE_UNAVAILABLE, headers,
+                                  "the gateway is receiving %u uploads already (--max-uploads); "
+                                  "try again shortly", rq->gw->max_uploads);
 }
 
 /* ---- the request cycle ---- */
