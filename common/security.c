@@ -13,6 +13,23 @@
 
 static struct ember_security settings;
 
+/* Strings of settings replaced by a later load (tests): gRPC may still point at
+ * an old bearer string (a static slice), so they are kept, reachable, not freed. */
+#define MAX_RETIRED 64
+static const char *retired[MAX_RETIRED * 5];
+static size_t n_retired;
+
+static void retire_settings(void)
+{
+    const char *strings[] = {settings.secret, settings.bearer, settings.tls_cert_pem,
+                             settings.tls_key_pem, settings.tls_ca_pem};
+
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+        if (strings[i] && n_retired < sizeof(retired) / sizeof(retired[0]))
+            retired[n_retired++] = strings[i];
+    memset(&settings, 0, sizeof(settings));
+}
+
 const struct ember_security *ember_security_get(void)
 {
     return &settings;
@@ -66,7 +83,7 @@ static char *read_small_file(const char *who, const char *what, const char *path
         return NULL;
     }
     buf[n] = '\0';
-    return buf;
+    return ember_xrealloc(buf, n + 1);
 }
 
 static int load_secret(const char *who, const char *file)
@@ -133,9 +150,7 @@ int ember_security_load(const char *who, const struct ember_security_sources *sr
 {
     int rc;
 
-    /* A second load (tests) starts afresh; the old strings are left alone, as a
-     * channel may still refer to them. */
-    memset(&settings, 0, sizeof(settings));
+    retire_settings();
     rc = load_secret(who, src->secret_file);
 
     if (rc == 0)

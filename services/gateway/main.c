@@ -16,8 +16,10 @@ int main(int argc, char **argv)
         return 0;
     }
     if (ember_daemon_init(&d, "ember-gateway",
-                          "Serves the Ember REST API and web UI over HTTP.", gw_options, argc,
-                          argv) != 0)
+                          "Serves the Ember REST API and web UI over HTTP (HTTPS with "
+                          "--tls-cert).\n'ember-gateway --list-routes' prints the routes and "
+                          "which need the shared secret.",
+                          gw_options, argc, argv) != 0)
         return 2;                      /* usage error, already printed */
     rc = gw_create(&d, &g);
     if (rc == 0)
