@@ -103,14 +103,14 @@ def test_all_results_come_in_one_answer_in_partition_order(sc, gateway):
         == [x for x in data if x % 7 != 3 or x > 150]
     job = _last_job(gateway, sc.applicationId)
     url = result_url(gateway.address, sc.applicationId, job).rsplit("/", 1)[0]
-    with urllib.request.urlopen(url) as resp:
+    with urllib.request.urlopen(authorized(url, sc)) as resp:
         body = resp.read()
     sizes = [r["size"] for r in job["results"]]
     assert int(resp.headers["Content-Length"]) == len(body) == sum(sizes)
     single = b""
     for r in job["results"]:
-        with urllib.request.urlopen(result_url(gateway.address, sc.applicationId, job,
-                                               r["partition"])) as part:
+        with urllib.request.urlopen(authorized(result_url(gateway.address, sc.applicationId,
+                                                          job, r["partition"]), sc)) as part:
             single += part.read()
     assert body == single
     assert sc.parallelize([], 5).collect() == []          # only empty blocks: an empty body
