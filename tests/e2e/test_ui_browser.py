@@ -126,6 +126,7 @@ class Browser:
         self.driver.find_element("css selector", "#login button").click()
         self.wait(lambda d: d.find_element("id", "login-error").text == "Wrong secret.",
                   "a wrong secret was not refused")
+        self.driver.save_screenshot(str(ARTIFACTS / "login.png"))
         field.clear()
         field.send_keys(secret)
         self.driver.find_element("css selector", "#login button").click()
