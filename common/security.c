@@ -16,13 +16,13 @@ static struct ember_security settings;
 /* Strings of settings replaced by a later load (tests): gRPC may still point at
  * an old bearer string (a static slice), so they are kept, reachable, not freed. */
 #define MAX_RETIRED 64
-static const char *retired[MAX_RETIRED * 5];
+static const char *retired[MAX_RETIRED * 6];
 static size_t n_retired;
 
 static void retire_settings(void)
 {
     const char *strings[] = {settings.secret, settings.bearer, settings.tls_cert_pem,
-                             settings.tls_key_pem, settings.tls_ca_pem};
+                             settings.tls_key_pem, settings.tls_ca_pem, settings.tls_ca_file};
 
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
         if (strings[i] && n_retired < sizeof(retired) / sizeof(retired[0]))
@@ -142,6 +142,7 @@ static int load_tls(const char *who, const struct ember_security_sources *src)
         settings.tls_ca_pem = read_small_file(who, "TLS CA file", ca);
         if (!settings.tls_ca_pem)
             return EMBER_EIO;
+        settings.tls_ca_file = ember_xstrdup(ca);
     }
     return 0;
 }

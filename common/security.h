@@ -18,6 +18,7 @@ struct ember_security {
     const char *tls_cert_pem;  /* this process serves TLS with cert + key ... */
     const char *tls_key_pem;
     const char *tls_ca_pem;    /* ... and trusts this CA as a client (the cert by default) */
+    const char *tls_ca_file;   /* the file tls_ca_pem came from (for child processes) */
 };
 
 /* Where the settings come from; each may be NULL. The secret comes from the

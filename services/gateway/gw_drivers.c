@@ -126,7 +126,8 @@ static void submission_free(Ember__DriverSubmission *s)
     free(s->args);
     free(s->py_files);
     free(s->data_files);
-    free(s->conf);
+    if (s->conf != protobuf_c_empty_string)   /* the INIT value until conf_lines ran */
+        free(s->conf);
 }
 
 /* Builds s from the request body (strings borrowed from o); *error new on failure. */

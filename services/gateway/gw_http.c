@@ -63,7 +63,7 @@ static const struct gw_route routes[] = {
     {"GET", "/api/v1/applications/{app}/environment", gw_api_environment, NULL},
     {"GET", "/api/v1/environment", gw_api_environment, NULL},
     {"GET", "/metrics", gw_api_metrics, NULL},
-    {"POST", "/api/v1/drivers", gw_drivers_submit, NULL},
+    {"POST", "/api/v1/drivers", gw_drivers_submit, NULL, UPLOAD},
     {"GET", "/api/v1/drivers", gw_api_query, "drivers"},
     {"GET", "/api/v1/drivers/{driver}", gw_drivers_status, NULL},
     {"POST", "/api/v1/drivers/{driver}/kill", gw_drivers_kill, NULL},

@@ -33,6 +33,16 @@ int submit_cluster_run(const struct submit_args *args);
 int submit_cluster_status(const struct submit_args *args);
 int submit_cluster_kill(const struct submit_args *args);
 
+/* ---- submit_auth.c: the secret and the CA for the gateway ---- */
+struct submit_gateway {
+    char *auth_header;     /* "Authorization: Bearer <secret>", or NULL without a secret */
+    char *ca_file;         /* trust this CA and speak HTTPS, or NULL for plain HTTP */
+    const char *scheme;    /* "https" or "http" */
+};
+/* Finds them as a driver would; EMBER_EIO (reason printed) for an unreadable secret file. */
+int submit_gateway_init(const struct submit_args *args, struct submit_gateway *out);
+void submit_gateway_free(struct submit_gateway *g);
+
 /* ---- submit_conf.c: the defaults file ---- */
 /* The file in effect: explicit_path (--properties-file, which must exist), else
  * $EMBER_CONF_DIR/ember-defaults.conf, <checkout>/conf/ember-defaults.conf or

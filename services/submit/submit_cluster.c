@@ -22,6 +22,8 @@
 #define REQUEST_TIMEOUT_S 120
 #define MAX_UNREACHABLE 60             /* polls in a row before giving up (30 s) */
 
+static struct submit_gateway gateway;  /* set by each entry point (start_http) */
+
 struct http_reply {
     long status;
     struct ember_buf body;
@@ -55,18 +57,16 @@ static int http(const char *method, const char *url, const char *body, struct ht
 {
     CURL *curl = curl_easy_init();
     struct curl_slist *headers = NULL;
-    const char *secret = getenv("EMBER_AUTH_SECRET");
-    char *auth = NULL;
     CURLcode rc;
 
     memset(r, 0, sizeof(*r));
     ember_buf_init(&r->body, 0);
     if (body)
         headers = curl_slist_append(headers, "Content-Type: application/json");
-    if (secret && *secret) {
-        auth = ember_xasprintf("Authorization: Bearer %s", secret);
-        headers = curl_slist_append(headers, auth);
-    }
+    if (gateway.auth_header)
+        headers = curl_slist_append(headers, gateway.auth_header);
+    if (gateway.ca_file)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, gateway.ca_file);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
@@ -86,7 +86,6 @@ static int http(const char *method, const char *url, const char *body, struct ht
     else if (!quiet)
         fprintf(stderr, "ember-submit: %s %s failed: %s\n", method, url, curl_easy_strerror(rc));
     curl_slist_free_all(headers);
-    free(auth);
     curl_easy_cleanup(curl);
     return rc == CURLE_OK ? 0 : EMBER_EIO;
 }
@@ -110,7 +109,23 @@ static void print_error(const char *what, const struct http_reply *r)
 
 static char *api_url(const struct submit_args *args, const char *path)
 {
-    return ember_xasprintf("http://%s/api/v1%s", args->master + strlen("ember://"), path);
+    return ember_xasprintf("%s://%s/api/v1%s", gateway.scheme, args->master + strlen("ember://"),
+                           path);
+}
+
+/* Every entry point starts with this and ends with stop_http. */
+static int start_http(const struct submit_args *args)
+{
+    if (submit_gateway_init(args, &gateway) != 0)
+        return EMBER_EIO;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return 0;
+}
+
+static void stop_http(void)
+{
+    curl_global_cleanup();
+    submit_gateway_free(&gateway);
 }
 
 /* ---- the upload ---- */
@@ -384,9 +399,10 @@ int submit_cluster_run(const struct submit_args *args)
     json_t *j = NULL;
     int code = 1;
 
-    if (!body)
+    if (!body || start_http(args) != 0) {
+        free(body);
         return 1;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    }
     url = api_url(args, "/drivers");
     if (http("POST", url, body, &r, 0) == 0) {
         j = reply_json(&r);
@@ -409,7 +425,7 @@ int submit_cluster_run(const struct submit_args *args)
         code = follow(args, id);
     }
     free(id);
-    curl_global_cleanup();
+    stop_http();
     return code;
 }
 
@@ -427,7 +443,8 @@ int submit_cluster_status(const struct submit_args *args)
     json_t *st;
     char *url;
 
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (start_http(args) != 0)
+        return 1;
     st = driver_status(args, args->status_id, 0);
     if (st) {
         url = api_url(args, "/drivers/");
@@ -442,18 +459,20 @@ int submit_cluster_status(const struct submit_args *args)
         free(url);
     }
     json_decref(st);
-    curl_global_cleanup();
+    stop_http();
     return st ? 0 : 1;
 }
 
 int submit_cluster_kill(const struct submit_args *args)
 {
-    char *path = ember_xasprintf("/drivers/%s/kill", args->kill_id);
-    char *url = api_url(args, path);
+    char *path, *url;
     struct http_reply r;
     int code = 1;
 
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (start_http(args) != 0)
+        return 1;
+    path = ember_xasprintf("/drivers/%s/kill", args->kill_id);
+    url = api_url(args, path);
     if (http("POST", url, "{}", &r, 0) == 0) {
         if (r.status == 200) {
             json_t *j = reply_json(&r);
@@ -469,6 +488,6 @@ int submit_cluster_kill(const struct submit_args *args)
     ember_buf_free(&r.body);
     free(url);
     free(path);
-    curl_global_cleanup();
+    stop_http();
     return code;
 }

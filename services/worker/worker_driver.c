@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "security.h"
 #include "master.pb-c.h"
 #include "worker.pb-c.h"
 
@@ -213,11 +214,26 @@ static int overridden(const char *entry)
     static const char *const names[] = {"EMBER_PARENT_PID=", "PYTHONPATH=", "EMBER_MASTER=",
                                         "EMBER_APP_NAME=", "EMBER_CONF=", "EMBER_PY_FILES=",
                                         "EMBER_FILES=", "EMBER_PROPERTIES_FILE=",
-                                        "EMBER_DRIVER_ID=", "PYTHONUNBUFFERED="};
+                                        "EMBER_DRIVER_ID=", "PYTHONUNBUFFERED=",
+                                        "EMBER_AUTH_SECRET=", "EMBER_AUTH_SECRET_FILE=",
+                                        "EMBER_TLS_CA="};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strncmp(entry, names[i], strlen(names[i])) == 0)
             return 1;
     return 0;
+}
+
+/* The driver talks to the gateway as the worker talks to its peers: with the
+ * worker's secret (which left the worker's own environment when it was read)
+ * and, over TLS, trusting the worker's CA. */
+static void push_security(char ***env, size_t *n)
+{
+    const struct ember_security *sec = ember_security_get();
+
+    if (sec->secret)
+        env_push(env, n, ember_xasprintf("EMBER_AUTH_SECRET=%s", sec->secret));
+    if (sec->tls_ca_file)
+        env_push(env, n, ember_xasprintf("EMBER_TLS_CA=%s", sec->tls_ca_file));
 }
 
 /* The worker's environment, plus what makes `SparkContext()` in the script
@@ -237,6 +253,7 @@ static char **driver_env(struct worker *w, const char *id, const char *dir,
     env_push(&env, &n, ember_xasprintf("EMBER_MASTER=ember://%s", s->gateway));
     env_push(&env, &n, ember_xasprintf("EMBER_DRIVER_ID=%s", id));
     env_push(&env, &n, ember_xstrdup("PYTHONUNBUFFERED=1"));   /* output reaches us at once */
+    push_security(&env, &n);
     env_push(&env, &n, ember_xasprintf("EMBER_CONF=%s%sspark.submit.deployMode=cluster\n"
                                        "spark.ember.driver.id=%s",
                                        s->conf, *s->conf ? "\n" : "", id));

@@ -33,13 +33,25 @@ def driver_id_of(done: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(request: pytest.FixtureRequest) -> SparkContext:
-    """A local[2] cluster whose master declares a silent worker dead quickly."""
-    return start_sc(request, "e2e-cluster-mode", EMBER_HEARTBEAT_TIMEOUT_MS="1500")
+    """A local[2] cluster whose master declares a silent worker dead quickly. While
+    the module runs, EMBER_AUTH_SECRET holds its secret, so every ember-submit
+    started here (and the env= copies of os.environ) carries it."""
+    sc = start_sc(request, "e2e-cluster-mode", EMBER_HEARTBEAT_TIMEOUT_MS="1500")
+    saved = os.environ.get("EMBER_AUTH_SECRET")
+    os.environ["EMBER_AUTH_SECRET"] = sc._cluster.secret
+
+    def restore() -> None:
+        if saved is None:
+            os.environ.pop("EMBER_AUTH_SECRET", None)
+        else:
+            os.environ["EMBER_AUTH_SECRET"] = saved
+    request.addfinalizer(restore)
+    return sc
 
 
 @pytest.fixture(scope="module")
 def gw(cluster: SparkContext) -> Gateway:
-    return Gateway(cluster._client.address)
+    return Gateway.of(cluster)
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +203,24 @@ def test_status_and_kill_of_unknown_drivers_say_so(master_url: str, gw: Gateway)
     assert done.returncode == 1 and "no driver" in done.stderr
     assert gw.get("/api/v1/drivers/not-a-driver")[0] == 404
     assert submit(["--master", "local[2]", "--status", "driver-x"]).returncode == 2
+
+
+def test_submit_finds_the_secret_as_a_driver_does(cluster: SparkContext, master_url: str,
+                                                 tmp_path: Path) -> None:
+    """Cluster mode's own requests carry the secret from EMBER_AUTH_SECRET, the file
+    in EMBER_AUTH_SECRET_FILE or --conf spark.authenticate.secret; none is a 401."""
+    bare = dict(os.environ)
+    bare.pop("EMBER_AUTH_SECRET")
+    status = ["--master", master_url, "--status", "driver-nope"]
+    refused = submit(status, env=bare)
+    assert refused.returncode == 1 and "shared secret" in refused.stderr
+    assert "HTTP 401" in refused.stderr and cluster._cluster.secret not in refused.stderr
+    (tmp_path / "secret").write_text(cluster._cluster.secret + "\n")
+    from_file = submit(status, env=dict(bare, EMBER_AUTH_SECRET_FILE=str(tmp_path / "secret")))
+    from_conf = submit(["--conf", f"spark.authenticate.secret={cluster._cluster.secret}",
+                        *status], env=bare)
+    for done in (from_file, from_conf):
+        assert done.returncode == 1 and "no driver 'driver-nope'" in done.stderr, done.stderr
 
 
 def test_bad_submissions_are_refused_with_a_reason(gw: Gateway) -> None:

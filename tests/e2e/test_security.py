@@ -25,7 +25,8 @@ import pytest
 
 from conftest import BIN_DIR, Gateway, start_sc
 
-PARAMS = {"{job}": "0", "{stage}": "0", "{rdd}": "1", "{partition}": "0", "{broadcast}": "1"}
+PARAMS = {"{job}": "0", "{stage}": "0", "{rdd}": "1", "{partition}": "0", "{broadcast}": "1",
+          "{driver}": "driver-20240101000000-0001"}
 
 
 def gateway_routes() -> list[tuple[str, str, str]]:

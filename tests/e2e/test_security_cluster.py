@@ -6,7 +6,8 @@ SparkContext at a time):
   secret the driver is refused with a sentence saying so;
 * with a self-signed certificate made here with openssl, the whole cluster
   speaks TLS: a job with a shuffle and result downloads runs end to end over
-  HTTPS and gRPC, and plain HTTP and plain gRPC clients are refused.
+  HTTPS and gRPC, so does a cluster-mode driver submitted by ember-submit (libcurl),
+  and plain HTTP and plain gRPC clients are refused.
 """
 
 from __future__ import annotations
@@ -79,6 +80,17 @@ def test_a_job_runs_end_to_end_over_tls(certificate, tmp_path, monkeypatch):
             assert counts == {"x": 50, "y": 50}
             big = sc.parallelize(range(200_000), 2).map(lambda x: x).collect()  # result blocks
             assert len(big) == 200_000
+        # Cluster mode: ember-submit (libcurl, CAINFO) uploads over HTTPS; the driver
+        # runs on a worker, which hands it its secret and CA.
+        script = tmp_path / "driver.py"
+        script.write_text("from pyspark import SparkContext\n"
+                          "sc = SparkContext()\n"
+                          "print('TLS', sc.uiWebUrl.split(':')[0], sc.parallelize(range(5)).sum())\n")
+        done = subprocess.run([str(BIN_DIR / "ember-submit"), "--master",
+                               f"ember://{cluster.gateway_address}", "--deploy-mode", "cluster",
+                               str(script)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "TLS https 10" in done.stdout
         host, port = cluster.gateway_address.rsplit(":", 1)
         plain = http.client.HTTPConnection(host, int(port), timeout=15)
         with pytest.raises((OSError, http.client.HTTPException)):

@@ -445,3 +445,12 @@ def test_secret_in_both_places_is_a_usage_error(tmp_path):
                           str(tmp_path / "s")], capture_output=True, text=True, timeout=10,
                          env=dict(os.environ, EMBER_AUTH_SECRET=SECRET))
     assert out.returncode != 0 and "use one of them" in out.stderr
+
+
+@pytest.mark.parametrize("body", [{}, {"mainResource": "x.py"}, {"mainResource": 3},
+                                  {"mainResource": "x.py", "appArgs": [1]}])
+def test_malformed_driver_submissions_are_400_and_the_gateway_lives(gateway, body):
+    # {} used to free the protobuf-c empty string: the gateway aborted.
+    answer = call(gateway, "POST", "/api/v1/drivers", body)
+    assert answer[0] == 400, answer
+    assert call(gateway, "GET", "/health")[0] == 200
