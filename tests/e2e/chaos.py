@@ -48,7 +48,7 @@ class Chaos(threading.Thread):
         super().__init__(name="chaos", daemon=True)
         self.sc = sc
         self.cluster = sc._cluster
-        self.gw = Gateway(sc._client.address)
+        self.gw = Gateway.of(sc)
         self.rng = random.Random(seed)
         self.interval = interval
         self.max_kills = max_kills

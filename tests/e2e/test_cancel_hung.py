@@ -43,7 +43,7 @@ class HungJob:
 
     def __init__(self, sc: SparkContext, tmp_path: Path, hang: Callable) -> None:
         self.sc = sc
-        self.gw = Gateway(sc._client.address)
+        self.gw = Gateway.of(sc)
         self.pid_file = tmp_path / "hung-pid"
         self.outcome: dict = {}
         self.thread = threading.Thread(target=self._run, args=(hang(str(self.pid_file)),))

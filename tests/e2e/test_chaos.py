@@ -107,7 +107,7 @@ def master_figures(gw: Gateway, app: str) -> dict[str, int]:
 def test_jobs_stay_correct_while_daemons_die(chaos_sc: SparkContext,
                                              small_corpus: list[Path]) -> None:
     sc = chaos_sc
-    gw = Gateway(sc._client.address)
+    gw = Gateway.of(sc)
     chaos = Chaos(sc, seed=SEED, interval=KILL_INTERVAL, max_kills=MAX_KILLS)
     outcomes: list[dict] = []
     started = time.monotonic()

@@ -311,7 +311,7 @@ def test_a_result_lost_before_its_download_is_computed_again(fresh_sc: SparkCont
             proc = next(p for p in fresh_sc._cluster.processes if p.poll() is None
                         and "ember-blockd" in p.args[0]
                         and p.args[p.args.index("--id") + 1] == next(
-                            b["id"] for b in Gateway(fresh_sc._client.address).api("/blockmanagers")
+                            b["id"] for b in Gateway.of(fresh_sc).api("/blockmanagers")
                             if b["address"] == address))
             Chaos(fresh_sc, seed=0, interval=(0, 0), max_kills=0)._restart(
                 proc, "ember-blockd", address)
@@ -323,5 +323,5 @@ def test_a_result_lost_before_its_download_is_computed_again(fresh_sc: SparkCont
                   .reduceByKey(lambda a, b: a + b, 4).collect())
     assert lost, "no result block was lost: the test proved nothing"
     assert counts == expected_counts(lines)
-    jobs = Gateway(fresh_sc._client.address).api(f"/applications/{fresh_sc.applicationId}/jobs")
+    jobs = Gateway.of(fresh_sc).api(f"/applications/{fresh_sc.applicationId}/jobs")
     assert len(jobs) == 2 and all(j["status"] == "SUCCEEDED" for j in jobs), jobs

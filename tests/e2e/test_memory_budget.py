@@ -49,7 +49,7 @@ def test_a_task_over_the_hard_budget_fails_with_that_reason(budget_sc: SparkCont
     assert re.search(rf"Python worker used \d+ MiB, over the worker's memory budget of "
                      rf"{HARD_MIB} MiB \(--python-memory-hard\)", message), message
     assert "failed 4 times" in message, message
-    gw = Gateway(sc._client.address)
+    gw = Gateway.of(sc)
     stage = gw.api(f"/applications/{sc.applicationId}/stages/{failure.value.stage}")
     attempts = [t for t in stage["tasks"] if t["index"] == 0]
     assert len(attempts) == 4, attempts

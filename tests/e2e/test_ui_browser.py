@@ -318,7 +318,8 @@ def test_drivers_page_lists_a_cluster_mode_driver(sc, browser, ran, tmp_path):
     script.write_text("print('hello from the driver')\nraise SystemExit(3)\n")
     done = subprocess.run([str(BIN_DIR / "ember-submit"), "--master", "ember://" + sc._client.address,
                            "--deploy-mode", "cluster", "--name", EVIL, str(script)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, EMBER_AUTH_SECRET=sc._cluster.secret))
     assert done.returncode == 3, done.stderr
     browser.page("#/drivers", "Drivers", "drivers")
     rows = browser.js("""return [...document.querySelectorAll('tr.driver-row')].map((r) => ({
@@ -329,7 +330,7 @@ def test_drivers_page_lists_a_cluster_mode_driver(sc, browser, ran, tmp_path):
     driver = rows[0]["id"]
     assert rows[0]["logs"] == [f"/api/v1/drivers/{driver}/stdout", f"/api/v1/drivers/{driver}/stderr"]
     assert browser.js("return document.querySelectorAll('#view script').length") == 0
-    status, text = Gateway(sc._client.address).get(rows[0]["logs"][0])
+    status, text = Gateway.of(sc).get(rows[0]["logs"][0])
     assert status == 200 and text == "hello from the driver\n"
 
 
