@@ -8,6 +8,7 @@ import os
 import pickle
 import ssl
 import struct
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -64,6 +65,7 @@ class GatewayClient:
         self.scheme = "https" if ca_file else "http"
         self.base = f"{self.scheme}://{address}/api/v1"
         self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self._local = threading.local()
         self._ssl = None
         if ca_file:
             try:
@@ -76,6 +78,50 @@ class GatewayClient:
             req.add_unredirected_header(key, value)
         return urllib.request.urlopen(req, timeout=timeout, context=self._ssl)
 
+    def _connection(self) -> http.client.HTTPConnection:
+        """This thread's kept-alive connection to the gateway (a job's submit,
+        polls and download would otherwise each open a new one)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._ssl is not None:
+                conn = http.client.HTTPSConnection(self.address, timeout=300,
+                                                   context=self._ssl)
+            else:
+                conn = http.client.HTTPConnection(self.address, timeout=300)
+            self._local.conn = conn
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _exchange(self, method: str, path: str, data: Optional[bytes],
+                  headers: dict[str, str]) -> tuple[int, str, bytes, Optional[str]]:
+        """One request on the kept-alive connection: (status, reason, body,
+        Content-Length). A connection the gateway closed while it sat idle is
+        replaced once: the request never reached the gateway."""
+        for fresh in (False, True):
+            reused = getattr(self._local, "conn", None) is not None
+            conn = self._connection()
+            try:
+                conn.request(method, "/api/v1" + path, body=data, headers=headers)
+                resp = conn.getresponse()
+                payload = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._drop_connection()
+                if reused and not fresh:
+                    continue
+                raise
+            except BaseException:
+                self._drop_connection()
+                raise
+            if resp.will_close:
+                self._drop_connection()
+            return resp.status, resp.reason, payload, resp.headers.get("Content-Length")
+        raise AssertionError("unreachable")
+
     def request(self, method: str, path: str, body: Any = None, raw: bool = False,
                 retry: Optional[bool] = None, raw_body: Optional[bytes] = None) -> Any:
         """Sends one request (body as JSON, or raw_body as bytes); returns the
@@ -83,24 +129,23 @@ class GatewayClient:
         data = raw_body if raw_body is not None else (
             None if body is None else json.dumps(body).encode())
         retry = method == "GET" if retry is None else retry
+        headers = dict(self._headers)
+        if data is not None:
+            headers["Content-Type"] = ("application/octet-stream" if raw_body is not None
+                                       else "application/json")
         delay = 0.05
         for attempt in range(_RETRIES if retry else 1):
-            req = urllib.request.Request(self.base + path, data=data, method=method)
-            if data is not None:
-                req.add_header("Content-Type", "application/octet-stream"
-                               if raw_body is not None else "application/json")
             try:
-                with self._urlopen(req, timeout=300) as resp:
-                    payload = resp.read()
-                    _check_length(payload, resp.headers.get("Content-Length"))
+                status, reason, payload, length = self._exchange(method, path, data, headers)
+                _check_length(payload, length)
+                if status >= 400:
+                    message = _error_body_text(payload, status, reason)
+                    if status in (502, 503) and retry and attempt + 1 < _RETRIES:
+                        time.sleep(delay)
+                        delay = min(delay * 2, 2.0)
+                        continue
+                    raise GatewayError(message, status)
                 return payload if raw else json.loads(payload or b"null")
-            except urllib.error.HTTPError as err:
-                message = _error_text(err)
-                if err.code in (502, 503) and retry and attempt + 1 < _RETRIES:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                    continue
-                raise GatewayError(message, err.code) from None
             except http.client.IncompleteRead as err:
                 # The gateway streams result blocks; one that breaks mid-way ends
                 # the connection short of Content-Length.
@@ -112,7 +157,7 @@ class GatewayClient:
                 want = got + err.expected if isinstance(err.expected, int) else "more"
                 raise GatewayError(f"the gateway's answer to {method} {path} broke off after "
                                    f"{got} of {want} bytes") from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+            except (OSError, http.client.HTTPException) as err:
                 if retry and attempt + 1 < _RETRIES:
                     time.sleep(delay)
                     delay = min(delay * 2, 2.0)
@@ -172,6 +217,15 @@ def _check_length(payload: bytes, content_length: Optional[str]) -> None:
     if content_length is not None and content_length.isdigit() \
             and len(payload) < int(content_length):
         raise http.client.IncompleteRead(payload, int(content_length) - len(payload))
+
+
+def _error_body_text(payload: bytes, status: int, reason: str) -> str:
+    """The sentence of a JSON error body, else the status line."""
+    try:
+        body = json.loads(payload or b"{}")
+        return str(body.get("error") or body)
+    except (ValueError, AttributeError):
+        return f"HTTP {status} {reason}"
 
 
 def _error_text(err: urllib.error.HTTPError) -> str:
