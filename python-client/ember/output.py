@@ -56,6 +56,25 @@ def _remove_tree(out: str) -> Optional[OSError]:
         time.sleep(0.05)
 
 
+class _Recording:
+    """A part file that remembers the OSErrors its writes raise (a write error
+    names no file, like many a user's own OSError)."""
+
+    def __init__(self, fh: IO[bytes], errors: list) -> None:
+        self._fh = fh
+        self._errors = errors
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._fh.write(data)
+        except OSError as err:
+            self._errors.append(err)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
+
+
 def save_parts(rdd: "RDD", path: str, suffix: str, opener: Callable[[str], IO[bytes]],
                write: Callable[[IO[bytes], Iterable[Any]], None]) -> None:
     """Writes ``part-NNNNN<suffix>`` per partition of rdd into path, then ``_SUCCESS``."""
@@ -69,6 +88,7 @@ def save_parts(rdd: "RDD", path: str, suffix: str, opener: Callable[[str], IO[by
         raise _os_error(err, "cannot create the output directory", out) from None
 
     def write_part(split: int, iterator: Iterable[Any]) -> Iterable[Any]:
+        ours: list[OSError] = []          # what the part file itself raised
         attempt_dir = os.path.join(staging, f"attempt_{TaskContext.get().taskAttemptId()}")
         name = "part-%05d%s" % (split, suffix)
         temporary, final = os.path.join(attempt_dir, name), os.path.join(out, name)
@@ -77,13 +97,22 @@ def save_parts(rdd: "RDD", path: str, suffix: str, opener: Callable[[str], IO[by
                 os.mkdir(attempt_dir)    # not makedirs: a removed output stays removed
             except FileExistsError:
                 pass
-            with opener(temporary) as fh:
-                write(fh, iterator)
+            fh = opener(temporary)
+            try:
+                write(_Recording(fh, ours), iterator)
+            finally:
+                try:
+                    fh.close()
+                except OSError as err:
+                    ours.append(err)
+                    raise
             os.replace(temporary, final)
         except OSError as err:
             _remove(temporary)
-            # An OSError of the user's own code (it names its own file) passes unchanged.
-            if err.filename not in (None, attempt_dir, temporary, final):
+            # An OSError of the user's own code (a map before the save, a
+            # __str__) passes unchanged: only the part file's are rewritten.
+            if not any(err is e for e in ours) and err.filename not in (attempt_dir, temporary,
+                                                                         final):
                 raise
             raise _os_error(err, "cannot write the output file", temporary) from None
         return []

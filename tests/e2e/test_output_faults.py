@@ -137,3 +137,19 @@ def test_an_output_path_under_a_regular_file(sc: SparkContext, tmp_path: Path) -
     assert "Not a directory (ENOTDIR)" in message and str(blocker / "out") in message, message
     assert blocker.read_text() == "not a directory\n"
     assert sc.parallelize(range(10), 2).sum() == 45
+
+
+def test_the_users_own_os_error_is_not_called_an_output_error(sc: SparkContext,
+                                                               tmp_path: Path) -> None:
+    # An OSError without a file name from user code (here a map before the save)
+    # must reach the driver as itself, not as "cannot write the output file".
+    def flaky(x: int) -> int:
+        if x == 7:
+            raise ConnectionResetError("the user's upstream service went away")
+        return x
+    with pytest.raises(JobFailedError) as failure:
+        sc.parallelize(range(10), 2).map(flaky).saveAsTextFile(str(tmp_path / "out"))
+    text = str(failure.value)
+    assert "ConnectionResetError: the user's upstream service went away" in text
+    assert "cannot write the output file" not in text
+    assert not (tmp_path / "out").exists()
