@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import dis
 import inspect
 import operator
 import types
@@ -71,9 +72,13 @@ def _code_of(f: Any) -> Optional[types.CodeType]:
     return f.__code__
 
 
-def _constants(code: types.CodeType, count: int) -> tuple:
-    # co_consts[0] is the None every lambda carries; the literals follow in order.
-    return code.co_consts[1:1 + count]
+def _constants(code: types.CodeType, count: int) -> Optional[tuple]:
+    """The literals the code loads, in order, read from its instructions (not
+    by position in co_consts: where a version puts None, or which small ints
+    it loads without co_consts, is the compiler's business)."""
+    values = tuple(ins.argval for ins in dis.get_instructions(code)
+                   if ins.opname in ("LOAD_CONST", "LOAD_SMALL_INT"))
+    return values if len(values) == count else None
 
 
 def as_callable(f: Any) -> Optional[Callable[[Any], Any]]:
@@ -84,10 +89,11 @@ def as_callable(f: Any) -> Optional[Callable[[Any], Any]]:
         return None
     shape = _shape(code)
     if shape in _METHOD_CALLS:
-        return operator.methodcaller(code.co_names[0],
-                                     *_constants(code, _METHOD_CALLS[shape]))
+        constants = _constants(code, _METHOD_CALLS[shape])
+        return None if constants is None else operator.methodcaller(code.co_names[0], *constants)
     if shape == _ITEM:
-        return operator.itemgetter(_constants(code, 1)[0])
+        constants = _constants(code, 1)
+        return None if constants is None else operator.itemgetter(constants[0])
     return None
 
 
@@ -96,12 +102,29 @@ def map_function(f: Any) -> Optional[Callable[[Iterator[Any]], Iterator[Any]]]:
     parts, when f is a recognised lambda; None otherwise."""
     code = _code_of(f)
     if code is not None and _shape(code) == _PAIR:
-        constant = _constants(code, 1)[0]
+        constants = _constants(code, 1)
+        if constants is None:
+            return None
+        constant = constants[0]
         return lambda records: zip(records, repeat(constant))
     c_callable = as_callable(f)
     if c_callable is None:
         return None
     return lambda records: map(c_callable, records)
+
+
+def _works() -> bool:
+    """Whether recognition gives the right callables on this interpreter;
+    if not, nothing is replaced."""
+    try:
+        return (repr(as_callable(lambda x: x.pop(0))) == "operator.methodcaller('pop', 0)"
+                and repr(as_callable(lambda d: d.get("k", "v")))
+                == "operator.methodcaller('get', 'k', 'v')"
+                and repr(as_callable(lambda x: x[1])) == "operator.itemgetter(1)"
+                and list(map_function(lambda w: (w, 2))(iter("a"))) == [("a", 2)]
+                and binary_operator(lambda a, b: a + b) is operator.add)
+    except Exception:  # noqa: BLE001 - any surprise turns recognition off
+        return False
 
 
 def binary_operator(f: Any) -> Any:
@@ -110,3 +133,14 @@ def binary_operator(f: Any) -> Any:
     if code is None:
         return f
     return _BINARY.get(_shape(code), f)
+
+
+if not _works():
+    def as_callable(f: Any) -> Optional[Callable[[Any], Any]]:  # noqa: F811
+        return None
+
+    def map_function(f: Any) -> Optional[Callable[[Iterator[Any]], Iterator[Any]]]:  # noqa: F811
+        return None
+
+    def binary_operator(f: Any) -> Any:  # noqa: F811
+        return f
