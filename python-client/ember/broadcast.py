@@ -3,6 +3,7 @@ managers, fetched once per host and unpickled once per Python subprocess."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
@@ -23,9 +24,21 @@ _worker_values: dict[int, Any] = {}
 _collecting = threading.local()
 
 
+# How many values this process has unpickled: the runtime freezes long-lived
+# data out of the garbage collector's sight after a task that added some.
+unpickled_values = 0
+
+
+def _unpickle_worker_value(bid: int) -> None:
+    global unpickled_values
+    _worker_values[bid] = cloudpickle.loads(_worker_bytes.pop(bid))
+    unpickled_values += 1
+
+
 def register_worker_value(bid: int, data: bytes) -> None:
     _worker_bytes[bid] = data
-    _worker_values.pop(bid, None)
+    if _worker_values.pop(bid, None) is not None:
+        gc.unfreeze()     # the replaced value may hold cycles: let the collector see them
 
 
 def _from_id(bid: int) -> "Broadcast":
@@ -90,7 +103,7 @@ class Broadcast(Generic[T]):
         if self.bid not in _worker_values:
             if self.bid not in _worker_bytes:
                 raise EmberError(f"broadcast {self.bid} was not shipped to this task")
-            _worker_values[self.bid] = cloudpickle.loads(_worker_bytes.pop(self.bid))
+            _unpickle_worker_value(self.bid)
         return _worker_values[self.bid]
 
     def unpersist(self, blocking: bool = False) -> None:

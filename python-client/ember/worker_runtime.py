@@ -61,6 +61,7 @@ class _ObjectCache:
     def put(self, block_id: str, records: list, size: int, budget: int) -> None:
         if block_id in self.entries:
             self.size -= self.entries.pop(block_id)[1]
+            gc.unfreeze()    # the replaced records may hold cycles
         if size > budget:
             return
         self.entries[block_id] = (records, size)
@@ -92,7 +93,7 @@ class _LongLivedData:
         self.seen = (0, 0)
 
     def after_task(self) -> None:
-        now = (_objects.puts, len(broadcast._worker_values))
+        now = (_objects.puts, broadcast.unpickled_values)
         if now != self.seen:
             self.seen = now
             gc.collect()
