@@ -209,3 +209,34 @@ def test_size_tracker_answers_before_any_update():
     assert tracker.update({}, 0) > 0
     tracker.reset()
     assert tracker.update({"a": 1}, 0) > 0
+
+
+class _Odd(tuple):
+    """A tuple that iterates its own way: portable_hash must follow Python here."""
+
+    def __iter__(self):
+        return iter((7, 8, 9))
+
+    def __len__(self):
+        return 3
+
+
+def test_tuple_subclasses_in_keys_are_hashed_by_the_python_rule():
+    key = ("a", _Odd((1, 2)))
+    assert _ember_fast.portable_hash(key) is None          # left to Python
+    buckets = [[] for _ in range(5)]
+    _ember_fast.partition(iter([(key, 1)]), portable_hash, True, buckets, 10)
+    assert buckets[portable_hash(key) % 5] == [(key, 1)]
+
+
+def test_an_error_from_a_records_own_iter_passes_unchanged():
+    class Broken:
+        def __iter__(self):
+            raise KeyError("from __iter__")
+    for fast in (_ember_fast, None):
+        shuffle._ember_fast = fast
+        try:
+            with pytest.raises(KeyError, match="from __iter__"):
+                list(combine_locally(iter([Broken()]), SimpleAggregator(operator.add)))
+        finally:
+            shuffle._ember_fast = _ember_fast

@@ -22,8 +22,12 @@ static int unpack_pair(PyObject *record, PyObject **k, PyObject **v)
     }
     PyObject *it = PyObject_GetIter(record);
     if (!it) {
-        PyErr_Format(PyExc_TypeError, "cannot unpack non-iterable %.200s object",
-                     Py_TYPE(record)->tp_name);
+        /* CPython's wording for what is not iterable at all; an error the
+         * object's own __iter__ raised passes unchanged. */
+        if (PyErr_ExceptionMatches(PyExc_TypeError) && Py_TYPE(record)->tp_iter == NULL
+            && !PySequence_Check(record))
+            PyErr_Format(PyExc_TypeError, "cannot unpack non-iterable %.200s object",
+                         Py_TYPE(record)->tp_name);
         return -1;
     }
     PyObject *items[3] = {NULL, NULL, NULL};
@@ -248,16 +252,20 @@ fail:
  * in the same partition on every worker whatever the hash of tuples does).
  * Python does the arithmetic on unbounded ints and masks with sys.maxsize;
  * its low 63 bits are those of the same arithmetic on uint64_t. */
-static Py_hash_t portable_hash(PyObject *x)
+static Py_hash_t portable_hash(PyObject *x, int *subclass)
 {
     if (x == Py_None)
         return 0;
     if (!PyTuple_Check(x))
         return PyObject_Hash(x);
+    if (!PyTuple_CheckExact(x)) {     /* may iterate its own way: Python's rule decides */
+        *subclass = 1;
+        return 0;
+    }
     uint64_t h = 0x345678;
     Py_ssize_t n = PyTuple_GET_SIZE(x);
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_hash_t item = portable_hash(PyTuple_GET_ITEM(x, i));
+        Py_hash_t item = portable_hash(PyTuple_GET_ITEM(x, i), subclass);
         if (item == -1 && PyErr_Occurred())
             return -1;
         h ^= (uint64_t)item;
@@ -273,12 +281,15 @@ static Py_hash_t portable_hash(PyObject *x)
 static Py_ssize_t reduce_partition(PyObject *key, PyObject *partitioner, int portable,
                                    PyObject *num_reduce_obj, Py_ssize_t num_reduce)
 {
-    if (portable && (PyTuple_CheckExact(key) || !PyTuple_Check(key))) {
-        Py_hash_t h = portable_hash(key);
+    if (portable) {
+        int subclass = 0;
+        Py_hash_t h = portable_hash(key, &subclass);
         if (h == -1 && PyErr_Occurred())
             return -1;
-        Py_ssize_t r = (Py_ssize_t)(h % num_reduce);
-        return r < 0 ? r + num_reduce : r;
+        if (!subclass) {
+            Py_ssize_t r = (Py_ssize_t)(h % num_reduce);
+            return r < 0 ? r + num_reduce : r;
+        }
     }
     PyObject *hashed = PyObject_CallOneArg(partitioner, key);
     if (!hashed)
@@ -360,10 +371,16 @@ fail:
     return NULL;
 }
 
+/* portable_hash(x) -> int, or None where a tuple subclass leaves it to Python. */
 static PyObject *fast_portable_hash(PyObject *self, PyObject *x)
 {
-    Py_hash_t h = portable_hash(x);
-    return h == -1 && PyErr_Occurred() ? NULL : PyLong_FromSsize_t(h);
+    int subclass = 0;
+    Py_hash_t h = portable_hash(x, &subclass);
+    if (h == -1 && PyErr_Occurred())
+        return NULL;
+    if (subclass)
+        Py_RETURN_NONE;
+    return PyLong_FromSsize_t(h);
 }
 
 static PyMethodDef fast_methods[] = {
