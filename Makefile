@@ -3,12 +3,15 @@ BUILD_DIR ?= build
 PYTHON := /usr/bin/python3
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps demo stop test test-c test-py test-compose bench clean test-asan
+.PHONY: all build deps bench-deps demo stop test test-c test-py test-compose bench bench-suite clean test-asan
 
 all: build
 
 deps:
 	deploy/install-deps.sh
+
+bench-deps:
+	deploy/install-deps.sh --bench
 
 build:
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -48,6 +51,17 @@ test-asan: deps
 bench: build
 	$(PYTHON) bench/pagerank_cache.py
 	$(PYTHON) bench/kmeans_mllib.py
+
+# The issue #10 suite: Ember vs Dask distributed vs one-process Python, results checked
+# against each other, report under bench/results/. SIZE=small (a few minutes) or full (the
+# issue's sizes); WORKLOADS / SYSTEMS select (comma-separated, default all); BENCH_ARGS passes
+# more options, e.g. BENCH_ARGS="--reuse-peers bench/results/X.json --repeat 3".
+SIZE ?= small
+WORKLOADS ?= all
+SYSTEMS ?= all
+BENCH_ARGS ?=
+bench-suite: bench-deps build
+	$(PYTHON) bench/bench_suite.py --size $(SIZE) --workloads $(WORKLOADS) --systems $(SYSTEMS) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

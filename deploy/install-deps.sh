@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Ember needs to build, run and test, skipping the
-# ones already present. Idempotent; needs root only when something is missing.
+# ones already present (--bench: also the benchmark suite's peers). Idempotent;
+# needs root only when something is missing.
 set -eu
 
 BUILD_PACKAGES="gcc make cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
   libmicrohttpd-dev libjansson-dev libpython3-dev libcurl4-openssl-dev"
 RUNTIME_PACKAGES="python3 python3-cloudpickle python3-numpy python3-sklearn curl procps"
 TEST_PACKAGES="python3-pytest chromium chromium-driver python3-selenium openssl"
+# Only with --bench (make bench-suite): the peers the benchmark suite measures Ember against.
+BENCH_PACKAGES="python3-dask python3-distributed"
+
+WANTED="$BUILD_PACKAGES $RUNTIME_PACKAGES $TEST_PACKAGES"
+case "${1:-}" in
+    --bench) WANTED="$WANTED $BENCH_PACKAGES" ;;
+    "") ;;
+    *) echo "install-deps: unknown option $1 (only --bench)" >&2; exit 2 ;;
+esac
 
 missing=""
-for pkg in $BUILD_PACKAGES $RUNTIME_PACKAGES $TEST_PACKAGES; do
+for pkg in $WANTED; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
     case "$status" in
         *"install ok installed"*) ;;
