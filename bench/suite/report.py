@@ -34,6 +34,7 @@ def summarize(workload: str, run: dict, spec: dict) -> dict:
     if workload == "startup":
         row["ready_s"] = run["ready_s"]
         row["first_job_s"] = run["first_job_s"]
+        row["first_job_median_s"] = statistics.median(run["first_job_s"])
     amount = {
         "wordcount": spec.get("bytes", 0) / 2**20,
         "pagerank": spec.get("edges", 0) * spec.get("iterations", 1),
@@ -94,7 +95,8 @@ def verify(workload: str, rows: dict) -> dict:
     return out
 
 
-RATIO_FIELDS = [("wall_s", "wall"), ("first_iteration_s", "first iteration"),
+RATIO_FIELDS = [("wall_s", "wall"), ("first_job_median_s", "first job"),
+                ("first_iteration_s", "first iteration"),
                 ("later_iterations_median_s", "later iterations"), ("job_median_ms", "job")]
 
 
@@ -131,6 +133,8 @@ TARGETS = [
     ("trivial", "job_median_ms", None, 1.0, "trivial 2-task job round trip <= 1 ms (median)"),
     ("tiny_tasks", "throughput", None, -5000.0, "tiny tasks in one job > 5,000 tasks/s"),
     ("startup", "wall_s", None, 0.5, "SparkContext('local[2]') ready in < 0.5 s (median)"),
+    ("startup", "first_job_median_s", None, 0.5,
+     "(not in the issue) the first 2-task job after the start < 0.5 s (median)"),
     ("shuffle_group", "wall_s", "dask", 1.0, "groupByKey shuffle faster than Dask's"),
     ("shuffle_sort", "wall_s", "dask", 1.0, "sortByKey shuffle faster than Dask's"),
 ]
@@ -201,6 +205,8 @@ def markdown(report: dict) -> str:
             header += ["first iter s", "later iters median s"]
         if name == "trivial":
             header += ["job median ms", "job p90 ms"]
+        if name == "startup":
+            header += ["first job after start, median s"]
         header += ["result", "Ember / this"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
@@ -217,6 +223,8 @@ def markdown(report: dict) -> str:
                 cells += [_fmt(r.get("first_iteration_s")), _fmt(r.get("later_iterations_median_s"))]
             if name == "trivial":
                 cells += [_fmt(r.get("job_median_ms")), _fmt(r.get("job_p90_ms"))]
+            if name == "startup":
+                cells += [_fmt(r.get("first_job_median_s"))]
             cells += [result, ratio_text]
             lines.append("| " + " | ".join(cells) + " |")
         if name == "startup":
