@@ -143,6 +143,7 @@ def run_one(system: str, workload: str, spec: dict, work_dir: str, timeout: floa
         raise RuntimeError(f"runner exited with code {proc.returncode}: {tail}")
     with open(out_path) as fh:
         result = json.load(fh)
+    result["loadavg_1m_after"] = os.getloadavg()[0]  # the machine is shared: how busy was it
     result["peak_rss_mib"] = sampler.peak_bytes / 2**20
     result["peak_processes"] = sampler.peak_processes
     if workload == "wordcount":

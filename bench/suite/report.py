@@ -20,7 +20,7 @@ def summarize(workload: str, run: dict, spec: dict) -> dict:
     """The row figures of one run."""
     wall = run["wall_s"]
     row = {"wall_s": wall, "peak_rss_mib": run.get("peak_rss_mib"),
-           "processes": run.get("peak_processes")}
+           "processes": run.get("peak_processes"), "loadavg_1m_after": run.get("loadavg_1m_after")}
     if "startup_s" in run:
         row["cluster_start_s"] = run["startup_s"]
     iters = run.get("iterations")
@@ -191,7 +191,9 @@ def markdown(report: dict) -> str:
              "Clusters: Ember `local[2]` (2 workers x 1 core), Dask LocalCluster(n_workers=2, "
              "threads_per_worker=1, processes=True) on 127.0.0.1; python = one process. "
              "Peak RSS sums every process of the system (driver/client, daemons/scheduler, "
-             "workers, Python subprocesses), sampled every 100 ms.",
+             "workers, Python subprocesses), sampled every 100 ms. \"load after\" is the "
+             "machine's 1-minute load average when the run ended: the machine is shared, and "
+             "above 2 (its core count) other programs were competing for the cores.",
              ""]
     for name, w in report["workloads"].items():
         lines.append(f"## {name}")
@@ -200,7 +202,7 @@ def markdown(report: dict) -> str:
             lines.append(w["spec_summary"])
             lines.append("")
         iterative = any("first_iteration_s" in r for r in w["rows"].values())
-        header = ["system", "wall s", "throughput", "peak RSS MiB"]
+        header = ["system", "wall s", "throughput", "peak RSS MiB", "load after"]
         if iterative:
             header += ["first iter s", "later iters median s"]
         if name == "trivial":
@@ -218,7 +220,8 @@ def markdown(report: dict) -> str:
                                    if f in ratio)
             tp = f"{_fmt(r.get('throughput'))} {r.get('throughput_unit', '')}".strip()
             name_cell = system + (" (reused)" if r.get("reused_from") else "")
-            cells = [name_cell, _fmt(r.get("wall_s")), tp, _fmt(r.get("peak_rss_mib"), 4)]
+            cells = [name_cell, _fmt(r.get("wall_s")), tp, _fmt(r.get("peak_rss_mib"), 4),
+                     _fmt(r.get("loadavg_1m_after"), 2)]
             if iterative:
                 cells += [_fmt(r.get("first_iteration_s")), _fmt(r.get("later_iterations_median_s"))]
             if name == "trivial":
