@@ -256,8 +256,11 @@ def main() -> int:
             for system, row in peers["workloads"].get(workload, {}).get("rows", {}).items():
                 if system not in entry["rows"]:
                     row = dict(row, reused_from=peers["started_utc"])
-                    if "first_job_s" in row:  # files written before this figure existed
+                    # Figures added after a peers file was written, from its raw numbers.
+                    if "first_job_s" in row:
                         row.setdefault("first_job_median_s", statistics.median(row["first_job_s"]))
+                    if len(row.get("iterations_s") or []) > 1:
+                        row.setdefault("later_iterations_min_s", min(row["iterations_s"][1:]))
                     entry["rows"][system] = row
         entry["verification"] = report.verify(workload, entry["rows"])
         entry["ratios"] = report.ratios(entry["rows"])
