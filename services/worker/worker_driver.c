@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "worker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -236,6 +237,37 @@ static void push_security(char ***env, size_t *n)
         env_push(env, n, ember_xasprintf("EMBER_TLS_CA=%s", sec->tls_ca_file));
 }
 
+/* The submitted --conf lines without spark.master (new string): the driver
+ * joins the cluster through the gateway address we give it, not through the
+ * --master the submitter used, which may be its own loopback. */
+static char *conf_without_master(const char *conf)
+{
+    char *kept = ember_xcalloc(strlen(conf) + 2, 1), *to = kept;
+    const char *line = conf;
+
+    while (*line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        const char *key = line, *key_end;
+        while (key < line + len && isspace((unsigned char)*key))
+            key++;
+        key_end = memchr(key, '=', len - (size_t)(key - line));
+        if (!key_end)
+            key_end = line + len;
+        while (key_end > key && isspace((unsigned char)key_end[-1]))
+            key_end--;
+        if (!((size_t)(key_end - key) == strlen("spark.master")
+              && strncmp(key, "spark.master", strlen("spark.master")) == 0)) {
+            memcpy(to, line, len);
+            to += len;
+            *to++ = '\n';
+        }
+        line += len + (end ? 1 : 0);
+    }
+    *to = '\0';
+    return kept;
+}
+
 /* The worker's environment, plus what makes `SparkContext()` in the script
  * join this cluster with the submitted settings. */
 static char **driver_env(struct worker *w, const char *id, const char *dir,
@@ -254,9 +286,11 @@ static char **driver_env(struct worker *w, const char *id, const char *dir,
     env_push(&env, &n, ember_xasprintf("EMBER_DRIVER_ID=%s", id));
     env_push(&env, &n, ember_xstrdup("PYTHONUNBUFFERED=1"));   /* output reaches us at once */
     push_security(&env, &n);
-    env_push(&env, &n, ember_xasprintf("EMBER_CONF=%s%sspark.submit.deployMode=cluster\n"
-                                       "spark.ember.driver.id=%s",
-                                       s->conf, *s->conf ? "\n" : "", id));
+    char *conf = conf_without_master(s->conf);
+    env_push(&env, &n, ember_xasprintf("EMBER_CONF=%sspark.master=ember://%s\n"
+                                       "spark.submit.deployMode=cluster\n"
+                                       "spark.ember.driver.id=%s", conf, s->gateway, id));
+    free(conf);
     if (*s->name)
         env_push(&env, &n, ember_xasprintf("EMBER_APP_NAME=%s", s->name));
     if (*s->properties_file)

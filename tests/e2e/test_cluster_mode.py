@@ -331,3 +331,34 @@ def test_secrets_are_masked_in_the_environment_api(tmp_path: Path, master_url: s
     assert props["spark.t.plain"] == "visible"
     text = json.dumps(raw)
     assert "hunter2" not in text and "3141592" not in text
+
+
+def test_the_driver_joins_through_the_gateway_address_not_the_submitters_master(
+        cluster: SparkContext, tmp_path: Path) -> None:
+    """--master names the gateway as the submitter reaches it (here `localhost`,
+    elsewhere maybe its own loopback); the driver on the worker must use the
+    address the worker gives it, the gateway's advertised one."""
+    port = cluster._client.address.rsplit(":", 1)[1]
+    script = tmp_path / "master.py"
+    script.write_text("from pyspark import SparkContext\n"
+                      "sc = SparkContext()\n"
+                      "print('MASTER', sc.master, sc.getConf().get('spark.master'))\n")
+    done = submit(["--master", f"ember://localhost:{port}", "--deploy-mode", "cluster",
+                   str(script)])
+    assert done.returncode == 0, done.stderr
+    advertised = "ember://" + cluster._client.address
+    assert f"MASTER {advertised} {advertised}" in done.stdout, done.stdout
+
+
+def test_a_py_files_folder_with_a_dangling_link_is_refused_naming_it(
+        master_url: str, tmp_path: Path) -> None:
+    package = tmp_path / "brokenpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "gone.py").symlink_to(tmp_path / "does-not-exist.py")
+    script = tmp_path / "job.py"
+    script.write_text("print('ran')\n")
+    done = submit(["--master", master_url, "--deploy-mode", "cluster", "--py-files",
+                   str(package), str(script)])
+    assert done.returncode != 0 and "ran" not in done.stdout
+    assert f"cannot read {package / 'gone.py'}" in done.stderr, done.stderr
