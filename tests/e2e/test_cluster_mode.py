@@ -196,6 +196,58 @@ def test_kill_falls_back_to_sigkill(cluster: SparkContext, gw: Gateway, master_u
     assert gw.api(f"/drivers/{driver}")["exitCode"] == 128 + signal.SIGKILL
 
 
+CLOSES_ITS_OUTPUT = """
+import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+os.close(1)
+os.close(2)
+while True:
+    time.sleep(0.2)
+"""
+
+
+def test_kill_reaches_sigkill_when_the_driver_closed_its_output(
+        cluster: SparkContext, gw: Gateway, master_url: str, tmp_path: Path) -> None:
+    """The worker stops reading a driver's output when its pipes close; a kill
+    must still escalate to SIGKILL when the driver ignores SIGTERM."""
+    script = tmp_path / "closes.py"
+    script.write_text(CLOSES_ITS_OUTPUT)
+    done = submit(["--master", master_url, "--deploy-mode", "cluster", "--no-wait",
+                   str(script)])
+    assert done.returncode == 0, done.stderr
+    driver = done.stdout.strip()
+    assert wait_until(lambda: driver_pid(cluster, driver) != 0, 30)
+    pid = driver_pid(cluster, driver)
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}/fd/2"), 30)
+    assert submit(["--master", master_url, "--kill", driver]).returncode == 0
+    assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "KILLED", 30)
+    assert gw.api(f"/drivers/{driver}")["exitCode"] == 128 + signal.SIGKILL
+    assert wait_until(lambda: not is_alive(pid), 10)
+
+
+def test_a_driver_of_a_partitioned_worker_can_be_followed_and_killed_after_it_returns(
+        cluster: SparkContext, gw: Gateway, master_url: str, tmp_path: Path) -> None:
+    """A worker that misses heartbeats (here: stopped) is declared dead and its
+    driver FAILED, but the same worker process comes back still running it: the
+    driver is RUNNING again and --kill stops it."""
+    driver = start_long_running(master_url, tmp_path)
+    assert wait_until(lambda: "STARTED" in gw.get(f"/api/v1/drivers/{driver}/stdout")[1], 60)
+    pid = driver_pid(cluster, driver)
+    worker_pid = [w for w in cluster._cluster.pids("ember-worker") if pid in children(w)][0]
+    os.kill(worker_pid, signal.SIGSTOP)
+    try:
+        assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "FAILED", 30)
+        assert "no heartbeat" in gw.api(f"/drivers/{driver}")["message"]
+    finally:
+        os.kill(worker_pid, signal.SIGCONT)
+    assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "RUNNING", 30)
+    assert is_alive(pid)
+    assert submit(["--master", master_url, "--kill", driver]).returncode == 0
+    assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "KILLED", 30)
+    assert gw.api(f"/drivers/{driver}")["exitCode"] == 128 + signal.SIGTERM
+    assert wait_until(lambda: not is_alive(pid), 10)
+
+
 def test_status_and_kill_of_unknown_drivers_say_so(master_url: str, gw: Gateway) -> None:
     done = submit(["--master", master_url, "--status", "driver-nope"])
     assert done.returncode == 1 and "no driver 'driver-nope'" in done.stderr
