@@ -98,22 +98,23 @@ static void end_driver(struct driver *d, enum driver_state state, const char *me
                    d->message ? d->message : "");
 }
 
-/* Drops the oldest finished drivers beyond --retained-drivers (each holds up to
- * 2 x --driver-log-bytes); lock held. One lost with its worker is kept while
- * that worker may come back. */
+/* Drops the drivers that finished first beyond --retained-drivers (each holds
+ * up to 2 x --driver-log-bytes); lock held. One lost with its worker counts
+ * too: a worker may never come back, and a report for a forgotten driver is
+ * answered NOT_FOUND, which the worker takes as the end. */
 static void prune_finished(struct master *m)
 {
     size_t finished = 0;
 
     for (size_t i = 0; i < m->drivers.n; i++) {
         struct driver *d = m->drivers.items[i];
-        finished += terminal(d->state) && !d->lost_with_worker;
+        finished += terminal(d->state);
     }
     for (; finished > (size_t)m->retained_drivers; finished--) {
         size_t oldest = m->drivers.n;
         for (size_t i = 0; i < m->drivers.n; i++) {
             struct driver *d = m->drivers.items[i];
-            if (terminal(d->state) && !d->lost_with_worker
+            if (terminal(d->state)
                 && (oldest == m->drivers.n
                     || d->ended_ms < ((struct driver *)m->drivers.items[oldest])->ended_ms))
                 oldest = i;

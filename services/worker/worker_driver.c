@@ -528,6 +528,10 @@ static int follow_child(struct driver_proc *p, int fds[2], struct pending *pend)
     while (!exited && !check_child(p, &status, &exited)) {
         struct timespec pause = {0, EXIT_POLL_MS * 1000000L};
         nanosleep(&pause, NULL);
+        if (ember_monotonic_ms() - last_report >= REPORT_IDLE_EVERY_MS) {
+            send_report(p, "RUNNING", 0, NULL, pend);
+            last_report = ember_monotonic_ms();
+        }
     }
     return status;
 }
