@@ -20,6 +20,9 @@ const struct ember_option master_options[] = {
      "how long a task waits for a slot where its cached input is (spark.locality.wait)"},
     {"driver-log-bytes", "EMBER_DRIVER_LOG_BYTES", "4194304",
      "bytes of each cluster-mode driver's stdout and stderr kept (the last ones)"},
+    {"retained-drivers", "EMBER_RETAINED_DRIVERS", "100",
+     "finished cluster-mode drivers kept (with their output); older ones are forgotten "
+     "(spark.deploy.retainedDrivers)"},
     {0},
 };
 
@@ -52,6 +55,11 @@ static int read_options(struct master *m)
     if (ember_daemon_opt_int(m->daemon, "driver-log-bytes", &m->driver_log_bytes) != 0
         || m->driver_log_bytes < 1024) {
         ember_log_error("--driver-log-bytes must be a whole number of at least 1024");
+        return EMBER_EINVAL;
+    }
+    if (ember_daemon_opt_int(m->daemon, "retained-drivers", &m->retained_drivers) != 0
+        || m->retained_drivers < 1) {
+        ember_log_error("--retained-drivers must be a whole number of at least 1");
         return EMBER_EINVAL;
     }
     return 0;

@@ -211,6 +211,7 @@ struct master {
     struct ptr_array drivers;    /* struct driver (master_driver.c), oldest first */
     uint64_t driver_counter;
     int64_t driver_log_bytes;    /* of each driver output stream kept here */
+    int64_t retained_drivers;    /* finished drivers kept, the newest */
 };
 
 int master_create(struct ember_daemon *d, struct master **out) EMBER_MUST_CHECK;
@@ -229,8 +230,14 @@ struct driver;
 extern const ember_rpc_method_impl master_driver_methods[];
 extern const size_t master_n_driver_methods;
 void master_driver_free(struct driver *d);   /* NULL-safe */
-/* Fails the drivers running on a worker that died or restarted (`why`: "died"). */
-void master_drivers_worker_lost(struct master *m, const char *worker_id, const char *why);
+/* Fails the drivers running on a worker that died or restarted (`why`: "died").
+ * process_gone: the worker process is known gone (a new incarnation), not just
+ * silent; a silent one's drivers stay revivable by its reports or its return. */
+void master_drivers_worker_lost(struct master *m, const char *worker_id, const char *why,
+                                int process_gone);
+/* The same worker process registered again after it was declared dead: the
+ * drivers failed with it run again (or its final reports will say otherwise). */
+void master_drivers_worker_back(struct master *m, const char *worker_id);
 json_t *master_json_drivers(struct master *m);   /* newest first */
 
 /* master_job.c: job descriptions, stages, task specs */

@@ -99,8 +99,12 @@ static grpc_status_code handle_register_worker(ember_rpc_ctx *ctx, const Protobu
          * sent may still hold the old channel, so it is only retired. */
         ptr_array_push(&m->retired_channels, w->channel);
         w->channel = NULL;
-        /* A new worker process runs none of the old one's drivers. */
-        master_drivers_worker_lost(m, w->id, "restarted");
+        /* A new worker process runs none of the old one's drivers; the same
+         * one (back from a partition, or re-registering) still runs them. */
+        if (w->incarnation != req->incarnation)
+            master_drivers_worker_lost(m, w->id, "restarted", 1);
+        else
+            master_drivers_worker_back(m, w->id);
     }
     if (w->alive && w->incarnation != req->incarnation) {
         ember_log_warn("worker=%s restarted before it was declared dead: its running tasks are "
@@ -548,7 +552,7 @@ void master_check_liveness(struct master *m)
             ember_log_warn("worker=%s no heartbeat for %lld ms: declared dead", w->id,
                            (long long)m->heartbeat_timeout_ms);
             master_worker_lost(m, w);
-            master_drivers_worker_lost(m, w->id, "died (no heartbeat)");
+            master_drivers_worker_lost(m, w->id, "died (no heartbeat)", 0);
         }
     }
     for (size_t i = 0; i < m->blockds.n; i++) {

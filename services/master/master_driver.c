@@ -31,6 +31,9 @@ struct driver {
     char *id, *name, *main, *worker_id, *message;
     enum driver_state state;
     int exit_code, has_exit_code, kill_requested;
+    /* Failed because its worker stopped heartbeating; that worker process may be
+     * merely partitioned and still run it, so its reports and a kill still count. */
+    int lost_with_worker;
     uint64_t submitted_ms, ended_ms;
     struct driver_log out, err;
 };
@@ -95,15 +98,71 @@ static void end_driver(struct driver *d, enum driver_state state, const char *me
                    d->message ? d->message : "");
 }
 
-void master_drivers_worker_lost(struct master *m, const char *worker_id, const char *why)
+/* Drops the drivers that finished first beyond --retained-drivers (each holds
+ * up to 2 x --driver-log-bytes); lock held. One lost with its worker counts
+ * too: a worker may never come back, and a report for a forgotten driver is
+ * answered NOT_FOUND, which the worker takes as the end. */
+static void prune_finished(struct master *m)
+{
+    size_t finished = 0;
+
+    for (size_t i = 0; i < m->drivers.n; i++) {
+        struct driver *d = m->drivers.items[i];
+        finished += terminal(d->state);
+    }
+    for (; finished > (size_t)m->retained_drivers; finished--) {
+        size_t oldest = m->drivers.n;
+        for (size_t i = 0; i < m->drivers.n; i++) {
+            struct driver *d = m->drivers.items[i];
+            if (terminal(d->state)
+                && (oldest == m->drivers.n
+                    || d->ended_ms < ((struct driver *)m->drivers.items[oldest])->ended_ms))
+                oldest = i;
+        }
+        struct driver *gone = m->drivers.items[oldest];
+        ember_log_info("driver=%s forgotten: over --retained-drivers %lld finished", gone->id,
+                       (long long)m->retained_drivers);
+        master_driver_free(gone);
+        memmove(&m->drivers.items[oldest], &m->drivers.items[oldest + 1],
+                (m->drivers.n - oldest - 1) * sizeof(m->drivers.items[0]));
+        m->drivers.n--;
+    }
+}
+
+void master_drivers_worker_lost(struct master *m, const char *worker_id, const char *why,
+                                int process_gone)
 {
     for (size_t i = 0; i < m->drivers.n; i++) {
         struct driver *d = m->drivers.items[i];
-        if (terminal(d->state) || !d->worker_id || strcmp(d->worker_id, worker_id) != 0)
+        if (!d->worker_id || strcmp(d->worker_id, worker_id) != 0)
             continue;
+        if (terminal(d->state)) {
+            if (process_gone)
+                d->lost_with_worker = 0;   /* its process, and the driver with it, is gone */
+            continue;
+        }
         char *message = ember_xasprintf("worker %s %s while the driver ran", worker_id, why);
         end_driver(d, d->kill_requested ? DRIVER_KILLED : DRIVER_FAILED, message);
+        d->lost_with_worker = !process_gone;
         free(message);
+    }
+    prune_finished(m);
+}
+
+void master_drivers_worker_back(struct master *m, const char *worker_id)
+{
+    for (size_t i = 0; i < m->drivers.n; i++) {
+        struct driver *d = m->drivers.items[i];
+        if (!d->lost_with_worker || !d->worker_id || strcmp(d->worker_id, worker_id) != 0)
+            continue;
+        /* The same worker process: it still runs the driver, or its final report
+         * (retried until delivered) will say how it ended. */
+        d->lost_with_worker = 0;
+        d->state = DRIVER_RUNNING;
+        d->ended_ms = 0;
+        free(d->message);
+        d->message = NULL;
+        ember_log_info("driver=%s worker=%s RUNNING again: its worker is back", d->id, worker_id);
     }
 }
 
@@ -333,17 +392,41 @@ static grpc_status_code handle_submit_driver(ember_rpc_ctx *ctx, const ProtobufC
                     "no worker is alive to run the driver; start a worker and submit again");
     launch.driver_id = id;
     launch.submission = (Ember__DriverSubmission *)s;
+    launch.log_bytes = m->driver_log_bytes;
     st = ember_rpc_call(channel, &ember__worker__descriptor, "LaunchDriver", &launch.base, &ack,
                         NULL, NULL, LAUNCH_TIMEOUT_MS, &details);
     if (ack)
         protobuf_c_message_free_unpacked(ack, NULL);
+    if (st == GRPC_STATUS_DEADLINE_EXCEEDED) {
+        /* The worker may have started it after all: make sure it does not run
+         * unfollowed while we call it failed. */
+        Ember__DriverRef ref = EMBER__DRIVER_REF__INIT;
+        ProtobufCMessage *kill_ack = NULL;
+        grpc_status_code kill_st;
+
+        ref.driver_id = id;
+        kill_st = ember_rpc_call(channel, &ember__worker__descriptor, "KillDriver", &ref.base,
+                                 &kill_ack, NULL, NULL, KILL_TIMEOUT_MS, NULL);
+        if (kill_ack)
+            protobuf_c_message_free_unpacked(kill_ack, NULL);
+        ember_log_warn("driver=%s launch timed out after %d ms; kill sent to the worker (%s)",
+                       id, LAUNCH_TIMEOUT_MS, kill_st == GRPC_STATUS_OK ? "answered"
+                                                                        : "no answer");
+    }
     if (st != GRPC_STATUS_OK) {
         char *why = ember_xasprintf("the worker could not start it: %s",
-                                    details && *details ? details : "unreachable");
+                                    st == GRPC_STATUS_DEADLINE_EXCEEDED
+                                        ? "it did not answer in time"
+                                        : details && *details ? details : "unreachable");
         pthread_mutex_lock(&m->lock);
         d = find_driver(m, id);
-        if (d && !terminal(d->state))
+        if (d && !terminal(d->state)) {
+            if (st == GRPC_STATUS_DEADLINE_EXCEEDED)
+                d->kill_requested = 1;   /* a late report from it ends it KILLED */
             end_driver(d, DRIVER_FAILED, why);
+            d->lost_with_worker = st == GRPC_STATUS_DEADLINE_EXCEEDED;
+            prune_finished(m);
+        }
         pthread_mutex_unlock(&m->lock);
         free(why);
     } else {
@@ -362,6 +445,7 @@ static grpc_status_code handle_report_driver(ember_rpc_ctx *ctx, const ProtobufC
     const Ember__DriverReport *r = (const Ember__DriverReport *)msg;
     Ember__Ack ack = EMBER__ACK__INIT;
     struct master *m = user;
+    grpc_channel *kill_channel = NULL;
     struct driver *d;
 
     pthread_mutex_lock(&m->lock);
@@ -370,18 +454,43 @@ static grpc_status_code handle_report_driver(ember_rpc_ctx *ctx, const ProtobufC
         size_t max = (size_t)m->driver_log_bytes;
         log_append(&d->out, r->stdout_data.data, r->stdout_data.len, max);
         log_append(&d->err, r->stderr_data.data, r->stderr_data.len, max);
-        if (!terminal(d->state) && strcmp(r->state, "RUNNING") != 0) {
+        int running = strcmp(r->state, "RUNNING") == 0;
+        if (d->lost_with_worker) {
+            /* Its worker was declared dead but still runs it: it speaks for it again. */
+            d->lost_with_worker = 0;
+            d->state = DRIVER_RUNNING;
+            d->ended_ms = 0;
+            free(d->message);
+            d->message = NULL;
+            ember_log_info("driver=%s worker=%s reports again", d->id, d->worker_id);
+            struct worker_info *w = master_find_worker(m, d->worker_id);
+            if (running && d->kill_requested && w && w->channel)
+                kill_channel = w->channel;   /* asked while we could not reach it */
+        }
+        if (!terminal(d->state) && !running) {
             d->exit_code = r->exit_code;
             d->has_exit_code = 1;
             if (d->kill_requested)
                 end_driver(d, DRIVER_KILLED, NULL);
             else
                 end_driver(d, r->exit_code == 0 ? DRIVER_FINISHED : DRIVER_FAILED, r->message);
+            prune_finished(m);
         }
     }
     pthread_mutex_unlock(&m->lock);
     if (!d)
         return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such driver (the master restarted?)");
+    if (kill_channel) {
+        Ember__DriverRef ref = EMBER__DRIVER_REF__INIT;
+        ProtobufCMessage *kill_ack = NULL;
+
+        ref.driver_id = r->driver_id;
+        ember_rpc_call(kill_channel, &ember__worker__descriptor, "KillDriver", &ref.base,
+                       &kill_ack, NULL, NULL, KILL_TIMEOUT_MS, NULL);
+        if (kill_ack)
+            protobuf_c_message_free_unpacked(kill_ack, NULL);
+        ember_log_info("driver=%s kill requested again", r->driver_id);
+    }
     ember_rpc_send(ctx, &ack.base);
     return GRPC_STATUS_OK;
 }
@@ -426,13 +535,22 @@ static grpc_status_code handle_kill_driver(ember_rpc_ctx *ctx, const ProtobufCMe
 
     pthread_mutex_lock(&m->lock);
     d = find_driver(m, ref->driver_id);
-    if (d && !terminal(d->state)) {
+    if (d && d->lost_with_worker) {
+        /* Failed with its worker, which may still run it: ask it anyway. */
+        d->kill_requested = 1;
+        w = master_find_worker(m, d->worker_id);
+        if (w && w->alive)
+            channel = w->channel;
+    } else if (d && !terminal(d->state)) {
         d->kill_requested = 1;
         w = master_find_worker(m, d->worker_id);
         if (w && w->alive)
             channel = w->channel;
         else
+        {
             end_driver(d, DRIVER_KILLED, "killed while its worker was unreachable");
+            prune_finished(m);
+        }
     }
     if (d)
         view = json_driver(d);

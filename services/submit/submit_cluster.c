@@ -192,7 +192,12 @@ static int add_folder(json_t *uploads, const char *local, const char *name)
             continue;
         char *path = ember_xasprintf("%s/%s", local, e->d_name);
         char *inside = ember_xasprintf("%s/%s", name, e->d_name);
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        if (stat(path, &st) != 0) {
+            /* a dangling symlink or a file removed while we list: the package would
+             * arrive incomplete, so say which file and stop */
+            fprintf(stderr, "ember-submit: cannot read %s: %s\n", path, strerror(errno));
+            rc = EMBER_EIO;
+        } else if (S_ISDIR(st.st_mode))
             rc = add_folder(uploads, path, inside);
         else if (S_ISREG(st.st_mode))
             rc = add_upload(uploads, path, inside);
@@ -247,7 +252,9 @@ static int add_list(json_t *o, json_t *uploads, const char *list, const char *li
     return rc;
 }
 
-/* --conf lines as {"key": "value"}. */
+/* --conf lines as {"key": "value"}, but for spark.master: --master names the
+ * gateway as seen from here (maybe this host's loopback); the worker tells the
+ * driver how to reach it from there. */
 static json_t *conf_object(const char *conf)
 {
     json_t *o = json_object();
@@ -257,7 +264,8 @@ static json_t *conf_object(const char *conf)
         char *eq = strchr(line, '=');
         if (eq) {
             *eq = '\0';
-            json_object_set_new(o, line, json_string(eq + 1));
+            if (strcmp(line, "spark.master") != 0)
+                json_object_set_new(o, line, json_string(eq + 1));
         }
     }
     free(copy);

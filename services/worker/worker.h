@@ -63,11 +63,15 @@ struct pyexec_slot {
 int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **out) EMBER_MUST_CHECK;
 /* Waits for an idle, running subprocess and marks it busy with task_id. */
 struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id);
+/* The task is done with the process (its Python work ended): from here on no
+ * cancel or memory limit signals it. */
+void worker_pool_python_done(struct worker_pool *p, struct pyexec_slot *s);
+/* Frees the slot; a process signalled during the task is replaced first. */
 void worker_pool_release(struct worker_pool *p, struct pyexec_slot *s);
 /* The slot's process died or lost protocol sync: reap it, start a new one.
  * Returns a new description of how the old one ended (caller frees). */
 char *worker_pool_replace(struct worker_pool *p, struct pyexec_slot *s);
-/* SIGKILLs the subprocess running task_id; 0 if found. */
+/* SIGKILLs the subprocess running task_id's Python code; 0 if found. */
 int worker_pool_kill_task(struct worker_pool *p, uint64_t task_id);
 void worker_pool_destroy(struct worker_pool *p);
 /* A running subprocess, as the memory monitor sees it. */
@@ -75,6 +79,7 @@ struct pool_member {
     int index;
     pid_t pid;
     int busy;
+    int in_python;        /* busy and still running the task's Python code */
     uint64_t task_id;     /* when busy */
     uint32_t tasks_done;  /* by this process so far */
 };

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "worker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -28,7 +30,9 @@
 
 #define REPORT_EVERY_MS 500
 #define REPORT_TIMEOUT_MS 3000
-#define FINAL_REPORT_TRIES 30           /* a second apart: the master may be restarting */
+#define REPORT_IDLE_EVERY_MS 5000       /* a report without output: "still running" */
+#define FINAL_RETRY_MAX_MS 5000         /* the end is retried until the master has it */
+#define EXIT_POLL_MS 50                 /* waiting for a driver whose pipes are closed */
 #define DRAIN_AFTER_EXIT_MS 2000        /* output of children still holding the pipes */
 #define KILL_GRACE_MS 5000              /* SIGTERM, then SIGKILL */
 
@@ -42,6 +46,8 @@ struct driver_proc {
     pid_t pid;                          /* 0 until started */
     uint64_t kill_deadline_ms;          /* SIGKILL the group then; 0: not killed */
     int kill_requested, finished;
+    size_t log_bytes;                   /* the most output held for the master (0: no cap) */
+    uint64_t log_dropped;               /* bytes dropped while the master did not answer */
     pthread_t thread;
 };
 
@@ -236,6 +242,37 @@ static void push_security(char ***env, size_t *n)
         env_push(env, n, ember_xasprintf("EMBER_TLS_CA=%s", sec->tls_ca_file));
 }
 
+/* The submitted --conf lines without spark.master (new string): the driver
+ * joins the cluster through the gateway address we give it, not through the
+ * --master the submitter used, which may be its own loopback. */
+static char *conf_without_master(const char *conf)
+{
+    char *kept = ember_xcalloc(strlen(conf) + 2, 1), *to = kept;
+    const char *line = conf;
+
+    while (*line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        const char *key = line, *key_end;
+        while (key < line + len && isspace((unsigned char)*key))
+            key++;
+        key_end = memchr(key, '=', len - (size_t)(key - line));
+        if (!key_end)
+            key_end = line + len;
+        while (key_end > key && isspace((unsigned char)key_end[-1]))
+            key_end--;
+        if (!((size_t)(key_end - key) == strlen("spark.master")
+              && strncmp(key, "spark.master", strlen("spark.master")) == 0)) {
+            memcpy(to, line, len);
+            to += len;
+            *to++ = '\n';
+        }
+        line += len + (end ? 1 : 0);
+    }
+    *to = '\0';
+    return kept;
+}
+
 /* The worker's environment, plus what makes `SparkContext()` in the script
  * join this cluster with the submitted settings. */
 static char **driver_env(struct worker *w, const char *id, const char *dir,
@@ -254,9 +291,11 @@ static char **driver_env(struct worker *w, const char *id, const char *dir,
     env_push(&env, &n, ember_xasprintf("EMBER_DRIVER_ID=%s", id));
     env_push(&env, &n, ember_xstrdup("PYTHONUNBUFFERED=1"));   /* output reaches us at once */
     push_security(&env, &n);
-    env_push(&env, &n, ember_xasprintf("EMBER_CONF=%s%sspark.submit.deployMode=cluster\n"
-                                       "spark.ember.driver.id=%s",
-                                       s->conf, *s->conf ? "\n" : "", id));
+    char *conf = conf_without_master(s->conf);
+    env_push(&env, &n, ember_xasprintf("EMBER_CONF=%sspark.master=ember://%s\n"
+                                       "spark.submit.deployMode=cluster\n"
+                                       "spark.ember.driver.id=%s", conf, s->gateway, id));
+    free(conf);
     if (*s->name)
         env_push(&env, &n, ember_xasprintf("EMBER_APP_NAME=%s", s->name));
     if (*s->properties_file)
@@ -395,8 +434,22 @@ static int open_log(const char *dir, const char *name)
     return fd;
 }
 
+/* Keeps the newest max bytes of what waits for the master (it keeps no more
+ * either); returns how many were dropped. */
+static size_t cap_pending(struct ember_buf *pending, size_t max)
+{
+    size_t drop;
+
+    if (!max || pending->len <= max)
+        return 0;
+    drop = pending->len - max;
+    memmove(pending->data, pending->data + drop, max);
+    pending->len = max;
+    return drop;
+}
+
 /* Reads what fd has; returns 0 at EOF. */
-static int pump(int fd, int file, struct ember_buf *pending)
+static int pump(struct driver_proc *p, int fd, int file, struct ember_buf *pending)
 {
     char chunk[65536];
     ssize_t n = read(fd, chunk, sizeof(chunk));
@@ -409,6 +462,12 @@ static int pump(int fd, int file, struct ember_buf *pending)
         ember_log_warn_errno("driver output file write failed");
     if (ember_buf_append(pending, chunk, (size_t)n) != 0)
         ember_log_error("driver output buffer refused %zd bytes", n);
+    size_t dropped = cap_pending(pending, p->log_bytes);
+    if (dropped && !p->log_dropped)
+        ember_log_warn("driver=%s the master does not take its output: keeping the last %zu "
+                       "bytes of each stream for it (the files keep everything)", p->id,
+                       p->log_bytes);
+    p->log_dropped += dropped;
     return 1;
 }
 
@@ -441,16 +500,20 @@ static int follow_child(struct driver_proc *p, int fds[2], struct pending *pend)
         poll(pfd, 2, 100);
         for (int i = 0; i < 2; i++)
             if (fds[i] >= 0 && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-                && !pump(fds[i], files[i], bufs[i])) {
+                && !pump(p, fds[i], files[i], bufs[i])) {
                 close(fds[i]);
                 fds[i] = -1;
                 open_fds--;
             }
         if (!exited && check_child(p, &status, &exited))
             exited_at = ember_monotonic_ms();
-        if (ember_monotonic_ms() - last_report >= REPORT_EVERY_MS
-            && (pend->out.len || pend->err.len)) {
-            send_report(p, "RUNNING", 0, NULL, pend);
+        uint64_t since = ember_monotonic_ms() - last_report;
+        if ((since >= REPORT_EVERY_MS && (pend->out.len || pend->err.len))
+            || since >= REPORT_IDLE_EVERY_MS) {
+            /* also without output: a master that declared our worker dead (a
+             * partition) learns from it that the driver still runs */
+            if (send_report(p, "RUNNING", 0, NULL, pend) == 0)
+                p->log_dropped = 0;
             last_report = ember_monotonic_ms();
         }
     }
@@ -460,9 +523,16 @@ static int follow_child(struct driver_proc *p, int fds[2], struct pending *pend)
         if (files[i] >= 0)
             close(files[i]);
     }
-    if (!exited)
-        while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+    /* Its pipes are closed but it runs (it closed fds 1 and 2): a kill must
+     * still reach SIGKILL when it ignores SIGTERM, so no blocking wait. */
+    while (!exited && !check_child(p, &status, &exited)) {
+        struct timespec pause = {0, EXIT_POLL_MS * 1000000L};
+        nanosleep(&pause, NULL);
+        if (ember_monotonic_ms() - last_report >= REPORT_IDLE_EVERY_MS) {
+            send_report(p, "RUNNING", 0, NULL, pend);
+            last_report = ember_monotonic_ms();
         }
+    }
     return status;
 }
 
@@ -480,9 +550,13 @@ static void report_end(struct driver_proc *p, int status, const char *start_erro
     const char *state = code == 0 ? "FINISHED" : p->kill_requested ? "KILLED" : "FAILED";
 
     ember_log_info("driver=%s %s: %s", p->id, state, message);
-    for (int i = 0; i < FINAL_REPORT_TRIES; i++) {
+    /* Until the master has it (it may be restarting, or cut off from us and
+     * counting the driver as lost with this worker) or we stop. */
+    for (uint64_t wait_ms = 1000;; wait_ms = wait_ms * 2 > FINAL_RETRY_MAX_MS
+                                                 ? FINAL_RETRY_MAX_MS : wait_ms * 2) {
         if (send_report(p, state, code, message, pend) == 0
-            || ember_daemon_is_stopping(p->w->daemon) || ember_daemon_sleep(p->w->daemon, 1000))
+            || ember_daemon_is_stopping(p->w->daemon)
+            || ember_daemon_sleep(p->w->daemon, wait_ms))
             break;
     }
     free(message);
@@ -552,6 +626,7 @@ static grpc_status_code handle_launch_driver(ember_rpc_ctx *ctx, const ProtobufC
     p->w = w;
     p->id = ember_xstrdup(req->driver_id);
     p->dir = dir;
+    p->log_bytes = req->log_bytes > 0 ? (size_t)req->log_bytes : 0;
     p->argv = driver_argv(dir, req->submission);
     p->env = driver_env(w, p->id, dir, req->submission);
     pthread_mutex_lock(&w->lock);

@@ -41,14 +41,16 @@ static uint64_t resident_bytes(pid_t pid)
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Fails the task of the largest busy subprocess. 1 when one was failed. */
+/* Fails the task of the largest subprocess still running a task's Python code
+ * (one past it is about to go idle, and killing it then would fail nothing).
+ * 1 when one was failed. */
 static int enforce_hard(struct worker_memory *m, const struct pool_member *members,
                         const uint64_t *rss, size_t n, uint64_t total)
 {
     size_t victim = n;
 
     for (size_t i = 0; i < n; i++)
-        if (members[i].busy && (victim == n || rss[i] > rss[victim]))
+        if (members[i].in_python && (victim == n || rss[i] > rss[victim]))
             victim = i;
     if (victim == n)
         return 0;

@@ -30,6 +30,10 @@ struct slot_entry {
     uint32_t tasks_done;  /* by this process: a fresh one is never recycled */
     pid_t task_pid;       /* the process the current task started on */
     char *kill_reason;    /* why the memory monitor killed it, for the task's error */
+    int in_python;        /* the task is exchanging frames with it (execute): only then
+                           * may a cancel or the memory budget kill it, so its thread sees
+                           * the death and reports it */
+    int signalled;        /* we SIGKILLed it for the current task: it must not serve another */
 };
 
 struct worker_pool {
@@ -183,6 +187,8 @@ struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id)
     }
     if (found) {
         found->busy = 1;
+        found->in_python = 1;
+        found->signalled = 0;
         found->task_id = task_id;
         found->task_pid = found->pub.pid;
     }
@@ -190,10 +196,35 @@ struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id)
     return found ? &found->pub : NULL;
 }
 
-void worker_pool_release(struct worker_pool *p, struct pyexec_slot *s)
+void worker_pool_python_done(struct worker_pool *p, struct pyexec_slot *s)
 {
     struct slot_entry *e = (struct slot_entry *)s;
 
+    pthread_mutex_lock(&p->lock);
+    e->in_python = 0;
+    pthread_mutex_unlock(&p->lock);
+}
+
+static char *reap(struct worker_pool *p, struct slot_entry *e);
+
+void worker_pool_release(struct worker_pool *p, struct pyexec_slot *s)
+{
+    struct slot_entry *e = (struct slot_entry *)s;
+    int stale;
+
+    pthread_mutex_lock(&p->lock);
+    e->in_python = 0;
+    /* Killed after its task had read everything it needed (the signal and the
+     * task's end crossed): the task stands, but the process is dead or dying
+     * and must not take the next task with this one's kill reason. */
+    stale = e->state == SLOT_READY && (e->signalled || e->kill_reason);
+    pthread_mutex_unlock(&p->lock);
+    if (stale) {
+        char *how = reap(p, e);
+        ember_log_warn("pyexec=%d slot=%d replaced after its task ended: %s", (int)s->pid,
+                       s->index, how);
+        free(how);
+    }
     pthread_mutex_lock(&p->lock);
     e->busy = 0;
     e->task_id = 0;
@@ -249,14 +280,15 @@ static char *reap(struct worker_pool *p, struct slot_entry *e)
     s->err = NULL;
     char *how = describe_exit(s->pid, status, usage.ru_maxrss, last_lines, e->kill_reason);
     free(last_lines);
-    free(e->kill_reason);
-    e->kill_reason = NULL;
     free(s->broadcasts);         /* the new process has loaded none */
     s->broadcasts = NULL;
     s->n_broadcasts = 0;
     json_decref(s->objects);
     s->objects = NULL;
     pthread_mutex_lock(&p->lock);
+    free(e->kill_reason);          /* under the lock: members() reads it */
+    e->kill_reason = NULL;
+    e->signalled = 0;
     e->state = SLOT_NEEDS_SPAWN;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
@@ -285,6 +317,7 @@ size_t worker_pool_members(struct worker_pool *p, struct pool_member *out, size_
         out[n].index = i;
         out[n].pid = e->pub.pid;
         out[n].busy = e->busy;
+        out[n].in_python = e->busy && e->in_python;
         out[n].task_id = e->task_id;
         out[n].tasks_done = e->tasks_done;
         n++;
@@ -299,9 +332,10 @@ int worker_pool_fail_task(struct worker_pool *p, const struct pool_member *m, co
     int rc = EMBER_ENOENT;
 
     pthread_mutex_lock(&p->lock);
-    if (e->state == SLOT_READY && e->busy && e->task_id == m->task_id && e->pub.pid == m->pid
-        && !e->kill_reason) {
+    if (e->state == SLOT_READY && e->busy && e->in_python && e->task_id == m->task_id
+        && e->pub.pid == m->pid && !e->kill_reason) {
         e->kill_reason = ember_xstrdup(reason);
+        e->signalled = 1;
         kill(e->pub.pid, SIGKILL);     /* the task's thread sees it die and reports the reason */
         rc = 0;
     }
@@ -335,8 +369,10 @@ int worker_pool_kill_task(struct worker_pool *p, uint64_t task_id)
     pthread_mutex_lock(&p->lock);
     for (int i = 0; i < p->size; i++) {
         struct slot_entry *e = &p->slots[i];
-        if (e->busy && e->state == SLOT_READY && (task_id == 0 || e->task_id == task_id)) {
+        if (e->busy && e->in_python && e->state == SLOT_READY
+            && (task_id == 0 || e->task_id == task_id)) {
             kill(e->pub.pid, SIGKILL);
+            e->signalled = 1;
             found = 0;
         }
     }

@@ -372,8 +372,10 @@ static void *task_main(void *arg)
     t->slot = worker_pool_acquire(t->w->pool, s->task_id);
     if (!t->slot)
         t->error = ember_xstrdup("worker is shutting down");
-    else
+    else {
         execute(t);
+        worker_pool_python_done(t->w->pool, t->slot);
+    }
     if (!t->error)
         store_outputs(t);
     if (!t->error)

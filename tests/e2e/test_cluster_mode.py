@@ -196,6 +196,58 @@ def test_kill_falls_back_to_sigkill(cluster: SparkContext, gw: Gateway, master_u
     assert gw.api(f"/drivers/{driver}")["exitCode"] == 128 + signal.SIGKILL
 
 
+CLOSES_ITS_OUTPUT = """
+import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+os.close(1)
+os.close(2)
+while True:
+    time.sleep(0.2)
+"""
+
+
+def test_kill_reaches_sigkill_when_the_driver_closed_its_output(
+        cluster: SparkContext, gw: Gateway, master_url: str, tmp_path: Path) -> None:
+    """The worker stops reading a driver's output when its pipes close; a kill
+    must still escalate to SIGKILL when the driver ignores SIGTERM."""
+    script = tmp_path / "closes.py"
+    script.write_text(CLOSES_ITS_OUTPUT)
+    done = submit(["--master", master_url, "--deploy-mode", "cluster", "--no-wait",
+                   str(script)])
+    assert done.returncode == 0, done.stderr
+    driver = done.stdout.strip()
+    assert wait_until(lambda: driver_pid(cluster, driver) != 0, 30)
+    pid = driver_pid(cluster, driver)
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}/fd/2"), 30)
+    assert submit(["--master", master_url, "--kill", driver]).returncode == 0
+    assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "KILLED", 30)
+    assert gw.api(f"/drivers/{driver}")["exitCode"] == 128 + signal.SIGKILL
+    assert wait_until(lambda: not is_alive(pid), 10)
+
+
+def test_a_driver_of_a_partitioned_worker_can_be_followed_and_killed_after_it_returns(
+        cluster: SparkContext, gw: Gateway, master_url: str, tmp_path: Path) -> None:
+    """A worker that misses heartbeats (here: stopped) is declared dead and its
+    driver FAILED, but the same worker process comes back still running it: the
+    driver is RUNNING again and --kill stops it."""
+    driver = start_long_running(master_url, tmp_path)
+    assert wait_until(lambda: "STARTED" in gw.get(f"/api/v1/drivers/{driver}/stdout")[1], 60)
+    pid = driver_pid(cluster, driver)
+    worker_pid = [w for w in cluster._cluster.pids("ember-worker") if pid in children(w)][0]
+    os.kill(worker_pid, signal.SIGSTOP)
+    try:
+        assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "FAILED", 30)
+        assert "no heartbeat" in gw.api(f"/drivers/{driver}")["message"]
+    finally:
+        os.kill(worker_pid, signal.SIGCONT)
+    assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "RUNNING", 30)
+    assert is_alive(pid)
+    assert submit(["--master", master_url, "--kill", driver]).returncode == 0
+    assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "KILLED", 30)
+    assert gw.api(f"/drivers/{driver}")["exitCode"] == 128 + signal.SIGTERM
+    assert wait_until(lambda: not is_alive(pid), 10)
+
+
 def test_status_and_kill_of_unknown_drivers_say_so(master_url: str, gw: Gateway) -> None:
     done = submit(["--master", master_url, "--status", "driver-nope"])
     assert done.returncode == 1 and "no driver 'driver-nope'" in done.stderr
@@ -331,3 +383,34 @@ def test_secrets_are_masked_in_the_environment_api(tmp_path: Path, master_url: s
     assert props["spark.t.plain"] == "visible"
     text = json.dumps(raw)
     assert "hunter2" not in text and "3141592" not in text
+
+
+def test_the_driver_joins_through_the_gateway_address_not_the_submitters_master(
+        cluster: SparkContext, tmp_path: Path) -> None:
+    """--master names the gateway as the submitter reaches it (here `localhost`,
+    elsewhere maybe its own loopback); the driver on the worker must use the
+    address the worker gives it, the gateway's advertised one."""
+    port = cluster._client.address.rsplit(":", 1)[1]
+    script = tmp_path / "master.py"
+    script.write_text("from pyspark import SparkContext\n"
+                      "sc = SparkContext()\n"
+                      "print('MASTER', sc.master, sc.getConf().get('spark.master'))\n")
+    done = submit(["--master", f"ember://localhost:{port}", "--deploy-mode", "cluster",
+                   str(script)])
+    assert done.returncode == 0, done.stderr
+    advertised = "ember://" + cluster._client.address
+    assert f"MASTER {advertised} {advertised}" in done.stdout, done.stdout
+
+
+def test_a_py_files_folder_with_a_dangling_link_is_refused_naming_it(
+        master_url: str, tmp_path: Path) -> None:
+    package = tmp_path / "brokenpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "gone.py").symlink_to(tmp_path / "does-not-exist.py")
+    script = tmp_path / "job.py"
+    script.write_text("print('ran')\n")
+    done = submit(["--master", master_url, "--deploy-mode", "cluster", "--py-files",
+                   str(package), str(script)])
+    assert done.returncode != 0 and "ran" not in done.stdout
+    assert f"cannot read {package / 'gone.py'}" in done.stderr, done.stderr
