@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <unistd.h>
 
+#define FRAME_STEP (1 << 20)           /* bytes read before the buffer grows again */
+
 int ember_write_full(int fd, const void *p, size_t n)
 {
     const uint8_t *q = p;
@@ -55,6 +57,27 @@ int ember_frame_write_marker(int fd, int32_t marker)
     return ember_write_full(fd, &be, 4);
 }
 
+/* Reads len bytes into buf, growing it as they arrive: a header that promises
+ * a gigabyte costs memory only once the bytes come. */
+static int read_payload(int fd, struct ember_buf *buf, size_t len)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        size_t step = len - got < FRAME_STEP ? len - got : FRAME_STEP;
+        if (got + step > buf->alloc) {
+            size_t want = buf->alloc * 2 > got + step ? buf->alloc * 2 : got + step;
+            want = want < len ? want : len;
+            buf->data = ember_xrealloc(buf->data, want);
+            buf->alloc = want;
+        }
+        if (ember_read_full(fd, buf->data + got, step) != 0)
+            return EMBER_EIO;
+        got += step;
+    }
+    return 0;
+}
+
 int ember_frame_read(int fd, struct ember_buf *buf, int32_t *marker)
 {
     uint32_t be;
@@ -76,13 +99,9 @@ int ember_frame_read(int fd, struct ember_buf *buf, int32_t *marker)
     buf->len = 0;
     if (buf->cap && (size_t)len > buf->cap)
         return EMBER_ETOOBIG;
-    if ((size_t)len > buf->alloc) {
-        buf->data = ember_xrealloc(buf->data, (size_t)len);
-        buf->alloc = (size_t)len;
-    }
-    rc = ember_read_full(fd, buf->data, (size_t)len);
+    rc = read_payload(fd, buf, (size_t)len);
     if (rc != 0)
-        return EMBER_EIO;
+        return rc;
     buf->len = (size_t)len;
     *marker = 0;
     return 0;

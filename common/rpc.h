@@ -47,6 +47,15 @@ int ember_rpc_server_add_service(ember_rpc_server *s, const ProtobufCServiceDesc
 void ember_rpc_server_start(ember_rpc_server *s, int nthreads);
 void ember_rpc_server_shutdown(ember_rpc_server *s); /* cancels calls, joins, frees */
 
+/* Runs method `index` (in registration order) on a serialized request exactly
+ * as a call would (unpack, handler, checks), without gRPC: replies are packed
+ * and dropped. For fuzzers and tests; *details (may be NULL) gets a new copy
+ * of the status message or NULL. */
+size_t ember_rpc_server_n_methods(const ember_rpc_server *s);
+const char *ember_rpc_server_method_name(const ember_rpc_server *s, size_t index);
+grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, const uint8_t *data,
+                                         size_t len, char **details);
+
 int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg); /* 0 ok, -1 dead */
 void ember_rpc_set_details(ember_rpc_ctx *ctx, const char *details);
 gpr_timespec ember_rpc_ctx_deadline(const ember_rpc_ctx *ctx); /* GPR_CLOCK_MONOTONIC */

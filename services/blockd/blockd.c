@@ -550,3 +550,8 @@ void blockd_destroy(struct blockd *b)
     free(b->dir);
     free(b);
 }
+
+ember_rpc_server *blockd_rpc_server(struct blockd *b)
+{
+    return b->server;
+}

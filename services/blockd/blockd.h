@@ -8,6 +8,7 @@
 #define EMBER_BLOCKD_H
 
 #include "daemon.h"
+#include "rpc.h"
 
 struct blockd;
 
@@ -21,5 +22,7 @@ int blockd_create(struct ember_daemon *d, struct blockd **out) EMBER_MUST_CHECK;
 /* Stops the heartbeat thread (the daemon must be stopping), cancels calls in
  * flight and frees everything. NULL is fine. */
 void blockd_destroy(struct blockd *b);
+/* The BlockManager server of b (borrowed): fuzzers call its handlers directly. */
+ember_rpc_server *blockd_rpc_server(struct blockd *b);
 
 #endif

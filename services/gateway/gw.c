@@ -23,6 +23,8 @@ const struct ember_option gw_options[] = {
      "listen address)"},
     {"max-uploads", "EMBER_GATEWAY_MAX_UPLOADS", "16",
      "job submissions and broadcast uploads received at once (more get 503)"},
+    {"idle-timeout-s", "EMBER_GATEWAY_IDLE_TIMEOUT", "30",
+     "a connection that sends nothing for this long is closed (slow or idle clients)"},
     {0},
 };
 
@@ -56,12 +58,18 @@ static int parse_listen(const char *listen, struct sockaddr_in *out)
 
 static int read_limits(struct ember_daemon *d, struct gw *g, unsigned *threads)
 {
-    int64_t body, n, uploads;
+    int64_t body, n, uploads, idle;
 
     if (ember_daemon_opt_int(d, "max-body-bytes", &body) != 0
         || ember_daemon_opt_int(d, "threads", &n) != 0
-        || ember_daemon_opt_int(d, "max-uploads", &uploads) != 0)
+        || ember_daemon_opt_int(d, "max-uploads", &uploads) != 0
+        || ember_daemon_opt_int(d, "idle-timeout-s", &idle) != 0)
         return EMBER_EINVAL;
+    if (idle < 1 || idle > 86400) {
+        ember_log_error("--idle-timeout-s must be between 1 and 86400, not %lld",
+                        (long long)idle);
+        return EMBER_EINVAL;
+    }
     if (uploads < 1 || uploads > 100000) {
         ember_log_error("--max-uploads must be between 1 and 100000, not %lld",
                         (long long)uploads);
@@ -78,6 +86,7 @@ static int read_limits(struct ember_daemon *d, struct gw *g, unsigned *threads)
     }
     g->max_body = (size_t)body;
     g->max_uploads = (unsigned)uploads;
+    g->idle_timeout_s = (unsigned)idle;
     *threads = (unsigned)n;
     return 0;
 }

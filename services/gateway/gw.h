@@ -35,6 +35,7 @@ struct gw {
     unsigned uploads;              /* now; guarded by uploads_lock */
     pthread_mutex_t uploads_lock;
     char session[65];              /* the web UI's login cookie (gw_auth.c) */
+    unsigned idle_timeout_s;       /* a connection silent this long is closed */
     int grpc_started;
 };
 

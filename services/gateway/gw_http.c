@@ -16,7 +16,6 @@
 
 #define MAX_SEGMENTS 8                 /* the longest route has 8 path segments */
 #define MAX_APP_ID 128
-#define CONNECTION_TIMEOUT_S 60        /* idle keep-alive connections */
 #define JSON_TYPE "application/json"
 
 /* Route flags. Every route needs the shared secret (when one is set) unless
@@ -650,7 +649,7 @@ int gw_http_start(struct gw *g, const struct sockaddr_in *addr, unsigned threads
         on_request, g, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, as MHD asks */
         MHD_OPTION_ARRAY, tls,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr, MHD_OPTION_ARRAY, pool,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_TIMEOUT, g->idle_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!g->mhd) {
         inet_ntop(AF_INET, &addr->sin_addr, host, sizeof(host));

@@ -76,28 +76,38 @@ static json_t *cache_blocks(const Ember__TaskSpec *s)
     return ids;
 }
 
+/* The task's properties as a JSON object; a key or value that is not UTF-8
+ * (JSON strings must be) is left out. */
+static json_t *properties_object(const Ember__TaskSpec *s)
+{
+    json_t *props = json_object();
+
+    for (size_t i = 0; i < s->n_properties; i++)
+        json_object_set_new(props, s->properties[i]->key, json_string(s->properties[i]->value));
+    return props;
+}
+
 static int send_header(struct task_run *t, const struct broadcast_load *loads, size_t n_loads)
 {
     const Ember__TaskSpec *s = t->spec;
-    json_t *broadcasts = json_array();
-    json_t *props = json_object();
+    json_t *plan = json_loads(s->plan, 0, NULL);
+    json_t *broadcasts;
     json_t *h;
     char *text;
     int rc;
 
-
-    for (size_t i = 0; i < s->n_properties; i++)
-        json_object_set_new(props, s->properties[i]->key, json_string(s->properties[i]->value));
-
-    json_t *plan = json_loads(s->plan, 0, NULL);
-
     if (!plan)
         return EMBER_EINVAL;           /* the master sends valid JSON: a bug, not user input */
+    /* "o" steals plan and the properties even when the pack fails */
     h = json_pack("{s:I, s:i, s:i, s:i, s:i, s:s, s:o, s:i, s:i, s:i, s:o}", "taskId",
                   (json_int_t)s->task_id, "stageId", (int)s->stage_id, "partition",
                   (int)s->partition, "attempt", (int)s->attempt, "jobId", (int)s->job_id, "appId",
                   s->app_id, "plan", plan, "numInputs", (int)s->n_inputs, "numFuncs",
-                  (int)s->n_funcs, "numReduce", (int)s->num_reduce, "properties", props);
+                  (int)s->n_funcs, "numReduce", (int)s->num_reduce, "properties",
+                  properties_object(s));
+    if (!h)
+        return EMBER_EINVAL;           /* an application id that is not UTF-8 */
+    broadcasts = json_array();
     for (size_t i = 0; i < n_loads; i++)
         json_array_append_new(broadcasts, json_integer((json_int_t)loads[i].id));
     json_object_set_new(h, "broadcasts", broadcasts);
@@ -339,6 +349,11 @@ static void execute(struct task_run *t)
     if (rc == 0)
         worker_broadcasts_loaded(t->slot, loads, n_loads);
     worker_broadcast_loads_free(loads, n_loads);
+    if (rc == EMBER_EINVAL) {          /* nothing was written: the pyexec stays in step */
+        t->error = ember_xstrdup("malformed task: its plan is not JSON or its application id "
+                                 "is not UTF-8");
+        return;
+    }
 
     if (rc == 0 && pthread_create(&feeder, NULL, feeder_main, t) == 0) {
         collect_output(t);
