@@ -3,7 +3,8 @@ BUILD_DIR ?= build
 PYTHON := /usr/bin/python3
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps bench-deps demo stop test test-c test-py test-compose bench bench-suite clean test-asan
+.PHONY: all build deps bench-deps demo stop test test-c test-py test-compose bench bench-suite clean \
+	test-asan fuzz fuzz-build test-fuzz test-leaks
 
 all: build
 
@@ -23,7 +24,7 @@ demo: deps build
 stop:
 	deploy/cluster.sh stop
 
-test: deps build test-c test-py
+test: deps build test-c test-py test-fuzz
 
 test-c:
 	ctest --test-dir $(BUILD_DIR) --output-on-failure
@@ -36,16 +37,34 @@ test-py:
 test-compose: deps build
 	deploy/test-compose.sh
 
-# Every test again with the daemons built under AddressSanitizer (the C tests
-# with LeakSanitizer too; in the end-to-end runs the embedded interpreter's
-# own allocations at exit would drown the daemons' reports).
+# Every test again with the daemons built under AddressSanitizer and
+# UndefinedBehaviorSanitizer (undefined behaviour aborts), the C tests with
+# LeakSanitizer too; in the end-to-end runs the embedded interpreter's own
+# allocations at exit would drown the daemons' reports (see test-leaks).
 ASAN_DIR ?= build-asan
 test-asan: deps
-	cmake -S . -B $(ASAN_DIR) -DEMBER_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake -S . -B $(ASAN_DIR) -DEMBER_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build $(ASAN_DIR) -j $(JOBS)
-	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir $(ASAN_DIR) --output-on-failure
-	ASAN_OPTIONS=detect_leaks=0:handle_segv=0 EMBER_SANITIZED=1 \
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(ASAN_DIR) --output-on-failure
+	ASAN_OPTIONS=detect_leaks=0:handle_segv=0 UBSAN_OPTIONS=print_stacktrace=1 EMBER_SANITIZED=1 \
 	  EMBER_BIN_DIR=$(CURDIR)/$(ASAN_DIR)/bin $(PYTHON) -m pytest -q tests python-client/tests
+
+# libFuzzer targets (tests/fuzz): a clang build with ASan and UBSan. `make
+# fuzz` runs each for FUZZ_SECONDS; `make test` runs each briefly from the
+# committed seeds (tests/fuzz/corpus).
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TEST_SECONDS ?= 12
+fuzz-build: deps
+	CC=clang cmake -S . -B $(FUZZ_DIR) -DEMBER_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(FUZZ_DIR) -j $(JOBS)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZERS)
+
+test-fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_TEST_SECONDS)
 
 # Benchmarks are run by hand: the machines are shared and noisy.
 bench: build

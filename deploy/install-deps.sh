@@ -7,7 +7,8 @@ set -eu
 BUILD_PACKAGES="gcc make cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
   libmicrohttpd-dev libjansson-dev libpython3-dev libcurl4-openssl-dev"
 RUNTIME_PACKAGES="python3 python3-cloudpickle python3-numpy python3-sklearn curl procps"
-TEST_PACKAGES="python3-pytest chromium chromium-driver python3-selenium openssl"
+TEST_PACKAGES="python3-pytest chromium chromium-driver python3-selenium openssl
+  clang libclang-rt-14-dev"
 # Only with --bench (make bench-suite): the peers the benchmark suite measures Ember against.
 BENCH_PACKAGES="python3-dask python3-distributed"
 

@@ -469,6 +469,75 @@ static enum MHD_Result reply_busy(struct gw_request *rq)
 
 /* ---- the request cycle ---- */
 
+/* Whether s holds well-formed UTF-8 (no overlong forms, surrogates or code
+ * points past U+10FFFF): what JSON strings, and so every answer, need. */
+static int valid_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p) {
+        unsigned c = *p, n, cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            n = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            n = 3, cp = c & 0x07;
+        else
+            return 0;
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+struct bad_text {
+    const char *what;              /* "header" or "query parameter" */
+    char *name;                    /* new: the first one that is not UTF-8 */
+};
+
+static enum MHD_Result find_bad_text(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct bad_text *bad = cls;
+
+    if (valid_utf8(key) && (!value || valid_utf8(value)))
+        return MHD_YES;
+    bad->what = kind == MHD_HEADER_KIND ? "header" : "query parameter";
+    bad->name = ember_xstrdup(key);
+    return MHD_NO;                     /* stop iterating */
+}
+
+/* The path, headers and query parameters must be UTF-8; on failure *error is
+ * a new sentence naming the first part that is not. */
+static int check_utf8(struct gw_request *rq, char **error)
+{
+    struct bad_text bad = {NULL, NULL};
+
+    if (!valid_utf8(rq->path)) {
+        *error = ember_xstrdup("the URL path is not valid UTF-8");
+        return EMBER_EINVAL;
+    }
+    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, find_bad_text,
+                              &bad);
+    if (!bad.name)
+        return 0;
+    *error = ember_xasprintf("the %s %.64s is not valid UTF-8", bad.what, bad.name);
+    free(bad.name);
+    return EMBER_EINVAL;
+}
+
 static int declared_too_big(const struct gw_request *rq)
 {
     const char *cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
@@ -491,6 +560,11 @@ static enum MHD_Result begin_request(struct gw_request *rq)
     if (declared_too_big(rq))
         return reply_too_big(rq);
     rq->hold = 1;
+    if (check_utf8(rq, &error) != 0) {
+        ret = gw_reply_error(rq, MHD_HTTP_BAD_REQUEST, "%s", error);
+        free(error);
+        return ret;
+    }
     if (suspicious_path(seg, nseg))
         return gw_reply_error(rq, MHD_HTTP_NOT_FOUND,
                               "no route %s %s: paths may not hold '.', '..' or '\\' segments",

@@ -463,6 +463,15 @@ static grpc_status_code send_json(ember_rpc_ctx *ctx, json_t *value)
     return GRPC_STATUS_OK;
 }
 
+static grpc_status_code fail_job(ember_rpc_ctx *ctx, const Ember__JobRef *req, const char *hint)
+{
+    char *why = ember_xasprintf("no such job: job %u is not in application %.100s%s", req->job_id,
+                                req->app_id, hint);
+    ember_rpc_set_details(ctx, why);
+    free(why);
+    return GRPC_STATUS_NOT_FOUND;
+}
+
 static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
 {
     const Ember__JobRef *req = (const Ember__JobRef *)msg;
@@ -475,9 +484,9 @@ static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessag
     view = j ? master_json_job(m, j, 1) : master_history_find(m, "job", req->app_id, req->job_id);
     pthread_mutex_unlock(&m->lock);
     if (!view)
-        return fail(ctx, GRPC_STATUS_NOT_FOUND,
-                    "no such job in this application (check the job id; a job that was "
-                    "running when the master restarted is lost)");
+        return fail_job(ctx, req,
+                        " (check the job id; a job that was running when the master restarted "
+                        "is lost)");
     return send_json(ctx, view);
 }
 
@@ -497,7 +506,7 @@ static grpc_status_code handle_cancel(ember_rpc_ctx *ctx, const ProtobufCMessage
     }
     pthread_mutex_unlock(&m->lock);
     if (!j)
-        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such job in this application (check the job id)");
+        return fail_job(ctx, req, " (check the job id)");
     ember_log_info("app=%s job=%u cancel requested", req->app_id, req->job_id);
     return reply_ack(ctx);
 }

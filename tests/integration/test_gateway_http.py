@@ -454,3 +454,164 @@ def test_malformed_driver_submissions_are_400_and_the_gateway_lives(gateway, bod
     answer = call(gateway, "POST", "/api/v1/drivers", body)
     assert answer[0] == 400, answer
     assert call(gateway, "GET", "/health")[0] == 200
+
+
+# ---- oversized and malicious requests -------------------------------------------
+
+BIG_BODY = 16 << 20            # room for the 10 MB bodies below
+
+
+def raw_exchange(gw, data, read_timeout=15):
+    """Sends raw bytes on one connection and returns everything answered
+    until the gateway closes it or read_timeout passes."""
+    host, port = gw.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=read_timeout) as s:
+        s.sendall(data)
+        answer = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        except socket.timeout:
+            pass
+    return answer
+
+
+def status_of(answer):
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.") else None
+
+
+@pytest.mark.parametrize("opening", [b"[", b'{"a":'])
+def test_ten_megabytes_of_nesting_is_400(tmp_path, opening):
+    gw = start_gateway(tmp_path, "--max-body-bytes", str(BIG_BODY))
+    try:
+        body = opening * ((10 << 20) // len(opening))
+        for path in ("/api/v1/applications", "/api/v1/applications/%s/jobs" % APP):
+            answer = call(gw, "POST", path, body=body)
+            assert answer[0] == 400
+            assert "not valid JSON" in error_of(answer)
+        assert call(gw, "GET", "/health")[0] == 200
+        assert gw.proc.poll() is None
+    finally:
+        gw.stop()
+
+
+def test_one_gigabyte_content_length_is_413_without_the_body(gateway):
+    """Only the headers are sent: the answer must come without waiting for 1 GB."""
+    answer = raw_exchange(gateway, (b"POST /api/v1/applications/%s/jobs HTTP/1.1\r\n"
+                                    b"Host: x\r\nContent-Type: application/json\r\n"
+                                    b"Content-Length: 1073741824\r\n\r\n" % APP.encode()))
+    assert status_of(answer) == 413
+    assert b"--max-body-bytes" in answer
+
+
+def test_one_gigabyte_content_length_is_413_with_the_default_limit(tmp_path):
+    gw = start_gateway(tmp_path, "--max-body-bytes", "268435456")
+    try:
+        answer = raw_exchange(gw, (b"PUT /api/v1/applications/%s/broadcasts/1 HTTP/1.1\r\n"
+                                   b"Host: x\r\nContent-Length: 1073741824\r\n\r\n"
+                                   % APP.encode()))
+        assert status_of(answer) == 413
+    finally:
+        gw.stop()
+
+
+def test_slow_and_idle_connections_do_not_block_others_and_idle_ones_are_dropped(tmp_path):
+    gw = start_gateway(tmp_path, "--idle-timeout-s", "2", "--threads", "2")
+    host, port = gw.address.rsplit(":", 1)
+    idle, trickling = [], []
+    try:
+        for i in range(60):
+            s = socket.create_connection((host, int(port)), timeout=15)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")      # never finished
+            (idle if i % 2 else trickling).append(s)
+        # Others are served while all 60 are open and half of them trickle bytes.
+        for _ in range(3):
+            for s in trickling:
+                s.sendall(b"X")
+            assert call(gw, "GET", "/health")[0] == 200
+            assert call(gw, "POST", "/api/v1/applications", body="{")[0] == 400
+            time.sleep(0.3)
+        # The idle ones are closed by the gateway: recv sees the end of the stream.
+        for s in idle:
+            assert s.recv(100) == b""
+        assert gw.proc.poll() is None
+    finally:
+        for s in idle + trickling:
+            s.close()
+        gw.stop()
+
+
+@pytest.mark.parametrize("body", [b'{"name": "\xff\xfe"}', b'{"name": "a\xc0\xafb"}',
+                                  b'{"name": "\xed\xa0\x80"}', b'{"name": "x", "\xff": 1}'])
+def test_invalid_utf8_in_json_is_400(gateway, body):
+    answer = call(gateway, "POST", "/api/v1/applications", body=body)
+    assert answer[0] == 400
+    assert "not valid JSON" in error_of(answer)
+
+
+@pytest.mark.parametrize("target", [b"/api/v1/applications/app-\xff\xfe/jobs",
+                                    b"/api/v1/applications/app-%FF/jobs",
+                                    b"/api/v1/jobs?x=%C0%AF",
+                                    b"/health\xc3"])
+def test_invalid_utf8_in_the_url_is_400(gateway, target):
+    answer = raw_exchange(gateway, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n"
+                                   b"Connection: close\r\n\r\n")
+    assert status_of(answer) == 400
+    assert b"UTF-8" in answer
+    json.loads(answer.split(b"\r\n\r\n", 1)[1])        # still a JSON error body
+
+
+def test_invalid_utf8_in_a_header_is_400(gateway):
+    answer = raw_exchange(gateway, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Name: \xff\xfe\r\n"
+                                   b"Connection: close\r\n\r\n")
+    assert status_of(answer) == 400
+    assert b"header X-Name is not valid UTF-8" in answer
+
+
+# ---- ids that do not exist (a real master behind the gateway) ----------------------
+
+MASTER = os.path.join(BIN_DIR, "ember-master")
+
+
+@pytest.fixture
+def gateway_with_master(tmp_path):
+    ready = tmp_path / "master-ready"
+    log = open(tmp_path / "master.log", "ab")
+    master = subprocess.Popen([MASTER, "--listen", "127.0.0.1:0", "--ready-file", str(ready)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 10
+    while not (ready.exists() and ready.read_text().strip()):
+        assert master.poll() is None and time.monotonic() < deadline, "ember-master did not start"
+        time.sleep(0.02)
+    gw = start_gateway(tmp_path, master=ready.read_text().strip())
+    yield gw
+    gw.stop()
+    master.send_signal(signal.SIGTERM)
+    assert master.wait(timeout=10) == 0
+
+
+def test_ids_that_do_not_exist_are_404_json(gateway_with_master):
+    gw = gateway_with_master
+    status, _, body = call(gw, "POST", "/api/v1/applications", {"name": "ids"})
+    assert status == 201
+    app = json.loads(body)["id"]
+    missing_app = "app-20000101000000-9999"
+    for method, path in [
+            ("GET", "/api/v1/applications/%s/jobs" % missing_app),
+            ("GET", "/api/v1/applications/%s/stages" % missing_app),
+            ("DELETE", "/api/v1/applications/%s" % missing_app),
+            ("POST", "/api/v1/applications/%s/jobs" % missing_app),
+            ("GET", "/api/v1/applications/%s/jobs/12345" % app),
+            ("POST", "/api/v1/applications/%s/jobs/12345/cancel" % app),
+            ("GET", "/api/v1/applications/%s/jobs/12345/results/0" % app),
+            ("GET", "/api/v1/applications/%s/stages/12345" % app),
+            ("GET", "/api/v1/applications/%s/environment" % missing_app)]:
+        body = {"rdd": 1, "nodes": []} if method == "POST" and path.endswith("/jobs") else None
+        answer = call(gw, method, path, body=body if body else (b"" if method == "POST" else None))
+        assert answer[0] == 404, (method, path, answer)
+        message = error_of(answer)
+        assert "12345" in message or missing_app in message, message
