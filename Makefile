@@ -4,7 +4,7 @@ PYTHON := /usr/bin/python3
 JOBS ?= $(shell nproc)
 
 .PHONY: all build deps bench-deps demo stop test test-c test-py test-compose bench bench-suite clean \
-	test-asan fuzz fuzz-build test-fuzz test-leaks
+	test-asan asan-build fuzz fuzz-build test-fuzz test-leaks
 
 all: build
 
@@ -42,13 +42,20 @@ test-compose: deps build
 # LeakSanitizer too; in the end-to-end runs the embedded interpreter's own
 # allocations at exit would drown the daemons' reports (see test-leaks).
 ASAN_DIR ?= build-asan
-test-asan: deps
+asan-build: deps
 	cmake -S . -B $(ASAN_DIR) -DEMBER_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build $(ASAN_DIR) -j $(JOBS)
+
+test-asan: asan-build
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_DIR) --output-on-failure
 	ASAN_OPTIONS=detect_leaks=0:handle_segv=0 UBSAN_OPTIONS=print_stacktrace=1 EMBER_SANITIZED=1 \
 	  EMBER_BIN_DIR=$(CURDIR)/$(ASAN_DIR)/bin $(PYTHON) -m pytest -q tests python-client/tests
+
+# The daemons' steady state: 100 jobs through a cluster built with ASan, then
+# SIGTERM; fails on any LeakSanitizer report of a daemon (tests/leaks/).
+test-leaks: asan-build
+	EMBER_BIN_DIR=$(CURDIR)/$(ASAN_DIR)/bin $(PYTHON) tests/leaks/steady_state.py
 
 # libFuzzer targets (tests/fuzz): a clang build with ASan and UBSan. `make
 # fuzz` runs each for FUZZ_SECONDS; `make test` runs each briefly from the
