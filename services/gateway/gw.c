@@ -24,7 +24,9 @@ const struct ember_option gw_options[] = {
     {"max-uploads", "EMBER_GATEWAY_MAX_UPLOADS", "16",
      "job submissions and broadcast uploads received at once (more get 503)"},
     {"idle-timeout-s", "EMBER_GATEWAY_IDLE_TIMEOUT", "30",
-     "a connection that sends nothing for this long is closed (slow or idle clients)"},
+     "a connection that sends nothing for this long is closed (idle clients)"},
+    {"request-timeout-s", "EMBER_GATEWAY_REQUEST_TIMEOUT", "30",
+     "a request's line and headers must arrive within this long (slow clients are dropped)"},
     {0},
 };
 
@@ -58,16 +60,17 @@ static int parse_listen(const char *listen, struct sockaddr_in *out)
 
 static int read_limits(struct ember_daemon *d, struct gw *g, unsigned *threads)
 {
-    int64_t body, n, uploads, idle;
+    int64_t body, n, uploads, idle, head;
 
     if (ember_daemon_opt_int(d, "max-body-bytes", &body) != 0
         || ember_daemon_opt_int(d, "threads", &n) != 0
         || ember_daemon_opt_int(d, "max-uploads", &uploads) != 0
-        || ember_daemon_opt_int(d, "idle-timeout-s", &idle) != 0)
+        || ember_daemon_opt_int(d, "idle-timeout-s", &idle) != 0
+        || ember_daemon_opt_int(d, "request-timeout-s", &head) != 0)
         return EMBER_EINVAL;
-    if (idle < 1 || idle > 86400) {
-        ember_log_error("--idle-timeout-s must be between 1 and 86400, not %lld",
-                        (long long)idle);
+    if (idle < 1 || idle > 86400 || head < 1 || head > 86400) {
+        ember_log_error("--idle-timeout-s and --request-timeout-s must be between 1 and 86400, "
+                        "not %lld and %lld", (long long)idle, (long long)head);
         return EMBER_EINVAL;
     }
     if (uploads < 1 || uploads > 100000) {
@@ -87,6 +90,7 @@ static int read_limits(struct ember_daemon *d, struct gw *g, unsigned *threads)
     g->max_body = (size_t)body;
     g->max_uploads = (unsigned)uploads;
     g->idle_timeout_s = (unsigned)idle;
+    g->request_timeout_s = (unsigned)head;
     *threads = (unsigned)n;
     return 0;
 }
@@ -139,6 +143,9 @@ int gw_create(struct ember_daemon *d, struct gw **out)
     g->master_addr = ember_xstrdup(master);
     g->master = ember_rpc_channel_create(master, -1);    /* job lists can be long */
     g->blocks = gw_blocks_new();
+    rc = gw_slow_start(g->request_timeout_s, &g->slow);
+    if (rc != 0)
+        goto out;
     rc = start_serving(g, ember_daemon_opt(d, "listen"), threads);
     if (rc != 0)
         goto out;
@@ -154,6 +161,7 @@ void gw_destroy(struct gw *g)
     if (!g)
         return;
     gw_http_stop(g);                   /* no handler runs after this */
+    gw_slow_stop(g->slow);
     gw_blocks_free(g->blocks);
     if (g->master)
         grpc_channel_destroy(g->master);

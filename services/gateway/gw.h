@@ -22,6 +22,7 @@
 extern const struct ember_option gw_options[];
 
 struct gw_blocks;
+struct gw_slow;
 
 struct gw {
     struct ember_daemon *daemon;
@@ -36,6 +37,8 @@ struct gw {
     pthread_mutex_t uploads_lock;
     char session[65];              /* the web UI's login cookie (gw_auth.c) */
     unsigned idle_timeout_s;       /* a connection silent this long is closed */
+    unsigned request_timeout_s;    /* a request head must arrive within this */
+    struct gw_slow *slow;
     int grpc_started;
 };
 
@@ -114,6 +117,17 @@ int gw_auth_request_ok(const struct gw_request *rq);
 enum MHD_Result gw_auth_reply_unauthorized(struct gw_request *rq);
 enum MHD_Result gw_auth_login(struct gw_request *rq);
 enum MHD_Result gw_auth_logout(struct gw_request *rq);
+
+/* ---- gw_slow.c: dropping clients whose request head trickles in ---- */
+/* Starts the watchdog thread; on failure nothing is left behind. */
+int gw_slow_start(unsigned limit_s, struct gw_slow **out) EMBER_MUST_CHECK;
+void gw_slow_stop(struct gw_slow *s);   /* NULL-safe; after MHD stopped */
+/* MHD_OPTION_NOTIFY_CONNECTION callback (cls: the gw_slow). */
+void gw_slow_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                    enum MHD_ConnectionNotificationCode code);
+/* The connection's request head is complete / its request was answered. */
+void gw_slow_head_arrived(struct gw_slow *s, struct MHD_Connection *c);
+void gw_slow_request_ended(struct gw_slow *s, struct MHD_Connection *c);
 
 /* ---- gw_master.c: calls to ember.Master (deadline GW_MASTER_TIMEOUT_MS) ---- */
 /* Every call returns the gRPC status; on failure *details is a new message (may be

@@ -646,6 +646,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!rq) {
         rq = request_new(cls, c, url, method);
         *con_cls = rq;
+        gw_slow_head_arrived(rq->gw->slow, c);
         return begin_request(rq);
     }
     if (*upload_data_size) {
@@ -667,6 +668,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
     if (!rq)
         return;
+    gw_slow_request_ended(rq->gw->slow, c);
     ember_log_debug("%s %s -> %u in %llu ms%s", rq->method, rq->path, rq->status,
                     (unsigned long long)(ember_monotonic_ms() - rq->start_ms),
                     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection lost)");
@@ -724,7 +726,8 @@ int gw_http_start(struct gw *g, const struct sockaddr_in *addr, unsigned threads
         MHD_OPTION_ARRAY, tls,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr, MHD_OPTION_ARRAY, pool,
         MHD_OPTION_CONNECTION_TIMEOUT, g->idle_timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+        gw_slow_notify, g->slow, MHD_OPTION_END);
     if (!g->mhd) {
         inet_ntop(AF_INET, &addr->sin_addr, host, sizeof(host));
         ember_log_error("cannot serve HTTP on %s:%u (see the message above)", host,
