@@ -2,7 +2,9 @@
  * one connection (request line, headers, body; possibly several requests),
  * served by a real ember-gateway on loopback whose master is a real
  * ember-master in the same process, so routing, ids, headers, body limits and
- * JSON checks all run, and job JSON reaches the master's parser. The answer is
+ * JSON checks all run, and job JSON reaches the master's parser: APP_PLACEHOLDER
+ * in the input (the seeds use it in paths) becomes the id of an application
+ * made at start, which has the same length. The answer is
  * read until the gateway closes the connection or stays silent (an incomplete
  * request); every CHECK_EVERY inputs a health check must be answered within
  * ANSWER_MS, or the gateway counts as hung. */
@@ -18,8 +20,10 @@
 #include "fuzz_daemon.h"
 #include "gw.h"
 #include "master.h"
+#include "master.pb-c.h"
 
 #define ANSWER_MS 20000
+#define APP_PLACEHOLDER "app-00000000000000-0000"
 #define QUIET_MS 50                    /* silence that ends one input */
 #define CHECK_EVERY 200                /* inputs between health checks */
 
@@ -27,6 +31,27 @@ static struct ember_daemon master_daemon_, gw_daemon_;
 static struct master *master_;
 static struct gw *gw_;
 static int port_;
+static char app_id_[64];
+
+/* An application in the master, made through its CreateApplication handler. */
+static void create_app(void)
+{
+    ember_rpc_server *server = master_->server;
+    Ember__CreateApplicationRequest req = EMBER__CREATE_APPLICATION_REQUEST__INIT;
+    uint8_t buf[64];
+
+    req.name = "fuzz";
+    for (size_t i = 0; i < ember_rpc_server_n_methods(server); i++)
+        if (strcmp(ember_rpc_server_method_name(server, i), "CreateApplication") == 0
+            && ember_rpc_server_invoke(server, i, buf, protobuf_c_message_pack(&req.base, buf),
+                                       NULL) != GRPC_STATUS_OK)
+            abort();
+    pthread_mutex_lock(&master_->lock);
+    snprintf(app_id_, sizeof(app_id_), "%s", ((struct app *)master_->apps.items[0])->id);
+    pthread_mutex_unlock(&master_->lock);
+    if (strlen(app_id_) != strlen(APP_PLACEHOLDER))
+        abort();
+}
 
 static void stop(void)
 {
@@ -51,6 +76,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (master_create(&master_daemon_, &master_) != 0)
         abort();
     snprintf(master_addr, sizeof(master_addr), "127.0.0.1:%d", fuzz_ready_port(master_ready));
+    create_app();
     fuzz_daemon_init(&gw_daemon_, "ember-gateway", gw_options, gw_args);
     if (gw_create(&gw_daemon_, &gw_) != 0)
         abort();
@@ -105,10 +131,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static unsigned inputs;
     int fd = connect_gateway();
-    size_t sent = 0;
+    uint8_t *bytes = malloc(size ? size : 1);
+    size_t sent = 0, n = strlen(APP_PLACEHOLDER);
 
+    memcpy(bytes, data, size);
+    for (uint8_t *p = bytes; (p = memmem(p, size - (size_t)(p - bytes), APP_PLACEHOLDER, n));
+         p += n)
+        memcpy(p, app_id_, n);
     while (sent < size) {
-        ssize_t w = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+        ssize_t w = send(fd, bytes + sent, size - sent, MSG_NOSIGNAL);
         if (w <= 0)
             break;                     /* the gateway closed early: fine */
         sent += (size_t)w;
@@ -116,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shutdown(fd, SHUT_WR);
     drain(fd, QUIET_MS);
     close(fd);
+    free(bytes);
     if (++inputs % CHECK_EVERY == 0)
         check_alive();
     return 0;

@@ -82,7 +82,7 @@ def job_json() -> str:
             {"id": 4, "kind": "map", "parent": 3, "func": b64(identity)},
             {"id": 5, "kind": "union", "parents": [1, 4]},
             {"id": 6, "kind": "concat", "parents": [1, 4], "combine": "zip",
-             "groups": [[[0, 0], [1, 0]]]},
+             "numPartitions": 1, "groups": [[[0, 0], [1, 0]]]},
             {"id": 7, "kind": "text", "numPartitions": 1,
              "splits": [{"path": "/nonexistent/a.txt", "start": 0, "length": 10}]},
         ]})
@@ -151,7 +151,7 @@ def gateway_seeds() -> None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         return head.encode() + b"\r\n" + body
 
-    app = "app-20260101000000-0001"
+    app = "app-00000000000000-0000"   # fuzz_gateway's APP_PLACEHOLDER: its real application
     seeds = {
         "health": request("GET", "/health"),
         "ui": request("GET", "/"),
