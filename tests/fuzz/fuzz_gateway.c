@@ -65,8 +65,9 @@ static void stop(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    /* static or never freed: the daemons borrow their option values for life */
+    static char master_addr[32];
     char *master_ready = fuzz_ready_file("master"), *gw_ready = fuzz_ready_file("gateway");
-    char master_addr[32];
     const char *master_args[] = {"--listen", "127.0.0.1:0", "--ready-file", master_ready, NULL};
     const char *gw_args[] = {"--listen", "127.0.0.1:0", "--master", master_addr,
                              "--max-body-bytes", "1048576", "--threads", "2",
@@ -81,8 +82,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (gw_create(&gw_daemon_, &gw_) != 0)
         abort();
     port_ = fuzz_ready_port(gw_ready);
-    free(master_ready);
-    free(gw_ready);
     atexit(stop);
     return 0;
 }

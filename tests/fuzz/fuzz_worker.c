@@ -28,8 +28,9 @@ static void stop(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    /* static or never freed: the daemons borrow their option values for life */
+    static char master_addr[32];
     char *master_ready = fuzz_ready_file("master");
-    char master_addr[32];
     const char *master_args[] = {"--listen", "127.0.0.1:0", "--ready-file", master_ready, NULL};
     const char *args[] = {"--listen", "127.0.0.1:0", "--master", master_addr,
                           "--blockd", FUZZ_CLOSED_PEER, "--cores", "1", NULL};
@@ -45,7 +46,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (master_create(&master_daemon_, &master_) != 0)
         abort();
     snprintf(master_addr, sizeof(master_addr), "127.0.0.1:%d", fuzz_ready_port(master_ready));
-    free(master_ready);
     fuzz_daemon_init(&daemon_, "ember-worker", worker_options, args);
     if (worker_create(&daemon_, &worker_) != 0)
         abort();

@@ -28,11 +28,11 @@ for f in "${fuzzers[@]}"; do
         -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$f-" \
         "$work" "$here/corpus/$f" >"$log" 2>&1
     rc=$?
-    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
+    runs=$(grep -a -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
+    cov=$(grep -a -o 'cov: [0-9]*' "$log" | tail -1)
     if [ $rc -ne 0 ]; then
         echo "$f: FAILED (exit $rc) after ${runs:-?} runs; see $log"
-        grep -m3 -E 'ERROR|SUMMARY|fuzz:' "$log"
+        grep -a -m3 -E 'ERROR|SUMMARY|fuzz:' "$log"
         failed="$failed $f"
     else
         echo "$f: ok, ${runs:-?} runs in ${seconds}s, $cov"
