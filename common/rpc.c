@@ -260,22 +260,23 @@ static grpc_status_code run_method(ember_rpc_ctx *ctx, const method_t *m, const 
   return st;
 }
 
-/* The payload as one block (protobuf-c needs one): a new reference to its only
- * slice when it has one, else a copy. */
-static grpc_slice payload_slice(grpc_byte_buffer *bb) {
+/* The payload as one block (protobuf-c needs one) in *out: a new reference to
+ * its only slice when it has one, else a copy. -1 when it cannot be read
+ * (a compressed message that does not decompress). */
+static int payload_slice(grpc_byte_buffer *bb, grpc_slice *out) {
   grpc_byte_buffer_reader r;
-  grpc_slice *first, all = grpc_empty_slice();
-  if (!grpc_byte_buffer_reader_init(&r, bb)) return all;
+  grpc_slice *first;
+  if (!grpc_byte_buffer_reader_init(&r, bb)) return -1;
   if (bb->data.raw.compression == GRPC_COMPRESS_NONE && grpc_byte_buffer_reader_peek(&r, &first) &&
       GRPC_SLICE_LENGTH(*first) == grpc_byte_buffer_length(bb)) {
-    all = grpc_slice_ref(*first);
+    *out = grpc_slice_ref(*first);
   } else {
     grpc_byte_buffer_reader_destroy(&r);
-    if (!grpc_byte_buffer_reader_init(&r, bb)) return all;
-    all = grpc_byte_buffer_reader_readall(&r);
+    if (!grpc_byte_buffer_reader_init(&r, bb)) return -1;
+    *out = grpc_byte_buffer_reader_readall(&r);
   }
   grpc_byte_buffer_reader_destroy(&r);
-  return all;
+  return 0;
 }
 
 static void handle(slot_t *c) {
@@ -298,9 +299,14 @@ static void handle(slot_t *c) {
     ember_rpc_set_details(&ctx, "no request message");
     st = GRPC_STATUS_INVALID_ARGUMENT;
   } else {
-    grpc_slice all = payload_slice(c->payload);
-    st = run_method(&ctx, c->m, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
-    grpc_slice_unref(all);
+    grpc_slice all;
+    if (payload_slice(c->payload, &all) != 0) {
+      ember_rpc_set_details(&ctx, "cannot parse request");
+      st = GRPC_STATUS_INVALID_ARGUMENT;
+    } else {
+      st = run_method(&ctx, c->m, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
+      grpc_slice_unref(all);
+    }
   }
   finish(&ctx, st);
 }
