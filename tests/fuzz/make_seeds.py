@@ -21,8 +21,9 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 # worker.c, blockd.c), which is the server's registration order.
 MASTER = ["RegisterWorker", "RegisterBlockManager", "Heartbeat", "ReportTask",
           "CreateApplication", "EndApplication", "SubmitJob", "GetJob", "CancelJob",
-          "Unpersist", "AddBroadcast", "RemoveBroadcast", "Query"]
-WORKER = ["LaunchTask", "KillTask"]
+          "Unpersist", "AddBroadcast", "RemoveBroadcast", "Query",
+          "SubmitDriver", "ReportDriver", "DriverStatus", "KillDriver", "DriverLog"]
+WORKER = ["LaunchTask", "KillTask", "LaunchDriver", "KillDriver"]
 BLOCKD = ["PutBlock", "GetBlock", "GetRanges", "RemoveBlocks", "Stats"]
 
 
@@ -100,6 +101,14 @@ def task_spec() -> bytes:
                (16, data_input), (16, text_input), (16, shuffle_input))
 
 
+def driver_submission() -> bytes:
+    """DriverSubmission of `ember-submit --deploy-mode cluster main.py a b`."""
+    return msg((1, "fuzz"), (2, "main.py"), (3, "a"), (3, "b"),
+               (4, msg((1, "main.py"), (2, b"print('driver')\n"))),
+               (4, msg((1, "lib/util.py"), (2, b"X = 1\n"))), (5, "lib/util.py"),
+               (7, "spark.ember.logLevel=warn"), (9, "127.0.0.1:1"))
+
+
 def master_seeds() -> None:
     def put(method: str, body: bytes) -> None:
         write("fuzz_master", method, bytes([MASTER.index(method)]) + body)
@@ -120,6 +129,12 @@ def master_seeds() -> None:
     put("AddBroadcast", msg((1, "app"), (2, 1), (3, "broadcast_1_app_v"), (4, "127.0.0.1:1"),
                             (5, 10)))
     put("RemoveBroadcast", msg((1, "app"), (2, 1), (3, True)))
+    put("SubmitDriver", driver_submission())
+    put("ReportDriver", msg((1, "driver-1"), (2, "w1"), (3, "FINISHED"), (4, 0), (6, b"out"),
+                            (7, b"err")))
+    put("DriverStatus", msg((1, "driver-1")))
+    put("KillDriver", msg((1, "driver-1")))
+    put("DriverLog", msg((1, "driver-1"), (2, "stdout"), (3, 0)))
     for what in ["applications", "jobs", "stages", "stage", "executors", "storage",
                  "environment", "metrics", "blockmanagers"]:
         write("fuzz_master", "Query-" + what,
@@ -129,6 +144,10 @@ def master_seeds() -> None:
 def worker_seeds() -> None:
     write("fuzz_worker", "LaunchTask", bytes([WORKER.index("LaunchTask")]) + task_spec())
     write("fuzz_worker", "KillTask", bytes([WORKER.index("KillTask")]) + msg((1, 7)))
+    write("fuzz_worker", "LaunchDriver", bytes([WORKER.index("LaunchDriver")])
+          + msg((1, "driver-fuzz-1"), (2, driver_submission())))
+    write("fuzz_worker", "KillDriver", bytes([WORKER.index("KillDriver")])
+          + msg((1, "driver-fuzz-1")))
 
 
 def blockd_seeds() -> None:
@@ -177,6 +196,14 @@ def gateway_seeds() -> None:
         "chunked": (b"POST /api/v1/applications HTTP/1.1\r\nHost: x\r\n"
                     b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"nam\r\n0\r\n\r\n"),
         "keep-alive": request("GET", "/health") + request("GET", "/api/v1/executors"),
+        "driver-submit": request("POST", "/api/v1/drivers", json.dumps({
+            "name": "fuzz", "mainResource": "main.py", "appArgs": ["a"], "pyFiles": [],
+            "files": [], "propertiesFile": "", "conf": {"spark.ember.logLevel": "warn"},
+            "uploads": [{"path": "main.py", "data": b64(b"print(1)\n")}]}).encode()),
+        "driver-list": request("GET", "/api/v1/drivers"),
+        "driver-status": request("GET", "/api/v1/drivers/driver-1"),
+        "driver-kill": request("POST", "/api/v1/drivers/driver-1/kill"),
+        "driver-log": request("GET", "/api/v1/drivers/driver-1/stderr?offset=0"),
     }
     for name, data in seeds.items():
         write("fuzz_gateway", name, data)
