@@ -22,6 +22,9 @@ void fuzz_daemon_init(struct ember_daemon *d, const char *name,
         fprintf(stderr, "fuzz: cannot initialise %s\n", name);
         abort();
     }
+    /* ember_daemon_init blocked them for ember_daemon_run's sigwait; the
+     * fuzzer must still stop on Ctrl-C or SIGTERM (libFuzzer's handlers). */
+    pthread_sigmask(SIG_UNBLOCK, &d->signals, NULL);
 }
 
 char *fuzz_ready_file(const char *name)
