@@ -58,8 +58,8 @@ test-leaks: asan-build
 	EMBER_BIN_DIR=$(CURDIR)/$(ASAN_DIR)/bin $(PYTHON) tests/leaks/steady_state.py
 
 # libFuzzer targets (tests/fuzz): a clang build with ASan and UBSan. `make
-# fuzz` runs each for FUZZ_SECONDS; `make test` runs each briefly from the
-# committed seeds (tests/fuzz/corpus).
+# fuzz` runs each for FUZZ_SECONDS (FUZZERS="fuzz_gateway fuzz_master" picks
+# some); `make test` runs each briefly from the committed seeds (tests/fuzz/corpus).
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 300
 FUZZ_TEST_SECONDS ?= 12
