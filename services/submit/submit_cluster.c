@@ -322,7 +322,8 @@ static int copy_log(const struct submit_args *args, const char *id, const char *
             fprintf(stderr, "[ember-submit: %llu bytes of the driver's %s were dropped "
                     "(the master keeps the last --driver-log-bytes)]\n",
                     r.log_offset - *offset, stream);
-        fwrite(r.body.data, 1, r.body.len, to);
+        if (r.body.len)                /* no new output: data may be NULL */
+            fwrite(r.body.data, 1, r.body.len, to);
         fflush(to);
         *offset = r.log_offset + r.body.len;
     }
