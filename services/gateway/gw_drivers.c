@@ -133,6 +133,7 @@ static void submission_free(Ember__DriverSubmission *s)
 /* Builds s from the request body (strings borrowed from o); *error new on failure. */
 static int parse_submission(const json_t *o, Ember__DriverSubmission *s, char **error)
 {
+    s->conf = NULL;                    /* ours (conf_lines), not protobuf-c's shared "" */
     s->name = (char *)opt_string(o, "name");
     s->main = (char *)opt_string(o, "mainResource");
     s->properties_file = (char *)opt_string(o, "propertiesFile");

@@ -594,6 +594,20 @@ def test_invalid_utf8_in_a_header_is_400(gateway):
     assert b"header X-Name is not valid UTF-8" in answer
 
 
+@pytest.mark.parametrize("body, word", [
+    ("{}", "mainResource"),
+    ('{"mainResource": "m.py", "appArgs": 3}', "appArgs"),
+    ('{"mainResource": "m.py", "conf": []}', "conf"),
+    ('{"mainResource": "m.py", "uploads": [{"path": "m.py", "data": "%%%"}]}', "base64"),
+])
+def test_malformed_driver_submission_is_400_and_the_gateway_lives(gateway, body, word):
+    """{} once made the gateway free() a string protobuf-c shares (found by fuzz_gateway)."""
+    answer = call(gateway, "POST", "/api/v1/drivers", body=body)
+    assert answer[0] == 400
+    assert word in error_of(answer)
+    assert call(gateway, "GET", "/health")[0] == 200
+
+
 # ---- ids that do not exist (a real master behind the gateway) ----------------------
 
 MASTER = os.path.join(BIN_DIR, "ember-master")
