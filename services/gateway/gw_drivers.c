@@ -133,7 +133,6 @@ static void submission_free(Ember__DriverSubmission *s)
 /* Builds s from the request body (strings borrowed from o); *error new on failure. */
 static int parse_submission(const json_t *o, Ember__DriverSubmission *s, char **error)
 {
-    s->conf = NULL;                    /* ours (conf_lines), not protobuf-c's shared "" */
     s->name = (char *)opt_string(o, "name");
     s->main = (char *)opt_string(o, "mainResource");
     s->properties_file = (char *)opt_string(o, "propertiesFile");
@@ -158,6 +157,7 @@ enum MHD_Result gw_drivers_submit(struct gw_request *rq)
     grpc_status_code code;
     enum MHD_Result ret;
 
+    s.conf = NULL;                     /* ours (conf_lines), not protobuf-c's shared "" */
     if (!json_is_object(o)) {
         ret = gw_reply_error(rq, MHD_HTTP_BAD_REQUEST,
                              "the request body must be a JSON object describing the driver "

@@ -596,6 +596,8 @@ def test_invalid_utf8_in_a_header_is_400(gateway):
 
 @pytest.mark.parametrize("body, word", [
     ("{}", "mainResource"),
+    ("[]", "JSON object"),
+    ("{", "JSON object"),
     ('{"mainResource": "m.py", "appArgs": 3}', "appArgs"),
     ('{"mainResource": "m.py", "conf": []}', "conf"),
     ('{"mainResource": "m.py", "uploads": [{"path": "m.py", "data": "%%%"}]}', "base64"),
