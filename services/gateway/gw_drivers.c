@@ -157,7 +157,6 @@ enum MHD_Result gw_drivers_submit(struct gw_request *rq)
     grpc_status_code code;
     enum MHD_Result ret;
 
-    s.conf = NULL;                     /* ours (conf_lines), not protobuf-c's shared "" */
     if (!json_is_object(o)) {
         ret = gw_reply_error(rq, MHD_HTTP_BAD_REQUEST,
                              "the request body must be a JSON object describing the driver "
