@@ -40,12 +40,19 @@ def _buffers(values: ResultIterable, count: int) -> list[Any]:
 
 
 def _tagger(tag: int) -> Callable[[Any], tuple]:
-    return lambda v: (tag, v)
+    """(k, v) -> (k, (tag, v)) in one call per record (mapValues would make two)."""
+    def tag_pair(kv: Any) -> tuple:
+        return kv[0], (tag, kv[1])
+    return tag_pair
+
+
+def _tagged(rdd: "RDD", tag: int) -> "RDD":
+    return rdd.map(_tagger(tag), preservesPartitioning=True)
 
 
 def python_cogroup(rdds: Sequence["RDD"], numPartitions: Optional[int]) -> "RDD":
     """(key, (ResultIterable of each input's values)) for every key of any input."""
-    tagged = [rdd.mapValues(_tagger(i)) for i, rdd in enumerate(rdds)]
+    tagged = [_tagged(rdd, i) for i, rdd in enumerate(rdds)]
     count = len(tagged)
 
     def dispatch(values: ResultIterable) -> tuple:
@@ -69,8 +76,8 @@ def _split(values: ResultIterable) -> tuple[Any, Any]:
 def _do_python_join(rdd: "RDD", other: "RDD", numPartitions: Optional[int],
                     dispatch: Callable[[ResultIterable], Iterable[Any]],
                     outer_left: bool = False, outer_right: bool = False) -> "RDD":
-    vs = rdd.mapValues(_tagger(1))
-    ws = other.mapValues(_tagger(2))
+    vs = _tagged(rdd, 1)
+    ws = _tagged(other, 2)
     union = _union([vs, ws])
     n = numPartitions if numPartitions is not None else union._defaultReducePartitions()
     if union.partitioner == Partitioner(n, portable_hash):
@@ -96,6 +103,7 @@ def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iter
     left: dict[Any, list] = {}
     used = 0
     first_right = None
+    n = 0
     for record in records:
         k, (tag, v) = record
         if tag != 1:
@@ -107,7 +115,9 @@ def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iter
             used += 200
         else:
             values.append(v)
-        used += sizer.size(v)
+        n += 1
+        if not n & 31:                 # sizes sampled: measuring each value costs more
+            used += 32 * sizer.size(v)
         if used > limit:
             yield from _grouped_join(left, records, dispatch)
             return

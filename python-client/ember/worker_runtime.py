@@ -310,8 +310,8 @@ class _Plan:
         return self._apply(node, records, split)
 
     def _concat(self, children: list[dict], split: int) -> Iterator[Any]:
-        for child in children:
-            yield from self.build(child, split)
+        # Each child is built when the one before is exhausted (the pipe's order).
+        return chain.from_iterable(self.build(child, split) for child in children)
 
     def _zip(self, children: list[dict], split: int) -> Iterator[Any]:
         first = list(self.build(children[0], split))
