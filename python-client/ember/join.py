@@ -1,14 +1,14 @@
 """cogroup and the joins, as PySpark's ``pyspark.join``.
 
 Each input's values are tagged with its position, the inputs are unioned and
-grouped by key; a union of inputs that share a partitioner keeps it, so
-``groupByKey`` then needs no new shuffle. The values of one key are split by
-tag into lists that spill to local disk when the key's group did.
+grouped by key. The values of one key are split by tag into lists that spill
+to local disk when the key's group did. Joins of two inputs that share the
+partitioner run instead as a hash join inside each partition, reading both
+inputs untagged through a "sides" union (left side, SIDE_BOUNDARY, right side).
 """
 
 from __future__ import annotations
 
-import itertools
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence
 
@@ -76,24 +76,26 @@ def _split(values: ResultIterable) -> tuple[Any, Any]:
 def _do_python_join(rdd: "RDD", other: "RDD", numPartitions: Optional[int],
                     dispatch: Callable[[ResultIterable], Iterable[Any]],
                     outer_left: bool = False, outer_right: bool = False) -> "RDD":
-    vs = _tagged(rdd, 1)
-    ws = _tagged(other, 2)
-    union = _union([vs, ws])
-    n = numPartitions if numPartitions is not None else union._defaultReducePartitions()
-    if union.partitioner == Partitioner(n, portable_hash):
+    n = numPartitions if numPartitions is not None else rdd._defaultReducePartitions()
+    partitioner = Partitioner(n, portable_hash)
+    if (rdd.partitioner == partitioner and other.partitioner == partitioner
+            and rdd.getNumPartitions() == other.getNumPartitions() == n):
         # Co-partitioned (e.g. PageRank's cached links and its ranks): each
-        # partition holds all values of its keys, left side first, so a hash
-        # join needs neither a shuffle nor a full grouping of both sides.
+        # partition holds all values of its keys, so a hash join needs neither
+        # a shuffle nor tags nor a full grouping of both sides.
         def hash_join(iterator: Iterable[Any]) -> Iterator[Any]:
             return _hash_join(iter(iterator), dispatch, outer_left, outer_right)
-        return union.mapPartitions(hash_join, preservesPartitioning=True)
+        both = lineage.sides(rdd.ctx, [rdd, other])
+        both.partitioner = partitioner
+        return both.mapPartitions(hash_join, preservesPartitioning=True)
+    union = _union([_tagged(rdd, 1), _tagged(other, 2)])
     return union.groupByKey(numPartitions).flatMapValues(dispatch)
 
 
 def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iterable[Any]],
                outer_left: bool, outer_right: bool) -> Iterator[Any]:
-    """Joins one co-partitioned partition: the left values (tag 1, which come
-    first) in a dict, the right ones (tag 2) streamed past it.
+    """Joins one co-partitioned partition: the left side's records, up to
+    SIDE_BOUNDARY, in a dict; the right side's streamed past it.
 
     When the left side outgrows the task's memory limit, the partition is
     grouped the general way instead (ExternalGroupBy spills), so the result is
@@ -102,13 +104,11 @@ def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iter
     sizer = _Sizer()
     left: dict[Any, list] = {}
     used = 0
-    first_right = None
     n = 0
     for record in records:
-        k, (tag, v) = record
-        if tag != 1:
-            first_right = record
+        if record is lineage.SIDE_BOUNDARY:
             break
+        k, v = record
         values = left.get(k)
         if values is None:
             left[k] = [v]
@@ -121,14 +121,8 @@ def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iter
         if used > limit:
             yield from _grouped_join(left, records, dispatch)
             return
-    if first_right is None:
-        if outer_left:
-            for k, values in left.items():
-                for v in values:
-                    yield k, (v, None)
-        return
     matched: Optional[set] = set() if outer_left else None
-    for k, (_, w) in itertools.chain((first_right,), records):
+    for k, w in records:
         values = left.get(k)
         if values is None:
             if outer_right:
@@ -145,12 +139,23 @@ def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iter
                     yield k, (v, None)
 
 
+def _tag_sides(rest: Iterator[Any]) -> Iterator[tuple]:
+    """The rest of a sides partition as tagged records: 1 up to the boundary, then 2."""
+    tag = 1
+    for record in rest:
+        if record is lineage.SIDE_BOUNDARY:
+            tag = 2
+            continue
+        k, v = record
+        yield k, (tag, v)
+
+
 def _grouped_join(left: dict[Any, list], rest: Iterator[Any],
                   dispatch: Callable[[ResultIterable], Iterable[Any]]) -> Iterator[Any]:
     merger = ExternalGroupBy(LIST_AGGREGATOR, task_memory_limit())
     merger.mergeCombiners((k, [(1, v) for v in values]) for k, values in left.items())
     left.clear()
-    merger.mergeValues(rest)
+    merger.mergeValues(_tag_sides(rest))
     for k, values in merger.items():
         for x in dispatch(ResultIterable(values)):
             yield k, x

@@ -57,6 +57,31 @@ def partitioner_aware_union(ctx: "SparkContext", rdds: list["RDD"]) -> "RDD":
     return united
 
 
+class _SideBoundary:
+    """Marks where one parent's records end in a "sides" partition."""
+
+    def __repr__(self) -> str:
+        return "SIDE_BOUNDARY"
+
+    def __reduce__(self) -> str:
+        return "SIDE_BOUNDARY"      # one object in every process
+
+
+SIDE_BOUNDARY = _SideBoundary()
+
+
+def sides(ctx: "SparkContext", rdds: list["RDD"]) -> "RDD":
+    """Partition i is partition i of each RDD in turn with SIDE_BOUNDARY between
+    them, for a function that must tell the sides apart (a co-partitioned join)
+    without tagging every record."""
+    from ember.rdd import ConcatRDD
+    n = rdds[0].getNumPartitions()
+    groups = [[[k, i] for k in range(len(rdds))] for i in range(n)]
+    united = ConcatRDD(ctx, list(rdds), groups, "sides")
+    united._debug_class = "PartitionerAwareUnionRDD"
+    return united
+
+
 def coalesce_groups(num_sources: int, num_out: int) -> list[list[int]]:
     """Source partitions of each target: consecutive ranges, as Spark's coalescer without
     locality preferences (target i takes ``[i*n/m, (i+1)*n/m)``).

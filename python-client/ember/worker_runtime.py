@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 import _ember_io as io  # provided by the C host
 
 from ember import accumulators, broadcast, compat, pyfiles
+from ember.lineage import SIDE_BOUNDARY
 from ember.shuffle import _ember_fast, portable_hash
 from ember.taskcontext import TaskContext
 
@@ -303,6 +304,8 @@ class _Plan:
             records: Iterator[Any] = self.inputs.leaf(node["input"])
         elif combine == "concat":
             records = self._concat(node["children"], split)
+        elif combine == "sides":
+            records = self._sides(node["children"], split)
         elif combine == "zip":
             records = self._zip(node["children"], split)
         else:
@@ -312,6 +315,14 @@ class _Plan:
     def _concat(self, children: list[dict], split: int) -> Iterator[Any]:
         # Each child is built when the one before is exhausted (the pipe's order).
         return chain.from_iterable(self.build(child, split) for child in children)
+
+    def _sides(self, children: list[dict], split: int) -> Iterator[Any]:
+        def parts() -> Iterator[Iterable[Any]]:
+            for i, child in enumerate(children):
+                if i:
+                    yield (SIDE_BOUNDARY,)
+                yield self.build(child, split)
+        return chain.from_iterable(parts())
 
     def _zip(self, children: list[dict], split: int) -> Iterator[Any]:
         first = list(self.build(children[0], split))

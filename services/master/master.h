@@ -24,7 +24,7 @@ struct ptr_array {
 void ptr_array_push(struct ptr_array *a, void *item);
 
 enum node_kind { NODE_TEXT, NODE_DATA, NODE_MAP, NODE_SHUFFLE, NODE_UNION, NODE_FRAMES, NODE_CONCAT };
-enum combine_mode { COMBINE_CONCAT, COMBINE_ZIP, COMBINE_CARTESIAN };
+enum combine_mode { COMBINE_CONCAT, COMBINE_ZIP, COMBINE_CARTESIAN, COMBINE_SIDES };
 
 /* CONCAT nodes: which parent partitions make up one partition. */
 struct concat_group {

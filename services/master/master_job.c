@@ -186,15 +186,16 @@ static int parse_kind(const char *kind, enum node_kind *out)
 
 static int parse_combine(struct rdd_node *n, json_t *combine, char **error)
 {
-    static const char *const names[] = {"concat", "zip", "cartesian"};
+    /* "sides": concat with a boundary between the children (co-partitioned joins). */
+    static const char *const names[] = {"concat", "zip", "cartesian", "sides"};
     const char *name = json_string_value(combine);
 
-    for (int i = 0; name && i < 3; i++)
+    for (int i = 0; name && i < 4; i++)
         if (strcmp(name, names[i]) == 0) {
             n->combine = (enum combine_mode)i;
             return 0;
         }
-    return set_error(error, "node %lld: \"combine\" must be concat, zip or cartesian",
+    return set_error(error, "node %lld: \"combine\" must be concat, zip, cartesian or sides",
                      (long long)n->id);
 }
 

@@ -24,7 +24,7 @@ struct walk {
     struct ptr_array owned;       /* memory to free once the spec is packed */
 };
 
-static const char *const combine_names[] = {"concat", "zip", "cartesian"};
+static const char *const combine_names[] = {"concat", "zip", "cartesian", "sides"};
 
 static void push_unique(struct ptr_array *a, void *item)
 {
