@@ -136,6 +136,9 @@ void gw_slow_request_ended(struct gw_slow *s, struct MHD_Connection *c);
 
 /* "master at host:port", a new string for error messages. */
 char *gw_master_peer(const struct gw *g);
+/* The answer to a failed master call (its status and details, which it frees). */
+enum MHD_Result gw_reply_master_error(struct gw_request *rq, grpc_status_code code,
+                                      char *details);
 /* properties_json: the driver's settings, a JSON object (NULL: none). */
 grpc_status_code gw_master_create_app(struct gw *g, const char *name, const char *user,
                                       const char *properties_json, char **app_id,

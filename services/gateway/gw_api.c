@@ -52,17 +52,6 @@ static int parse_object(const struct gw_request *rq, const char *what, json_t **
     return 0;
 }
 
-static enum MHD_Result reply_rpc_error(struct gw_request *rq, grpc_status_code code,
-                                       char *details)
-{
-    char *peer = gw_master_peer(rq->gw);
-    enum MHD_Result ret = gw_reply_rpc_error(rq, code, details, peer);
-
-    free(peer);
-    free(details);
-    return ret;
-}
-
 /* Takes ownership of json (a master reply) and sends it as the 200 body. */
 static enum MHD_Result reply_passed_through(struct gw_request *rq, char *json)
 {
@@ -133,7 +122,7 @@ enum MHD_Result gw_api_create_app(struct gw_request *rq)
                                 &app_id, &details);
     free(props_json);
     if (code != GRPC_STATUS_OK) {
-        ret = reply_rpc_error(rq, code, details);
+        ret = gw_reply_master_error(rq, code, details);
         goto out;
     }
     ember_log_info("app=%s created", app_id);
@@ -151,7 +140,7 @@ enum MHD_Result gw_api_end_app(struct gw_request *rq)
     grpc_status_code code = gw_master_end_app(rq->gw, rq->app, &details);
 
     if (code != GRPC_STATUS_OK)
-        return reply_rpc_error(rq, code, details);
+        return gw_reply_master_error(rq, code, details);
     ember_log_info("app=%s ended", rq->app);
     return gw_reply_json(rq, MHD_HTTP_OK, json_pack("{s:s, s:b}", "id", rq->app, "ended", 1));
 }
@@ -190,7 +179,7 @@ enum MHD_Result gw_api_submit_job(struct gw_request *rq)
     o = NULL;
     code = gw_master_submit_job(rq->gw, rq->app, (const char *)rq->body.data, &job_id, &details);
     if (code != GRPC_STATUS_OK) {
-        ret = reply_rpc_error(rq, code, details);
+        ret = gw_reply_master_error(rq, code, details);
         goto out;
     }
     ember_log_info("app=%s job=%u submitted (%zu bytes)", rq->app, job_id, rq->body.len);
@@ -207,7 +196,7 @@ enum MHD_Result gw_api_get_job(struct gw_request *rq)
     grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job, &json, &details);
 
     if (code != GRPC_STATUS_OK)
-        return reply_rpc_error(rq, code, details);
+        return gw_reply_master_error(rq, code, details);
     return reply_passed_through(rq, json);
 }
 
@@ -217,7 +206,7 @@ enum MHD_Result gw_api_cancel_job(struct gw_request *rq)
     grpc_status_code code = gw_master_cancel_job(rq->gw, rq->app, rq->job, &details);
 
     if (code != GRPC_STATUS_OK)
-        return reply_rpc_error(rq, code, details);
+        return gw_reply_master_error(rq, code, details);
     ember_log_info("app=%s job=%u cancel requested", rq->app, rq->job);
     return gw_reply_json(rq, MHD_HTTP_OK,
                          json_pack("{s:I, s:b}", "jobId", (json_int_t)rq->job, "cancelled", 1));
@@ -229,7 +218,7 @@ enum MHD_Result gw_api_unpersist(struct gw_request *rq)
     grpc_status_code code = gw_master_unpersist(rq->gw, rq->app, rq->rdd, &details);
 
     if (code != GRPC_STATUS_OK)
-        return reply_rpc_error(rq, code, details);
+        return gw_reply_master_error(rq, code, details);
     return gw_reply_json(rq, MHD_HTTP_OK,
                          json_pack("{s:I, s:b}", "rddId", (json_int_t)rq->rdd, "unpersisted", 1));
 }
@@ -242,6 +231,6 @@ enum MHD_Result gw_api_query(struct gw_request *rq)
     grpc_status_code code = gw_master_query(rq->gw, rq->what, rq->app, id, &json, &details);
 
     if (code != GRPC_STATUS_OK)
-        return reply_rpc_error(rq, code, details);
+        return gw_reply_master_error(rq, code, details);
     return reply_passed_through(rq, json);
 }

@@ -12,17 +12,6 @@
 
 #define JSON_TYPE "application/json"
 
-static enum MHD_Result reply_rpc_error(struct gw_request *rq, grpc_status_code code,
-                                       char *details)
-{
-    char *peer = gw_master_peer(rq->gw);
-    enum MHD_Result ret = gw_reply_rpc_error(rq, code, details, peer);
-
-    free(peer);
-    free(details);
-    return ret;
-}
-
 /* A JSON array of strings into a new vector (*n entries); on failure *error is new. */
 static int string_list(const json_t *o, const char *key, char ***out, size_t *n, char **error)
 {
@@ -170,7 +159,7 @@ enum MHD_Result gw_drivers_submit(struct gw_request *rq)
     s.gateway = rq->gw->advertised;
     code = gw_master_submit_driver(rq->gw, &s, &driver_id, &details);
     if (code != GRPC_STATUS_OK) {
-        ret = reply_rpc_error(rq, code, details);
+        ret = gw_reply_master_error(rq, code, details);
         goto out;
     }
     ember_log_info("driver=%s submitted (%zu files, %zu bytes)", driver_id, s.n_files,
@@ -191,7 +180,7 @@ enum MHD_Result gw_drivers_status(struct gw_request *rq)
                                                   &details);
 
     if (code != GRPC_STATUS_OK)
-        return reply_rpc_error(rq, code, details);
+        return gw_reply_master_error(rq, code, details);
     return gw_reply_buffer(rq, MHD_HTTP_OK, JSON_TYPE, json, strlen(json));
 }
 
@@ -202,7 +191,7 @@ enum MHD_Result gw_drivers_kill(struct gw_request *rq)
                                                   &details);
 
     if (code != GRPC_STATUS_OK)
-        return reply_rpc_error(rq, code, details);
+        return gw_reply_master_error(rq, code, details);
     ember_log_info("driver=%s kill requested", rq->driver);
     return gw_reply_buffer(rq, MHD_HTTP_OK, JSON_TYPE, json, strlen(json));
 }
@@ -228,7 +217,7 @@ enum MHD_Result gw_drivers_log(struct gw_request *rq)
     }
     code = gw_master_driver_log(rq->gw, rq->driver, stream, from, &reply, &details);
     if (code != GRPC_STATUS_OK)
-        return reply_rpc_error(rq, code, details);
+        return gw_reply_master_error(rq, code, details);
     r = MHD_create_response_from_buffer(reply->data.len, reply->data.data, MHD_RESPMEM_MUST_COPY);
     if (r) {
         snprintf(header, sizeof(header), "%llu", (unsigned long long)reply->offset);

@@ -12,6 +12,17 @@ char *gw_master_peer(const struct gw *g)
     return ember_xasprintf("master at %s", g->master_addr);
 }
 
+enum MHD_Result gw_reply_master_error(struct gw_request *rq, grpc_status_code code,
+                                      char *details)
+{
+    char *peer = gw_master_peer(rq->gw);
+    enum MHD_Result ret = gw_reply_rpc_error(rq, code, details, peer);
+
+    free(peer);
+    free(details);
+    return ret;
+}
+
 /* A unary Master call; on success *reply is new, *details stays NULL. */
 static grpc_status_code call(struct gw *g, const char *method, const ProtobufCMessage *req,
                              ProtobufCMessage **reply, char **details)

@@ -21,17 +21,6 @@
 #error "EMBER_PYTHON_VERSION must be defined by the build"
 #endif
 
-static enum MHD_Result reply_rpc_error(struct gw_request *rq, grpc_status_code code,
-                                       char *details)
-{
-    char *peer = gw_master_peer(rq->gw);
-    enum MHD_Result ret = gw_reply_rpc_error(rq, code, details, peer);
-
-    free(peer);
-    free(details);
-    return ret;
-}
-
 /* Asks the master `what` and parses its answer. On failure the reply is
  * queued (*ret) and NULL returned; on success the object is new. */
 static json_t *query_object(struct gw_request *rq, const char *what, enum MHD_Result *ret)
@@ -41,7 +30,7 @@ static json_t *query_object(struct gw_request *rq, const char *what, enum MHD_Re
     json_t *o;
 
     if (code != GRPC_STATUS_OK) {
-        *ret = reply_rpc_error(rq, code, details);
+        *ret = gw_reply_master_error(rq, code, details);
         return NULL;
     }
     o = json_loads(json, 0, NULL);

@@ -148,6 +148,20 @@ def _stop_and_check(sc: SparkContext) -> None:
     assert not left, f"processes still running after sc.stop(): {left}"
 
 
+def export_secret(request: pytest.FixtureRequest, sc: SparkContext) -> None:
+    """Puts sc's cluster secret in EMBER_AUTH_SECRET until request ends, so every
+    ember-submit started meanwhile (and the env= copies of os.environ) carries it."""
+    saved = os.environ.get("EMBER_AUTH_SECRET")
+    os.environ["EMBER_AUTH_SECRET"] = sc._cluster.secret
+
+    def restore() -> None:
+        if saved is None:
+            os.environ.pop("EMBER_AUTH_SECRET", None)
+        else:
+            os.environ["EMBER_AUTH_SECRET"] = saved
+    request.addfinalizer(restore)
+
+
 def start_sc(request: pytest.FixtureRequest, name: str, **daemon_env: str) -> SparkContext:
     """A SparkContext on a private local[2] cluster whose daemons see daemon_env
     (e.g. EMBER_HEARTBEAT_TIMEOUT_MS), stopped and checked when request ends."""

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN_DIR, Gateway, children, is_alive, start_sc, wait_until
+from conftest import (BIN_DIR, Gateway, children, export_secret, is_alive, start_sc,
+                      wait_until)
 from ember import SparkContext
 
 
@@ -37,15 +38,7 @@ def cluster(request: pytest.FixtureRequest) -> SparkContext:
     the module runs, EMBER_AUTH_SECRET holds its secret, so every ember-submit
     started here (and the env= copies of os.environ) carries it."""
     sc = start_sc(request, "e2e-cluster-mode", EMBER_HEARTBEAT_TIMEOUT_MS="1500")
-    saved = os.environ.get("EMBER_AUTH_SECRET")
-    os.environ["EMBER_AUTH_SECRET"] = sc._cluster.secret
-
-    def restore() -> None:
-        if saved is None:
-            os.environ.pop("EMBER_AUTH_SECRET", None)
-        else:
-            os.environ["EMBER_AUTH_SECRET"] = saved
-    request.addfinalizer(restore)
+    export_secret(request, sc)
     return sc
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN_DIR, Gateway, start_sc, wait_until
+from conftest import BIN_DIR, Gateway, export_secret, start_sc, wait_until
 from ember import SparkContext
 
 LOG_BYTES = 1024
@@ -27,15 +27,7 @@ def submit(args: list[str]) -> subprocess.CompletedProcess:
 def cluster(request: pytest.FixtureRequest) -> SparkContext:
     sc = start_sc(request, "e2e-cluster-limits", EMBER_RETAINED_DRIVERS="2",
                   EMBER_DRIVER_LOG_BYTES=str(LOG_BYTES))
-    saved = os.environ.get("EMBER_AUTH_SECRET")
-    os.environ["EMBER_AUTH_SECRET"] = sc._cluster.secret
-
-    def restore() -> None:
-        if saved is None:
-            os.environ.pop("EMBER_AUTH_SECRET", None)
-        else:
-            os.environ["EMBER_AUTH_SECRET"] = saved
-    request.addfinalizer(restore)
+    export_secret(request, sc)
     return sc
 
 
