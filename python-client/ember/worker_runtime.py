@@ -132,6 +132,10 @@ class _Inputs:
 
     def _batches(self, kind: str) -> Iterator[list]:
         index = self.started
+        if index >= self.count:
+            # Reading on would wait forever for frames the worker never sends.
+            raise RuntimeError(f"the task's plan reads input {index + 1} but the task has "
+                               f"{self.count}")
         self.started += 1
         block_id = self.from_objects.get(str(index))
         if block_id is not None:
