@@ -168,6 +168,12 @@ static int feed_one(struct worker *w, const Ember__TaskInput *in, int fd,
 {
     int rc;
 
+    if ((in->kind == EMBER__TASK_INPUT__KIND__TEXT || in->kind == EMBER__TASK_INPUT__KIND__FRAMES)
+        && !in->split) {
+        res->error = ember_xasprintf("a %s input came without its file split",
+                                     in->kind == EMBER__TASK_INPUT__KIND__TEXT ? "text" : "frames");
+        return EMBER_EINVAL;
+    }
     switch (in->kind) {
     case EMBER__TASK_INPUT__KIND__TEXT:
         return feed_text(in->split, fd, res);
