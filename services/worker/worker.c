@@ -106,6 +106,8 @@ static void *heartbeat_loop(void *arg)
     return NULL;
 }
 
+#define MAX_REDUCE_PARTITIONS 100000
+
 static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
 {
     struct worker *w = user;
@@ -118,6 +120,13 @@ static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage
         free(copy);
         ember_rpc_set_details(ctx, "worker is shutting down");
         return GRPC_STATUS_UNAVAILABLE;
+    }
+    /* The master never makes more (master_job.c's MAX_PARTITIONS); a task
+     * that asks for more would have the worker allocate a bucket for each. */
+    if (((const Ember__TaskSpec *)msg)->num_reduce > MAX_REDUCE_PARTITIONS) {
+        free(copy);
+        ember_rpc_set_details(ctx, "a task may write at most 100000 reduce partitions");
+        return GRPC_STATUS_INVALID_ARGUMENT;
     }
     /* The request is freed when we return: the task keeps its own copy. */
     protobuf_c_message_pack(msg, copy);
