@@ -407,7 +407,13 @@ def test_uploads_beyond_max_uploads_get_503_until_one_ends(tmp_path):
         first.sendall(b"x" * 90)                # the first upload completes...
         assert first.recv(4096).startswith(b"HTTP/1.1 503")   # (no master behind)
         first.close()
-        later = call(gw, "PUT", path, b"y" * 100)              # ...and frees its place
+        # ...and frees its place once the gateway has finished the request
+        # (its completion runs just after the answer went out: allow a moment).
+        deadline = time.monotonic() + 5
+        later = call(gw, "PUT", path, b"y" * 100)
+        while "--max-uploads" in error_of(later) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            later = call(gw, "PUT", path, b"y" * 100)
         assert later[0] == 503 and "--max-uploads" not in error_of(later), later
     finally:
         gw.stop()
