@@ -230,7 +230,7 @@ def _error_body_text(payload: bytes, status: int, reason: str) -> str:
 
 def _error_text(err: urllib.error.HTTPError) -> str:
     try:
-        body = json.loads(err.read() or b"{}")
-        return str(body.get("error") or body)
-    except (ValueError, AttributeError):
-        return f"HTTP {err.code} {err.reason}"
+        payload = err.read()
+    except AttributeError:
+        payload = b""
+    return _error_body_text(payload, err.code, err.reason)

@@ -203,28 +203,10 @@ def _flush(batch: list[Any], sizer: _AdaptiveBatch, prefix: bytes = b"") -> int:
 
 
 def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], num_reduce: int) -> int:
-    if _ember_fast is not None:
-        return _write_shuffle_fast(iter(records), partitioner, num_reduce)
-    buckets: dict[int, list[Any]] = {}
-    sizer = _AdaptiveBatch()
-    count = 0
-    for record in records:
-        reduce_id = partitioner(record[0]) % num_reduce
-        bucket = buckets.get(reduce_id)
-        if bucket is None:
-            bucket = buckets[reduce_id] = []
-        bucket.append(record)
-        if len(bucket) >= sizer.size:
-            count += _flush(bucket, sizer, struct.pack(">i", reduce_id))
-    for reduce_id, bucket in buckets.items():
-        count += _flush(bucket, sizer, struct.pack(">i", reduce_id))
-    return count
-
-
-def _write_shuffle_fast(records: Iterator[Any], partitioner: Callable[[Any], int],
-                        num_reduce: int) -> int:
-    """_write_shuffle with the bucketing loop in C: a frame goes out whenever
-    a bucket reaches the batch size, the rest at the end."""
+    """Buckets records by partitioner(key) % num_reduce with the loop in C (the
+    module is always there in ember-pyexec, like _ember_io): a frame goes out
+    whenever a bucket reaches the batch size, the rest at the end."""
+    records = iter(records)
     buckets: list[list[Any]] = [[] for _ in range(num_reduce)]
     sizer = _AdaptiveBatch()
     portable = partitioner is portable_hash

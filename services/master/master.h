@@ -224,6 +224,9 @@ struct app *master_find_app(struct master *m, const char *id);
 struct worker_info *master_find_worker(struct master *m, const char *id);
 int master_blockd_alive(struct master *m, const char *address);
 void master_check_liveness(struct master *m);
+/* Handler helpers: a status with its details sentence; a JSON reply (takes value). */
+grpc_status_code master_rpc_fail(ember_rpc_ctx *ctx, grpc_status_code st, const char *why);
+grpc_status_code master_send_json(ember_rpc_ctx *ctx, json_t *value);
 
 /* master_driver.c: cluster deploy mode, drivers run on workers */
 struct driver;

@@ -57,7 +57,7 @@ static grpc_status_code reply_ack(ember_rpc_ctx *ctx)
     return GRPC_STATUS_OK;
 }
 
-static grpc_status_code fail(ember_rpc_ctx *ctx, grpc_status_code st, const char *why)
+grpc_status_code master_rpc_fail(ember_rpc_ctx *ctx, grpc_status_code st, const char *why)
 {
     ember_rpc_set_details(ctx, why);
     return st;
@@ -86,7 +86,7 @@ static grpc_status_code handle_register_worker(ember_rpc_ctx *ctx, const Protobu
     struct worker_info *w;
 
     if (!*req->worker_id || !*req->address || req->cores == 0)
-        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, "worker_id, address and cores are required");
+        return master_rpc_fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, "worker_id, address and cores are required");
     pthread_mutex_lock(&m->lock);
     w = master_find_worker(m, req->worker_id);
     if (!w) {
@@ -135,7 +135,7 @@ static grpc_status_code handle_register_blockd(ember_rpc_ctx *ctx, const Protobu
     struct blockd_info *b;
 
     if (!*req->blockd_id || !*req->address)
-        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, "blockd_id and address are required");
+        return master_rpc_fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, "blockd_id and address are required");
     pthread_mutex_lock(&m->lock);
     b = find_blockd(m, req->blockd_id);
     if (!b) {
@@ -437,7 +437,7 @@ static grpc_status_code handle_remove_broadcast(ember_rpc_ctx *ctx, const Protob
     if (!a)
         return fail_app(ctx, req->app_id, 0);
     if (!b)
-        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such broadcast in this application");
+        return master_rpc_fail(ctx, GRPC_STATUS_NOT_FOUND, "no such broadcast in this application");
     remove_blocks(m, &addresses, &prefixes);
     return reply_ack(ctx);
 }
@@ -452,7 +452,7 @@ static struct job *find_job(struct master *m, const char *app_id, uint32_t job_i
     return strcmp(j->app->id, app_id) == 0 ? j : NULL;
 }
 
-static grpc_status_code send_json(ember_rpc_ctx *ctx, json_t *value)
+grpc_status_code master_send_json(ember_rpc_ctx *ctx, json_t *value)
 {
     Ember__JsonReply reply = EMBER__JSON_REPLY__INIT;
 
@@ -487,7 +487,7 @@ static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessag
         return fail_job(ctx, req,
                         " (check the job id; a job that was running when the master restarted "
                         "is lost)");
-    return send_json(ctx, view);
+    return master_send_json(ctx, view);
 }
 
 static grpc_status_code handle_cancel(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
@@ -547,7 +547,7 @@ static grpc_status_code handle_query(ember_rpc_ctx *ctx, const ProtobufCMessage 
         free(error);
         return st;
     }
-    return send_json(ctx, view);
+    return master_send_json(ctx, view);
 }
 
 void master_check_liveness(struct master *m)

@@ -283,23 +283,6 @@ static int check_submission(const Ember__DriverSubmission *s, char **error)
 
 /* ---- handlers ---- */
 
-static grpc_status_code fail(ember_rpc_ctx *ctx, grpc_status_code st, const char *why)
-{
-    ember_rpc_set_details(ctx, why);
-    return st;
-}
-
-static grpc_status_code send_json(ember_rpc_ctx *ctx, json_t *value)
-{
-    Ember__JsonReply reply = EMBER__JSON_REPLY__INIT;
-
-    reply.json = json_dumps(value, JSON_COMPACT);
-    json_decref(value);
-    ember_rpc_send(ctx, &reply.base);
-    free(reply.json);
-    return GRPC_STATUS_OK;
-}
-
 static int drivers_on(struct master *m, const char *worker_id)
 {
     int n = 0;
@@ -379,7 +362,7 @@ static grpc_status_code handle_submit_driver(ember_rpc_ctx *ctx, const ProtobufC
     struct driver *d;
 
     if (check_submission(s, &error) != 0) {
-        st = fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, error);
+        st = master_rpc_fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, error);
         free(error);
         return st;
     }
@@ -388,7 +371,7 @@ static grpc_status_code handle_submit_driver(ember_rpc_ctx *ctx, const ProtobufC
     id = d ? ember_xstrdup(d->id) : NULL;
     pthread_mutex_unlock(&m->lock);
     if (!d)
-        return fail(ctx, GRPC_STATUS_FAILED_PRECONDITION,
+        return master_rpc_fail(ctx, GRPC_STATUS_FAILED_PRECONDITION,
                     "no worker is alive to run the driver; start a worker and submit again");
     launch.driver_id = id;
     launch.submission = (Ember__DriverSubmission *)s;
@@ -479,7 +462,7 @@ static grpc_status_code handle_report_driver(ember_rpc_ctx *ctx, const ProtobufC
     }
     pthread_mutex_unlock(&m->lock);
     if (!d)
-        return fail(ctx, GRPC_STATUS_NOT_FOUND, "no such driver (the master restarted?)");
+        return master_rpc_fail(ctx, GRPC_STATUS_NOT_FOUND, "no such driver (the master restarted?)");
     if (kill_channel) {
         Ember__DriverRef ref = EMBER__DRIVER_REF__INIT;
         ProtobufCMessage *kill_ack = NULL;
@@ -499,7 +482,7 @@ static grpc_status_code not_found(ember_rpc_ctx *ctx, const char *id)
 {
     char *why = ember_xasprintf("no driver '%.100s' (ids look like driver-...; a driver of an "
                                 "earlier master is forgotten)", id);
-    grpc_status_code st = fail(ctx, GRPC_STATUS_NOT_FOUND, why);
+    grpc_status_code st = master_rpc_fail(ctx, GRPC_STATUS_NOT_FOUND, why);
 
     free(why);
     return st;
@@ -520,7 +503,7 @@ static grpc_status_code handle_driver_status(ember_rpc_ctx *ctx, const ProtobufC
     pthread_mutex_unlock(&m->lock);
     if (!view)
         return not_found(ctx, ref->driver_id);
-    return send_json(ctx, view);
+    return master_send_json(ctx, view);
 }
 
 static grpc_status_code handle_kill_driver(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
@@ -565,7 +548,7 @@ static grpc_status_code handle_kill_driver(ember_rpc_ctx *ctx, const ProtobufCMe
             protobuf_c_message_free_unpacked(ack, NULL);
         ember_log_info("driver=%s kill requested", ref->driver_id);
     }
-    return send_json(ctx, view);
+    return master_send_json(ctx, view);
 }
 
 static grpc_status_code handle_driver_log(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
@@ -579,7 +562,7 @@ static grpc_status_code handle_driver_log(ember_rpc_ctx *ctx, const ProtobufCMes
     int is_out = strcmp(req->stream, "stdout") == 0;
 
     if (!is_out && strcmp(req->stream, "stderr") != 0)
-        return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, "stream must be stdout or stderr");
+        return master_rpc_fail(ctx, GRPC_STATUS_INVALID_ARGUMENT, "stream must be stdout or stderr");
     pthread_mutex_lock(&m->lock);
     d = find_driver(m, req->driver_id);
     if (d) {
