@@ -23,14 +23,14 @@ import warnings
 import zlib
 from collections import defaultdict
 from functools import reduce as _reduce
-from itertools import chain
+from itertools import chain, islice
 from math import ceil, isinf, isnan, log, sqrt
 from subprocess import PIPE, Popen
 from threading import Thread
 from typing import (IO, TYPE_CHECKING, Any, Callable, Hashable, Iterable, Iterator, Optional,
                     Sequence, Union)
 
-from ember import lineage, simple_functions
+from ember import fused_text, lineage, simple_functions
 from ember.broadcast import collect_broadcasts
 from ember.callsite import call_site
 from ember.errors import EmberError
@@ -334,9 +334,16 @@ class RDD:
         [1, 1, 1, 2, 2, 3]
         """
         g = simple_functions.as_callable(f) or f      # e.g. lambda line: line.split(" ")
+        split = simple_functions.split_call(f)
+        if split is not None:
+            sep = split[0]
 
-        def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
-            return chain.from_iterable(map(g, iterator))
+            def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
+                # a chain word count recognises (ember.fused_text)
+                return fused_text.split_each(iterator, g, sep)
+        else:
+            def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
+                return chain.from_iterable(map(g, iterator))
         return self.mapPartitionsWithIndex(func, preservesPartitioning)
 
     def filter(self, f: Callable[[Any], bool]) -> "RDD":
@@ -1691,14 +1698,7 @@ class RDD:
                              "GzipCodec, BZip2Codec or DefaultCodec")
         suffix, opener = codec
 
-        def write(fh: IO[bytes], iterator: Iterable[Any]) -> None:
-            for x in iterator:
-                if isinstance(x, bytes):
-                    fh.write(x)
-                else:
-                    fh.write((x if isinstance(x, str) else str(x)).encode("utf-8"))
-                fh.write(b"\n")
-        self._save_parts(path, suffix, opener, write)
+        self._save_parts(path, suffix, opener, _write_text_lines)
 
     def saveAsPickleFile(self, path: str, batchSize: int = 10) -> None:
         """Writes the elements as pickled batches, readable with SparkContext.pickleFile.
@@ -1726,6 +1726,38 @@ class RDD:
                     write: Callable[[IO[bytes], Iterable[Any]], None]) -> None:
         from ember.output import save_parts
         save_parts(self, path, suffix, opener, write)
+
+
+def _write_text_lines(fh: IO[bytes], iterator: Iterable[Any]) -> None:
+    """saveAsTextFile's lines: bytes as they are, str as UTF-8, anything else
+    as str(x). A batch of plain str is joined and encoded at once (batches of
+    about _TEXT_BATCH_BYTES); a batch with anything else, or with a str that
+    cannot be encoded (so that the error is the one its own line raises), is
+    written line by line."""
+    iterator = iter(iterator)
+    size = 64
+    while True:
+        batch = list(islice(iterator, size))
+        if not batch:
+            return
+        if set(map(type, batch)) == {str}:
+            try:
+                data = "\n".join(batch).encode("utf-8")
+            except UnicodeEncodeError:
+                pass
+            else:
+                fh.write(data + b"\n")
+                size = max(1, min(_TEXT_BATCH_LINES, _TEXT_BATCH_BYTES * len(batch) // (len(data) + 1)))
+                continue
+        for x in batch:
+            if isinstance(x, bytes):
+                fh.write(x)
+            else:
+                fh.write((x if isinstance(x, str) else str(x)).encode("utf-8"))
+            fh.write(b"\n")
+
+
+_TEXT_BATCH_LINES, _TEXT_BATCH_BYTES = 4096, 1 << 20
 
 
 def _identity(x: Any) -> Any:

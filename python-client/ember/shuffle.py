@@ -27,6 +27,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import operator
 import os
 import pickle
 import shutil
@@ -35,6 +36,8 @@ import sys
 import tempfile
 from collections import deque
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
+
+from ember import fused_text
 
 try:        # inside ember-pyexec: the per-record loops in C (services/pyexec/pyexec_fast.c)
     import _ember_fast
@@ -254,17 +257,26 @@ class _Sizer:
         return self.total // self.sampled if self.sampled else 64
 
 
-def _dict_size(d: dict) -> int:
+def _dict_size(d: Any) -> int:
+    """Estimated bytes of dict d, or of the dict a _ember_fast.WordCounts
+    stands for (its ``keys`` dict has the same keys, ``sample`` gives the same
+    items as the slices below)."""
+    plain = type(d) is dict
     n = len(d)
+    base = sys.getsizeof(d if plain else d.keys)
     if n == 0:
-        return sys.getsizeof(d)
+        return base
     # The oldest and the newest entries: reaching evenly spaced ones would
     # walk the whole dict at every measurement.
-    sample = list(itertools.islice(d.items(), 16))
-    if n > 16:
-        sample += itertools.islice(reversed(d.items()), min(16, n - 16))
+    last = min(16, n - 16) if n > 16 else 0
+    if plain:
+        sample = list(itertools.islice(d.items(), 16))
+        if last:
+            sample += itertools.islice(reversed(d.items()), last)
+    else:
+        sample = d.sample(16, last)
     per_entry = sum(_deep_size(k) + _deep_size(v) for k, v in sample) // len(sample)
-    return sys.getsizeof(d) + n * per_entry
+    return base + n * per_entry
 
 
 class _DictSizeTracker:
@@ -295,6 +307,28 @@ class _DictSizeTracker:
             self.next_sample = math.ceil(self.updates * 1.2) + 1
         last_updates, last_bytes = self.samples[-1]
         return last_bytes + self.rate * (self.updates - last_updates)
+
+    def records_to_check(self, limit: int, step: int) -> int:
+        """Updates (a multiple of step) until, when update(d, step) is called
+        every step updates, one would next measure d or return more than
+        limit. The calls in between would change nothing but the count, so
+        update(d, that many) returns what that call would."""
+        if not self.samples:
+            return step
+        last_updates, last_bytes = self.samples[-1]
+        k = max(1, -(-(self.next_sample - self.updates) // step))
+
+        def over(j: int) -> bool:      # the expression update() evaluates
+            return last_bytes + self.rate * (self.updates + j * step - last_updates) > limit
+        if self.rate > 0:
+            guess = int((limit - last_bytes) / self.rate + last_updates - self.updates) // step
+            j = min(k, max(1, guess))
+            while j > 1 and over(j - 1):
+                j -= 1
+            while j < k and not over(j):
+                j += 1
+            k = j
+        return k * step
 
 
 # ---- spill files -----------------------------------------------------------------------
@@ -828,6 +862,18 @@ def combine_locally(iterator: Iterable[tuple[Any, Any]], agg: Aggregator,
     [('a', 4), ('b', 2)]
     """
     limit = memory_limit if memory_limit is not None else task_memory_limit()
+    # textFile -> split -> (w, c) -> reduceByKey(add) is counted from the frames in C.
+    words = (fused_text.word_count_source(iterator)
+             if (not grouping and _ember_fast is not None and agg.createCombiner is identity
+                 and agg.mergeValue is operator.add) else None)
+    if words is not None:
+        return itertools.chain.from_iterable(fused_text.count_words(
+            _ember_fast, words, limit, _DictSizeTracker(), _CHECK_MASK + 1))
+    return _combined(iterator, agg, limit, grouping)
+
+
+def _combined(iterator: Iterable[tuple[Any, Any]], agg: Aggregator, limit: int,
+              grouping: bool) -> Iterator[tuple[Any, Any]]:
     create, merge = agg.createCombiner, agg.mergeValue
     data: dict[Any, Any] = {}
     # Compared by function: a task gets its own (unpickled) copy of the aggregator.

@@ -30,8 +30,9 @@ import dis
 import inspect
 import operator
 import types
-from itertools import repeat
 from typing import Any, Callable, Iterator, Optional
+
+from ember import fused_text
 
 
 # The flags that change what code does; the others say where it was written
@@ -97,6 +98,21 @@ def as_callable(f: Any) -> Optional[Callable[[Any], Any]]:
     return None
 
 
+def split_call(f: Any) -> Optional[tuple]:
+    """``(sep,)`` when f is ``lambda x: x.split()`` (sep None) or
+    ``lambda x: x.split(c)`` for a constant c; None otherwise."""
+    code = _code_of(f)
+    if code is None or code.co_names[:1] != ("split",):
+        return None
+    count = _METHOD_CALLS.get(_shape(code))
+    if count not in (0, 1):
+        return None
+    constants = _constants(code, count)
+    if constants is None:
+        return None
+    return constants if constants else (None,)
+
+
 def map_function(f: Any) -> Optional[Callable[[Iterator[Any]], Iterator[Any]]]:
     """A function of an iterator equal to ``map(f, iterator)`` built from C
     parts, when f is a recognised lambda; None otherwise."""
@@ -106,7 +122,8 @@ def map_function(f: Any) -> Optional[Callable[[Iterator[Any]], Iterator[Any]]]:
         if constants is None:
             return None
         constant = constants[0]
-        return lambda records: zip(records, repeat(constant))
+        # zip(records, repeat(constant)), of a type word count recognises (ember.fused_text)
+        return lambda records: fused_text.paired_with(records, constant)
     c_callable = as_callable(f)
     if c_callable is None:
         return None
@@ -140,6 +157,9 @@ if not _works():
         return None
 
     def map_function(f: Any) -> Optional[Callable[[Iterator[Any]], Iterator[Any]]]:  # noqa: F811
+        return None
+
+    def split_call(f: Any) -> Optional[tuple]:  # noqa: F811
         return None
 
     def binary_operator(f: Any) -> Any:  # noqa: F811

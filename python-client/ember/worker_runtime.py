@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 import _ember_io as io  # provided by the C host
 
 from ember import accumulators, broadcast, compat, pyfiles
+from ember.fused_text import TextLines, line_count, text_lines as _text_lines
 from ember.lineage import SIDE_BOUNDARY
 from ember.shuffle import _ember_fast, portable_hash
 from ember.taskcontext import TaskContext
@@ -127,10 +128,21 @@ class _Inputs:
 
     def leaf(self, kind: str) -> Iterator[Any]:
         """The records of the next input, read lazily a frame at a time (the
-        records of a frame are iterated in C, not by a Python generator)."""
-        return chain.from_iterable(self._batches(kind))
+        records of a frame are iterated in C, not by a Python generator).
+        Text lines come as a TextLines, which word count may read as raw
+        frames instead (ember.fused_text)."""
+        if kind != "text":
+            return chain.from_iterable(self._batches(kind))
+        batches = self._batches(kind)
+        lines = TextLines.from_iterable(batches)
+        lines.batches = batches
+        lines.source = lambda raw=False: self._batches(kind, raw)
+        lines.lines_of = _text_lines
+        return lines
 
-    def _batches(self, kind: str) -> Iterator[list]:
+    def _batches(self, kind: str, raw: bool = False) -> Iterator[Any]:
+        """Lists of records, one per frame; with raw, text frames undecoded
+        (records still counted as their lines)."""
         index = self.started
         if index >= self.count:
             # Reading on would wait forever for frames the worker never sends.
@@ -139,6 +151,8 @@ class _Inputs:
         self.started += 1
         block_id = self.from_objects.get(str(index))
         if block_id is not None:
+            if raw:     # only cached inputs are kept as objects, never text
+                raise RuntimeError(f"input {index + 1} is kept as objects, not text frames")
             records = _objects.get(block_id)
             self.records += len(records)
             yield records
@@ -151,6 +165,10 @@ class _Inputs:
                     raise RuntimeError(f"unexpected marker {frame} in task input")
                 self.ended += 1
                 return
+            if raw:
+                self.records += line_count(frame)
+                yield frame
+                continue
             batch = _text_lines(frame) if kind == "text" else pickle.loads(frame)
             self.records += len(batch)
             yield batch
@@ -167,17 +185,6 @@ class _Inputs:
             frame = io.read_frame()
             if isinstance(frame, int):
                 self.ended += 1
-
-
-def _text_lines(frame: bytes) -> list[str]:
-    """Splits whole lines (Hadoop semantics: \\n, \\r\\n) into str records."""
-    text = frame.decode("utf-8", "replace")
-    lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
-    if "\r" in text:
-        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    return lines
 
 
 def _write_results(records: Iterable[Any]) -> int:

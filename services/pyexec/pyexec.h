@@ -25,5 +25,7 @@ PyObject *pyexec_io_init(void);
 
 /* pyexec_fast.c: _ember_fast, the shuffle's per-record loops in C. */
 PyObject *pyexec_fast_init(void);
+/* pyexec_words.c: adds _ember_fast.WordCounts (word count's map side) to module. */
+int pyexec_words_add(PyObject *module);
 
 #endif

@@ -410,7 +410,10 @@ PyObject *pyexec_fast_init(void)
     zero = PyLong_FromLong(0);
     if (!operator_add || !zero)
         return NULL;
-    return PyModule_Create(&fast_module);
+    PyObject *module = PyModule_Create(&fast_module);
+    if (module && pyexec_words_add(module) != 0)
+        Py_CLEAR(module);
+    return module;
 }
 
 #ifdef EMBER_FAST_EXTENSION
