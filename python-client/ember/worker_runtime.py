@@ -169,7 +169,7 @@ class _Inputs:
                 self.records += line_count(frame)
                 yield frame
                 continue
-            batch = _text_lines(frame) if kind == "text" else pickle.loads(frame)
+            batch = _text_lines(frame) if kind == "text" else _loads(frame)
             self.records += len(batch)
             yield batch
 
@@ -187,6 +187,16 @@ class _Inputs:
                 self.ended += 1
 
 
+def _loads(frame: bytes) -> list:
+    """A frame's records: pickled, or (shuffle blocks) written by _ember_fast.dump_records."""
+    if frame[:1] == _RECORDS_MAGIC:
+        return _ember_fast.load_records(frame)
+    return pickle.loads(frame)
+
+
+_RECORDS_MAGIC = bytes([_ember_fast.RECORDS_MAGIC]) if _ember_fast is not None else b""
+
+
 def _write_results(records: Iterable[Any]) -> int:
     batch: list[Any] = []
     sizer = _AdaptiveBatch()
@@ -198,12 +208,21 @@ def _write_results(records: Iterable[Any]) -> int:
     return count + _flush(batch, sizer)
 
 
-def _flush(batch: list[Any], sizer: _AdaptiveBatch, prefix: bytes = b"") -> int:
+def _flush(batch: list[Any], sizer: _AdaptiveBatch, prefix: bytes = b"",
+           records: bool = False) -> int:
+    """Writes batch as one frame (after prefix): pickled, or with records
+    (shuffle output, read only by pyexec) by _ember_fast.dump_records when
+    every record is made of its simple types."""
     if not batch:
         return 0
-    data = pickle.dumps(batch, PICKLE_PROTOCOL)
-    sizer.observe(len(data))
-    io.write_frame(prefix + data if prefix else data)
+    data = _ember_fast.dump_records(batch, prefix) if records else None
+    if data is None:
+        data = pickle.dumps(batch, PICKLE_PROTOCOL)
+        sizer.observe(len(data))
+        io.write_frame(prefix + data if prefix else data)
+    else:
+        sizer.observe(len(data) - len(prefix))
+        io.write_frame(data)
     n = len(batch)
     batch.clear()
     return n
@@ -222,9 +241,9 @@ def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], nu
         full = _ember_fast.partition(records, partitioner, portable, buckets, sizer.size)
         if full < 0:
             break
-        count += _flush(buckets[full], sizer, struct.pack(">i", full))
+        count += _flush(buckets[full], sizer, struct.pack(">i", full), records=True)
     for reduce_id, bucket in enumerate(buckets):
-        count += _flush(bucket, sizer, struct.pack(">i", reduce_id))
+        count += _flush(bucket, sizer, struct.pack(">i", reduce_id), records=True)
     return count
 
 

@@ -27,5 +27,7 @@ PyObject *pyexec_io_init(void);
 PyObject *pyexec_fast_init(void);
 /* pyexec_words.c: adds _ember_fast.WordCounts (word count's map side) to module. */
 int pyexec_words_add(PyObject *module);
+/* pyexec_records.c: adds dump_records/load_records (shuffle frames without pickle). */
+int pyexec_records_add(PyObject *module);
 
 #endif

@@ -411,7 +411,7 @@ PyObject *pyexec_fast_init(void)
     if (!operator_add || !zero)
         return NULL;
     PyObject *module = PyModule_Create(&fast_module);
-    if (module && pyexec_words_add(module) != 0)
+    if (module && (pyexec_words_add(module) != 0 || pyexec_records_add(module) != 0))
         Py_CLEAR(module);
     return module;
 }

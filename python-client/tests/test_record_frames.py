@@ -1,0 +1,96 @@
+"""Shuffle frames without pickle (_ember_fast.dump_records / load_records,
+services/pyexec/pyexec_records.c): what comes back equals what pickle gives back,
+type for type (floats bit for bit); anything else is left to pickle.
+
+Like test_fast_loops.py, _ember_fast is loaded from build/lib.
+"""
+
+import math
+import os
+import pickle
+import random
+import struct
+import sys
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+_LIB = Path(os.environ.get("EMBER_BIN_DIR") or REPO / "build" / "bin").resolve().parent / "lib"
+if not (_LIB / "_ember_fast.so").exists():
+    pytest.skip(f"no _ember_fast extension in {_LIB} (sanitized or unbuilt tree)",
+                allow_module_level=True)
+sys.path.insert(0, str(_LIB))
+
+import _ember_fast  # noqa: E402
+
+
+def _shape(x):
+    """Types and values all the way down; floats by their bits (nan, -0.0)."""
+    if type(x) is float:
+        return ("float", struct.pack("<d", x))
+    if type(x) in (tuple, list):
+        return (type(x).__name__, [_shape(i) for i in x])
+    return (type(x).__name__, x)
+
+
+def _random_value(rng, depth=0):
+    makers = [
+        lambda: None, lambda: True, lambda: False, lambda: rng.randint(-2**63, 2**63 - 1),
+        lambda: rng.randint(-300, 300),
+        lambda: rng.choice([0.0, -0.0, math.inf, -math.inf, math.nan, rng.random() * 1e300,
+                            5e-324, rng.uniform(-1, 1)]),
+        lambda: rng.choice(["", "a", "é", "日本", "\x00", "w" * 300, "\U0001f600"]),
+        lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(5))),
+        lambda: (rng.choice("abc"), rng.random()),
+        lambda: (str(rng.random()), [str(rng.random()) for _ in range(3)]),
+        lambda: tuple(_random_value(rng, depth + 1) for _ in range(rng.randrange(4))),
+        lambda: [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))],
+    ]
+    return makers[rng.randrange(len(makers) if depth < 3 else len(makers) - 2)]()
+
+
+def test_round_trip_equals_pickles():
+    rng = random.Random(4)
+    records = [_random_value(rng) for _ in range(20_000)]
+    frame = _ember_fast.dump_records(records, b"\x00\x00\x00\x07")
+    assert frame[:4] == b"\x00\x00\x00\x07" and frame[4] == _ember_fast.RECORDS_MAGIC
+    back = _ember_fast.load_records(frame[4:])
+    assert _shape(back) == _shape(pickle.loads(pickle.dumps(records, 5)))
+    assert frame[4] != pickle.dumps(records, 5)[0]        # a reader tells them apart
+
+
+Point = namedtuple("Point", "x y")
+
+
+class Key(str):
+    pass
+
+
+@pytest.mark.parametrize("record", [
+    2**63, -2**63 - 1, Point(1, 2), Key("k"), "\ud800", {"a": 1}, {1}, bytearray(b"x"),
+    1 + 2j, object(), (1, [2, {3}]),
+])
+def test_anything_else_is_left_to_pickle(record):
+    assert _ember_fast.dump_records([("k", 1), record], b"") is None
+
+
+def test_a_list_seen_twice_is_left_to_pickle():
+    shared = [1, 2]
+    assert _ember_fast.dump_records([("a", shared), ("b", shared)], b"") is None
+    looped = [1]
+    looped.append(looped)
+    assert _ember_fast.dump_records([looped], b"") is None
+    deep = None
+    for _ in range(200):
+        deep = (deep,)
+    assert _ember_fast.dump_records([deep], b"") is None
+
+
+def test_corrupt_frames_raise_value_error():
+    frame = _ember_fast.dump_records([("word", 1), ("other", 2.5)], b"")
+    for bad in (frame[:-1], frame + b"x", frame[:2], b"\xe5\x02\x00", frame[:5] + b"?" + frame[6:]):
+        with pytest.raises(ValueError, match="corrupt record frame"):
+            _ember_fast.load_records(bad)
+    assert _ember_fast.load_records(_ember_fast.dump_records([], b"")) == []
