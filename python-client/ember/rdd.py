@@ -23,7 +23,7 @@ import warnings
 import zlib
 from collections import defaultdict
 from functools import reduce as _reduce
-from itertools import chain, islice
+from itertools import chain, islice, repeat
 from math import ceil, isinf, isnan, log, sqrt
 from subprocess import PIPE, Popen
 from threading import Thread
@@ -40,7 +40,7 @@ from ember.rddsampler import RDDRangeSampler, RDDSampler, RDDStratifiedSampler
 from ember.resultiterable import ResultIterable
 from ember.serializers import dumps_batch, dumps_function
 from ember.shuffle import (LIST_AGGREGATOR, Aggregator, ExternalGroupBy, ExternalMerger,
-                           ExternalSorter, Partitioner, combine_locally, identity,
+                           ExternalSorter, Partitioner, combine_locally, identity, keep_first,
                            portable_hash, task_memory_limit)
 from ember.statcounter import StatCounter
 from ember.storagelevel import StorageLevel
@@ -460,8 +460,8 @@ class RDD:
         >>> sorted(sc.parallelize([1, 1, 2, 3]).distinct().collect())  # doctest: +SKIP
         [1, 2, 3]
         """
-        return (self.map(lambda x: (x, None))
-                .reduceByKey(lambda x, _: x, numPartitions)
+        return (self.mapPartitions(_paired_with_none)
+                .reduceByKey(keep_first, numPartitions)
                 .map(lambda x: x[0]))
 
     def sample(self, withReplacement: bool, fraction: float,
@@ -1726,6 +1726,11 @@ class RDD:
                     write: Callable[[IO[bytes], Iterable[Any]], None]) -> None:
         from ember.output import save_parts
         save_parts(self, path, suffix, opener, write)
+
+
+def _paired_with_none(iterator: Iterable[Any]) -> Iterator[Any]:
+    """(x, None) for every x, the tuples made in C."""
+    return zip(iterator, repeat(None))
 
 
 def _write_text_lines(fh: IO[bytes], iterator: Iterable[Any]) -> None:

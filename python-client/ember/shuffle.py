@@ -144,6 +144,16 @@ def identity(x: Any) -> Any:
     return x
 
 
+def keep_first(x: Any, _: Any) -> Any:
+    """distinct's merge: the value kept first (the C loops keep it without a call)."""
+    return x
+
+
+def _c_merge(merge: Callable[[Any, Any], Any]) -> Any:
+    """merge as the C loops take it: None for keep_first."""
+    return None if merge is keep_first else merge
+
+
 class SimpleAggregator(Aggregator):
     """An Aggregator whose combiner is the value itself (``reduceByKey``)."""
 
@@ -614,8 +624,8 @@ class ExternalMerger:
         """The merge loops in C, 64 records at a time between memory checks
         (create None: a record's value is its own combiner)."""
         while True:
-            consumed, exhausted = _ember_fast.combine(self.data, records, create, merge,
-                                                      _CHECK_MASK + 1)
+            consumed, exhausted = _ember_fast.combine(self.data, records, create,
+                                                      _c_merge(merge), _CHECK_MASK + 1)
             if self._tracker.update(self.data, consumed) > self.memory_limit:
                 self._spill()
             if exhausted:
@@ -869,11 +879,13 @@ def combine_locally(iterator: Iterable[tuple[Any, Any]], agg: Aggregator,
     if words is not None:
         return itertools.chain.from_iterable(fused_text.count_words(
             _ember_fast, words, limit, _DictSizeTracker(), _CHECK_MASK + 1))
-    return _combined(iterator, agg, limit, grouping)
+    return itertools.chain.from_iterable(_combined(iterator, agg, limit, grouping))
 
 
 def _combined(iterator: Iterable[tuple[Any, Any]], agg: Aggregator, limit: int,
-              grouping: bool) -> Iterator[tuple[Any, Any]]:
+              grouping: bool) -> Iterator[Iterable[tuple[Any, Any]]]:
+    """combine_locally's loops; they yield each flush's items whole (chained by
+    the caller), so no Python frame is resumed per record."""
     create, merge = agg.createCombiner, agg.mergeValue
     data: dict[Any, Any] = {}
     # Compared by function: a task gets its own (unpickled) copy of the aggregator.
@@ -886,7 +898,7 @@ def _combined(iterator: Iterable[tuple[Any, Any]], agg: Aggregator, limit: int,
                 data, records, False, _records_until(limit - used, sizer.average))
             used += new_keys * 120 + (added * sizer.size(value) if added else 0)
             if used > limit:
-                yield from data.items()
+                yield data.items()
                 data, used = {}, 0
             if exhausted:
                 break
@@ -901,19 +913,20 @@ def _combined(iterator: Iterable[tuple[Any, Any]], agg: Aggregator, limit: int,
                 data[k] = merge(values, v)
             used += sizer.size(v)
             if used > limit:
-                yield from data.items()
+                yield data.items()
                 data, used = {}, 0
     elif _ember_fast is not None:
         tracker = _DictSizeTracker()
         records = iter(iterator)
         create = None if agg.createCombiner is identity else agg.createCombiner
+        merge = _c_merge(merge)
         while True:
             consumed, exhausted = _ember_fast.combine(data, records, create, merge,
                                                       _CHECK_MASK + 1)
             if exhausted:
                 break
             if tracker.update(data, consumed) > limit:
-                yield from data.items()
+                yield data.items()
                 data = {}
                 tracker.reset()
     else:
@@ -921,7 +934,7 @@ def _combined(iterator: Iterable[tuple[Any, Any]], agg: Aggregator, limit: int,
         for n, (k, v) in enumerate(iterator, 1):
             data[k] = merge(data[k], v) if k in data else create(v)
             if not n & _CHECK_MASK and tracker.update(data, _CHECK_MASK + 1) > limit:
-                yield from data.items()
+                yield data.items()
                 data = {}
                 tracker.reset()
-    yield from data.items()
+    yield data.items()

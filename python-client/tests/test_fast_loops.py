@@ -63,6 +63,7 @@ def test_portable_hash_is_the_python_rule():
 
 
 @pytest.mark.parametrize("agg", [SimpleAggregator(operator.add),
+                                 SimpleAggregator(shuffle.keep_first),
                                  SimpleAggregator(lambda a, b: a * 2 + b),
                                  Aggregator(lambda v: [v], lambda c, v: c + [v],
                                             lambda a, b: a + b)])
@@ -196,6 +197,7 @@ def test_external_merger_matches_python_in_memory_and_spilling(limit):
             return sorted(merger.items()), merger.spills
         return run
     for run in (merged(SimpleAggregator(operator.add), "mergeValues", values),
+                merged(SimpleAggregator(shuffle.keep_first), "mergeCombiners", values),
                 merged(list_agg, "mergeValues", values),
                 merged(list_agg, "mergeCombiners", combiners)):
         (fast, fast_spills), (slow, slow_spills) = _both(run)

@@ -67,9 +67,12 @@ static int next_pair(PyObject *iterator, PyObject **k, PyObject **v)
     return rc == 0 ? 1 : -1;
 }
 
-/* merge(old, v), with operator.add done directly. New reference. */
+/* merge(old, v), with operator.add done directly and None meaning
+ * ember.shuffle.keep_first (old). New reference. */
 static PyObject *merge_values(PyObject *merge, PyObject *old, PyObject *v)
 {
+    if (merge == Py_None)
+        return Py_NewRef(old);
     if (merge == operator_add)
         return PyNumber_Add(old, v);
     PyObject *args[2] = {old, v};
@@ -80,7 +83,8 @@ static PyObject *merge_values(PyObject *merge, PyObject *old, PyObject *v)
  *
  * For up to max_records records (k, v) of iterator:
  *     data[k] = merge(data[k], v) if k in data else create(v)
- * where create None means the value itself (reduceByKey's combiner). */
+ * where create None means the value itself (reduceByKey's combiner) and merge
+ * None keeps data[k] (ember.shuffle.keep_first, distinct's). */
 static PyObject *fast_combine(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 5) {

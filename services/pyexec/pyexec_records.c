@@ -349,15 +349,20 @@ static PyObject *fast_load_records(PyObject *self, PyObject *frame)
     list = PyList_New((Py_ssize_t)n);
     if (!list)
         goto out;
+    /* No collections while the frame's containers are made: each would walk
+     * the young objects only to find them all alive (the next one sees them). */
+    int collecting = PyGC_Disable();
     for (uint64_t i = 0; i < n; i++) {
         PyObject *item = get_value(&in, 0);
         if (!item) {
             Py_CLEAR(list);
-            goto out;
+            break;
         }
         PyList_SET_ITEM(list, (Py_ssize_t)i, item);
     }
-    if (in.p != in.end) {
+    if (collecting)
+        PyGC_Enable();
+    if (list && in.p != in.end) {
         Py_CLEAR(list);
         bad_frame();
     }
