@@ -126,3 +126,36 @@ def test_reduce_tasks_read_blocks_from_the_other_block_manager(sc, gateway, word
             f"stage {stage['stageId']} ran only on {executors}"
     reduce_tasks = gateway.api(f"/applications/{app}/stages/{reduce_stage['stageId']}")["tasks"]
     assert any(t["shuffleRemoteBytesRead"] > 0 for t in reduce_tasks), reduce_tasks
+
+
+@pytest.mark.parametrize("sep", [None, " "])
+def test_counting_from_frames_writes_what_the_record_loop_writes(sc, gateway, big_corpus,
+                                                                 tmp_path, sep):
+    """flatMap(split) -> (w, 1) -> reduceByKey(add) is counted from the text frames in C
+    (ember.fused_text); the same job with a split the driver does not recognise runs the
+    record loops. Both write the same lines and their map stages read the same lines and
+    write the same shuffle bytes (the same records in the same order)."""
+    folder = str(big_corpus[0].parent)
+    app = sc.applicationId
+
+    def run(name, split):
+        out = tmp_path / name
+        before = {j["jobId"] for j in gateway.api(f"/applications/{app}/jobs")}
+        (sc.textFile(folder, minPartitions=MIN_PARTITIONS).flatMap(split)
+         .map(lambda word: (word, 1)).reduceByKey(lambda a, b: a + b, REDUCE_PARTITIONS)
+         .saveAsTextFile(str(out)))
+        job = [j for j in gateway.api(f"/applications/{app}/jobs") if j["jobId"] not in before]
+        stages = job_stages(gateway, app, job[0]["jobId"])
+        map_stage = [s for s in stages if s["shuffleWriteBytes"] > 0][0]
+        lines = sorted(line for part in out.glob("part-*") for line in part.read_text().splitlines())
+        return lines, {k: map_stage[k] for k in ("inputRecords", "outputRecords",
+                                                   "shuffleWriteBytes")}
+
+    if sep is None:
+        fused = run("fused", lambda line: line.split())
+        loops = run("loops", lambda line: line.split() + [])
+    else:
+        fused = run("fused", lambda line: line.split(" "))
+        loops = run("loops", lambda line: line.split(" ") + [])
+    assert len(fused[0]) > 1000
+    assert fused == loops
