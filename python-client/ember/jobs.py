@@ -8,7 +8,10 @@ another thread by job group or all at once.
 
 from __future__ import annotations
 
+import base64
 import json
+import pickle
+import struct
 import threading
 import uuid
 import time
@@ -77,11 +80,27 @@ def _lineage_needs(rdd: "RDD") -> dict[str, Any]:
 _RESULT_ATTEMPTS = 3
 
 
+def _frames(data: bytes) -> Iterator[Any]:
+    """Records of a result block's bytes: frames of a 4-byte big-endian length
+    and a pickled list, as the gateway would stream them."""
+    pos = 0
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise GatewayError(f"an inline result breaks off inside a frame header at {pos}")
+        (length,) = struct.unpack_from(">i", data, pos)
+        pos += 4
+        if length < 0 or pos + length > len(data):
+            raise GatewayError(f"an inline result's frame at {pos - 4} runs past its end")
+        yield from pickle.loads(data[pos:pos + length])
+        pos += length
+
+
 def _result_lost(err: GatewayError) -> bool:
-    """The gateway's answer when a result block's block manager lost it: 404
-    before the download started, or a download of several blocks breaking off
-    at the lost one."""
-    return (err.status == 404 and "is no longer on the block manager" in str(err)) \
+    """The gateway's answer when a result block's block manager lost it (or the
+    master dropped a result it held): 404 before the download started, or a
+    download of several blocks breaking off at the lost one."""
+    return (err.status == 404 and ("is no longer on the block manager" in str(err)
+                                   or "is no longer on the master" in str(err))) \
         or (err.status is None and "broke off" in str(err))
 
 
@@ -232,7 +251,9 @@ class JobRunner:
         delay = 0.001
         while True:
             try:
-                status = self.client.request("GET", f"/applications/{self.app}/jobs/{job_id}")
+                # inlineResults: small results come in this answer (no download)
+                status = self.client.request(
+                    "GET", f"/applications/{self.app}/jobs/{job_id}?inlineResults=1")
             except GatewayError as err:
                 if err.status != 404:
                     raise
@@ -279,6 +300,10 @@ class JobRunner:
 
     def _records(self, job_id: int, status: dict) -> Iterator[Any]:
         results = status.get("results", [])
+        if all("data" in entry for entry in results):   # the master held them all
+            for entry in results:
+                yield from _frames(base64.b64decode(entry["data"]))
+            return
         if len(results) > 1:      # one request streams every partition's block in turn
             yield from self.client.stream_frames(f"/applications/{self.app}/jobs/{job_id}/results")
             return

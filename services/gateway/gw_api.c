@@ -190,10 +190,14 @@ out:
     return ret;
 }
 
+/* ?inlineResults=1: the bytes of results the master holds come in the JSON, so
+ * a driver needs no download for them. */
 enum MHD_Result gw_api_get_job(struct gw_request *rq)
 {
+    const char *inl = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "inlineResults");
     char *json = NULL, *details = NULL;
-    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job, &json, &details);
+    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job,
+                                              inl && strcmp(inl, "1") == 0, &json, &details);
 
     if (code != GRPC_STATUS_OK)
         return gw_reply_master_error(rq, code, details);

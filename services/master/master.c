@@ -137,8 +137,10 @@ static void free_stage(struct stage *s)
 
 static void free_job(struct job *j)
 {
-    for (uint32_t i = 0; j->results && i < j->result_stage->n_parts; i++)
+    for (uint32_t i = 0; j->results && i < j->result_stage->n_parts; i++) {
         free(j->results[i].block_addr);
+        free(j->results[i].inline_data);
+    }
     free(j->results);
     for (size_t i = 0; i < j->stages.n; i++)
         free_stage(j->stages.items[i]);

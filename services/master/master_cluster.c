@@ -305,6 +305,7 @@ static grpc_status_code handle_end_app(ember_rpc_ctx *ctx, const ProtobufCMessag
             struct job *j = a->jobs.items[i];
             if (j->status == JOB_RUNNING)
                 master_fail_job(m, j, NULL, -1, "the application ended while the job ran");
+            master_results_release(m, j);
         }
         app_block_prefixes(a, &prefixes);
         alive_blockd_addresses(m, &addresses);
@@ -481,7 +482,7 @@ static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessag
 
     pthread_mutex_lock(&m->lock);
     j = find_job(m, req->app_id, req->job_id);
-    view = j ? master_json_job(m, j, 1) : master_history_find(m, "job", req->app_id, req->job_id);
+    view = j ? master_json_job(m, j, req->inline_results ? 2 : 1) : master_history_find(m, "job", req->app_id, req->job_id);
     pthread_mutex_unlock(&m->lock);
     if (!view)
         return fail_job(ctx, req,

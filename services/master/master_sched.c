@@ -336,10 +336,18 @@ static int over_result_limit(struct master *m, struct job *job)
     return 1;
 }
 
-/* A map task must report one length per reduce partition. */
-static int valid_map_report(const struct stage *s, const Ember__TaskReport *rep)
+/* Why a successful report cannot be applied, or NULL: a map task must report
+ * one length per reduce partition; only a result task may send its output
+ * inline, and no more of it than a task may. */
+static const char *invalid_report(const struct stage *s, const Ember__TaskReport *rep)
 {
-    return !s->out_shuffle || rep->n_partition_lengths == s->out_shuffle->num_reduce;
+    if (s->out_shuffle && rep->n_partition_lengths != s->out_shuffle->num_reduce)
+        return "map output has no partition lengths";
+    if (rep->result_inline && s->out_shuffle)
+        return "a map task sent its output inline";
+    if (rep->result_inline && rep->result_data.len > MASTER_INLINE_TASK_MAX)
+        return "the task's inline result is over the master's limit";
+    return NULL;
 }
 
 static void task_succeeded(struct master *m, struct task *t, const Ember__TaskReport *rep)
@@ -370,8 +378,15 @@ static void task_succeeded(struct master *m, struct task *t, const Ember__TaskRe
     } else {
         struct result_location *r = &s->job->results[t->index];
         r->done = 1;
-        r->size = rep->metrics ? rep->metrics->result_bytes : 0;
-        set_location(&r->block_addr, rep->block_addr);
+        if (rep->result_inline) {
+            /* checked by valid_report: at most MASTER_INLINE_TASK_MAX bytes */
+            (void)master_result_keep_inline(m, s->job, t->index, rep->result_data.data,
+                                            rep->result_data.len);
+        } else {
+            master_result_clear(m, s->job, t->index);
+            r->size = rep->metrics ? rep->metrics->result_bytes : 0;
+            set_location(&r->block_addr, rep->block_addr);
+        }
         s->job->result_bytes += r->size;
         if (over_result_limit(m, s->job))
             return;
@@ -452,8 +467,8 @@ void master_task_report(struct master *m, const Ember__TaskReport *rep)
         }
         if (t->stage->job->status != JOB_RUNNING)
             t->state = rep->ok ? TASK_SUCCEEDED : TASK_KILLED;
-        else if (rep->ok && !valid_map_report(t->stage, rep))
-            task_failed(m, t, &(Ember__TaskReport){.error = "map output has no partition lengths"});
+        else if (rep->ok && invalid_report(t->stage, rep))
+            task_failed(m, t, &(Ember__TaskReport){.error = (char *)invalid_report(t->stage, rep)});
         else if (rep->ok)
             task_succeeded(m, t, rep);
         else
@@ -472,6 +487,7 @@ void master_fail_job(struct master *m, struct job *job, struct stage *stage, int
     job->error = ember_xstrdup(why);
     job->failed_stage = stage ? (int)stage->id : -1;
     job->failed_partition = partition;
+    master_results_release(m, job);    /* a failed job has no results to fetch */
     for (size_t i = 0; i < job->stages.n; i++) {
         struct stage *s = job->stages.items[i];
         /* The failing stage, and any other that was running (a cancel names none). */

@@ -26,6 +26,7 @@ struct task_run {
     size_t n_cached;
     char *error;                 /* why the task failed; NULL on success */
     int worker_fault;            /* the failure was ours (storing output), not the task's */
+    int result_inline;           /* the result goes in the report, not to the block manager */
     int pyexec_lost;             /* died or out of protocol step: replace it */
     uint64_t records_in, records_out, python_ms, output_bytes;
     uint8_t *from_objects;       /* per input: pyexec holds it as objects, sends no bytes */
@@ -243,6 +244,12 @@ static void store_outputs(struct task_run *t)
             t->partition_lengths[i] = t->buckets[i].len;
         t->output_bytes += t->buckets[i].len;
     }
+    /* A small result rides in the report: no PutBlock now, no GetBlock later. */
+    if (!s->num_reduce && s->inline_result_limit && t->output_bytes <= s->inline_result_limit) {
+        t->result_inline = 1;
+        free(id);
+        return;
+    }
     if (worker_store_block(t->w, t->w->block_addr, id, EMBER__BLOCK_STORAGE__PINNED, t->buckets,
                            t->n_buckets, &t->error) != 0) {
         t->worker_fault = 1;
@@ -313,6 +320,11 @@ static void report(struct task_run *t, uint64_t duration_ms)
     rep.worker_fault = t->worker_fault;
     rep.accumulator_updates.data = t->accumulators;
     rep.accumulator_updates.len = t->error ? 0 : t->accumulators_len;
+    if (t->result_inline && !t->error) {
+        rep.result_inline = 1;
+        rep.result_data.data = t->buckets[0].data;
+        rep.result_data.len = t->buckets[0].len;
+    }
     if (t->partition_lengths && !t->error) {
         rep.partition_lengths = t->partition_lengths;
         rep.n_partition_lengths = t->n_buckets;
