@@ -150,6 +150,7 @@ struct job {
     struct ptr_array broadcasts; /* borrowed struct broadcast_info, sent with every task */
     uint64_t result_bytes;
     uint64_t inline_bytes;       /* of its results held by the master */
+    int no_inline_results;       /* spark.ember.inlineResults=false: every result a block */
     int cancelled;               /* failed by CancelJob (REST API, UI or the driver) */
 };
 

@@ -54,7 +54,7 @@ static void make_room(struct master *m)
 
 uint32_t master_inline_limit(struct master *m, struct job *job)
 {
-    if (job->inline_bytes >= MASTER_INLINE_JOB_MAX)
+    if (job->no_inline_results || job->inline_bytes >= MASTER_INLINE_JOB_MAX)
         return 0;
     if (m->inline_bytes >= MASTER_INLINE_TOTAL_MAX)
         make_room(m);
