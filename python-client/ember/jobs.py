@@ -80,6 +80,10 @@ def _lineage_needs(rdd: "RDD") -> dict[str, Any]:
 _RESULT_ATTEMPTS = 3
 
 
+# How long one status request may wait for the job to end (the gateway's limit).
+_POLL_WAIT_MS = 50
+
+
 def _frames(data: bytes) -> Iterator[Any]:
     """Records of a result block's bytes: frames of a 4-byte big-endian length
     and a pickled list, as the gateway would stream them."""
@@ -250,10 +254,13 @@ class JobRunner:
     def _poll(self, job_id: int, on_status: Callable[[dict], None]) -> dict:
         delay = 0.001
         while True:
+            asked = time.monotonic()
             try:
-                # inlineResults: small results come in this answer (no download)
+                # inlineResults: small results come in this answer (no download);
+                # waitMs: the gateway answers as soon as the job ends (long poll).
                 status = self.client.request(
-                    "GET", f"/applications/{self.app}/jobs/{job_id}?inlineResults=1")
+                    "GET", f"/applications/{self.app}/jobs/{job_id}?inlineResults=1"
+                    f"&waitMs={_POLL_WAIT_MS}")
             except GatewayError as err:
                 if err.status != 404:
                     raise
@@ -267,10 +274,11 @@ class JobRunner:
                 return status
             if status["status"] == "FAILED":
                 self._raise_failure(job_id, status)
-            time.sleep(delay)
-            # Short jobs are common in iterative programs: poll often at first
-            # (a poll costs the gateway and the master well under a millisecond).
-            delay = min(delay * 1.5, 0.05)
+            if time.monotonic() - asked < _POLL_WAIT_MS / 2000:
+                # The answer did not wait (a gateway without long polls, or the
+                # master had enough waiters): poll often at first, then less.
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.05)
 
     def _raise_failure(self, job_id: int, status: dict) -> None:
         message = status.get("errorMessage", "job failed")

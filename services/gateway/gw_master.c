@@ -104,10 +104,12 @@ grpc_status_code gw_master_submit_job(struct gw *g, const char *app_id, const ch
 }
 
 grpc_status_code gw_master_get_job(struct gw *g, const char *app_id, uint32_t job_id,
-                                   int inline_results, char **json, char **details)
+                                   int inline_results, uint32_t wait_ms, char **json,
+                                   char **details)
 {
     Ember__JobRef req = EMBER__JOB_REF__INIT;
 
+    req.wait_ms = wait_ms;
     req.app_id = (char *)app_id;
     req.job_id = job_id;
     req.inline_results = inline_results != 0;

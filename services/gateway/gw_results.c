@@ -518,7 +518,7 @@ static enum MHD_Result with_job(struct gw_request *rq,
                                 enum MHD_Result (*send)(struct gw_request *, const json_t *))
 {
     char *json = NULL, *details = NULL, *peer = NULL;
-    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job, 1, &json, &details);
+    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job, 1, 0, &json, &details);
     json_error_t err;
     json_t *job;
     enum MHD_Result ret;

@@ -195,6 +195,8 @@ struct master {
     struct ember_daemon *daemon;
     pthread_mutex_t lock;
     pthread_cond_t work;         /* something for the scheduler to look at */
+    pthread_cond_t job_ended;    /* a job succeeded or failed (GetJob's waiters) */
+    int job_waiters;             /* GetJob calls waiting on it */
     ember_rpc_server *server;
     pthread_t scheduler;
     int scheduler_started;

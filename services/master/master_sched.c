@@ -10,6 +10,12 @@
 #include "worker.pb-c.h"
 
 #define SCHEDULER_TICK_MS 200
+/* A stage whose tasks take less than this on average (once a few finished)
+ * is launched ahead: each worker gets up to twice its cores of tasks, the
+ * extra ones waiting there for a slot, so a slot never idles for the round
+ * trip of a report and the next launch. Longer tasks are not: a task queued
+ * behind a long one could have started elsewhere sooner. */
+#define SHORT_TASK_MS 20
 
 struct kill_request {
     grpc_channel *channel;       /* borrowed: worker channels live until exit */
@@ -36,21 +42,26 @@ static int usable(struct master *m, const struct worker_info *w, uint64_t now)
     return w->alive && now >= w->launch_backoff_until_ms && master_blockd_alive(m, w->block_addr);
 }
 
-static int has_free_slot(struct master *m, const struct worker_info *w, uint64_t now)
+static int has_free_slot(struct master *m, const struct worker_info *w, int ahead, uint64_t now)
 {
-    return w->active < w->cores && usable(m, w, now);
+    return w->active < (ahead ? 2 * w->cores : w->cores) && usable(m, w, now);
+}
+
+static int short_tasks(const struct stage *s)
+{
+    return s->num_complete >= 4 && s->totals.duration_ms < SHORT_TASK_MS * s->num_complete;
 }
 
 /* The least loaded worker with a free slot; with a preferred block manager,
  * its worker if free, else nobody until the locality wait is over. */
 static struct worker_info *pick_worker(struct master *m, const char *preferred, int waited_enough,
-                                       uint64_t now)
+                                       int ahead, uint64_t now)
 {
     struct worker_info *best = NULL;
 
     for (size_t i = 0; preferred && i < m->workers.n; i++) {
         struct worker_info *w = m->workers.items[i];
-        if (has_free_slot(m, w, now) && strcmp(w->block_addr, preferred) == 0)
+        if (has_free_slot(m, w, ahead, now) && strcmp(w->block_addr, preferred) == 0)
             return w;
     }
     if (preferred && !waited_enough) {
@@ -62,7 +73,7 @@ static struct worker_info *pick_worker(struct master *m, const char *preferred, 
     }
     for (size_t i = 0; i < m->workers.n; i++) {
         struct worker_info *w = m->workers.items[i];
-        if (!has_free_slot(m, w, now))
+        if (!has_free_slot(m, w, ahead, now))
             continue;
         if (!best || w->active * best->cores < best->active * w->cores)
             best = w;
@@ -70,10 +81,10 @@ static struct worker_info *pick_worker(struct master *m, const char *preferred, 
     return best;
 }
 
-static int any_free_slot(struct master *m, uint64_t now)
+static int any_free_slot(struct master *m, int ahead, uint64_t now)
 {
     for (size_t i = 0; i < m->workers.n; i++)
-        if (has_free_slot(m, m->workers.items[i], now))
+        if (has_free_slot(m, m->workers.items[i], ahead, now))
             return 1;
     return 0;
 }
@@ -139,7 +150,8 @@ static void launch(struct master *m, struct stage *s, uint32_t i, struct worker_
 static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *launches)
 {
     uint64_t now = ember_monotonic_ms();
-    int free_slots = any_free_slot(m, now);
+    int ahead = short_tasks(s);
+    int free_slots = any_free_slot(m, ahead, now);
 
     for (uint32_t i = 0; i < s->n_parts && free_slots; i++) {
         struct part_state *ps = &s->parts[i];
@@ -154,11 +166,11 @@ static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *
             ps->pending_since_ms = now;
         const char *preferred = master_partition_cached_at(m, s->rdd, s->partitions[i]);
         struct worker_info *w = pick_worker(
-            m, preferred, now - ps->pending_since_ms >= (uint64_t)m->locality_wait_ms, now);
+            m, preferred, now - ps->pending_since_ms >= (uint64_t)m->locality_wait_ms, ahead, now);
         if (w) {
             ps->pending_since_ms = 0;
             launch(m, s, i, w, launches);
-            free_slots = any_free_slot(m, now);
+            free_slots = any_free_slot(m, ahead, now);
         }
     }
 }
@@ -191,30 +203,54 @@ static void task_not_launched(struct master *m, uint64_t task_id, const char *wh
         w->launch_backoff_until_ms = ember_monotonic_ms() + 1000;
 }
 
+/* One call per worker: LaunchTask for a lone task, LaunchTasks for several
+ * (a refusal fails every task of the batch). */
 static void send_launches(struct master *m, struct ptr_array *launches)
 {
+    struct launch **batch = ember_xcalloc(launches->n + 1, sizeof(*batch));
+
     for (size_t i = 0; i < launches->n; i++) {
-        struct launch *l = launches->items[i];
+        struct launch *first = launches->items[i];
+        Ember__TaskSpecs specs = EMBER__TASK_SPECS__INIT;
+        size_t n = 0;
+        if (!first)
+            continue;                  /* sent with an earlier one */
+        for (size_t k = i; k < launches->n; k++) {
+            struct launch *l = launches->items[k];
+            if (l && l->channel == first->channel) {
+                batch[n++] = l;
+                launches->items[k] = NULL;
+            }
+        }
+        specs.tasks = ember_xcalloc(n, sizeof(*specs.tasks));
+        for (size_t k = 0; k < n; k++)
+            specs.tasks[specs.n_tasks++] = batch[k]->spec;
         char *details = NULL;
         ProtobufCMessage *reply = NULL;
-        grpc_status_code st = ember_rpc_call(l->channel, &ember__worker__descriptor, "LaunchTask",
-                                             &l->spec->base, &reply, NULL, NULL, 5000, &details);
+        grpc_status_code st = ember_rpc_call(
+            first->channel, &ember__worker__descriptor, n == 1 ? "LaunchTask" : "LaunchTasks",
+            n == 1 ? &first->spec->base : &specs.base, &reply, NULL, NULL, 5000, &details);
         if (reply)
             protobuf_c_message_free_unpacked(reply, NULL);
-        if (st != GRPC_STATUS_OK) {
-            char *why = ember_xasprintf("could not launch on worker %s: %s", l->worker_id,
-                                        details && *details ? details : "unreachable");
-            ember_log_warn("task=%llu %s", (unsigned long long)l->task_id, why);
-            pthread_mutex_lock(&m->lock);
-            task_not_launched(m, l->task_id, why);
-            pthread_mutex_unlock(&m->lock);
-            free(why);
+        free(specs.tasks);
+        for (size_t k = 0; k < n; k++) {
+            struct launch *l = batch[k];
+            if (st != GRPC_STATUS_OK) {
+                char *why = ember_xasprintf("could not launch on worker %s: %s", l->worker_id,
+                                            details && *details ? details : "unreachable");
+                ember_log_warn("task=%llu %s", (unsigned long long)l->task_id, why);
+                pthread_mutex_lock(&m->lock);
+                task_not_launched(m, l->task_id, why);
+                pthread_mutex_unlock(&m->lock);
+                free(why);
+            }
+            free(l->worker_id);
+            ember__task_spec__free_unpacked(l->spec, NULL);
+            free(l);
         }
         free(details);
-        free(l->worker_id);
-        ember__task_spec__free_unpacked(l->spec, NULL);
-        free(l);
     }
+    free(batch);
     launches->n = 0;
 }
 
@@ -303,6 +339,7 @@ static void stage_check_complete(struct master *m, struct stage *s)
     if (s == job->result_stage && job->status == JOB_RUNNING) {
         job->status = JOB_SUCCEEDED;
         job->completed_ms = s->completed_ms;
+        pthread_cond_broadcast(&m->job_ended);
         master_journal_job_end(m, job);
         ember_log_info("app=%s job=%u succeeded in %llu ms", job->app->id, job->id,
                        (unsigned long long)(job->completed_ms - job->submitted_ms));
@@ -488,6 +525,7 @@ void master_fail_job(struct master *m, struct job *job, struct stage *stage, int
     job->failed_stage = stage ? (int)stage->id : -1;
     job->failed_partition = partition;
     master_results_release(m, job);    /* a failed job has no results to fetch */
+    pthread_cond_broadcast(&m->job_ended);
     for (size_t i = 0; i < job->stages.n; i++) {
         struct stage *s = job->stages.items[i];
         /* The failing stage, and any other that was running (a cancel names none). */

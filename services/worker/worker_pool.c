@@ -44,7 +44,24 @@ struct worker_pool {
     pthread_cond_t changed;
     pthread_t launcher;
     int stopping;
+    /* Kills of tasks not running Python: a task launched ahead, still waiting
+     * for a slot, must not start afterwards. The newest few are enough. */
+    uint64_t early_kills[64];
+    unsigned n_early_kills;
 };
+
+#define EARLY_KILLS (sizeof(((struct worker_pool *)0)->early_kills) / sizeof(uint64_t))
+
+/* Whether task_id was killed before it got a slot (forgets it). Lock held. */
+static int take_early_kill(struct worker_pool *p, uint64_t task_id)
+{
+    for (unsigned i = 0; i < EARLY_KILLS && i < p->n_early_kills; i++)
+        if (p->early_kills[i] == task_id) {
+            p->early_kills[i] = 0;
+            return 1;
+        }
+    return 0;
+}
 
 static void close_fd(int *fd)
 {
@@ -169,10 +186,22 @@ int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **o
 
 struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id)
 {
+    int killed;
+    return worker_pool_acquire_unless_killed(p, task_id, &killed);
+}
+
+struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uint64_t task_id,
+                                                      int *killed)
+{
     struct slot_entry *found = NULL;
 
+    *killed = 0;
     pthread_mutex_lock(&p->lock);
     while (!found && !p->stopping) {
+        if (task_id && take_early_kill(p, task_id)) {
+            *killed = 1;
+            break;
+        }
         for (int i = 0; i < p->size && !found; i++) {
             struct slot_entry *e = &p->slots[i];
             if (e->state == SLOT_FAILED) {
@@ -375,6 +404,10 @@ int worker_pool_kill_task(struct worker_pool *p, uint64_t task_id)
             e->signalled = 1;
             found = 0;
         }
+    }
+    if (found != 0 && task_id != 0) {  /* maybe waiting for a slot: stop it there */
+        p->early_kills[p->n_early_kills++ % EARLY_KILLS] = task_id;
+        pthread_cond_broadcast(&p->changed);
     }
     pthread_mutex_unlock(&p->lock);
     return found;

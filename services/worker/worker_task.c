@@ -329,22 +329,10 @@ static void report(struct task_run *t, uint64_t duration_ms)
         rep.partition_lengths = t->partition_lengths;
         rep.n_partition_lengths = t->n_buckets;
     }
-    for (int attempt = 0; attempt < 5; attempt++) {
-        ProtobufCMessage *reply = NULL;
-        grpc_status_code st = ember_rpc_call(t->w->master, &ember__master__descriptor, "ReportTask",
-                                             &rep.base, &reply, NULL, NULL, 3000, NULL);
-        if (reply)
-            protobuf_c_message_free_unpacked(reply, NULL);
-        if (st == GRPC_STATUS_OK || st == GRPC_STATUS_NOT_FOUND) {
-            free(rep.cached);
-            return;
-        }
-        if (ember_daemon_sleep(t->w->daemon, 500 << attempt))
-            break;
-    }
+    if (worker_report_send(t->w, &rep) != 0)
+        ember_log_warn("task=%llu could not report to master %s", (unsigned long long)s->task_id,
+                       t->w->master_addr);
     free(rep.cached);
-    ember_log_warn("task=%llu could not report to master %s", (unsigned long long)s->task_id,
-                   t->w->master_addr);
 }
 
 /* Runs the attempt in the slot; afterwards t->error says whether it failed. */
@@ -391,13 +379,18 @@ static void *task_main(void *arg)
 {
     struct task_run *t = arg;
     Ember__TaskSpec *s = t->spec;
-    uint64_t started = ember_monotonic_ms();
+    uint64_t started;
+    int killed = 0;
 
     ember_log_debug("app=%s job=%u stage=%u task=%llu partition=%u attempt=%u starting", s->app_id,
                     s->job_id, s->stage_id, (unsigned long long)s->task_id, s->partition,
                     s->attempt);
-    t->slot = worker_pool_acquire(t->w->pool, s->task_id);
-    if (!t->slot)
+    /* A task launched ahead waits here for its slot; its run time starts now. */
+    t->slot = worker_pool_acquire_unless_killed(t->w->pool, s->task_id, &killed);
+    started = ember_monotonic_ms();
+    if (killed)
+        t->error = ember_xstrdup("killed before it started (its job ended)");
+    else if (!t->slot)
         t->error = ember_xstrdup("worker is shutting down");
     else {
         execute(t);
