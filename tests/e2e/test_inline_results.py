@@ -101,3 +101,28 @@ def test_max_result_size_still_counts_inline_results(sc):
     finally:
         sc._conf.set("spark.driver.maxResultSize", before or "1g")
     assert len(sc.parallelize(range(4), 4).map(lambda i: b"y" * 30_000).collect()) == 4
+
+
+def test_job_status_long_poll(sc):
+    """?waitMs waits for a running job's end (at most 50 ms at the gateway) and
+    answers RUNNING when it did not end; a waitMs that is not a number is 400."""
+    import threading
+    gw = Gateway.of(sc)
+    app = sc.applicationId
+    done: dict = {}
+    thread = threading.Thread(target=lambda: done.update(
+        r=sc.parallelize([1], 1).map(lambda x: __import__("time").sleep(1.5) or x).collect()))
+    thread.start()
+    from conftest import wait_until
+    assert wait_until(lambda: gw.api(f"/applications/{app}/jobs")[0]["status"] == "RUNNING"
+                      and gw.api(f"/applications/{app}/jobs")[0]["numActiveTasks"] == 1, 30)
+    job = gw.api(f"/applications/{app}/jobs")[0]["jobId"]
+    status, body = gw.get(f"/api/v1/applications/{app}/jobs/{job}?waitMs=100000")
+    assert status == 200 and body["status"] == "RUNNING", body
+    for bad in ["abc", "-1", "", "12x"]:
+        status, body = gw.get(f"/api/v1/applications/{app}/jobs/{job}?waitMs={bad}")
+        assert status == 400 and "waitMs" in body["error"], (bad, status, body)
+    thread.join(30)
+    assert done["r"] == [1]
+    status, body = gw.get(f"/api/v1/applications/{app}/jobs/{job}?waitMs=50&inlineResults=1")
+    assert status == 200 and body["status"] == "SUCCEEDED" and body["results"][0]["data"]
