@@ -5,6 +5,7 @@
 #include "worker.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ struct task_run {
     uint8_t *from_objects;       /* per input: pyexec holds it as objects, sends no bytes */
     uint8_t *accumulators;       /* pickled updates from the metrics frame */
     size_t accumulators_len;
+    size_t header_bytes;         /* written to the pyexec by send_header */
 };
 
 static int slot_holds(const struct pyexec_slot *slot, const char *block_id)
@@ -115,6 +117,11 @@ static int send_header(struct task_run *t, const struct broadcast_load *loads, s
     json_object_set_new(h, "objectInputs", object_inputs(t));
     json_object_set_new(h, "cacheBlocks", cache_blocks(s));
     text = json_dumps(h, JSON_COMPACT);
+    t->header_bytes = 4 + strlen(text) + 4 * (s->n_funcs + 1 + n_loads) + s->partitioner.len;
+    for (size_t i = 0; i < s->n_funcs; i++)
+        t->header_bytes += s->funcs[i].len;
+    for (size_t i = 0; i < n_loads; i++)
+        t->header_bytes += loads[i].value.len;
     rc = ember_frame_write(t->slot->to_child, text, strlen(text));
     free(text);
     json_decref(h);
@@ -125,6 +132,23 @@ static int send_header(struct task_run *t, const struct broadcast_load *loads, s
     for (size_t i = 0; rc == 0 && i < n_loads; i++)
         rc = ember_frame_write(t->slot->to_child, loads[i].value.data, loads[i].value.len);
     return rc;
+}
+
+/* Whether the task's inputs all came in its spec and fit in the pipe with the
+ * header before them: then writing them cannot block, whatever the pyexec
+ * does, and needs no feeder thread (a one-element task's input is a few bytes). */
+static int inputs_fit_pipe(const struct task_run *t)
+{
+    const Ember__TaskSpec *s = t->spec;
+    int capacity = fcntl(t->slot->to_child, F_GETPIPE_SZ);
+    size_t bytes = t->header_bytes;
+
+    for (size_t i = 0; i < s->n_inputs; i++) {
+        if (s->inputs[i]->kind != EMBER__TASK_INPUT__KIND__DATA)
+            return 0;
+        bytes += 8 + s->inputs[i]->data.len;   /* its frame and END */
+    }
+    return capacity > 0 && bytes + 256 <= (size_t)capacity;
 }
 
 static void *feeder_main(void *arg)
@@ -355,7 +379,10 @@ static void execute(struct task_run *t)
         return;
     }
 
-    if (rc == 0 && pthread_create(&feeder, NULL, feeder_main, t) == 0) {
+    if (rc == 0 && inputs_fit_pipe(t)) {
+        worker_feed_input(t->w, t->spec, t->slot, &t->input);
+        collect_output(t);
+    } else if (rc == 0 && pthread_create(&feeder, NULL, feeder_main, t) == 0) {
         collect_output(t);
         pthread_join(feeder, NULL);
     } else {
