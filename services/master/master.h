@@ -121,6 +121,7 @@ struct stage {
     struct ptr_array tasks;
     char *failure;
     uint32_t num_complete, num_failed;
+    uint32_t num_short;          /* successful tasks shorter than SHORT_TASK_MS */
     Ember__TaskMetrics totals;
 };
 
@@ -180,6 +181,7 @@ struct worker_info {
     uint32_t active, completed, failed;
     uint64_t total_ms;
     uint64_t launch_backoff_until_ms;  /* after a failed launch, try others for a while */
+    uint64_t filled_in_pass;     /* the scheduler pass that last launched here */
     uint64_t incarnation;              /* of the process that registered last */
 };
 
@@ -219,6 +221,7 @@ struct master {
     int64_t driver_log_bytes;    /* of each driver output stream kept here */
     int64_t retained_drivers;    /* finished drivers kept, the newest */
     uint64_t inline_bytes;       /* results held inline, all jobs (master_results.c) */
+    uint64_t sched_pass;         /* scheduler passes so far (master_sched.c) */
 };
 
 int master_create(struct ember_daemon *d, struct master **out) EMBER_MUST_CHECK;

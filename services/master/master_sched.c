@@ -10,12 +10,16 @@
 #include "worker.pb-c.h"
 
 #define SCHEDULER_TICK_MS 200
-/* A stage whose tasks take less than this on average (once a few finished)
- * is launched ahead: each worker gets up to twice its cores of tasks, the
+/* A stage most of whose tasks take less than this (once a few finished) is
+ * launched ahead: a worker holding fewer than AHEAD_LOW tasks per core is
+ * filled up to AHEAD_HIGH per core in one pass (one LaunchTasks call), the
  * extra ones waiting there for a slot, so a slot never idles for the round
- * trip of a report and the next launch. Longer tasks are not: a task queued
- * behind a long one could have started elsewhere sooner. */
+ * trip of a report and the next launch, and launches go several to a call.
+ * Longer tasks are not: a task queued behind a long one could have started
+ * elsewhere sooner. */
 #define SHORT_TASK_MS 20
+#define AHEAD_LOW 3
+#define AHEAD_HIGH 5
 
 struct kill_request {
     grpc_channel *channel;       /* borrowed: worker channels live until exit */
@@ -44,12 +48,18 @@ static int usable(struct master *m, const struct worker_info *w, uint64_t now)
 
 static int has_free_slot(struct master *m, const struct worker_info *w, int ahead, uint64_t now)
 {
-    return w->active < (ahead ? 2 * w->cores : w->cores) && usable(m, w, now);
+    uint32_t limit = w->cores;
+
+    if (ahead)
+        limit *= w->filled_in_pass == m->sched_pass ? AHEAD_HIGH : AHEAD_LOW;
+    return w->active < limit && usable(m, w, now);
 }
 
+/* Most of its tasks so far were short (a slow first task, as a Python
+ * subprocess starts, does not count against the rest). */
 static int short_tasks(const struct stage *s)
 {
-    return s->num_complete >= 4 && s->totals.duration_ms < SHORT_TASK_MS * s->num_complete;
+    return s->num_short >= 4 && 4 * s->num_short >= 3 * s->num_complete;
 }
 
 /* The least loaded worker with a free slot; with a preferred block manager,
@@ -137,6 +147,7 @@ static void launch(struct master *m, struct stage *s, uint32_t i, struct worker_
     struct task *t = new_task(m, s, i, w);
     struct launch *l = ember_xcalloc(1, sizeof(*l));
 
+    w->filled_in_pass = m->sched_pass;
     l->channel = w->channel;
     l->task_id = t->id;
     l->worker_id = ember_xstrdup(w->id);
@@ -283,6 +294,7 @@ void *master_scheduler_main(void *arg)
             master_check_liveness(m);
             last_liveness = ember_monotonic_ms();
         }
+        m->sched_pass++;
         for (size_t i = 0; i < m->jobs.n; i++) {
             struct job *job = m->jobs.items[i];
             if (job->status == JOB_RUNNING)
@@ -393,6 +405,8 @@ static void task_succeeded(struct master *m, struct task *t, const Ember__TaskRe
 
     t->state = TASK_SUCCEEDED;
     s->num_complete++;
+    if (rep->metrics && rep->metrics->duration_ms < SHORT_TASK_MS)
+        s->num_short++;
     /* Only attempts that complete their partition get here: a report from an
      * attempt already written off (lost worker, killed job) was ignored. */
     if (rep->accumulator_updates.len) {

@@ -271,6 +271,7 @@ int worker_create(struct ember_daemon *d, struct worker **out)
     pthread_cond_init(&w->idle, NULL);
     pthread_mutex_init(&w->report_lock, NULL);
     pthread_cond_init(&w->report_sent, NULL);
+    pthread_cond_init(&w->report_queued, NULL);
     worker_http_init();                /* curl wants this before any thread starts */
     grpc_init();
     w->python_path = worker_driver_python_path();
@@ -320,6 +321,7 @@ void worker_destroy(struct worker *w)
     pthread_cond_destroy(&w->idle);
     pthread_mutex_destroy(&w->report_lock);
     pthread_cond_destroy(&w->report_sent);
+    pthread_cond_destroy(&w->report_queued);
     free(w->id);
     free(w->address);
     free(w->host);

@@ -46,6 +46,7 @@ struct worker {
     char *python_path;               /* the `ember` package folders, for drivers */
     pthread_mutex_t report_lock;     /* worker_report.c: reports waiting to be sent */
     pthread_cond_t report_sent;
+    pthread_cond_t report_queued;
     struct pending_report *report_queue;
     int report_sending;              /* a report call is on its way */
 };
@@ -67,6 +68,9 @@ struct pyexec_slot {
 int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **out) EMBER_MUST_CHECK;
 /* Waits for an idle, running subprocess and marks it busy with task_id. */
 struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id);
+/* Keeps task_id a place in the queue for slots now, so tasks get slots in the
+ * order they were launched whatever order their threads run in. */
+void worker_pool_enqueue(struct worker_pool *p, uint64_t task_id);
 /* The same, but NULL with *killed set when worker_pool_kill_task named the
  * task before it got a slot (a task launched ahead of a free slot). */
 struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uint64_t task_id,

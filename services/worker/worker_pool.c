@@ -48,7 +48,57 @@ struct worker_pool {
      * for a slot, must not start afterwards. The newest few are enough. */
     uint64_t early_kills[64];
     unsigned n_early_kills;
+    /* Tasks waiting for a slot, in arrival order: slots go first come, first
+     * served, so a task launched ahead never waits behind a later one. */
+    struct slot_waiter *waiters;
 };
+
+struct slot_waiter {
+    struct slot_waiter *next;
+    uint64_t task_id;
+};
+
+/* Lock held. Appends a place for task_id at the end of the queue. */
+static struct slot_waiter *join_queue(struct worker_pool *p, uint64_t task_id)
+{
+    struct slot_waiter *me = ember_xcalloc(1, sizeof(*me)), **tail;
+
+    me->task_id = task_id;
+    for (tail = &p->waiters; *tail; tail = &(*tail)->next)
+        ;
+    *tail = me;
+    return me;
+}
+
+/* Lock held. The place worker_pool_enqueue kept for task_id, or a new one. */
+static struct slot_waiter *queue_place(struct worker_pool *p, uint64_t task_id)
+{
+    for (struct slot_waiter *w = p->waiters; w && task_id; w = w->next)
+        if (w->task_id == task_id)
+            return w;
+    return join_queue(p, task_id);
+}
+
+void worker_pool_enqueue(struct worker_pool *p, uint64_t task_id)
+{
+    if (task_id == 0)                  /* not a real task: it would hold the queue's head */
+        return;
+    pthread_mutex_lock(&p->lock);
+    join_queue(p, task_id);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void leave_queue(struct worker_pool *p, struct slot_waiter *me)
+{
+    struct slot_waiter **at = &p->waiters;
+
+    while (*at && *at != me)
+        at = &(*at)->next;
+    if (*at)
+        *at = me->next;
+    free(me);
+    pthread_cond_broadcast(&p->changed);   /* the next one may be first now */
+}
 
 #define EARLY_KILLS (sizeof(((struct worker_pool *)0)->early_kills) / sizeof(uint64_t))
 
@@ -194,15 +244,17 @@ struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uin
                                                       int *killed)
 {
     struct slot_entry *found = NULL;
+    struct slot_waiter *me;
 
     *killed = 0;
     pthread_mutex_lock(&p->lock);
+    me = queue_place(p, task_id);
     while (!found && !p->stopping) {
         if (task_id && take_early_kill(p, task_id)) {
             *killed = 1;
             break;
         }
-        for (int i = 0; i < p->size && !found; i++) {
+        for (int i = 0; i < p->size && !found && p->waiters == me; i++) {
             struct slot_entry *e = &p->slots[i];
             if (e->state == SLOT_FAILED) {
                 e->state = SLOT_NEEDS_SPAWN;   /* try again, it may have been transient */
@@ -214,6 +266,7 @@ struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uin
         if (!found)
             pthread_cond_wait(&p->changed, &p->lock);
     }
+    leave_queue(p, me);
     if (found) {
         found->busy = 1;
         found->in_python = 1;
@@ -441,5 +494,10 @@ void worker_pool_destroy(struct worker_pool *p)
     pthread_cond_destroy(&p->changed);
     free(p->slots);
     free(p->pyexec_path);
+    while (p->waiters) {               /* places of tasks that never asked */
+        struct slot_waiter *next = p->waiters->next;
+        free(p->waiters);
+        p->waiters = next;
+    }
     free(p);
 }

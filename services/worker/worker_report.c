@@ -1,14 +1,18 @@
 /* Task reports to the master. A report that finds another on its way waits
  * in a queue; when the call in flight returns, one waiting thread sends every
  * queued report in one ReportTasks call. A worker finishing many short tasks
- * so makes fewer calls, and a lone report still goes at once. */
+ * so makes fewer calls, and a lone report still goes at once: a report waits
+ * for company (1 ms at most) only while other tasks are still here. */
 #define _GNU_SOURCE
 #include "worker.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "log.h"
 #include "master.pb-c.h"
+
+#define REPORT_LINGER_MS 1
 
 struct pending_report {
     const Ember__TaskReport *rep;
@@ -48,23 +52,58 @@ static int send_batch(struct worker *w, struct pending_report *batch)
     return ok;
 }
 
+static int tasks_here(struct worker *w)
+{
+    int n;
+
+    pthread_mutex_lock(&w->lock);
+    n = w->running_tasks;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
+/* With other tasks still here (launched ahead, so their slots stay busy) the
+ * master can wait a moment for this report: gather what ends meanwhile, up
+ * to REPORT_LINGER_MS or until every task here has reported. Lock held. */
+static void linger(struct worker *w, size_t queued)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += REPORT_LINGER_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (queued < (size_t)tasks_here(w)
+           && pthread_cond_timedwait(&w->report_queued, &w->report_lock, &until) == 0) {
+        queued = 0;
+        for (struct pending_report *p = w->report_queue; p; p = p->next)
+            queued++;
+    }
+}
+
 int worker_report_send(struct worker *w, const Ember__TaskReport *rep)
 {
     struct pending_report me = {.rep = rep};
     struct pending_report **tail;
+    size_t queued = 1;
 
     pthread_mutex_lock(&w->report_lock);
     for (tail = &w->report_queue; *tail; tail = &(*tail)->next)
-        ;
+        queued++;
     *tail = &me;
+    pthread_cond_signal(&w->report_queued);
     while (!me.done) {
         if (w->report_sending) {
             pthread_cond_wait(&w->report_sent, &w->report_lock);
             continue;
         }
+        w->report_sending = 1;
+        if (queued < (size_t)tasks_here(w))
+            linger(w, queued);
         struct pending_report *batch = w->report_queue;
         w->report_queue = NULL;
-        w->report_sending = 1;
         pthread_mutex_unlock(&w->report_lock);
         int ok = send_batch(w, batch);
         pthread_mutex_lock(&w->report_lock);

@@ -476,6 +476,7 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
     pthread_mutex_lock(&w->lock);
     w->running_tasks++;
     pthread_mutex_unlock(&w->lock);
+    worker_pool_enqueue(w->pool, spec->task_id);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_create(&thread, &attr, task_main, t);

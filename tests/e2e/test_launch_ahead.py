@@ -108,9 +108,12 @@ def test_cancel_kills_tasks_waiting_for_a_slot(sc, tmp_path: Path):
     thread.start()
     gw = Gateway.of(sc)
     app = sc.applicationId
-    assert wait_until(lambda: gw.api(f"/applications/{app}/jobs")[0]["numCompletedTasks"] >= 40
-                      and gw.api(f"/applications/{app}/jobs")[0]["numActiveTasks"] > 0, 60)
-    job = gw.api(f"/applications/{app}/jobs")[0]["jobId"]
+    def newest() -> dict:
+        jobs = gw.api(f"/applications/{app}/jobs")
+        return jobs[0] if jobs else {"numCompletedTasks": 0, "numActiveTasks": 0}
+    assert wait_until(lambda: newest()["numCompletedTasks"] >= 40
+                      and newest()["numActiveTasks"] > 0, 60)
+    job = newest()["jobId"]
     time.sleep(0.5)                     # the hanging tasks reach their slots or queue
     status, body = gw.post(f"/api/v1/applications/{app}/jobs/{job}/cancel")
     assert status == 200, body
@@ -142,9 +145,10 @@ def test_worker_death_with_tasks_launched_ahead(sc):
     job = threading.Thread(target=run, daemon=True)
     job.start()
     gw = Gateway.of(sc)
-    assert wait_until(lambda: gw.api(f"/applications/{sc.applicationId}/jobs")
-                      and gw.api(f"/applications/{sc.applicationId}/jobs")[0]
-                      ["numCompletedTasks"] >= 100, 60)
+    def completed() -> int:
+        jobs = gw.api(f"/applications/{sc.applicationId}/jobs")
+        return jobs[0]["numCompletedTasks"] if jobs else 0
+    assert wait_until(lambda: completed() >= 100, 60)
     worker = next(p for p in sc._cluster.processes if p.poll() is None
                   and "ember-worker" in p.args[0])
     Chaos(sc, seed=0, interval=(0, 0), max_kills=0)._restart(worker, "ember-worker", None)
