@@ -56,6 +56,7 @@ struct worker_pool {
 struct slot_waiter {
     struct slot_waiter *next;
     uint64_t task_id;
+    int claimed;                       /* its task's thread is waiting on it */
 };
 
 /* Lock held. Appends a place for task_id at the end of the queue. */
@@ -70,13 +71,19 @@ static struct slot_waiter *join_queue(struct worker_pool *p, uint64_t task_id)
     return me;
 }
 
-/* Lock held. The place worker_pool_enqueue kept for task_id, or a new one. */
+/* Lock held. The place worker_pool_enqueue kept for task_id, or a new one.
+ * Each place serves one thread: a task id sent twice has two. */
 static struct slot_waiter *queue_place(struct worker_pool *p, uint64_t task_id)
 {
-    for (struct slot_waiter *w = p->waiters; w && task_id; w = w->next)
-        if (w->task_id == task_id)
-            return w;
-    return join_queue(p, task_id);
+    struct slot_waiter *place = NULL;
+
+    for (struct slot_waiter *w = p->waiters; w && task_id && !place; w = w->next)
+        if (w->task_id == task_id && !w->claimed)
+            place = w;
+    if (!place)
+        place = join_queue(p, task_id);
+    place->claimed = 1;
+    return place;
 }
 
 void worker_pool_enqueue(struct worker_pool *p, uint64_t task_id)
