@@ -8,7 +8,10 @@ another thread by job group or all at once.
 
 from __future__ import annotations
 
+import base64
 import json
+import pickle
+import struct
 import threading
 import uuid
 import time
@@ -77,11 +80,31 @@ def _lineage_needs(rdd: "RDD") -> dict[str, Any]:
 _RESULT_ATTEMPTS = 3
 
 
+# How long one status request may wait for the job to end (the gateway's limit).
+_POLL_WAIT_MS = 50
+
+
+def _frames(data: bytes) -> Iterator[Any]:
+    """Records of a result block's bytes: frames of a 4-byte big-endian length
+    and a pickled list, as the gateway would stream them."""
+    pos = 0
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise GatewayError(f"an inline result breaks off inside a frame header at {pos}")
+        (length,) = struct.unpack_from(">i", data, pos)
+        pos += 4
+        if length < 0 or pos + length > len(data):
+            raise GatewayError(f"an inline result's frame at {pos - 4} runs past its end")
+        yield from pickle.loads(data[pos:pos + length])
+        pos += length
+
+
 def _result_lost(err: GatewayError) -> bool:
-    """The gateway's answer when a result block's block manager lost it: 404
-    before the download started, or a download of several blocks breaking off
-    at the lost one."""
-    return (err.status == 404 and "is no longer on the block manager" in str(err)) \
+    """The gateway's answer when a result block's block manager lost it (or the
+    master dropped a result it held): 404 before the download started, or a
+    download of several blocks breaking off at the lost one."""
+    return (err.status == 404 and ("is no longer on the block manager" in str(err)
+                                   or "is no longer on the master" in str(err))) \
         or (err.status is None and "broke off" in str(err))
 
 
@@ -231,8 +254,13 @@ class JobRunner:
     def _poll(self, job_id: int, on_status: Callable[[dict], None]) -> dict:
         delay = 0.001
         while True:
+            asked = time.monotonic()
             try:
-                status = self.client.request("GET", f"/applications/{self.app}/jobs/{job_id}")
+                # inlineResults: small results come in this answer (no download);
+                # waitMs: the gateway answers as soon as the job ends (long poll).
+                status = self.client.request(
+                    "GET", f"/applications/{self.app}/jobs/{job_id}?inlineResults=1"
+                    f"&waitMs={_POLL_WAIT_MS}")
             except GatewayError as err:
                 if err.status != 404:
                     raise
@@ -246,10 +274,11 @@ class JobRunner:
                 return status
             if status["status"] == "FAILED":
                 self._raise_failure(job_id, status)
-            time.sleep(delay)
-            # Short jobs are common in iterative programs: poll often at first
-            # (a poll costs the gateway and the master well under a millisecond).
-            delay = min(delay * 1.5, 0.05)
+            if time.monotonic() - asked < _POLL_WAIT_MS / 2000:
+                # The answer did not wait (a gateway without long polls, or the
+                # master had enough waiters): poll often at first, then less.
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.05)
 
     def _raise_failure(self, job_id: int, status: dict) -> None:
         message = status.get("errorMessage", "job failed")
@@ -279,6 +308,10 @@ class JobRunner:
 
     def _records(self, job_id: int, status: dict) -> Iterator[Any]:
         results = status.get("results", [])
+        if all("data" in entry for entry in results):   # the master held them all
+            for entry in results:
+                yield from _frames(base64.b64decode(entry["data"]))
+            return
         if len(results) > 1:      # one request streams every partition's block in turn
             yield from self.client.stream_frames(f"/applications/{self.app}/jobs/{job_id}/results")
             return

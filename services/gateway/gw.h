@@ -147,8 +147,11 @@ grpc_status_code gw_master_end_app(struct gw *g, const char *app_id, char **deta
 /* job_json is passed to the master unchanged. */
 grpc_status_code gw_master_submit_job(struct gw *g, const char *app_id, const char *job_json,
                                       uint32_t *job_id, char **details);
+/* inline_results: with the bytes of results the master holds (base64 "data");
+ * wait_ms: the master answers once the job ended or after that long. */
 grpc_status_code gw_master_get_job(struct gw *g, const char *app_id, uint32_t job_id,
-                                   char **json, char **details);
+                                   int inline_results, uint32_t wait_ms, char **json,
+                                   char **details);
 grpc_status_code gw_master_cancel_job(struct gw *g, const char *app_id, uint32_t job_id,
                                       char **details);
 /* id < 0: no id (a listing). app_id NULL: every application. */

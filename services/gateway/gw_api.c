@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "gw.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,10 +191,32 @@ out:
     return ret;
 }
 
+/* A long poll holds this connection's MHD thread (and the other connections
+ * it serves) for as long: keep it short, the driver asks again. */
+#define MAX_JOB_WAIT_MS 50
+
+/* ?inlineResults=1: the bytes of results the master holds come in the JSON, so
+ * a driver needs no download for them. ?waitMs=N: a running job's answer
+ * waits until it ends, or N ms (at most MAX_JOB_WAIT_MS). */
 enum MHD_Result gw_api_get_job(struct gw_request *rq)
 {
-    char *json = NULL, *details = NULL;
-    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job, &json, &details);
+    const char *inl = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "inlineResults");
+    const char *wait = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "waitMs");
+    char *json = NULL, *details = NULL, *end = NULL;
+    unsigned long wait_ms = 0;
+
+    if (wait) {
+        errno = 0;
+        wait_ms = strtoul(wait, &end, 10);
+        if (!*wait || *end || errno || *wait == '-')
+            return gw_reply_error(rq, MHD_HTTP_BAD_REQUEST,
+                                  "waitMs must be a number of milliseconds, not \"%.40s\"", wait);
+        if (wait_ms > MAX_JOB_WAIT_MS)
+            wait_ms = MAX_JOB_WAIT_MS;
+    }
+    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job,
+                                              inl && strcmp(inl, "1") == 0, (uint32_t)wait_ms,
+                                              &json, &details);
 
     if (code != GRPC_STATUS_OK)
         return gw_reply_master_error(rq, code, details);

@@ -104,12 +104,15 @@ grpc_status_code gw_master_submit_job(struct gw *g, const char *app_id, const ch
 }
 
 grpc_status_code gw_master_get_job(struct gw *g, const char *app_id, uint32_t job_id,
-                                   char **json, char **details)
+                                   int inline_results, uint32_t wait_ms, char **json,
+                                   char **details)
 {
     Ember__JobRef req = EMBER__JOB_REF__INIT;
 
+    req.wait_ms = wait_ms;
     req.app_id = (char *)app_id;
     req.job_id = job_id;
+    req.inline_results = inline_results != 0;
     return call_json(g, "GetJob", &req.base, json, details);
 }
 

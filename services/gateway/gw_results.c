@@ -1,5 +1,6 @@
 /* Result downloads: find a job's result block with GetJob, then stream it from
- * the block manager that holds it as the client reads. The first chunk gives
+ * the block manager that holds it as the client reads (a small result the
+ * master holds comes inline in GetJob's JSON and is sent from there). The first chunk gives
  * the block's size (Content-Length) before the response starts, so an error up
  * to then is a JSON answer; afterwards MHD pulls one chunk at a time through
  * read_block, so a download holds about one chunk (1 MiB) whatever the block's
@@ -84,6 +85,8 @@ struct result_block {
     char *address;
     char *block_id;
     uint64_t size;
+    uint8_t *data;                     /* inline: the bytes (size of them), no block */
+    int is_inline;
 };
 
 /* One download: the result blocks to send one after another, the GetBlock
@@ -101,6 +104,7 @@ struct download {
     uint64_t received;                 /* bytes of every chunk so far */
     uint64_t total;                    /* the block's size, from the first chunk */
     int sized;                         /* the first chunk came: total is known */
+    size_t inline_off;                 /* an inline blocks[current]: bytes sent */
 };
 
 static void free_download(void *cls)
@@ -115,6 +119,7 @@ static void free_download(void *cls)
     for (size_t i = 0; i < d->n_blocks; i++) {
         free(d->blocks[i].address);
         free(d->blocks[i].block_id);
+        free(d->blocks[i].data);
     }
     free(d->blocks);
     free(d);
@@ -135,7 +140,17 @@ static void download_add(struct download *d, const char *address, const char *bl
     d->blocks[d->n_blocks].address = ember_xstrdup(address);
     d->blocks[d->n_blocks].block_id = ember_xstrdup(block_id);
     d->blocks[d->n_blocks].size = size;
+    d->blocks[d->n_blocks].data = NULL;
+    d->blocks[d->n_blocks].is_inline = 0;
     d->n_blocks++;
+}
+
+/* An inline result: takes data (size bytes). */
+static void download_add_inline(struct download *d, uint8_t *data, uint64_t size)
+{
+    download_add(d, "master", "inline result", size);
+    d->blocks[d->n_blocks - 1].data = data;
+    d->blocks[d->n_blocks - 1].is_inline = 1;
 }
 
 /* Why the stream ended before the block did: a new sentence; *code is the
@@ -203,6 +218,7 @@ static int open_block(struct download *d, size_t index, char **error, grpc_statu
     Ember__GetBlockRequest req = EMBER__GET_BLOCK_REQUEST__INIT;
 
     gw_stream_close(d->stream);
+    d->stream = NULL;
     if (d->chunk)
         protobuf_c_message_free_unpacked(&d->chunk->base, NULL);
     d->chunk = NULL;
@@ -212,6 +228,12 @@ static int open_block(struct download *d, size_t index, char **error, grpc_statu
     d->current = index;
     d->block_id = d->blocks[index].block_id;
     d->address = d->blocks[index].address;
+    if (d->blocks[index].is_inline) {  /* the bytes are here already */
+        d->inline_off = 0;
+        d->received = d->total = d->blocks[index].size;
+        d->sized = 1;
+        return 0;
+    }
     req.block_id = d->block_id;
     d->stream = gw_stream_open(block_channel(d->channels, d->address),
                                &ember__block_manager__descriptor, "GetBlock", &req.base,
@@ -230,12 +252,25 @@ static int open_block(struct download *d, size_t index, char **error, grpc_statu
 
 /* Makes d->chunk hold unsent bytes: the next chunk of this block, or the
  * first of the next block once this one is whole. */
+static size_t unsent(const struct download *d)
+{
+    if (d->blocks[d->current].is_inline)
+        return d->blocks[d->current].size - d->inline_off;
+    return d->chunk->data.len - d->chunk_off;
+}
+
 static int refill(struct download *d, char **error, grpc_status_code *code)
 {
-    while (d->chunk_off == d->chunk->data.len) {
-        int rc = d->received == d->total && d->current + 1 < d->n_blocks
-                     ? open_block(d, d->current + 1, error, code)
-                     : next_chunk(d, error, code);
+    while (unsent(d) == 0) {
+        int rc;
+        if (d->received == d->total && d->current + 1 < d->n_blocks)
+            rc = open_block(d, d->current + 1, error, code);
+        else if (d->blocks[d->current].is_inline) {
+            *code = GRPC_STATUS_OK;    /* MHD asked past the Content-Length: a bug */
+            *error = ember_xasprintf("no bytes left after inline result %zu", d->current);
+            rc = EMBER_EIO;
+        } else
+            rc = next_chunk(d, error, code);
         if (rc != 0)
             return rc;
     }
@@ -256,11 +291,16 @@ static ssize_t read_block(void *cls, uint64_t pos, char *buf, size_t max)
         free(error);
         return MHD_CONTENT_READER_END_WITH_ERROR;  /* MHD closes the connection */
     }
-    n = d->chunk->data.len - d->chunk_off;
+    n = unsent(d);
     if (n > max)
         n = max;
-    memcpy(buf, d->chunk->data.data + d->chunk_off, n);
-    d->chunk_off += n;
+    if (d->blocks[d->current].is_inline) {
+        memcpy(buf, d->blocks[d->current].data + d->inline_off, n);
+        d->inline_off += n;
+    } else {
+        memcpy(buf, d->chunk->data.data + d->chunk_off, n);
+        d->chunk_off += n;
+    }
     return (ssize_t)n;
 }
 
@@ -369,6 +409,34 @@ static int job_succeeded(struct gw_request *rq, const json_t *job, enum MHD_Resu
     return 0;
 }
 
+/* An entry the master holds inline: 1 and *data (new) when it still has the
+ * bytes; 0 with *reply the answer when it dropped them or they do not decode;
+ * -1 when the entry is a block. */
+static int inline_entry(struct gw_request *rq, const json_t *entry, uint8_t **data, size_t *len,
+                        enum MHD_Result *reply)
+{
+    const json_t *flag = json_object_get(entry, "inline");
+    const char *b64 = json_string_value(json_object_get(entry, "data"));
+    json_int_t partition = json_integer_value(json_object_get(entry, "partition"));
+
+    if (!flag)
+        return -1;
+    if (!json_is_true(flag)) {         /* the driver reruns the job on this answer */
+        *reply = gw_reply_error(rq, MHD_HTTP_NOT_FOUND,
+                                "job %u's result of partition %lld is no longer on the master "
+                                "(it dropped it to make room for newer results)",
+                                rq->job, (long long)partition);
+        return 0;
+    }
+    if (!b64 || ember_base64_decode(b64, strlen(b64), data, len) != 0) {
+        *reply = gw_reply_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                "the master's inline result of job %u partition %lld does not "
+                                "decode", rq->job, (long long)partition);
+        return 0;
+    }
+    return 1;
+}
+
 static enum MHD_Result send_result(struct gw_request *rq, const json_t *job)
 {
     const json_t *entry;
@@ -381,6 +449,14 @@ static enum MHD_Result send_result(struct gw_request *rq, const json_t *job)
     if (!entry)
         return gw_reply_error(rq, MHD_HTTP_NOT_FOUND, "job %u has no result for partition %u",
                               rq->job, rq->partition);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    switch (inline_entry(rq, entry, &data, &len, &reply)) {
+    case 0:
+        return reply;
+    case 1:
+        return gw_reply_buffer(rq, MHD_HTTP_OK, "application/octet-stream", data, len);
+    }
     address = json_string_value(json_object_get(entry, "blockManager"));
     block_id = json_string_value(json_object_get(entry, "blockId"));
     if (!address || !block_id)
@@ -406,6 +482,21 @@ static enum MHD_Result send_all_results(struct gw_request *rq, const json_t *job
         return reply;
     struct download *d = download_new(rq->gw->blocks);
     json_array_foreach(json_object_get(job, "results"), i, entry) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int held = inline_entry(rq, entry, &data, &len, &reply);
+        if (held == 0) {
+            free_download(d);
+            return reply;
+        }
+        if (held == 1) {
+            if (len)
+                download_add_inline(d, data, len);
+            else
+                free(data);
+            length += len;
+            continue;
+        }
         const char *address = json_string_value(json_object_get(entry, "blockManager"));
         const char *block_id = json_string_value(json_object_get(entry, "blockId"));
         json_int_t size = json_integer_value(json_object_get(entry, "size"));
@@ -427,7 +518,7 @@ static enum MHD_Result with_job(struct gw_request *rq,
                                 enum MHD_Result (*send)(struct gw_request *, const json_t *))
 {
     char *json = NULL, *details = NULL, *peer = NULL;
-    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job, &json, &details);
+    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job, 1, 0, &json, &details);
     json_error_t err;
     json_t *job;
     enum MHD_Result ret;

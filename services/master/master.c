@@ -77,6 +77,7 @@ int master_create(struct ember_daemon *d, struct master **out)
     m->task_base = (uint64_t)time(NULL) << 20;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->work, NULL);
+    pthread_cond_init(&m->job_ended, NULL);
     grpc_init();
     if (read_options(m) != 0) {
         master_destroy(m);
@@ -137,8 +138,10 @@ static void free_stage(struct stage *s)
 
 static void free_job(struct job *j)
 {
-    for (uint32_t i = 0; j->results && i < j->result_stage->n_parts; i++)
+    for (uint32_t i = 0; j->results && i < j->result_stage->n_parts; i++) {
         free(j->results[i].block_addr);
+        free(j->results[i].inline_data);
+    }
     free(j->results);
     for (size_t i = 0; i < j->stages.n; i++)
         free_stage(j->stages.items[i]);
@@ -182,6 +185,7 @@ void master_destroy(struct master *m)
     if (m->scheduler_started) {
         pthread_mutex_lock(&m->lock);
         pthread_cond_broadcast(&m->work);
+        pthread_cond_broadcast(&m->job_ended);
         pthread_mutex_unlock(&m->lock);
         pthread_join(m->scheduler, NULL);
     }
@@ -225,5 +229,6 @@ void master_destroy(struct master *m)
     grpc_shutdown();
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->work);
+    pthread_cond_destroy(&m->job_ended);
     free(m);
 }

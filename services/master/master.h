@@ -121,13 +121,16 @@ struct stage {
     struct ptr_array tasks;
     char *failure;
     uint32_t num_complete, num_failed;
+    uint32_t num_short;          /* successful tasks shorter than SHORT_TASK_MS */
     Ember__TaskMetrics totals;
 };
 
 struct result_location {
     int done;
-    char *block_addr;
+    char *block_addr;            /* NULL when the result came inline */
     uint64_t size;
+    uint8_t *inline_data;        /* the result's bytes held here (master_results.c) */
+    int is_inline;               /* came inline; inline_data NULL once dropped */
 };
 
 struct job {
@@ -147,6 +150,8 @@ struct job {
     char *submission_id;         /* the driver's token: a retried submission finds its job */
     struct ptr_array broadcasts; /* borrowed struct broadcast_info, sent with every task */
     uint64_t result_bytes;
+    uint64_t inline_bytes;       /* of its results held by the master */
+    int no_inline_results;       /* spark.ember.inlineResults=false: every result a block */
     int cancelled;               /* failed by CancelJob (REST API, UI or the driver) */
 };
 
@@ -176,6 +181,7 @@ struct worker_info {
     uint32_t active, completed, failed;
     uint64_t total_ms;
     uint64_t launch_backoff_until_ms;  /* after a failed launch, try others for a while */
+    uint64_t filled_in_pass;     /* the scheduler pass that last launched here */
     uint64_t incarnation;              /* of the process that registered last */
 };
 
@@ -191,6 +197,8 @@ struct master {
     struct ember_daemon *daemon;
     pthread_mutex_t lock;
     pthread_cond_t work;         /* something for the scheduler to look at */
+    pthread_cond_t job_ended;    /* a job succeeded or failed (GetJob's waiters) */
+    int job_waiters;             /* GetJob calls waiting on it */
     ember_rpc_server *server;
     pthread_t scheduler;
     int scheduler_started;
@@ -212,6 +220,8 @@ struct master {
     uint64_t driver_counter;
     int64_t driver_log_bytes;    /* of each driver output stream kept here */
     int64_t retained_drivers;    /* finished drivers kept, the newest */
+    uint64_t inline_bytes;       /* results held inline, all jobs (master_results.c) */
+    uint64_t sched_pass;         /* scheduler passes so far (master_sched.c) */
 };
 
 int master_create(struct ember_daemon *d, struct master **out) EMBER_MUST_CHECK;
@@ -307,7 +317,26 @@ int master_history_find_app(struct master *m, const char *app_id);
 /* A job or stage of an earlier master, as a new JSON value, or NULL. */
 json_t *master_history_find(struct master *m, const char *what, const char *app_id, int64_t id);
 
-/* master_json.c: views for the gateway */
+/* master_results.c: small task results the master holds for the driver, so
+ * neither a PutBlock nor a block manager download is needed for them. Memory
+ * is bounded: per task, per job and in all (finished jobs' results are
+ * dropped, oldest first, to make room; a driver that still wanted them sees
+ * a lost result and reruns its job). All with the lock held. */
+#define MASTER_INLINE_TASK_MAX (64u << 10)
+#define MASTER_INLINE_JOB_MAX ((uint64_t)4 << 20)
+#define MASTER_INLINE_TOTAL_MAX ((uint64_t)64 << 20)
+/* TaskSpec.inline_result_limit for a task of job's result stage. */
+uint32_t master_inline_limit(struct master *m, struct job *job);
+/* Keeps a result task's inline bytes for partition index; 0, or EMBER_EINVAL
+ * when they are over the per-task limit (the report is malformed). */
+int master_result_keep_inline(struct master *m, struct job *job, uint32_t index,
+                              const uint8_t *data, size_t len);
+/* Frees whatever a job's results hold (a result rerun, a failed or dropped job). */
+void master_result_clear(struct master *m, struct job *job, uint32_t index);
+void master_results_release(struct master *m, struct job *job);
+
+/* master_json.c: views for the gateway. with_results: 0 the job alone, 1 with
+ * its progress and result list, 2 with inline results' bytes too (base64). */
 json_t *master_json_job(struct master *m, const struct job *job, int with_results);
 json_t *master_json_query(struct master *m, const char *what, const char *app_id, int64_t id,
                           char **error);

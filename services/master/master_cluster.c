@@ -196,6 +196,16 @@ static grpc_status_code handle_report(ember_rpc_ctx *ctx, const ProtobufCMessage
     return reply_ack(ctx);
 }
 
+static grpc_status_code handle_reports(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                       void *user)
+{
+    const Ember__TaskReports *batch = (const Ember__TaskReports *)msg;
+
+    for (size_t i = 0; i < batch->n_reports; i++)
+        master_task_report(user, batch->reports[i]);
+    return reply_ack(ctx);
+}
+
 static char *new_app_id(struct master *m)
 {
     char stamp[32];
@@ -305,6 +315,7 @@ static grpc_status_code handle_end_app(ember_rpc_ctx *ctx, const ProtobufCMessag
             struct job *j = a->jobs.items[i];
             if (j->status == JOB_RUNNING)
                 master_fail_job(m, j, NULL, -1, "the application ended while the job ran");
+            master_results_release(m, j);
         }
         app_block_prefixes(a, &prefixes);
         alive_blockd_addresses(m, &addresses);
@@ -472,6 +483,33 @@ static grpc_status_code fail_job(ember_rpc_ctx *ctx, const Ember__JobRef *req, c
     return GRPC_STATUS_NOT_FOUND;
 }
 
+/* At most this many GetJob calls wait at once, so that they never hold all
+ * the server's threads (8) and reports still get through. */
+#define MAX_JOB_WAITERS 4
+#define MAX_JOB_WAIT_MS 1000
+
+/* Waits (lock held) until j is no longer running or wait_ms passed. Jobs are
+ * never freed while the master runs, so j stays valid. */
+static void wait_for_end(struct master *m, struct job *j, uint32_t wait_ms)
+{
+    struct timespec until;
+
+    if (wait_ms > MAX_JOB_WAIT_MS)
+        wait_ms = MAX_JOB_WAIT_MS;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    m->job_waiters++;
+    while (j->status == JOB_RUNNING && !ember_daemon_is_stopping(m->daemon)
+           && pthread_cond_timedwait(&m->job_ended, &m->lock, &until) == 0)
+        ;
+    m->job_waiters--;
+}
+
 static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
 {
     const Ember__JobRef *req = (const Ember__JobRef *)msg;
@@ -481,7 +519,9 @@ static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessag
 
     pthread_mutex_lock(&m->lock);
     j = find_job(m, req->app_id, req->job_id);
-    view = j ? master_json_job(m, j, 1) : master_history_find(m, "job", req->app_id, req->job_id);
+    if (j && j->status == JOB_RUNNING && req->wait_ms && m->job_waiters < MAX_JOB_WAITERS)
+        wait_for_end(m, j, req->wait_ms);
+    view = j ? master_json_job(m, j, req->inline_results ? 2 : 1) : master_history_find(m, "job", req->app_id, req->job_id);
     pthread_mutex_unlock(&m->lock);
     if (!view)
         return fail_job(ctx, req,
@@ -589,5 +629,6 @@ const ember_rpc_method_impl master_methods[] = {
     {"AddBroadcast", EMBER_RPC_UNARY, handle_add_broadcast},
     {"RemoveBroadcast", EMBER_RPC_UNARY, handle_remove_broadcast},
     {"Query", EMBER_RPC_UNARY, handle_query},
+    {"ReportTasks", EMBER_RPC_UNARY, handle_reports},
 };
 const size_t master_n_methods = sizeof(master_methods) / sizeof(master_methods[0]);

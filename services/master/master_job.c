@@ -447,6 +447,8 @@ static struct job *new_job(struct master *m, struct app *a, json_t *doc)
     job->max_result_bytes = parse_size(
         json_string_value(json_object_get(job->properties, "spark.driver.maxResultSize")),
         (uint64_t)1 << 30);
+    const char *inl = json_string_value(json_object_get(job->properties, "spark.ember.inlineResults"));
+    job->no_inline_results = inl && strcmp(inl, "false") == 0;
     ptr_array_push(&m->jobs, job);
     ptr_array_push(&a->jobs, job);
     return job;

@@ -103,6 +103,19 @@ json_t *master_json_job(struct master *m, const struct job *job, int with_result
         const struct stage *rs = job->result_stage;
         for (uint32_t i = 0; i < rs->n_parts; i++) {
             const struct result_location *r = &job->results[i];
+            if (r->is_inline) {
+                /* held here: "inline" says whether the bytes still are */
+                json_t *e = json_pack("{s:i, s:I, s:b}", "partition", (int)rs->partitions[i],
+                                      "size", (json_int_t)r->size, "inline",
+                                      r->inline_data != NULL);
+                if (with_results == 2 && r->inline_data) {
+                    char *b64 = ember_base64_encode(r->inline_data, r->size);
+                    json_object_set_new(e, "data", json_string(b64));
+                    free(b64);
+                }
+                json_array_append_new(results, e);
+                continue;
+            }
             char *id = ember_xasprintf("result_%u_%u", job->id, rs->partitions[i]);
             json_array_append_new(
                 results, json_pack("{s:i, s:s, s:s, s:I}", "partition", (int)rs->partitions[i],

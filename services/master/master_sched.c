@@ -10,6 +10,16 @@
 #include "worker.pb-c.h"
 
 #define SCHEDULER_TICK_MS 200
+/* A stage most of whose tasks take less than this (once a few finished) is
+ * launched ahead: a worker holding fewer than AHEAD_LOW tasks per core is
+ * filled up to AHEAD_HIGH per core in one pass (one LaunchTasks call), the
+ * extra ones waiting there for a slot, so a slot never idles for the round
+ * trip of a report and the next launch, and launches go several to a call.
+ * Longer tasks are not: a task queued behind a long one could have started
+ * elsewhere sooner. */
+#define SHORT_TASK_MS 20
+#define AHEAD_LOW 3
+#define AHEAD_HIGH 5
 
 struct kill_request {
     grpc_channel *channel;       /* borrowed: worker channels live until exit */
@@ -36,21 +46,32 @@ static int usable(struct master *m, const struct worker_info *w, uint64_t now)
     return w->alive && now >= w->launch_backoff_until_ms && master_blockd_alive(m, w->block_addr);
 }
 
-static int has_free_slot(struct master *m, const struct worker_info *w, uint64_t now)
+static int has_free_slot(struct master *m, const struct worker_info *w, int ahead, uint64_t now)
 {
-    return w->active < w->cores && usable(m, w, now);
+    uint32_t limit = w->cores;
+
+    if (ahead)
+        limit *= w->filled_in_pass == m->sched_pass ? AHEAD_HIGH : AHEAD_LOW;
+    return w->active < limit && usable(m, w, now);
+}
+
+/* Most of its tasks so far were short (a slow first task, as a Python
+ * subprocess starts, does not count against the rest). */
+static int short_tasks(const struct stage *s)
+{
+    return s->num_short >= 4 && 4 * s->num_short >= 3 * s->num_complete;
 }
 
 /* The least loaded worker with a free slot; with a preferred block manager,
  * its worker if free, else nobody until the locality wait is over. */
 static struct worker_info *pick_worker(struct master *m, const char *preferred, int waited_enough,
-                                       uint64_t now)
+                                       int ahead, uint64_t now)
 {
     struct worker_info *best = NULL;
 
     for (size_t i = 0; preferred && i < m->workers.n; i++) {
         struct worker_info *w = m->workers.items[i];
-        if (has_free_slot(m, w, now) && strcmp(w->block_addr, preferred) == 0)
+        if (has_free_slot(m, w, ahead, now) && strcmp(w->block_addr, preferred) == 0)
             return w;
     }
     if (preferred && !waited_enough) {
@@ -62,7 +83,7 @@ static struct worker_info *pick_worker(struct master *m, const char *preferred, 
     }
     for (size_t i = 0; i < m->workers.n; i++) {
         struct worker_info *w = m->workers.items[i];
-        if (!has_free_slot(m, w, now))
+        if (!has_free_slot(m, w, ahead, now))
             continue;
         if (!best || w->active * best->cores < best->active * w->cores)
             best = w;
@@ -70,10 +91,10 @@ static struct worker_info *pick_worker(struct master *m, const char *preferred, 
     return best;
 }
 
-static int any_free_slot(struct master *m, uint64_t now)
+static int any_free_slot(struct master *m, int ahead, uint64_t now)
 {
     for (size_t i = 0; i < m->workers.n; i++)
-        if (has_free_slot(m, m->workers.items[i], now))
+        if (has_free_slot(m, m->workers.items[i], ahead, now))
             return 1;
     return 0;
 }
@@ -126,6 +147,7 @@ static void launch(struct master *m, struct stage *s, uint32_t i, struct worker_
     struct task *t = new_task(m, s, i, w);
     struct launch *l = ember_xcalloc(1, sizeof(*l));
 
+    w->filled_in_pass = m->sched_pass;
     l->channel = w->channel;
     l->task_id = t->id;
     l->worker_id = ember_xstrdup(w->id);
@@ -139,7 +161,8 @@ static void launch(struct master *m, struct stage *s, uint32_t i, struct worker_
 static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *launches)
 {
     uint64_t now = ember_monotonic_ms();
-    int free_slots = any_free_slot(m, now);
+    int ahead = short_tasks(s);
+    int free_slots = any_free_slot(m, ahead, now);
 
     for (uint32_t i = 0; i < s->n_parts && free_slots; i++) {
         struct part_state *ps = &s->parts[i];
@@ -154,11 +177,11 @@ static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *
             ps->pending_since_ms = now;
         const char *preferred = master_partition_cached_at(m, s->rdd, s->partitions[i]);
         struct worker_info *w = pick_worker(
-            m, preferred, now - ps->pending_since_ms >= (uint64_t)m->locality_wait_ms, now);
+            m, preferred, now - ps->pending_since_ms >= (uint64_t)m->locality_wait_ms, ahead, now);
         if (w) {
             ps->pending_since_ms = 0;
             launch(m, s, i, w, launches);
-            free_slots = any_free_slot(m, now);
+            free_slots = any_free_slot(m, ahead, now);
         }
     }
 }
@@ -191,30 +214,54 @@ static void task_not_launched(struct master *m, uint64_t task_id, const char *wh
         w->launch_backoff_until_ms = ember_monotonic_ms() + 1000;
 }
 
+/* One call per worker: LaunchTask for a lone task, LaunchTasks for several
+ * (a refusal fails every task of the batch). */
 static void send_launches(struct master *m, struct ptr_array *launches)
 {
+    struct launch **batch = ember_xcalloc(launches->n + 1, sizeof(*batch));
+
     for (size_t i = 0; i < launches->n; i++) {
-        struct launch *l = launches->items[i];
+        struct launch *first = launches->items[i];
+        Ember__TaskSpecs specs = EMBER__TASK_SPECS__INIT;
+        size_t n = 0;
+        if (!first)
+            continue;                  /* sent with an earlier one */
+        for (size_t k = i; k < launches->n; k++) {
+            struct launch *l = launches->items[k];
+            if (l && l->channel == first->channel) {
+                batch[n++] = l;
+                launches->items[k] = NULL;
+            }
+        }
+        specs.tasks = ember_xcalloc(n, sizeof(*specs.tasks));
+        for (size_t k = 0; k < n; k++)
+            specs.tasks[specs.n_tasks++] = batch[k]->spec;
         char *details = NULL;
         ProtobufCMessage *reply = NULL;
-        grpc_status_code st = ember_rpc_call(l->channel, &ember__worker__descriptor, "LaunchTask",
-                                             &l->spec->base, &reply, NULL, NULL, 5000, &details);
+        grpc_status_code st = ember_rpc_call(
+            first->channel, &ember__worker__descriptor, n == 1 ? "LaunchTask" : "LaunchTasks",
+            n == 1 ? &first->spec->base : &specs.base, &reply, NULL, NULL, 5000, &details);
         if (reply)
             protobuf_c_message_free_unpacked(reply, NULL);
-        if (st != GRPC_STATUS_OK) {
-            char *why = ember_xasprintf("could not launch on worker %s: %s", l->worker_id,
-                                        details && *details ? details : "unreachable");
-            ember_log_warn("task=%llu %s", (unsigned long long)l->task_id, why);
-            pthread_mutex_lock(&m->lock);
-            task_not_launched(m, l->task_id, why);
-            pthread_mutex_unlock(&m->lock);
-            free(why);
+        free(specs.tasks);
+        for (size_t k = 0; k < n; k++) {
+            struct launch *l = batch[k];
+            if (st != GRPC_STATUS_OK) {
+                char *why = ember_xasprintf("could not launch on worker %s: %s", l->worker_id,
+                                            details && *details ? details : "unreachable");
+                ember_log_warn("task=%llu %s", (unsigned long long)l->task_id, why);
+                pthread_mutex_lock(&m->lock);
+                task_not_launched(m, l->task_id, why);
+                pthread_mutex_unlock(&m->lock);
+                free(why);
+            }
+            free(l->worker_id);
+            ember__task_spec__free_unpacked(l->spec, NULL);
+            free(l);
         }
         free(details);
-        free(l->worker_id);
-        ember__task_spec__free_unpacked(l->spec, NULL);
-        free(l);
     }
+    free(batch);
     launches->n = 0;
 }
 
@@ -247,6 +294,7 @@ void *master_scheduler_main(void *arg)
             master_check_liveness(m);
             last_liveness = ember_monotonic_ms();
         }
+        m->sched_pass++;
         for (size_t i = 0; i < m->jobs.n; i++) {
             struct job *job = m->jobs.items[i];
             if (job->status == JOB_RUNNING)
@@ -303,6 +351,7 @@ static void stage_check_complete(struct master *m, struct stage *s)
     if (s == job->result_stage && job->status == JOB_RUNNING) {
         job->status = JOB_SUCCEEDED;
         job->completed_ms = s->completed_ms;
+        pthread_cond_broadcast(&m->job_ended);
         master_journal_job_end(m, job);
         ember_log_info("app=%s job=%u succeeded in %llu ms", job->app->id, job->id,
                        (unsigned long long)(job->completed_ms - job->submitted_ms));
@@ -336,10 +385,18 @@ static int over_result_limit(struct master *m, struct job *job)
     return 1;
 }
 
-/* A map task must report one length per reduce partition. */
-static int valid_map_report(const struct stage *s, const Ember__TaskReport *rep)
+/* Why a successful report cannot be applied, or NULL: a map task must report
+ * one length per reduce partition; only a result task may send its output
+ * inline, and no more of it than a task may. */
+static const char *invalid_report(const struct stage *s, const Ember__TaskReport *rep)
 {
-    return !s->out_shuffle || rep->n_partition_lengths == s->out_shuffle->num_reduce;
+    if (s->out_shuffle && rep->n_partition_lengths != s->out_shuffle->num_reduce)
+        return "map output has no partition lengths";
+    if (rep->result_inline && s->out_shuffle)
+        return "a map task sent its output inline";
+    if (rep->result_inline && rep->result_data.len > MASTER_INLINE_TASK_MAX)
+        return "the task's inline result is over the master's limit";
+    return NULL;
 }
 
 static void task_succeeded(struct master *m, struct task *t, const Ember__TaskReport *rep)
@@ -348,6 +405,8 @@ static void task_succeeded(struct master *m, struct task *t, const Ember__TaskRe
 
     t->state = TASK_SUCCEEDED;
     s->num_complete++;
+    if (rep->metrics && rep->metrics->duration_ms < SHORT_TASK_MS)
+        s->num_short++;
     /* Only attempts that complete their partition get here: a report from an
      * attempt already written off (lost worker, killed job) was ignored. */
     if (rep->accumulator_updates.len) {
@@ -370,8 +429,15 @@ static void task_succeeded(struct master *m, struct task *t, const Ember__TaskRe
     } else {
         struct result_location *r = &s->job->results[t->index];
         r->done = 1;
-        r->size = rep->metrics ? rep->metrics->result_bytes : 0;
-        set_location(&r->block_addr, rep->block_addr);
+        if (rep->result_inline) {
+            /* checked by valid_report: at most MASTER_INLINE_TASK_MAX bytes */
+            (void)master_result_keep_inline(m, s->job, t->index, rep->result_data.data,
+                                            rep->result_data.len);
+        } else {
+            master_result_clear(m, s->job, t->index);
+            r->size = rep->metrics ? rep->metrics->result_bytes : 0;
+            set_location(&r->block_addr, rep->block_addr);
+        }
         s->job->result_bytes += r->size;
         if (over_result_limit(m, s->job))
             return;
@@ -452,8 +518,8 @@ void master_task_report(struct master *m, const Ember__TaskReport *rep)
         }
         if (t->stage->job->status != JOB_RUNNING)
             t->state = rep->ok ? TASK_SUCCEEDED : TASK_KILLED;
-        else if (rep->ok && !valid_map_report(t->stage, rep))
-            task_failed(m, t, &(Ember__TaskReport){.error = "map output has no partition lengths"});
+        else if (rep->ok && invalid_report(t->stage, rep))
+            task_failed(m, t, &(Ember__TaskReport){.error = (char *)invalid_report(t->stage, rep)});
         else if (rep->ok)
             task_succeeded(m, t, rep);
         else
@@ -472,6 +538,8 @@ void master_fail_job(struct master *m, struct job *job, struct stage *stage, int
     job->error = ember_xstrdup(why);
     job->failed_stage = stage ? (int)stage->id : -1;
     job->failed_partition = partition;
+    master_results_release(m, job);    /* a failed job has no results to fetch */
+    pthread_cond_broadcast(&m->job_ended);
     for (size_t i = 0; i < job->stages.n; i++) {
         struct stage *s = job->stages.items[i];
         /* The failing stage, and any other that was running (a cancel names none). */

@@ -330,6 +330,8 @@ Ember__TaskSpec *master_task_spec(struct master *m, struct task *t, const char *
     spec.cache_writes = (Ember__CacheWrite **)w.cache_writes.items;
     spec.n_cache_writes = w.cache_writes.n;
     add_output(&spec, s);
+    if (!s->out_shuffle)
+        spec.inline_result_limit = master_inline_limit(m, s->job);
     add_properties(&spec, s->job->properties);
     add_broadcasts(&spec, s->job);
     copy = owned_copy(&spec);

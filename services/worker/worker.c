@@ -108,31 +108,64 @@ static void *heartbeat_loop(void *arg)
 
 #define MAX_REDUCE_PARTITIONS 100000
 
-static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+/* Whether the worker takes tasks now and this one is acceptable; if not, the
+ * call's status with its details set. */
+static grpc_status_code check_launch(ember_rpc_ctx *ctx, struct worker *w,
+                                     const Ember__TaskSpec *spec)
 {
-    struct worker *w = user;
-    Ember__Ack ack = EMBER__ACK__INIT;
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *copy = ember_xmalloc(n);
-    Ember__TaskSpec *spec;
-
     if (ember_daemon_is_stopping(w->daemon)) {
-        free(copy);
         ember_rpc_set_details(ctx, "worker is shutting down");
         return GRPC_STATUS_UNAVAILABLE;
     }
     /* The master never makes more (master_job.c's MAX_PARTITIONS); a task
      * that asks for more would have the worker allocate a bucket for each. */
-    if (((const Ember__TaskSpec *)msg)->num_reduce > MAX_REDUCE_PARTITIONS) {
-        free(copy);
+    if (spec->num_reduce > MAX_REDUCE_PARTITIONS) {
         ember_rpc_set_details(ctx, "a task may write at most 100000 reduce partitions");
         return GRPC_STATUS_INVALID_ARGUMENT;
     }
-    /* The request is freed when we return: the task keeps its own copy. */
-    protobuf_c_message_pack(msg, copy);
-    spec = ember__task_spec__unpack(NULL, n, copy);
+    return GRPC_STATUS_OK;
+}
+
+/* The request is freed when the handler returns: the task keeps its own copy. */
+static void start_copy(struct worker *w, const Ember__TaskSpec *spec)
+{
+    size_t n = protobuf_c_message_get_packed_size(&spec->base);
+    uint8_t *copy = ember_xmalloc(n);
+
+    protobuf_c_message_pack(&spec->base, copy);
+    worker_task_start(w, ember__task_spec__unpack(NULL, n, copy));
     free(copy);
-    worker_task_start(w, spec);
+}
+
+static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+{
+    struct worker *w = user;
+    Ember__Ack ack = EMBER__ACK__INIT;
+    grpc_status_code st = check_launch(ctx, w, (const Ember__TaskSpec *)msg);
+
+    if (st != GRPC_STATUS_OK)
+        return st;
+    start_copy(w, (const Ember__TaskSpec *)msg);
+    ember_rpc_send(ctx, &ack.base);
+    return GRPC_STATUS_OK;
+}
+
+/* Every task is checked before any starts: the master learns of a refusal
+ * for the whole batch and fails each of its tasks. */
+static grpc_status_code handle_launch_batch(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                            void *user)
+{
+    const Ember__TaskSpecs *batch = (const Ember__TaskSpecs *)msg;
+    struct worker *w = user;
+    Ember__Ack ack = EMBER__ACK__INIT;
+
+    for (size_t i = 0; i < batch->n_tasks; i++) {
+        grpc_status_code st = check_launch(ctx, w, batch->tasks[i]);
+        if (st != GRPC_STATUS_OK)
+            return st;
+    }
+    for (size_t i = 0; i < batch->n_tasks; i++)
+        start_copy(w, batch->tasks[i]);
     ember_rpc_send(ctx, &ack.base);
     return GRPC_STATUS_OK;
 }
@@ -152,6 +185,7 @@ static grpc_status_code handle_kill(ember_rpc_ctx *ctx, const ProtobufCMessage *
 static const ember_rpc_method_impl worker_methods[] = {
     {"LaunchTask", EMBER_RPC_UNARY, handle_launch},
     {"KillTask", EMBER_RPC_UNARY, handle_kill},
+    {"LaunchTasks", EMBER_RPC_UNARY, handle_launch_batch},
 };
 
 static char *default_pyexec_path(void)
@@ -209,7 +243,8 @@ static int start_server(struct worker *w)
         ember_log_error("cannot listen on %s", listen);
         return EMBER_EIO;
     }
-    if (ember_rpc_server_add_service(w->server, &ember__worker__descriptor, worker_methods, 2, w)
+    if (ember_rpc_server_add_service(w->server, &ember__worker__descriptor, worker_methods,
+                                     sizeof(worker_methods) / sizeof(worker_methods[0]), w)
             != 0
         || ember_rpc_server_add_service(w->server, &ember__worker__descriptor,
                                         worker_driver_methods, worker_n_driver_methods, w)
@@ -234,6 +269,9 @@ int worker_create(struct ember_daemon *d, struct worker **out)
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->broadcast_lock, NULL);
     pthread_cond_init(&w->idle, NULL);
+    pthread_mutex_init(&w->report_lock, NULL);
+    pthread_cond_init(&w->report_sent, NULL);
+    pthread_cond_init(&w->report_queued, NULL);
     worker_http_init();                /* curl wants this before any thread starts */
     grpc_init();
     w->python_path = worker_driver_python_path();
@@ -281,6 +319,9 @@ void worker_destroy(struct worker *w)
     pthread_mutex_destroy(&w->lock);
     pthread_mutex_destroy(&w->broadcast_lock);
     pthread_cond_destroy(&w->idle);
+    pthread_mutex_destroy(&w->report_lock);
+    pthread_cond_destroy(&w->report_sent);
+    pthread_cond_destroy(&w->report_queued);
     free(w->id);
     free(w->address);
     free(w->host);

@@ -44,6 +44,11 @@ struct worker {
     struct driver_proc *drivers;     /* cluster-mode drivers started here */
     char *work_dir;                  /* their folders: <work_dir>/<driver id>/ */
     char *python_path;               /* the `ember` package folders, for drivers */
+    pthread_mutex_t report_lock;     /* worker_report.c: reports waiting to be sent */
+    pthread_cond_t report_sent;
+    pthread_cond_t report_queued;
+    struct pending_report *report_queue;
+    int report_sending;              /* a report call is on its way */
 };
 
 int worker_create(struct ember_daemon *d, struct worker **out) EMBER_MUST_CHECK;
@@ -63,6 +68,13 @@ struct pyexec_slot {
 int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **out) EMBER_MUST_CHECK;
 /* Waits for an idle, running subprocess and marks it busy with task_id. */
 struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id);
+/* Keeps task_id a place in the queue for slots now, so tasks get slots in the
+ * order they were launched whatever order their threads run in. */
+void worker_pool_enqueue(struct worker_pool *p, uint64_t task_id);
+/* The same, but NULL with *killed set when worker_pool_kill_task named the
+ * task before it got a slot (a task launched ahead of a free slot). */
+struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uint64_t task_id,
+                                                      int *killed);
 /* The task is done with the process (its Python work ended): from here on no
  * cancel or memory limit signals it. */
 void worker_pool_python_done(struct worker_pool *p, struct pyexec_slot *s);
@@ -99,6 +111,11 @@ struct worker_memory;
  * *out is NULL when both are off. Borrows w. */
 int worker_memory_start(struct worker *w, struct worker_memory **out) EMBER_MUST_CHECK;
 void worker_memory_stop(struct worker_memory *m);   /* NULL-safe; joins the thread */
+
+/* ---- worker_report.c: task reports, batched while one is on its way ---- */
+/* Sends rep (borrowed) to the master, retrying for a few seconds; 0 once the
+ * master has it, EMBER_EIO when it could not be reached. */
+int worker_report_send(struct worker *w, const Ember__TaskReport *rep) EMBER_MUST_CHECK;
 
 /* ---- worker_task.c ---- */
 /* Starts a thread running the task; takes ownership of spec. */

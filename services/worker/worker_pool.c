@@ -44,7 +44,81 @@ struct worker_pool {
     pthread_cond_t changed;
     pthread_t launcher;
     int stopping;
+    /* Kills of tasks not running Python: a task launched ahead, still waiting
+     * for a slot, must not start afterwards. The newest few are enough. */
+    uint64_t early_kills[64];
+    unsigned n_early_kills;
+    /* Tasks waiting for a slot, in arrival order: slots go first come, first
+     * served, so a task launched ahead never waits behind a later one. */
+    struct slot_waiter *waiters;
 };
+
+struct slot_waiter {
+    struct slot_waiter *next;
+    uint64_t task_id;
+    int claimed;                       /* its task's thread is waiting on it */
+};
+
+/* Lock held. Appends a place for task_id at the end of the queue. */
+static struct slot_waiter *join_queue(struct worker_pool *p, uint64_t task_id)
+{
+    struct slot_waiter *me = ember_xcalloc(1, sizeof(*me)), **tail;
+
+    me->task_id = task_id;
+    for (tail = &p->waiters; *tail; tail = &(*tail)->next)
+        ;
+    *tail = me;
+    return me;
+}
+
+/* Lock held. The place worker_pool_enqueue kept for task_id, or a new one.
+ * Each place serves one thread: a task id sent twice has two. */
+static struct slot_waiter *queue_place(struct worker_pool *p, uint64_t task_id)
+{
+    struct slot_waiter *place = NULL;
+
+    for (struct slot_waiter *w = p->waiters; w && task_id && !place; w = w->next)
+        if (w->task_id == task_id && !w->claimed)
+            place = w;
+    if (!place)
+        place = join_queue(p, task_id);
+    place->claimed = 1;
+    return place;
+}
+
+void worker_pool_enqueue(struct worker_pool *p, uint64_t task_id)
+{
+    if (task_id == 0)                  /* not a real task: it would hold the queue's head */
+        return;
+    pthread_mutex_lock(&p->lock);
+    join_queue(p, task_id);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void leave_queue(struct worker_pool *p, struct slot_waiter *me)
+{
+    struct slot_waiter **at = &p->waiters;
+
+    while (*at && *at != me)
+        at = &(*at)->next;
+    if (*at)
+        *at = me->next;
+    free(me);
+    pthread_cond_broadcast(&p->changed);   /* the next one may be first now */
+}
+
+#define EARLY_KILLS (sizeof(((struct worker_pool *)0)->early_kills) / sizeof(uint64_t))
+
+/* Whether task_id was killed before it got a slot (forgets it). Lock held. */
+static int take_early_kill(struct worker_pool *p, uint64_t task_id)
+{
+    for (unsigned i = 0; i < EARLY_KILLS && i < p->n_early_kills; i++)
+        if (p->early_kills[i] == task_id) {
+            p->early_kills[i] = 0;
+            return 1;
+        }
+    return 0;
+}
 
 static void close_fd(int *fd)
 {
@@ -169,11 +243,25 @@ int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **o
 
 struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id)
 {
-    struct slot_entry *found = NULL;
+    int killed;
+    return worker_pool_acquire_unless_killed(p, task_id, &killed);
+}
 
+struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uint64_t task_id,
+                                                      int *killed)
+{
+    struct slot_entry *found = NULL;
+    struct slot_waiter *me;
+
+    *killed = 0;
     pthread_mutex_lock(&p->lock);
+    me = queue_place(p, task_id);
     while (!found && !p->stopping) {
-        for (int i = 0; i < p->size && !found; i++) {
+        if (task_id && take_early_kill(p, task_id)) {
+            *killed = 1;
+            break;
+        }
+        for (int i = 0; i < p->size && !found && p->waiters == me; i++) {
             struct slot_entry *e = &p->slots[i];
             if (e->state == SLOT_FAILED) {
                 e->state = SLOT_NEEDS_SPAWN;   /* try again, it may have been transient */
@@ -185,6 +273,7 @@ struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id)
         if (!found)
             pthread_cond_wait(&p->changed, &p->lock);
     }
+    leave_queue(p, me);
     if (found) {
         found->busy = 1;
         found->in_python = 1;
@@ -376,6 +465,10 @@ int worker_pool_kill_task(struct worker_pool *p, uint64_t task_id)
             found = 0;
         }
     }
+    if (found != 0 && task_id != 0) {  /* maybe waiting for a slot: stop it there */
+        p->early_kills[p->n_early_kills++ % EARLY_KILLS] = task_id;
+        pthread_cond_broadcast(&p->changed);
+    }
     pthread_mutex_unlock(&p->lock);
     return found;
 }
@@ -408,5 +501,10 @@ void worker_pool_destroy(struct worker_pool *p)
     pthread_cond_destroy(&p->changed);
     free(p->slots);
     free(p->pyexec_path);
+    while (p->waiters) {               /* places of tasks that never asked */
+        struct slot_waiter *next = p->waiters->next;
+        free(p->waiters);
+        p->waiters = next;
+    }
     free(p);
 }

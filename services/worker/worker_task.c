@@ -5,6 +5,7 @@
 #include "worker.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +27,13 @@ struct task_run {
     size_t n_cached;
     char *error;                 /* why the task failed; NULL on success */
     int worker_fault;            /* the failure was ours (storing output), not the task's */
+    int result_inline;           /* the result goes in the report, not to the block manager */
     int pyexec_lost;             /* died or out of protocol step: replace it */
     uint64_t records_in, records_out, python_ms, output_bytes;
     uint8_t *from_objects;       /* per input: pyexec holds it as objects, sends no bytes */
     uint8_t *accumulators;       /* pickled updates from the metrics frame */
     size_t accumulators_len;
+    size_t header_bytes;         /* written to the pyexec by send_header */
 };
 
 static int slot_holds(const struct pyexec_slot *slot, const char *block_id)
@@ -114,6 +117,11 @@ static int send_header(struct task_run *t, const struct broadcast_load *loads, s
     json_object_set_new(h, "objectInputs", object_inputs(t));
     json_object_set_new(h, "cacheBlocks", cache_blocks(s));
     text = json_dumps(h, JSON_COMPACT);
+    t->header_bytes = 4 + strlen(text) + 4 * (s->n_funcs + 1 + n_loads) + s->partitioner.len;
+    for (size_t i = 0; i < s->n_funcs; i++)
+        t->header_bytes += s->funcs[i].len;
+    for (size_t i = 0; i < n_loads; i++)
+        t->header_bytes += loads[i].value.len;
     rc = ember_frame_write(t->slot->to_child, text, strlen(text));
     free(text);
     json_decref(h);
@@ -124,6 +132,23 @@ static int send_header(struct task_run *t, const struct broadcast_load *loads, s
     for (size_t i = 0; rc == 0 && i < n_loads; i++)
         rc = ember_frame_write(t->slot->to_child, loads[i].value.data, loads[i].value.len);
     return rc;
+}
+
+/* Whether the task's inputs all came in its spec and fit in the pipe with the
+ * header before them: then writing them cannot block, whatever the pyexec
+ * does, and needs no feeder thread (a one-element task's input is a few bytes). */
+static int inputs_fit_pipe(const struct task_run *t)
+{
+    const Ember__TaskSpec *s = t->spec;
+    int capacity = fcntl(t->slot->to_child, F_GETPIPE_SZ);
+    size_t bytes = t->header_bytes;
+
+    for (size_t i = 0; i < s->n_inputs; i++) {
+        if (s->inputs[i]->kind != EMBER__TASK_INPUT__KIND__DATA)
+            return 0;
+        bytes += 8 + s->inputs[i]->data.len;   /* its frame and END */
+    }
+    return capacity > 0 && bytes + 256 <= (size_t)capacity;
 }
 
 static void *feeder_main(void *arg)
@@ -243,6 +268,12 @@ static void store_outputs(struct task_run *t)
             t->partition_lengths[i] = t->buckets[i].len;
         t->output_bytes += t->buckets[i].len;
     }
+    /* A small result rides in the report: no PutBlock now, no GetBlock later. */
+    if (!s->num_reduce && s->inline_result_limit && t->output_bytes <= s->inline_result_limit) {
+        t->result_inline = 1;
+        free(id);
+        return;
+    }
     if (worker_store_block(t->w, t->w->block_addr, id, EMBER__BLOCK_STORAGE__PINNED, t->buckets,
                            t->n_buckets, &t->error) != 0) {
         t->worker_fault = 1;
@@ -313,26 +344,19 @@ static void report(struct task_run *t, uint64_t duration_ms)
     rep.worker_fault = t->worker_fault;
     rep.accumulator_updates.data = t->accumulators;
     rep.accumulator_updates.len = t->error ? 0 : t->accumulators_len;
+    if (t->result_inline && !t->error) {
+        rep.result_inline = 1;
+        rep.result_data.data = t->buckets[0].data;
+        rep.result_data.len = t->buckets[0].len;
+    }
     if (t->partition_lengths && !t->error) {
         rep.partition_lengths = t->partition_lengths;
         rep.n_partition_lengths = t->n_buckets;
     }
-    for (int attempt = 0; attempt < 5; attempt++) {
-        ProtobufCMessage *reply = NULL;
-        grpc_status_code st = ember_rpc_call(t->w->master, &ember__master__descriptor, "ReportTask",
-                                             &rep.base, &reply, NULL, NULL, 3000, NULL);
-        if (reply)
-            protobuf_c_message_free_unpacked(reply, NULL);
-        if (st == GRPC_STATUS_OK || st == GRPC_STATUS_NOT_FOUND) {
-            free(rep.cached);
-            return;
-        }
-        if (ember_daemon_sleep(t->w->daemon, 500 << attempt))
-            break;
-    }
+    if (worker_report_send(t->w, &rep) != 0)
+        ember_log_warn("task=%llu could not report to master %s", (unsigned long long)s->task_id,
+                       t->w->master_addr);
     free(rep.cached);
-    ember_log_warn("task=%llu could not report to master %s", (unsigned long long)s->task_id,
-                   t->w->master_addr);
 }
 
 /* Runs the attempt in the slot; afterwards t->error says whether it failed. */
@@ -355,7 +379,10 @@ static void execute(struct task_run *t)
         return;
     }
 
-    if (rc == 0 && pthread_create(&feeder, NULL, feeder_main, t) == 0) {
+    if (rc == 0 && inputs_fit_pipe(t)) {
+        worker_feed_input(t->w, t->spec, t->slot, &t->input);
+        collect_output(t);
+    } else if (rc == 0 && pthread_create(&feeder, NULL, feeder_main, t) == 0) {
         collect_output(t);
         pthread_join(feeder, NULL);
     } else {
@@ -379,13 +406,18 @@ static void *task_main(void *arg)
 {
     struct task_run *t = arg;
     Ember__TaskSpec *s = t->spec;
-    uint64_t started = ember_monotonic_ms();
+    uint64_t started;
+    int killed = 0;
 
     ember_log_debug("app=%s job=%u stage=%u task=%llu partition=%u attempt=%u starting", s->app_id,
                     s->job_id, s->stage_id, (unsigned long long)s->task_id, s->partition,
                     s->attempt);
-    t->slot = worker_pool_acquire(t->w->pool, s->task_id);
-    if (!t->slot)
+    /* A task launched ahead waits here for its slot; its run time starts now. */
+    t->slot = worker_pool_acquire_unless_killed(t->w->pool, s->task_id, &killed);
+    started = ember_monotonic_ms();
+    if (killed)
+        t->error = ember_xstrdup("killed before it started (its job ended)");
+    else if (!t->slot)
         t->error = ember_xstrdup("worker is shutting down");
     else {
         execute(t);
@@ -444,6 +476,7 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
     pthread_mutex_lock(&w->lock);
     w->running_tasks++;
     pthread_mutex_unlock(&w->lock);
+    worker_pool_enqueue(w->pool, spec->task_id);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_create(&thread, &attr, task_main, t);

@@ -318,6 +318,8 @@ def test_a_result_lost_before_its_download_is_computed_again(fresh_sc: SparkCont
             lost.append(address)
         return status
     monkeypatch.setattr(runner, "wait", wait_then_lose_a_result)
+    # Small results would come inline from the master: this test is about blocks.
+    fresh_sc.setLocalProperty("spark.ember.inlineResults", "false")
     words, lines = slow_words(fresh_sc)
     counts = dict(words.flatMap(str.split).map(lambda w: (w, 1))
                   .reduceByKey(lambda a, b: a + b, 4).collect())

@@ -21,9 +21,9 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 # worker.c, blockd.c), which is the server's registration order.
 MASTER = ["RegisterWorker", "RegisterBlockManager", "Heartbeat", "ReportTask",
           "CreateApplication", "EndApplication", "SubmitJob", "GetJob", "CancelJob",
-          "Unpersist", "AddBroadcast", "RemoveBroadcast", "Query",
+          "Unpersist", "AddBroadcast", "RemoveBroadcast", "Query", "ReportTasks",
           "SubmitDriver", "ReportDriver", "DriverStatus", "KillDriver", "DriverLog"]
-WORKER = ["LaunchTask", "KillTask", "LaunchDriver", "KillDriver"]
+WORKER = ["LaunchTask", "KillTask", "LaunchTasks", "LaunchDriver", "KillDriver"]
 BLOCKD = ["PutBlock", "GetBlock", "GetRanges", "RemoveBlocks", "Stats"]
 
 
@@ -120,6 +120,8 @@ def master_seeds() -> None:
     put("Heartbeat", msg((1, "b1"), (2, True), (3, 1), (6, "rdd_1_0"), (6, "rdd_1_1")))
     put("ReportTask", msg((1, 1), (2, "w1"), (3, True), (5, msg((1, 5))), (6, "127.0.0.1:1"),
                           (9, 10), (10, msg((1, "rdd_1_0"), (2, 5), (3, "127.0.0.1:1")))))
+    report = msg((1, 1), (2, "w1"), (3, True), (5, msg((1, 5))), (14, True), (15, b"\0\0\0\1N"))
+    put("ReportTasks", msg((1, report), (1, msg((1, 2), (2, "w1"), (4, "boom")))))
     put("CreateApplication", msg((1, "name"), (2, "user")))
     put("EndApplication", msg((1, "app")))
     put("SubmitJob", msg((1, "app"), (2, job_json())))
@@ -143,6 +145,8 @@ def master_seeds() -> None:
 
 def worker_seeds() -> None:
     write("fuzz_worker", "LaunchTask", bytes([WORKER.index("LaunchTask")]) + task_spec())
+    write("fuzz_worker", "LaunchTasks", bytes([WORKER.index("LaunchTasks")])
+          + msg((1, task_spec()), (1, task_spec())))
     write("fuzz_worker", "KillTask", bytes([WORKER.index("KillTask")]) + msg((1, 7)))
     write("fuzz_worker", "LaunchDriver", bytes([WORKER.index("LaunchDriver")])
           + msg((1, "driver-fuzz-1"), (2, driver_submission())))
