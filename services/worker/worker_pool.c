@@ -167,20 +167,29 @@ int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **o
     return 0;
 }
 
-struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id)
+struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id,
+                                        int (*prefer)(const struct pyexec_slot *, void *),
+                                        void *arg)
 {
     struct slot_entry *found = NULL;
+    int best = -1;
 
     pthread_mutex_lock(&p->lock);
     while (!found && !p->stopping) {
-        for (int i = 0; i < p->size && !found; i++) {
+        for (int i = 0; i < p->size; i++) {
             struct slot_entry *e = &p->slots[i];
             if (e->state == SLOT_FAILED) {
                 e->state = SLOT_NEEDS_SPAWN;   /* try again, it may have been transient */
                 pthread_cond_broadcast(&p->changed);
             }
-            if (e->state == SLOT_READY && !e->busy)
+            if (e->state != SLOT_READY || e->busy)
+                continue;
+            /* An idle slot's fields are its last task's, written before its release. */
+            int score = prefer ? prefer(&e->pub, arg) : 0;
+            if (score > best) {
                 found = e;
+                best = score;
+            }
         }
         if (!found)
             pthread_cond_wait(&p->changed, &p->lock);
@@ -206,6 +215,20 @@ void worker_pool_python_done(struct worker_pool *p, struct pyexec_slot *s)
 }
 
 static char *reap(struct worker_pool *p, struct slot_entry *e);
+
+/* The slot's process is gone, and the Python objects it kept with it. */
+static void forget_objects(struct pyexec_slot *s)
+{
+    for (size_t i = 0; i < s->n_held; i++) {
+        free(s->held[i].block_id);
+        free(s->held[i].addr);
+    }
+    free(s->held);
+    s->held = NULL;
+    s->n_held = 0;
+    json_decref(s->objects);
+    s->objects = NULL;
+}
 
 void worker_pool_release(struct worker_pool *p, struct pyexec_slot *s)
 {
@@ -283,8 +306,7 @@ static char *reap(struct worker_pool *p, struct slot_entry *e)
     free(s->broadcasts);         /* the new process has loaded none */
     s->broadcasts = NULL;
     s->n_broadcasts = 0;
-    json_decref(s->objects);
-    s->objects = NULL;
+    forget_objects(s);          /* the new process keeps no objects */
     pthread_mutex_lock(&p->lock);
     free(e->kill_reason);          /* under the lock: members() reads it */
     e->kill_reason = NULL;
@@ -401,7 +423,7 @@ void worker_pool_destroy(struct worker_pool *p)
     }
     for (int i = 0; i < p->size; i++) {
         free(p->slots[i].pub.broadcasts);
-        json_decref(p->slots[i].pub.objects);
+        forget_objects(&p->slots[i].pub);
         free(p->slots[i].kill_reason);
     }
     pthread_mutex_destroy(&p->lock);
