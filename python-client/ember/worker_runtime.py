@@ -96,6 +96,7 @@ class _ObjectCache:
         missing = [block_id for block_id in self.pinned if block_id not in self.entries]
         if missing:                    # the worker and this process disagree: a bug
             raise RuntimeError(f"cached partitions {missing} are not kept as objects here")
+        self._shrink()                 # the budget may be smaller for this job
 
     def end_task(self) -> None:
         self.pinned = set()

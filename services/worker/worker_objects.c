@@ -34,11 +34,26 @@ int worker_objects_score(const struct pyexec_slot *slot, void *arg)
     return n;
 }
 
+/* spark.ember.pyexec.objectCache set to 0 (any unit) turns the objects off. */
+static int objects_off(const Ember__TaskSpec *spec)
+{
+    for (size_t i = 0; i < spec->n_properties; i++) {
+        const char *value = spec->properties[i]->value;
+        char *end;
+        if (strcmp(spec->properties[i]->key, "spark.ember.pyexec.objectCache") != 0)
+            continue;
+        double budget = strtod(value, &end);
+        return end != value && budget <= 0;
+    }
+    return 0;
+}
+
 void worker_objects_plan(struct worker *w, const struct pyexec_slot *slot,
                          const Ember__TaskSpec *spec, struct object_plan *plan)
 {
     size_t i;
     json_t *id;
+    int off = objects_off(spec);
 
     memset(plan, 0, sizeof(*plan));
     plan->n_inputs = spec->n_inputs;
@@ -51,7 +66,7 @@ void worker_objects_plan(struct worker *w, const struct pyexec_slot *slot,
         const Ember__TaskInput *in = spec->inputs[i];
         const struct held_object *held;
         char key[24];
-        if (in->kind != EMBER__TASK_INPUT__KIND__CACHED)
+        if (in->kind != EMBER__TASK_INPUT__KIND__CACHED || off)
             continue;
         snprintf(key, sizeof(key), "%zu", i);
         /* Asked before any byte is read: a block written again after this
