@@ -78,6 +78,7 @@ class _ObjectCache:
         self.entries: "OrderedDict[str, CachedPartition]" = OrderedDict()
         self.size = 0
         self.puts = 0
+        self.changes = 0               # puts, growths and drops: the frozen set is stale
         self.budget = _OBJECT_BUDGET_DEFAULT
         self.app = ""
         self.pinned: set[str] = set()
@@ -112,6 +113,7 @@ class _ObjectCache:
         if size > self.budget:
             return
         self.puts += 1
+        self.changes += 1
         self.entries[block_id] = CachedPartition(records, size, self.puts)
         self.size += size
         self._shrink()
@@ -125,13 +127,14 @@ class _ObjectCache:
     def grew(self, entry: CachedPartition, size: int) -> None:
         entry.size += size
         self.size += size
-        self.puts += 1                 # new long-lived objects: freeze them after the task
+        self.changes += 1              # new long-lived objects: freeze them after the task
         self._shrink()
 
     def drop(self, block_id: str) -> None:
         entry = self.entries.pop(block_id, None)
         if entry is not None:
             self.size -= entry.size
+            self.changes += 1
             gc.unfreeze()    # what the dropped records held in cycles may be collected again
 
     def clear(self) -> None:
@@ -183,7 +186,7 @@ class _LongLivedData:
         self.seen = (0, 0)
 
     def after_task(self) -> None:
-        now = (_objects.puts, broadcast.unpickled_values)
+        now = (_objects.changes, broadcast.unpickled_values)
         if now != self.seen:
             self.seen = now
             gc.collect()
@@ -256,6 +259,8 @@ class _Inputs:
             return
         self.started += 1
         keep_as = self.keep.get(str(index))
+        if keep_as is not None and keep_as not in _objects.pinned:
+            _objects.drop(keep_as)     # what it kept of an older block must not outlive this read
         kept: list[Any] | None = [] if keep_as is not None and _objects.budget > 0 else None
         size = 0
         while True:

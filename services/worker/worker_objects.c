@@ -119,7 +119,11 @@ static int touched(struct worker *w, const Ember__TaskSpec *spec, const struct o
         uint64_t gen;
         if (strcmp(spec->cache_writes[i]->block_id, block_id) != 0)
             continue;
-        /* Computed here: the objects are the block just stored, when it was. */
+        /* Computed here: the objects are the block just stored, when it was.
+         * (Another attempt of the same partition storing it here between our
+         * put and this question would be taken for ours: the master runs one
+         * attempt of a partition at a time, so only a written-off attempt
+         * could, and it computes the same lineage.) */
         if (!stored || !stored[i]
             || worker_block_generation(w, w->block_addr, block_id, &gen) != 0)
             return -1;
