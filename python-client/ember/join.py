@@ -151,8 +151,10 @@ class _Several(list):
 def _left_index(records: list) -> tuple[dict, int]:
     """The hash join's left side built once from a cached partition kept as
     objects (ember.worker_runtime.CachedPartition.derive): key -> its value,
-    or a _Several list of its values in order. Returns it with its approximate
-    size in bytes."""
+    or a _Several list of its values in order. Returns it with its size as the
+    object cache counts it: a pointer per key, since its keys and values are
+    the records' own, already counted (the cache's budget is in pickled bytes;
+    a larger proxy could evict the very partition the index serves)."""
     index: dict[Any, Any] = {}
     several = 0
     for k, v in records:
@@ -165,7 +167,7 @@ def _left_index(records: list) -> tuple[dict, int]:
                 several += 1
         else:
             index[k] = v
-    return index, 100 * len(index) + 64 * several
+    return index, 8 * len(index) + 8 * several
 
 
 def _probe(index: dict, right: Iterator[Any], outer_left: bool,
