@@ -42,6 +42,25 @@ def tree_rss(root: int) -> tuple[int, int]:
     return total, count
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User plus system CPU seconds of root and its living descendants."""
+    children = _parents()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            total += int(fields[11]) + int(fields[12])      # utime, stime
+        except (OSError, ValueError, IndexError):
+            pass
+        todo.extend(children.get(pid, ()))
+    return total / ticks
+
+
 class TreeSampler:
     """Samples tree_rss(pid) every interval seconds from a thread until stop()."""
 

@@ -84,6 +84,11 @@ def _do_python_join(rdd: "RDD", other: "RDD", numPartitions: Optional[int],
         # partition holds all values of its keys, so a hash join needs neither
         # a shuffle nor tags nor a full grouping of both sides.
         def hash_join(iterator: Iterable[Any]) -> Iterator[Any]:
+            take = getattr(iterator, "take_cached_left", None)
+            if take is not None:       # the left side is a cached partition kept as objects
+                entry, right = take()
+                index = entry.derive("hash_join_left", _left_index)
+                return _probe(index, right, outer_left, outer_right)
             return _hash_join(iter(iterator), dispatch, outer_left, outer_right)
         both = lineage.sides(rdd.ctx, [rdd, other])
         both.partitioner = partitioner
@@ -137,6 +142,64 @@ def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iter
             if k not in matched:
                 for v in values:
                     yield k, (v, None)
+
+
+class _Several(list):
+    """The left values of a key that has more than one, in _left_index."""
+
+
+def _left_index(records: list) -> tuple[dict, int]:
+    """The hash join's left side built once from a cached partition kept as
+    objects (ember.worker_runtime.CachedPartition.derive): key -> its value,
+    or a _Several list of its values in order. Returns it with its size as the
+    object cache counts it: a pointer per key, since its keys and values are
+    the records' own, already counted (the cache's budget is in pickled bytes;
+    a larger proxy could evict the very partition the index serves)."""
+    index: dict[Any, Any] = {}
+    several = 0
+    for k, v in records:
+        if k in index:
+            values = index[k]
+            if type(values) is _Several:
+                values.append(v)
+            else:
+                index[k] = _Several((values, v))
+                several += 1
+        else:
+            index[k] = v
+    return index, 8 * len(index) + 8 * several
+
+
+def _probe(index: dict, right: Iterator[Any], outer_left: bool,
+           outer_right: bool) -> Iterator[Any]:
+    """_hash_join's second half over an index from _left_index: the same
+    records in the same order."""
+    missing = _MISSING
+    matched: Optional[set] = set() if outer_left else None
+    for k, w in right:
+        v = index.get(k, missing)
+        if v is missing:
+            if outer_right:
+                yield k, (None, w)
+            continue
+        if matched is not None:
+            matched.add(k)
+        if type(v) is _Several:
+            for one in v:
+                yield k, (one, w)
+        else:
+            yield k, (v, w)
+    if matched is not None:
+        for k, v in index.items():
+            if k not in matched:
+                if type(v) is _Several:
+                    for one in v:
+                        yield k, (one, None)
+                else:
+                    yield k, (v, None)
+
+
+_MISSING = object()
 
 
 def _tag_sides(rest: Iterator[Any]) -> Iterator[tuple]:

@@ -44,42 +44,134 @@ class _AdaptiveBatch:
             self.size = max(self.size // 2, _MIN_BATCH)
 
 
+class CachedPartition:
+    """One cached partition kept as Python objects: its records, and structures
+    derived from them once (the hash join's index of the left side) that later
+    tasks reuse instead of rebuilding."""
+
+    __slots__ = ("records", "size", "derived", "put")
+
+    def __init__(self, records: list, size: int, put: int) -> None:
+        self.records = records
+        self.size = size
+        self.derived: dict[str, Any] = {}
+        self.put = put                 # _ObjectCache.puts when it was stored
+
+    def derive(self, name: str, build: Callable[[list], tuple[Any, int]]) -> Any:
+        """build(records) -> (value, approximate bytes), once; counted in the budget."""
+        if name not in self.derived:
+            value, size = build(self.records)
+            self.derived[name] = value
+            _objects.grew(self, size)
+        return self.derived[name]
+
+
 class _ObjectCache:
     """Cached partitions this process keeps as Python objects, least recently
     used first out, within a budget counted in pickled bytes (Spark keeps
-    deserialized MEMORY_ONLY blocks the same way). The worker learns which it
-    holds from each task's metrics and then sends no bytes for them."""
+    deserialized MEMORY_ONLY blocks the same way). A partition is kept by the
+    task that computed it (its cache tee) or that read its block. The worker
+    learns which it holds from each task's metrics and sends no bytes for them
+    while its block manager still holds the same block (docs/ARCHITECTURE.md,
+    "Persistence and locality"). Entries belong to one application."""
 
     def __init__(self) -> None:
-        self.entries: "OrderedDict[str, tuple[list, int]]" = OrderedDict()
+        self.entries: "OrderedDict[str, CachedPartition]" = OrderedDict()
         self.size = 0
         self.puts = 0
+        self.changes = 0               # puts, growths and drops: the frozen set is stale
+        self.budget = _OBJECT_BUDGET_DEFAULT
+        self.app = ""
+        self.pinned: set[str] = set()
 
-    def get(self, block_id: str) -> list:
-        records, size = self.entries.pop(block_id)
-        self.entries[block_id] = (records, size)
-        return records
+    def begin_task(self, app: str, budget: int, drop: Iterable[str], using: Iterable[str]) -> None:
+        """Forgets every entry of another application, and those the worker
+        found changed or gone in its block manager; the entries the task reads
+        (`using`) stay until it ends, whatever it stores meanwhile."""
+        self.budget = budget
+        if app != self.app:
+            self.app = app
+            self.clear()
+        for block_id in drop:
+            self.drop(block_id)
+        self.pinned = set(using)
+        missing = [block_id for block_id in self.pinned if block_id not in self.entries]
+        if missing:                    # the worker and this process disagree: a bug
+            raise RuntimeError(f"cached partitions {missing} are not kept as objects here")
+        self._shrink()                 # the budget may be smaller for this job
 
-    def put(self, block_id: str, records: list, size: int, budget: int) -> None:
-        if block_id in self.entries:
-            self.size -= self.entries.pop(block_id)[1]
-            gc.unfreeze()    # the replaced records may hold cycles
-        if size > budget:
+    def end_task(self) -> None:
+        self.pinned = set()
+        self._shrink()
+
+    def get(self, block_id: str) -> CachedPartition:
+        entry = self.entries.pop(block_id)
+        self.entries[block_id] = entry
+        return entry
+
+    def put(self, block_id: str, records: list, size: int) -> None:
+        self.drop(block_id)
+        if size > self.budget:
             return
-        self.entries[block_id] = (records, size)
-        self.size += size
         self.puts += 1
-        while self.size > budget:
-            _, (_, dropped) = self.entries.popitem(last=False)
-            self.size -= dropped
+        self.changes += 1
+        self.entries[block_id] = CachedPartition(records, size, self.puts)
+        self.size += size
+        self._shrink()
+
+    def drop_since(self, puts: int) -> None:
+        """Drops the entries stored after self.puts was `puts`."""
+        for block_id, entry in list(self.entries.items()):
+            if entry.put > puts:
+                self.drop(block_id)
+
+    def grew(self, entry: CachedPartition, size: int) -> None:
+        entry.size += size
+        self.size += size
+        self.changes += 1              # new long-lived objects: freeze them after the task
+        self._shrink()
+
+    def drop(self, block_id: str) -> None:
+        entry = self.entries.pop(block_id, None)
+        if entry is not None:
+            self.size -= entry.size
+            self.changes += 1
             gc.unfreeze()    # what the dropped records held in cycles may be collected again
+
+    def clear(self) -> None:
+        for block_id in list(self.entries):
+            self.drop(block_id)
+
+    def _shrink(self) -> None:
+        if self.size <= self.budget:
+            return
+        for block_id in list(self.entries):     # least recently used first
+            if self.size <= self.budget:
+                break
+            if block_id not in self.pinned:
+                self.drop(block_id)
+
+    def over_memory(self, limit: int) -> None:
+        """Drops every entry when this process's resident memory passed limit
+        (the worker's budget for one subprocess): the copy in the block
+        manager stays, so only the time to read it again is lost."""
+        if limit <= 0 or not self.entries:
+            return
+        try:
+            with open("/proc/self/statm", "rb") as fh:
+                resident = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return
+        if resident > limit:
+            self.clear()
+            gc.collect()
 
     def held(self) -> list[str]:
         return list(self.entries)
 
 
-_objects = _ObjectCache()
 _OBJECT_BUDGET_DEFAULT = 128 << 20
+_objects = _ObjectCache()
 
 
 class _LongLivedData:
@@ -95,7 +187,7 @@ class _LongLivedData:
         self.seen = (0, 0)
 
     def after_task(self) -> None:
-        now = (_objects.puts, broadcast.unpickled_values)
+        now = (_objects.changes, broadcast.unpickled_values)
         if now != self.seen:
             self.seen = now
             gc.collect()
@@ -117,14 +209,20 @@ def _object_budget(header: dict) -> int:
 
 
 class _Inputs:
-    """The task's input frames: one stream per plan leaf, each ended by END."""
+    """The task's input frames: one stream per plan leaf, each ended by END.
 
-    def __init__(self, count: int, from_objects: dict[str, str]) -> None:
+    from_objects: {input index: block id} of cached inputs this process keeps
+    as objects (the worker sends END alone for them); keep: those of the other
+    cached inputs, kept as objects once read whole."""
+
+    def __init__(self, count: int, from_objects: dict[str, str], keep: dict[str, str]) -> None:
         self.count = count
         self.ended = 0
         self.records = 0
         self.started = 0
         self.from_objects = from_objects
+        self.keep = keep
+        self.served = 0                # inputs served from the object cache
 
     def leaf(self, kind: str) -> Iterator[Any]:
         """The records of the next input, read lazily a frame at a time (the
@@ -140,6 +238,23 @@ class _Inputs:
         lines.lines_of = _text_lines
         return lines
 
+    def next_object_entry(self) -> "CachedPartition | None":
+        """The next input as its object cache entry when it is served from
+        there (its END is read now), else None and nothing is read."""
+        block_id = self.from_objects.get(str(self.started))
+        if block_id is None or self.started >= self.count:
+            return None
+        entry = self._take_entry(block_id)
+        self._expect_end()
+        return entry
+
+    def _take_entry(self, block_id: str) -> CachedPartition:
+        self.started += 1
+        entry = _objects.get(block_id)
+        self.records += len(entry.records)
+        self.served += 1
+        return entry
+
     def _batches(self, kind: str, raw: bool = False) -> Iterator[Any]:
         """Lists of records, one per frame; with raw, text frames undecoded
         (records still counted as their lines)."""
@@ -148,22 +263,28 @@ class _Inputs:
             # Reading on would wait forever for frames the worker never sends.
             raise RuntimeError(f"the task's plan reads input {index + 1} but the task has "
                                f"{self.count}")
-        self.started += 1
         block_id = self.from_objects.get(str(index))
         if block_id is not None:
             if raw:     # only cached inputs are kept as objects, never text
                 raise RuntimeError(f"input {index + 1} is kept as objects, not text frames")
-            records = _objects.get(block_id)
-            self.records += len(records)
-            yield records
+            entry = self._take_entry(block_id)
+            yield entry.records
             self._expect_end()
             return
+        self.started += 1
+        keep_as = self.keep.get(str(index))
+        if keep_as is not None and keep_as not in _objects.pinned:
+            _objects.drop(keep_as)     # what it kept of an older block must not outlive this read
+        kept: list[Any] | None = [] if keep_as is not None and _objects.budget > 0 else None
+        size = 0
         while True:
             frame = io.read_frame()
             if isinstance(frame, int):
                 if frame != io.END:
                     raise RuntimeError(f"unexpected marker {frame} in task input")
                 self.ended += 1
+                if kept is not None:
+                    _objects.put(keep_as, kept, size)
                 return
             if raw:
                 self.records += line_count(frame)
@@ -171,6 +292,12 @@ class _Inputs:
                 continue
             batch = _text_lines(frame) if kind == "text" else _loads(frame)
             self.records += len(batch)
+            if kept is not None:
+                size += len(frame)
+                if size > _objects.budget:
+                    kept = None        # too big to keep as objects
+                else:
+                    kept.extend(batch)
             yield batch
 
     def _expect_end(self) -> None:
@@ -270,7 +397,7 @@ class _CacheTee:
         self._flush()
         self.done = True
         if self.kept is not None:
-            _objects.put(self.block_id, self.kept, self.bytes, self.budget)
+            _objects.put(self.block_id, self.kept, self.bytes)
 
     def _flush(self) -> None:
         if not self.batch:
@@ -291,6 +418,39 @@ class _CacheTee:
         if not self.done:
             for _ in self:
                 pass
+
+
+class CachedLeftSides:
+    """A "sides" partition whose left side is a cached partition this process
+    keeps as objects. Iterated, it is the usual stream (left records,
+    SIDE_BOUNDARY, right records); the co-partitioned hash join instead takes
+    the entry, to reuse the index it built from it in an earlier task, and the
+    right side alone (ember.join)."""
+
+    def __init__(self, records: Iterator[Any], entry: CachedPartition,
+                 right: Callable[[], Iterator[Any]]) -> None:
+        self._records = records
+        self._entry = entry
+        self._right = right
+        self._taken = False
+        self._iterating = False
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        if not self._iterating:        # read one way or the other, not both
+            if self._taken:
+                raise RuntimeError("the sides of this partition were taken apart already")
+            self._taken = self._iterating = True
+        return next(self._records)
+
+    def take_cached_left(self) -> tuple[CachedPartition, Iterator[Any]]:
+        """(the left side's cache entry, an iterator of the right side's records)."""
+        if self._taken:
+            raise RuntimeError("the sides of this partition were read already")
+        self._taken = True
+        return self._entry, iter(self._right())
 
 
 class _Plan:
@@ -329,12 +489,21 @@ class _Plan:
         return chain.from_iterable(self.build(child, split) for child in children)
 
     def _sides(self, children: list[dict], split: int) -> Iterator[Any]:
+        first = children[0]
+        entry = None
+        if (len(children) == 2 and "combine" not in first and not first.get("funcs")
+                and not first.get("cacheAt")):
+            entry = self.inputs.next_object_entry()
+
         def parts() -> Iterator[Iterable[Any]]:
             for i, child in enumerate(children):
                 if i:
                     yield (SIDE_BOUNDARY,)
-                yield self.build(child, split)
-        return chain.from_iterable(parts())
+                yield entry.records if i == 0 and entry is not None else self.build(child, split)
+        records = chain.from_iterable(parts())
+        if entry is None:
+            return records
+        return CachedLeftSides(records, entry, lambda: self.build(children[1], split))
 
     def _zip(self, children: list[dict], split: int) -> Iterator[Any]:
         first = list(self.build(children[0], split))
@@ -393,11 +562,15 @@ def run_task(header_frame: bytes) -> None:
     partitioner_frame = io.read_frame() if header["numReduce"] else None
     for bid in header.get("broadcasts", []):
         broadcast.register_worker_value(bid, io.read_frame())
-    source = _Inputs(header["numInputs"], header.get("objectInputs", {}))
+    source = _Inputs(header["numInputs"], header.get("objectInputs", {}),
+                     header.get("keepInputs", {}))
     started = time.monotonic()
     TaskContext._set(header)
     accumulators.reset_task()
+    puts_before = _objects.puts
     try:
+        _objects.begin_task(header.get("appId", ""), _object_budget(header),
+                            header.get("dropObjects", []), source.from_objects.values())
         compat.check_driver(header.get("properties", {}))
         pyfiles.install(header.get("properties", {}))
         written = _run(header, funcs, partitioner_frame, source)
@@ -405,11 +578,16 @@ def run_task(header_frame: bytes) -> None:
     except BaseException:  # noqa: BLE001 - everything a user function raises is reported
         text = traceback.format_exc()
         source.drain()
+        if _objects.puts != puts_before:
+            # The worker stores nothing of a failed task: what it kept would
+            # not match the blocks the worker knows of.
+            _objects.drop_since(puts_before)
         io.write_marker(io.ERROR)
         io.write_frame(text.encode("utf-8", "replace"))
         return
     finally:
         TaskContext._set(None)
+        _objects.end_task()
     metrics = {
         "recordsIn": source.records,
         "recordsOut": written,
@@ -418,7 +596,9 @@ def run_task(header_frame: bytes) -> None:
     updates = accumulators.task_updates()
     if updates:
         metrics["accumulators"] = updates
+    _objects.over_memory(header.get("objectMemoryLimit", 0))
     metrics["objects"] = _objects.held()
+    metrics["objectInputs"] = source.served
     io.write_marker(io.END)
     io.write_frame(json.dumps(metrics).encode())
     _long_lived.after_task()

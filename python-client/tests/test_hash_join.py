@@ -50,3 +50,21 @@ def test_hash_join_equals_a_grouping_join(monkeypatch, limit, outer_left, outer_
         got = list(join._hash_join(records, _dispatch(outer_left, outer_right),
                                    outer_left, outer_right))
         assert sorted(got, key=repr) == _reference(left, right, outer_left, outer_right)
+
+
+@pytest.mark.parametrize("outer_left,outer_right", [(False, False), (True, False),
+                                                    (False, True), (True, True)])
+def test_index_of_a_cached_left_side_gives_the_same_records_in_the_same_order(
+        outer_left, outer_right):
+    """_left_index + _probe (the left side kept as objects, indexed once) against
+    _hash_join over the same records: equal lists, order included."""
+    rng = random.Random(11)
+    left = [(rng.randrange(40), [i]) for i in range(300)] + [(None, "none"), ((1, 2), "tuple")]
+    right = [(rng.randrange(60), i * 0.5) for i in range(200)] + [((1, 2), "t"), ("x", 0)]
+    streamed = list(join._hash_join(iter(left + [SIDE_BOUNDARY] + right), None, outer_left,
+                                    outer_right))
+    index, size = join._left_index(left)
+    assert size > 0
+    for _ in range(2):                 # the index is reused by later tasks as it is
+        assert list(join._probe(index, iter(right), outer_left, outer_right)) == streamed
+    assert sorted(streamed, key=repr) == _reference(left, right, outer_left, outer_right)

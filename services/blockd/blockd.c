@@ -137,6 +137,7 @@ static grpc_status_code stream_block(ember_rpc_ctx *ctx, struct blockd *b, const
         c.data.data = data ? (uint8_t *)data + off : staging;
         c.data.len = n;
         c.total_size = blockd_block_size(blk);
+        c.generation = blockd_block_generation(blk);
         c.last = off + n == end;
         if (!data && blockd_block_read(blk, off, staging, n) != 0) {
             st = read_failed(ctx, b, id);

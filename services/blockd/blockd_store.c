@@ -23,6 +23,7 @@
 struct blockd_block {
     atomic_uint refs;
     uint64_t size;
+    uint64_t generation; /* of the complete block it shows (see blockd_block_generation) */
     uint8_t *data; /* in memory, or NULL for a view of a file */
     int fd;        /* a view of a file: open for reading (it may be unlinked) */
     char *path;    /* that file, for error messages */
@@ -64,6 +65,7 @@ struct entry {
     int stuck;                   /* PINNED, failed to spill: in the stuck list */
     int on_disk;                 /* the complete block is <dir>/<id>.blk */
     uint64_t disk_size;
+    uint64_t generation;         /* of the complete block: new for every completed write */
     struct write *w;             /* the write in progress, or NULL */
 };
 
@@ -88,6 +90,7 @@ struct blockd_store {
     uint64_t memory_limit;
     char *dir;
     uint64_t seq;            /* makes temporary file names unique */
+    uint64_t generation;     /* the last one given to a completed block */
     uint64_t pending_mem;    /* bytes of writes buffered in memory */
     uint64_t spilling_bytes; /* bytes of blocks being spilled (still in memory) */
     char **dropped;
@@ -615,6 +618,7 @@ static void place_in_memory(struct blockd_store *s, struct entry *e, struct writ
     /* Give back the slack of the doubling buffer; an empty block gets a real
      * (one-byte) allocation so readers never see a NULL pointer. */
     e->mem = new_view(n, ember_xrealloc(data, n), -1, NULL);
+    e->mem->generation = e->generation;
     lru_push_newest(&s->lru, e);
     s->stats.blocks++;
     s->stats.bytes_in_memory += n;
@@ -639,6 +643,7 @@ static int complete(struct blockd_store *s, struct entry *e, struct spill **spil
     s->stats.puts++;
     drop_block(s, e, renamed);
     e->storage = w->storage;
+    e->generation = ++s->generation;
     if (w->mode == W_FILE) {
         e->on_disk = 1;
         e->disk_size = w->len;
@@ -724,6 +729,7 @@ static int open_view(struct blockd_store *s, struct entry *e, struct blockd_bloc
         return rc;
     }
     *out = new_view(e->disk_size, NULL, fd, path);
+    (*out)->generation = e->generation;
     return 0;
 }
 
@@ -754,6 +760,11 @@ int blockd_store_get(struct blockd_store *s, const char *id, struct blockd_block
 uint64_t blockd_block_size(const struct blockd_block *b)
 {
     return b->size;
+}
+
+uint64_t blockd_block_generation(const struct blockd_block *b)
+{
+    return b->generation;
 }
 
 const uint8_t *blockd_block_data(const struct blockd_block *b)
@@ -791,6 +802,7 @@ int blockd_store_valid_id(const char *id)
 int blockd_store_new(uint64_t memory_limit, const char *dir, struct blockd_store **out)
 {
     struct blockd_store *s;
+    struct timespec now;
     int rc;
 
     rc = blockd_disk_open_dir(dir);
@@ -802,6 +814,10 @@ int blockd_store_new(uint64_t memory_limit, const char *dir, struct blockd_store
     s->buckets = ember_xcalloc(s->nbuckets, sizeof(*s->buckets));
     s->memory_limit = memory_limit;
     s->dir = ember_xstrdup(dir);
+    /* From the clock, so that a restarted block manager at the same address
+     * never gives a block a generation the one before it gave. */
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->generation = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     *out = s;
     return 0;
 }

@@ -77,6 +77,10 @@ int blockd_store_put_chunk(struct blockd_store *s, const char *id, uint64_t offs
 int blockd_store_get(struct blockd_store *s, const char *id,
                      struct blockd_block **out) EMBER_MUST_CHECK;
 uint64_t blockd_block_size(const struct blockd_block *b);
+/* Identifies the write that made the block: every completed write of any id
+ * gets a new one (also across restarts), so a reader can tell a block it saw
+ * from one written again under the same id since. */
+uint64_t blockd_block_generation(const struct blockd_block *b);
 /* The bytes of a block held in memory; NULL when the view reads a file
  * (use blockd_block_read). */
 const uint8_t *blockd_block_data(const struct blockd_block *b);

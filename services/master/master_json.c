@@ -142,6 +142,7 @@ static json_t *json_task(const struct task *t)
         (json_int_t)(mt->shuffle_read_local_bytes + mt->shuffle_read_remote_bytes),
         "shuffleRemoteBytesRead", (json_int_t)mt->shuffle_read_remote_bytes, "shuffleWriteBytes",
         (json_int_t)mt->shuffle_write_bytes);
+    json_object_set_new(o, "objectCacheInputs", json_integer((json_int_t)mt->object_cache_inputs));
     if (t->error)
         json_object_set_new(o, "errorMessage", json_string(t->error));
     return o;
@@ -279,6 +280,7 @@ static json_t *json_stage(const struct stage *s, int with_tasks)
                         json_integer((json_int_t)m->shuffle_read_remote_bytes));
     json_object_set_new(o, "shuffleWriteBytes", json_integer((json_int_t)m->shuffle_write_bytes));
     json_object_set_new(o, "executorRunTimeMs", json_integer((json_int_t)m->duration_ms));
+    json_object_set_new(o, "objectCacheInputs", json_integer((json_int_t)m->object_cache_inputs));
     if (s->failure)
         json_object_set_new(o, "failureReason", json_string(s->failure));
     set_lineage(o, s);

@@ -331,6 +331,7 @@ static void add_metrics(Ember__TaskMetrics *sum, const Ember__TaskMetrics *m)
     sum->shuffle_read_local_bytes += m->shuffle_read_local_bytes;
     sum->shuffle_read_remote_bytes += m->shuffle_read_remote_bytes;
     sum->python_ms += m->python_ms;
+    sum->object_cache_inputs += m->object_cache_inputs;
 }
 
 static void set_location(char **field, const char *addr)

@@ -62,19 +62,27 @@ struct pyexec_slot {
     int from_child;       /* and read output frames here */
     uint64_t *broadcasts; /* ids of the broadcast values this process has loaded */
     size_t n_broadcasts;
-    json_t *objects;      /* cached blocks it keeps as Python objects (array of ids) */
+    json_t *objects;      /* cached blocks it said it keeps as Python objects (array of ids) */
+    struct held_object *held;  /* those of them we know the block of (worker_objects.c) */
+    size_t n_held;
     struct stderr_tail *err;  /* its stderr, forwarded and remembered */
 };
 int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **out) EMBER_MUST_CHECK;
-/* Waits for an idle, running subprocess and marks it busy with task_id. */
-struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id);
+/* Waits for an idle, running subprocess and marks it busy with task_id; among
+ * idle ones, the one with the highest prefer(slot, arg) (when given). */
+struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id,
+                                        int (*prefer)(const struct pyexec_slot *, void *),
+                                        void *arg);
 /* Keeps task_id a place in the queue for slots now, so tasks get slots in the
  * order they were launched whatever order their threads run in. */
 void worker_pool_enqueue(struct worker_pool *p, uint64_t task_id);
-/* The same, but NULL with *killed set when worker_pool_kill_task named the
- * task before it got a slot (a task launched ahead of a free slot). */
+/* The same as worker_pool_acquire, but NULL with *killed set when
+ * worker_pool_kill_task named the task before it got a slot (a task launched
+ * ahead of a free slot). */
 struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uint64_t task_id,
-                                                      int *killed);
+                                                      int (*prefer)(const struct pyexec_slot *,
+                                                                    void *),
+                                                      void *arg, int *killed);
 /* The task is done with the process (its Python work ended): from here on no
  * cancel or memory limit signals it. */
 void worker_pool_python_done(struct worker_pool *p, struct pyexec_slot *s);
@@ -107,6 +115,8 @@ int worker_pool_recycle(struct worker_pool *p, const struct pool_member *m) EMBE
 
 /* ---- worker_memory.c: one memory budget for the pyexecs' resident memory ---- */
 struct worker_memory;
+/* The soft budget (bytes, 0: none) shared by the pool's n subprocesses, per subprocess. */
+uint64_t worker_memory_soft_share(const struct worker_memory *m, int n);
 /* Starts the monitor when a budget is set (--python-memory-soft/-hard);
  * *out is NULL when both are off. Borrows w. */
 int worker_memory_start(struct worker *w, struct worker_memory **out) EMBER_MUST_CHECK;
@@ -116,6 +126,38 @@ void worker_memory_stop(struct worker_memory *m);   /* NULL-safe; joins the thre
 /* Sends rep (borrowed) to the master, retrying for a few seconds; 0 once the
  * master has it, EMBER_EIO when it could not be reached. */
 int worker_report_send(struct worker *w, const Ember__TaskReport *rep) EMBER_MUST_CHECK;
+
+/* ---- worker_objects.c: cached partitions a pyexec keeps as Python objects ----
+ * A pyexec keeps the cached partitions it computed or read as objects (its
+ * LRU, ember/worker_runtime.py); the worker sends no bytes for such an input
+ * while the block manager still holds the very block they came from: same id,
+ * same address, same generation (blockd gives every completed write a new one). */
+struct held_object {
+    char *block_id;
+    char *addr;           /* the block manager the objects' block is in */
+    uint64_t generation;
+};
+struct object_plan {
+    size_t n_inputs;
+    uint8_t *from_objects;     /* per input: 1 when the pyexec has it as objects */
+    uint64_t *generations;     /* per cached input: its block's generation, 0 unknown */
+    json_t *object_inputs;     /* header "objectInputs": {"<index>": block id} */
+    json_t *keep_inputs;       /* header "keepInputs": the other cached inputs */
+    json_t *drop;              /* header "dropObjects": ids it keeps that we cannot vouch for */
+};
+/* How many of spec's cached inputs the slot's pyexec keeps (for worker_pool_acquire). */
+int worker_objects_score(const struct pyexec_slot *slot, void *spec);
+/* Decides which cached inputs of spec the slot's pyexec is served from its
+ * objects (one generation check per cached input with its block manager). */
+void worker_objects_plan(struct worker *w, const struct pyexec_slot *slot,
+                         const Ember__TaskSpec *spec, struct object_plan *plan);
+/* After the task: the pyexec said it keeps `reported` (NULL when the task
+ * failed: then nothing is vouched for). stored[i] is 1 when cache write i was
+ * stored in our block manager. */
+void worker_objects_after_task(struct worker *w, struct pyexec_slot *slot,
+                               const Ember__TaskSpec *spec, const struct object_plan *plan,
+                               json_t *reported, const uint8_t *stored);
+void worker_object_plan_free(struct object_plan *plan);
 
 /* ---- worker_task.c ---- */
 /* Starts a thread running the task; takes ownership of spec. */
@@ -174,6 +216,10 @@ void worker_channels_free(struct worker *w);
 int worker_store_block(struct worker *w, const char *address, const char *block_id,
                        Ember__BlockStorage storage, const struct ember_buf *parts, size_t n_parts,
                        char **error) EMBER_MUST_CHECK;
+/* The generation of block_id at address (see blockd_block_generation): 0, or
+ * EMBER_ENOENT when it is not there or the block manager did not answer. */
+int worker_block_generation(struct worker *w, const char *address, const char *block_id,
+                            uint64_t *generation) EMBER_MUST_CHECK;
 /* Appends a whole block from the block manager at address to buf; errors as below. */
 int worker_fetch_block_to_buf(struct worker *w, const char *address, const char *block_id,
                               struct ember_buf *buf, char **error) EMBER_MUST_CHECK;

@@ -219,3 +219,26 @@ int worker_fetch_ranges_to_fd(struct worker *w, const char *address, Ember__Bloc
                          ember_xasprintf("%zu shuffle blocks (first %s)", n, ranges[0]->block_id),
                          address, error);
 }
+
+static int on_generation(const ProtobufCMessage *msg, void *user)
+{
+    *(uint64_t *)user = ((const Ember__Chunk *)msg)->generation;
+    return 0;
+}
+
+int worker_block_generation(struct worker *w, const char *address, const char *block_id,
+                            uint64_t *generation)
+{
+    Ember__GetBlockRequest req = EMBER__GET_BLOCK_REQUEST__INIT;
+    uint64_t got = 0;
+    grpc_status_code st;
+
+    req.block_id = (char *)block_id;
+    req.has_range = 1;                 /* no bytes: one empty chunk with the block's facts */
+    st = ember_rpc_call(worker_channel(w, address), &ember__block_manager__descriptor, "GetBlock",
+                        &req.base, NULL, on_generation, &got, 5000, NULL);
+    if (st != GRPC_STATUS_OK || got == 0)
+        return EMBER_ENOENT;
+    *generation = got;
+    return 0;
+}

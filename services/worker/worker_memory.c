@@ -166,3 +166,10 @@ void worker_memory_stop(struct worker_memory *m)
     pthread_join(m->thread, NULL);     /* ember_daemon_sleep returned: the daemon stops */
     free(m);
 }
+
+uint64_t worker_memory_soft_share(const struct worker_memory *m, int n)
+{
+    if (!m || !m->soft || n <= 0)
+        return 0;
+    return m->soft / (uint64_t)n;
+}

@@ -241,17 +241,22 @@ int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **o
     return 0;
 }
 
-struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id)
+struct pyexec_slot *worker_pool_acquire(struct worker_pool *p, uint64_t task_id,
+                                        int (*prefer)(const struct pyexec_slot *, void *),
+                                        void *arg)
 {
     int killed;
-    return worker_pool_acquire_unless_killed(p, task_id, &killed);
+    return worker_pool_acquire_unless_killed(p, task_id, prefer, arg, &killed);
 }
 
 struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uint64_t task_id,
-                                                      int *killed)
+                                                      int (*prefer)(const struct pyexec_slot *,
+                                                                    void *),
+                                                      void *arg, int *killed)
 {
     struct slot_entry *found = NULL;
     struct slot_waiter *me;
+    int best = -1;
 
     *killed = 0;
     pthread_mutex_lock(&p->lock);
@@ -261,14 +266,21 @@ struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uin
             *killed = 1;
             break;
         }
-        for (int i = 0; i < p->size && !found && p->waiters == me; i++) {
+        /* Only the first task in the queue takes a slot: the best of the idle ones. */
+        for (int i = 0; i < p->size && p->waiters == me; i++) {
             struct slot_entry *e = &p->slots[i];
             if (e->state == SLOT_FAILED) {
                 e->state = SLOT_NEEDS_SPAWN;   /* try again, it may have been transient */
                 pthread_cond_broadcast(&p->changed);
             }
-            if (e->state == SLOT_READY && !e->busy)
+            if (e->state != SLOT_READY || e->busy)
+                continue;
+            /* An idle slot's fields are its last task's, written before its release. */
+            int score = prefer ? prefer(&e->pub, arg) : 0;
+            if (score > best) {
                 found = e;
+                best = score;
+            }
         }
         if (!found)
             pthread_cond_wait(&p->changed, &p->lock);
@@ -295,6 +307,20 @@ void worker_pool_python_done(struct worker_pool *p, struct pyexec_slot *s)
 }
 
 static char *reap(struct worker_pool *p, struct slot_entry *e);
+
+/* The slot's process is gone, and the Python objects it kept with it. */
+static void forget_objects(struct pyexec_slot *s)
+{
+    for (size_t i = 0; i < s->n_held; i++) {
+        free(s->held[i].block_id);
+        free(s->held[i].addr);
+    }
+    free(s->held);
+    s->held = NULL;
+    s->n_held = 0;
+    json_decref(s->objects);
+    s->objects = NULL;
+}
 
 void worker_pool_release(struct worker_pool *p, struct pyexec_slot *s)
 {
@@ -372,8 +398,7 @@ static char *reap(struct worker_pool *p, struct slot_entry *e)
     free(s->broadcasts);         /* the new process has loaded none */
     s->broadcasts = NULL;
     s->n_broadcasts = 0;
-    json_decref(s->objects);
-    s->objects = NULL;
+    forget_objects(s);          /* the new process keeps no objects */
     pthread_mutex_lock(&p->lock);
     free(e->kill_reason);          /* under the lock: members() reads it */
     e->kill_reason = NULL;
@@ -494,7 +519,7 @@ void worker_pool_destroy(struct worker_pool *p)
     }
     for (int i = 0; i < p->size; i++) {
         free(p->slots[i].pub.broadcasts);
-        json_decref(p->slots[i].pub.objects);
+        forget_objects(&p->slots[i].pub);
         free(p->slots[i].kill_reason);
     }
     pthread_mutex_destroy(&p->lock);

@@ -30,45 +30,14 @@ struct task_run {
     int result_inline;           /* the result goes in the report, not to the block manager */
     int pyexec_lost;             /* died or out of protocol step: replace it */
     uint64_t records_in, records_out, python_ms, output_bytes;
-    uint8_t *from_objects;       /* per input: pyexec holds it as objects, sends no bytes */
+    struct object_plan objects;  /* cached inputs the pyexec has as objects (worker_objects.c) */
+    json_t *reported_objects;    /* what it said it keeps after the task */
+    uint8_t *stored;             /* per cache write: stored in our block manager */
+    uint64_t object_inputs;      /* inputs it was served from its objects */
     uint8_t *accumulators;       /* pickled updates from the metrics frame */
     size_t accumulators_len;
     size_t header_bytes;         /* written to the pyexec by send_header */
 };
-
-static int slot_holds(const struct pyexec_slot *slot, const char *block_id)
-{
-    size_t i;
-    json_t *id;
-
-    json_array_foreach(slot->objects, i, id) {
-        const char *held = json_string_value(id);
-        if (held && strcmp(held, block_id) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* {"<input index>": "<block id>"}: cached inputs this pyexec already keeps as
- * Python objects (Spark's deserialized MEMORY_ONLY); their bytes are not sent. */
-static json_t *object_inputs(struct task_run *t)
-{
-    const Ember__TaskSpec *s = t->spec;
-    json_t *map = json_object();
-
-    t->from_objects = ember_xcalloc(s->n_inputs + 1, 1);
-    for (size_t i = 0; i < s->n_inputs; i++) {
-        const Ember__TaskInput *in = s->inputs[i];
-        if (in->kind != EMBER__TASK_INPUT__KIND__CACHED || !slot_holds(t->slot, in->block_id))
-            continue;
-        char key[24];
-        snprintf(key, sizeof(key), "%zu", i);
-        json_object_set_new(map, key, json_string(in->block_id));
-        t->from_objects[i] = 1;
-    }
-    t->input.from_objects = t->from_objects;
-    return map;
-}
 
 static json_t *cache_blocks(const Ember__TaskSpec *s)
 {
@@ -114,7 +83,14 @@ static int send_header(struct task_run *t, const struct broadcast_load *loads, s
     for (size_t i = 0; i < n_loads; i++)
         json_array_append_new(broadcasts, json_integer((json_int_t)loads[i].id));
     json_object_set_new(h, "broadcasts", broadcasts);
-    json_object_set_new(h, "objectInputs", object_inputs(t));
+    worker_objects_plan(t->w, t->slot, s, &t->objects);
+    t->input.from_objects = t->objects.from_objects;
+    json_object_set_new(h, "objectInputs", json_incref(t->objects.object_inputs));
+    json_object_set_new(h, "keepInputs", json_incref(t->objects.keep_inputs));
+    json_object_set_new(h, "dropObjects", json_incref(t->objects.drop));
+    json_object_set_new(h, "objectMemoryLimit",
+                        json_integer((json_int_t)worker_memory_soft_share(t->w->memory,
+                                                                          t->w->cores)));
     json_object_set_new(h, "cacheBlocks", cache_blocks(s));
     text = json_dumps(h, JSON_COMPACT);
     t->header_bytes = 4 + strlen(text) + 4 * (s->n_funcs + 1 + n_loads) + s->partitioner.len;
@@ -203,13 +179,14 @@ static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
     const char *acc = NULL;
 
     json_t *objects = NULL;
+    json_int_t served = 0;
 
-    if (m && json_unpack(m, "{s:I, s:I, s:I, s?s, s?o}", "recordsIn", &in, "recordsOut", &out,
-                         "pythonMs", &py, "accumulators", &acc, "objects", &objects) == 0) {
-        if (json_is_array(objects)) {
-            json_decref(t->slot->objects);
-            t->slot->objects = json_incref(objects);
-        }
+    if (m && json_unpack(m, "{s:I, s:I, s:I, s?s, s?o, s?I}", "recordsIn", &in, "recordsOut",
+                         &out, "pythonMs", &py, "accumulators", &acc, "objects", &objects,
+                         "objectInputs", &served) == 0) {
+        if (json_is_array(objects))
+            t->reported_objects = json_incref(objects);
+        t->object_inputs = (uint64_t)served;
         t->records_in = (uint64_t)in;
         t->records_out = (uint64_t)out;
         t->python_ms = (uint64_t)py;
@@ -288,6 +265,7 @@ static void store_caches(struct task_run *t)
     const Ember__TaskSpec *s = t->spec;
 
     t->cached = ember_xcalloc(s->n_cache_writes + 1, sizeof(*t->cached));
+    t->stored = ember_xcalloc(s->n_cache_writes + 1, 1);
     for (size_t i = 0; i < s->n_cache_writes && !t->error; i++) {
         const Ember__CacheWrite *cw = s->cache_writes[i];
         Ember__CachedBlock *cb = &t->cached[t->n_cached];
@@ -298,8 +276,10 @@ static void store_caches(struct task_run *t)
         /* A cache that cannot be stored costs a recomputation later, not the task. */
         char *error = NULL;
         if (worker_store_block(t->w, t->w->block_addr, cw->block_id, cw->storage, &t->caches[i],
-                               1, &error) == 0)
+                               1, &error) == 0) {
             cb->locations[cb->n_locations++] = t->w->block_addr;
+            t->stored[i] = 1;
+        }
         if (*cw->replica_addr && worker_store_block(t->w, cw->replica_addr, cw->block_id,
                                                     cw->storage, &t->caches[i], 1, &error) == 0)
             cb->locations[cb->n_locations++] = cw->replica_addr;
@@ -321,6 +301,7 @@ static void report(struct task_run *t, uint64_t duration_ms)
     m.records_out = t->records_out;
     m.input_bytes = t->input.input_bytes;
     m.python_ms = t->python_ms;
+    m.object_cache_inputs = t->object_inputs;
     m.shuffle_read_local_bytes = t->input.local_bytes;
     m.shuffle_read_remote_bytes = t->input.remote_bytes;
     if (s->num_reduce)
@@ -413,7 +394,8 @@ static void *task_main(void *arg)
                     s->job_id, s->stage_id, (unsigned long long)s->task_id, s->partition,
                     s->attempt);
     /* A task launched ahead waits here for its slot; its run time starts now. */
-    t->slot = worker_pool_acquire_unless_killed(t->w->pool, s->task_id, &killed);
+    t->slot = worker_pool_acquire_unless_killed(t->w->pool, s->task_id, worker_objects_score, s,
+                                                &killed);
     started = ember_monotonic_ms();
     if (killed)
         t->error = ember_xstrdup("killed before it started (its job ended)");
@@ -427,6 +409,9 @@ static void *task_main(void *arg)
         store_outputs(t);
     if (!t->error)
         store_caches(t);
+    if (t->slot && !t->pyexec_lost && t->objects.from_objects)
+        worker_objects_after_task(t->w, t->slot, s, &t->objects,
+                                  t->error ? NULL : t->reported_objects, t->stored);
     if (t->slot)
         worker_pool_release(t->w->pool, t->slot);
     if (t->error)
@@ -445,7 +430,9 @@ static void *task_main(void *arg)
     free(t->cached);
     free(t->partition_lengths);
     free(t->accumulators);
-    free(t->from_objects);
+    worker_object_plan_free(&t->objects);
+    json_decref(t->reported_objects);
+    free(t->stored);
     free(t->error);
     free(t->input.error);
     free(t->input.missing_block);

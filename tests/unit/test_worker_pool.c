@@ -25,7 +25,7 @@ static struct pool_member only_member(struct worker_pool *p)
 
 static void test_no_kill_after_python_is_done(struct worker_pool *p)
 {
-    struct pyexec_slot *s = worker_pool_acquire(p, 1);
+    struct pyexec_slot *s = worker_pool_acquire(p, 1, NULL, NULL);
     pid_t pid = s->pid;
     struct pool_member m = only_member(p);
 
@@ -38,7 +38,7 @@ static void test_no_kill_after_python_is_done(struct worker_pool *p)
           "the memory budget kills a task past its Python work");
     CHECK(alive(pid), "pid %d was killed", (int)pid);
     worker_pool_release(p, s);
-    s = worker_pool_acquire(p, 2);
+    s = worker_pool_acquire(p, 2, NULL, NULL);
     CHECK(s->pid == pid, "an untouched process is kept: %d then %d", (int)pid, (int)s->pid);
     worker_pool_python_done(p, s);
     worker_pool_release(p, s);
@@ -48,7 +48,7 @@ static void test_no_kill_after_python_is_done(struct worker_pool *p)
 static void test_a_process_killed_for_a_finished_task_is_replaced(struct worker_pool *p,
                                                                  int by_budget)
 {
-    struct pyexec_slot *s = worker_pool_acquire(p, 3);
+    struct pyexec_slot *s = worker_pool_acquire(p, 3, NULL, NULL);
     pid_t pid = s->pid;
     struct pool_member m = only_member(p);
 
@@ -59,7 +59,7 @@ static void test_a_process_killed_for_a_finished_task_is_replaced(struct worker_
     worker_pool_python_done(p, s);
     worker_pool_release(p, s);
     CHECK(!alive(pid), "pid %d still runs (or is an unreaped zombie)", (int)pid);
-    s = worker_pool_acquire(p, 4);
+    s = worker_pool_acquire(p, 4, NULL, NULL);
     CHECK(s->pid != pid && alive(s->pid), "the next task got pid %d (old %d)", (int)s->pid,
           (int)pid);
     m = only_member(p);          /* listed again: no kill reason left over */
