@@ -120,6 +120,8 @@ int worker_report_send(struct worker *w, const Ember__TaskReport *rep) EMBER_MUS
 /* ---- worker_task.c ---- */
 /* Starts a thread running the task; takes ownership of spec. */
 void worker_task_start(struct worker *w, Ember__TaskSpec *spec);
+/* Runs fn(arg) on a detached thread of its own, reusing one idle after an earlier task. */
+void worker_thread_run(void (*fn)(void *), void *arg);
 void worker_wait_idle(struct worker *w);
 
 /* ---- worker_driver.c: cluster deploy mode, drivers run here ---- */

@@ -402,7 +402,7 @@ static void execute(struct task_run *t)
     }
 }
 
-static void *task_main(void *arg)
+static void task_main(void *arg)
 {
     struct task_run *t = arg;
     Ember__TaskSpec *s = t->spec;
@@ -455,14 +455,11 @@ static void *task_main(void *arg)
         pthread_cond_broadcast(&t->w->idle);
     pthread_mutex_unlock(&t->w->lock);
     free(t);
-    return NULL;
 }
 
 void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
 {
     struct task_run *t = ember_xcalloc(1, sizeof(*t));
-    pthread_attr_t attr;
-    pthread_t thread;
 
     t->w = w;
     t->spec = spec;
@@ -477,10 +474,7 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
     w->running_tasks++;
     pthread_mutex_unlock(&w->lock);
     worker_pool_enqueue(w->pool, spec->task_id);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_create(&thread, &attr, task_main, t);
-    pthread_attr_destroy(&attr);
+    worker_thread_run(task_main, t);
 }
 
 void worker_wait_idle(struct worker *w)
