@@ -407,6 +407,7 @@ def run_task(header_frame: bytes) -> None:
         source.drain()
         io.write_marker(io.ERROR)
         io.write_frame(text.encode("utf-8", "replace"))
+        io.flush()
         return
     finally:
         TaskContext._set(None)
@@ -421,6 +422,7 @@ def run_task(header_frame: bytes) -> None:
     metrics["objects"] = _objects.held()
     io.write_marker(io.END)
     io.write_frame(json.dumps(metrics).encode())
+    io.flush()                  # the task is done: the worker may report it now
     _long_lived.after_task()
 
 
