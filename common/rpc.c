@@ -597,7 +597,13 @@ void ember_rpc_unary_many(ember_rpc_unary *calls, size_t n, int64_t timeout_ms) 
     grpc_slice_unref(method);
     grpc_metadata_array_init(&u->initial_md);
     grpc_metadata_array_init(&u->trailing_md);
-    u->send = ember_rpc_pack(c->req);
+    if (c->req) {
+      u->send = ember_rpc_pack(c->req);
+    } else {
+      grpc_slice bytes = grpc_slice_from_copied_buffer((const char *)c->raw, c->raw_len);
+      u->send = grpc_raw_byte_buffer_create(&bytes, 1);
+      grpc_slice_unref(bytes);
+    }
     size_t k = 0;
     u->ops[k].op = GRPC_OP_SEND_INITIAL_METADATA;
     ember_rpc_add_auth(&u->ops[k++], &u->auth);

@@ -89,7 +89,9 @@ typedef struct {
   grpc_channel *ch;
   const ProtobufCServiceDescriptor *svc;
   const char *method;
-  const ProtobufCMessage *req;
+  const ProtobufCMessage *req;  /* or NULL: raw_len bytes at raw, already packed */
+  const uint8_t *raw;
+  size_t raw_len;
   ProtobufCMessage *reply;   /* out: free with protobuf_c_message_free_unpacked */
   grpc_status_code status;   /* out */
   char *details;             /* out: malloc'd status message */
