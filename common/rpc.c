@@ -555,3 +555,94 @@ grpc_status_code ember_rpc_call(grpc_channel *ch, const ProtobufCServiceDescript
   return ember_rpc_call_path(ch, path, md->output, req, reply, on_msg, user,
                        timeout_ms, details);
 }
+
+/* ---- several unary calls at once -------------------------------------- */
+typedef struct {
+  grpc_call *call;
+  grpc_op ops[6];
+  grpc_metadata auth;
+  grpc_metadata_array initial_md, trailing_md;
+  grpc_byte_buffer *send, *recv;
+  grpc_slice status_details;
+  const ProtobufCMessageDescriptor *out;
+  int started;
+} unary_state;
+
+void ember_rpc_unary_many(ember_rpc_unary *calls, size_t n, int64_t timeout_ms) {
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  unary_state *st = calloc(n ? n : 1, sizeof *st);
+  gpr_timespec deadline = ember_rpc_deadline_after_ms(timeout_ms);
+
+  if (!st) abort();
+  for (size_t i = 0; i < n; i++) {
+    ember_rpc_unary *c = &calls[i];
+    unary_state *u = &st[i];
+    const ProtobufCMethodDescriptor *md =
+        protobuf_c_service_descriptor_get_method_by_name(c->svc, c->method);
+    char path[256];
+    c->reply = NULL;
+    c->details = NULL;
+    c->status = GRPC_STATUS_UNKNOWN;
+    u->status_details = grpc_empty_slice();
+    if (!md) {
+      c->status = GRPC_STATUS_UNIMPLEMENTED;
+      c->details = strdup("method not in service descriptor");
+      continue;
+    }
+    u->out = md->output;
+    snprintf(path, sizeof path, "/%s/%s", c->svc->name, md->name);
+    grpc_slice method = grpc_slice_from_copied_string(path); /* see ember_rpc_call_path */
+    u->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
+                                       deadline, NULL);
+    grpc_slice_unref(method);
+    grpc_metadata_array_init(&u->initial_md);
+    grpc_metadata_array_init(&u->trailing_md);
+    if (c->req) {
+      u->send = ember_rpc_pack(c->req);
+    } else {
+      grpc_slice bytes = grpc_slice_from_copied_buffer((const char *)c->raw, c->raw_len);
+      u->send = grpc_raw_byte_buffer_create(&bytes, 1);
+      grpc_slice_unref(bytes);
+    }
+    size_t k = 0;
+    u->ops[k].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ember_rpc_add_auth(&u->ops[k++], &u->auth);
+    u->ops[k].op = GRPC_OP_SEND_MESSAGE;
+    u->ops[k++].data.send_message.send_message = u->send;
+    u->ops[k++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    u->ops[k].op = GRPC_OP_RECV_INITIAL_METADATA;
+    u->ops[k++].data.recv_initial_metadata.recv_initial_metadata = &u->initial_md;
+    u->ops[k].op = GRPC_OP_RECV_MESSAGE;
+    u->ops[k++].data.recv_message.recv_message = &u->recv;
+    u->ops[k].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    u->ops[k].data.recv_status_on_client.trailing_metadata = &u->trailing_md;
+    u->ops[k].data.recv_status_on_client.status = &c->status;
+    u->ops[k++].data.recv_status_on_client.status_details = &u->status_details;
+    grpc_call_error e = grpc_call_start_batch(u->call, u->ops, k, u, NULL);
+    if (e != GRPC_CALL_OK)
+      ember_log_error("grpc start_batch: %s", grpc_call_error_to_string(e));
+    u->started = e == GRPC_CALL_OK;
+  }
+  for (size_t i = 0; i < n; i++) {
+    ember_rpc_unary *c = &calls[i];
+    unary_state *u = &st[i];
+    if (!u->call) continue;
+    if (u->started) grpc_completion_queue_pluck(cq, u, INF, NULL); /* "always succeeds" */
+    if (c->status == GRPC_STATUS_OK &&
+        (!u->recv || !(c->reply = ember_rpc_unpack(u->out, u->recv)))) {
+      c->status = GRPC_STATUS_INTERNAL;
+      grpc_slice_unref(u->status_details);
+      u->status_details = grpc_slice_from_static_string("missing or bad reply");
+    }
+    c->details = strndup((const char *)GRPC_SLICE_START_PTR(u->status_details),
+                         GRPC_SLICE_LENGTH(u->status_details));
+    if (u->recv) grpc_byte_buffer_destroy(u->recv);
+    grpc_slice_unref(u->status_details);
+    grpc_metadata_array_destroy(&u->initial_md);
+    grpc_metadata_array_destroy(&u->trailing_md);
+    grpc_byte_buffer_destroy(u->send);
+    grpc_call_unref(u->call);
+  }
+  free(st);
+  destroy_pluck_cq(cq);
+}

@@ -84,6 +84,21 @@ grpc_status_code ember_rpc_call(grpc_channel *ch, const ProtobufCServiceDescript
                           const char *method, const ProtobufCMessage *req,
                           ProtobufCMessage **reply, ember_rpc_on_message on_msg,
                           void *user, int64_t timeout_ms, char **details);
+/* One unary call of ember_rpc_unary_many: fill in the first four fields. */
+typedef struct {
+  grpc_channel *ch;
+  const ProtobufCServiceDescriptor *svc;
+  const char *method;
+  const ProtobufCMessage *req;  /* or NULL: raw_len bytes at raw, already packed */
+  const uint8_t *raw;
+  size_t raw_len;
+  ProtobufCMessage *reply;   /* out: free with protobuf_c_message_free_unpacked */
+  grpc_status_code status;   /* out */
+  char *details;             /* out: malloc'd status message */
+} ember_rpc_unary;
+/* Makes n unary calls at once (e.g. to different peers) and returns when all
+ * have ended: the calls' round trips overlap instead of adding up. */
+void ember_rpc_unary_many(ember_rpc_unary *calls, size_t n, int64_t timeout_ms);
 /* Same, with an explicit path (used to show UNIMPLEMENTED). */
 grpc_status_code ember_rpc_call_path(grpc_channel *ch, const char *path,
                                const ProtobufCMessageDescriptor *out,

@@ -584,6 +584,7 @@ def run_task(header_frame: bytes) -> None:
             _objects.drop_since(puts_before)
         io.write_marker(io.ERROR)
         io.write_frame(text.encode("utf-8", "replace"))
+        io.flush()
         return
     finally:
         TaskContext._set(None)
@@ -601,6 +602,7 @@ def run_task(header_frame: bytes) -> None:
     metrics["objectInputs"] = source.served
     io.write_marker(io.END)
     io.write_frame(json.dumps(metrics).encode())
+    io.flush()                  # the task is done: the worker may report it now
     _long_lived.after_task()
 
 

@@ -264,7 +264,9 @@ struct stage *master_map_stage_for(struct master *m, struct job *job, struct rdd
 /* master_walk.c: a partition's narrow dependencies down to its input */
 /* A new spec for task t run on the worker whose block manager is local_blockd
  * (free with ember__task_spec__free_unpacked). */
-Ember__TaskSpec *master_task_spec(struct master *m, struct task *t, const char *local_blockd);
+/* The task's TaskSpec, packed (malloc'd, *len bytes). */
+uint8_t *master_task_spec(struct master *m, struct task *t, const char *local_blockd,
+                          size_t *len);
 /* Adds the shuffle nodes partition p of n reads (none below a cached partition). */
 void master_partition_shuffles(struct master *m, struct rdd_node *n, uint32_t p,
                                struct ptr_array *out);

@@ -30,7 +30,8 @@ struct launch {
     grpc_channel *channel;
     uint64_t task_id;
     char *worker_id;
-    Ember__TaskSpec *spec;
+    uint8_t *spec;                     /* the packed TaskSpec */
+    size_t spec_len;
 };
 
 static int partition_done(const struct stage *s, uint32_t index)
@@ -151,7 +152,7 @@ static void launch(struct master *m, struct stage *s, uint32_t i, struct worker_
     l->channel = w->channel;
     l->task_id = t->id;
     l->worker_id = ember_xstrdup(w->id);
-    l->spec = master_task_spec(m, t, w->block_addr);
+    l->spec = master_task_spec(m, t, w->block_addr, &l->spec_len);
     ptr_array_push(launches, l);
 }
 
@@ -215,38 +216,68 @@ static void task_not_launched(struct master *m, uint64_t task_id, const char *wh
 }
 
 /* One call per worker: LaunchTask for a lone task, LaunchTasks for several
- * (a refusal fails every task of the batch). */
+ * (a refusal fails every task of the batch). The calls to different workers
+ * are made at once: a two-task job on two workers used to wait for the first
+ * worker's answer before the second was asked. */
+/* Appends `TaskSpecs.tasks` (field 1, length-delimited) holding one packed spec. */
+static void append_spec_field(struct ember_buf *out, const struct launch *l)
+{
+    uint8_t head[11];
+    size_t n = 0;
+    uint64_t len = l->spec_len;
+
+    head[n++] = (1 << 3) | 2;
+    do {
+        head[n++] = (uint8_t)((len & 0x7f) | (len >= 0x80 ? 0x80 : 0));
+        len >>= 7;
+    } while (len);
+    if (ember_buf_append(out, head, n) != 0 || ember_buf_append(out, l->spec, l->spec_len) != 0)
+        abort();                       /* no cap: cannot fail */
+}
+
 static void send_launches(struct master *m, struct ptr_array *launches)
 {
-    struct launch **batch = ember_xcalloc(launches->n + 1, sizeof(*batch));
+    struct launch **order = ember_xcalloc(launches->n + 1, sizeof(*order));
+    size_t *first_of = ember_xcalloc(launches->n + 1, sizeof(*first_of));
+    size_t *count_of = ember_xcalloc(launches->n + 1, sizeof(*count_of));
+    struct ember_buf *specs = ember_xcalloc(launches->n + 1, sizeof(*specs));
+    ember_rpc_unary *calls = ember_xcalloc(launches->n + 1, sizeof(*calls));
+    size_t n_calls = 0, n_order = 0;
 
+    /* Group by worker, keeping launch order within a worker. */
     for (size_t i = 0; i < launches->n; i++) {
         struct launch *first = launches->items[i];
-        Ember__TaskSpecs specs = EMBER__TASK_SPECS__INIT;
-        size_t n = 0;
         if (!first)
-            continue;                  /* sent with an earlier one */
+            continue;                  /* grouped with an earlier one */
+        first_of[n_calls] = n_order;
         for (size_t k = i; k < launches->n; k++) {
             struct launch *l = launches->items[k];
             if (l && l->channel == first->channel) {
-                batch[n++] = l;
+                order[n_order++] = l;
                 launches->items[k] = NULL;
             }
         }
-        specs.tasks = ember_xcalloc(n, sizeof(*specs.tasks));
-        for (size_t k = 0; k < n; k++)
-            specs.tasks[specs.n_tasks++] = batch[k]->spec;
-        char *details = NULL;
-        ProtobufCMessage *reply = NULL;
-        grpc_status_code st = ember_rpc_call(
-            first->channel, &ember__worker__descriptor, n == 1 ? "LaunchTask" : "LaunchTasks",
-            n == 1 ? &first->spec->base : &specs.base, &reply, NULL, NULL, 5000, &details);
-        if (reply)
-            protobuf_c_message_free_unpacked(reply, NULL);
-        free(specs.tasks);
-        for (size_t k = 0; k < n; k++) {
-            struct launch *l = batch[k];
-            if (st != GRPC_STATUS_OK) {
+        count_of[n_calls] = n_order - first_of[n_calls];
+        ember_buf_init(&specs[n_calls], 0);
+        if (count_of[n_calls] > 1)
+            for (size_t k = 0; k < count_of[n_calls]; k++)
+                append_spec_field(&specs[n_calls], order[first_of[n_calls] + k]);
+        calls[n_calls].ch = first->channel;
+        calls[n_calls].svc = &ember__worker__descriptor;
+        calls[n_calls].method = count_of[n_calls] == 1 ? "LaunchTask" : "LaunchTasks";
+        calls[n_calls].raw = count_of[n_calls] == 1 ? first->spec : specs[n_calls].data;
+        calls[n_calls].raw_len = count_of[n_calls] == 1 ? first->spec_len : specs[n_calls].len;
+        n_calls++;
+    }
+    ember_rpc_unary_many(calls, n_calls, 5000);
+    for (size_t c = 0; c < n_calls; c++) {
+        const char *details = calls[c].details;
+        if (calls[c].reply)
+            protobuf_c_message_free_unpacked(calls[c].reply, NULL);
+        ember_buf_free(&specs[c]);
+        for (size_t k = 0; k < count_of[c]; k++) {
+            struct launch *l = order[first_of[c] + k];
+            if (calls[c].status != GRPC_STATUS_OK) {
                 char *why = ember_xasprintf("could not launch on worker %s: %s", l->worker_id,
                                             details && *details ? details : "unreachable");
                 ember_log_warn("task=%llu %s", (unsigned long long)l->task_id, why);
@@ -256,12 +287,16 @@ static void send_launches(struct master *m, struct ptr_array *launches)
                 free(why);
             }
             free(l->worker_id);
-            ember__task_spec__free_unpacked(l->spec, NULL);
+            free(l->spec);
             free(l);
         }
-        free(details);
+        free(calls[c].details);
     }
-    free(batch);
+    free(calls);
+    free(specs);
+    free(count_of);
+    free(first_of);
+    free(order);
     launches->n = 0;
 }
 

@@ -274,17 +274,17 @@ static void add_broadcasts(Ember__TaskSpec *spec, const struct job *job)
     }
 }
 
-/* Packs the borrowed spec into an owned copy, so it can leave the lock. */
-static Ember__TaskSpec *owned_copy(const Ember__TaskSpec *spec)
+/* Packs the borrowed spec, so it can leave the lock: the bytes are what
+ * LaunchTask sends (unpacking them into a copy only to pack it again for the
+ * call cost the master a spec's worth of allocations and copies per task). */
+static uint8_t *packed_copy(const Ember__TaskSpec *spec, size_t *len)
 {
-    size_t len = protobuf_c_message_get_packed_size(&spec->base);
-    uint8_t *packed = ember_xmalloc(len);
-    Ember__TaskSpec *copy;
+    uint8_t *packed;
 
+    *len = protobuf_c_message_get_packed_size(&spec->base);
+    packed = ember_xmalloc(*len ? *len : 1);
     protobuf_c_message_pack(&spec->base, packed);
-    copy = ember__task_spec__unpack(NULL, len, packed);
-    free(packed);
-    return copy;
+    return packed;
 }
 
 static void free_walk(struct walk *w, Ember__TaskSpec *spec)
@@ -308,12 +308,13 @@ static void free_walk(struct walk *w, Ember__TaskSpec *spec)
     free(w->owned.items);
 }
 
-Ember__TaskSpec *master_task_spec(struct master *m, struct task *t, const char *local_blockd)
+uint8_t *master_task_spec(struct master *m, struct task *t, const char *local_blockd,
+                          size_t *len)
 {
     struct stage *s = t->stage;
     Ember__TaskSpec spec = EMBER__TASK_SPEC__INIT;
     struct walk w = {.m = m, .spec = &spec, .local_blockd = local_blockd};
-    Ember__TaskSpec *copy;
+    uint8_t *copy;
     json_t *plan;
 
     spec.app_id = s->job->app->id;
@@ -334,7 +335,7 @@ Ember__TaskSpec *master_task_spec(struct master *m, struct task *t, const char *
         spec.inline_result_limit = master_inline_limit(m, s->job);
     add_properties(&spec, s->job->properties);
     add_broadcasts(&spec, s->job);
-    copy = owned_copy(&spec);
+    copy = packed_copy(&spec, len);
     free_walk(&w, &spec);
     return copy;
 }

@@ -1,12 +1,44 @@
 /* _ember_io: frame I/O for the Python runtime, with the GIL released while
- * blocked in read() or write(). */
+ * blocked in read() or write().
+ *
+ * Small frames and markers written are held in a buffer and go to the worker
+ * in one write() when it fills, when flush() is called (the runtime does at
+ * the end of each task), and before every read: a one-element task's output,
+ * END marker and metrics frame used to be five writes, each waking the
+ * worker's task thread. Holding back output until the next read cannot
+ * deadlock: the worker never waits for output before it has sent a task's input. */
 #include "pyexec.h"
 
 #include <arpa/inet.h>
 
 #include "frame.h"
 
+#define PENDING_MAX 65536
+
 static int io_in_fd = 0, io_out_fd = 1;
+static char pending[PENDING_MAX];   /* whole frames not written yet */
+static size_t pending_len;
+
+/* Writes the held frames; 0 or an EMBER_E* code. Called with the GIL held. */
+static int flush_pending(void)
+{
+    int rc;
+    size_t len = pending_len;
+
+    if (len == 0)
+        return 0;
+    pending_len = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ember_write_full(io_out_fd, pending, len);
+    Py_END_ALLOW_THREADS
+    return rc;
+}
+
+static void hold(const void *data, size_t len)
+{
+    memcpy(pending + pending_len, data, len);
+    pending_len += len;
+}
 
 void pyexec_io_set_fds(int in_fd, int out_fd)
 {
@@ -23,6 +55,8 @@ static PyObject *io_read_frame(PyObject *self, PyObject *unused)
     int rc;
     PyObject *bytes;
 
+    if (flush_pending() != 0)
+        return PyErr_Format(PyExc_BrokenPipeError, "writing held frames failed");
     Py_BEGIN_ALLOW_THREADS
     rc = ember_read_full(io_in_fd, &be, 4);
     Py_END_ALLOW_THREADS
@@ -54,9 +88,19 @@ static PyObject *io_write_frame(PyObject *self, PyObject *arg)
 
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) != 0)
         return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ember_frame_write(io_out_fd, view.buf, (size_t)view.len);
-    Py_END_ALLOW_THREADS
+    if (pending_len + 4 + (size_t)view.len > PENDING_MAX)
+        rc = flush_pending();
+    else
+        rc = 0;
+    if (rc == 0 && 4 + (size_t)view.len <= PENDING_MAX) {
+        uint32_t be = htonl((uint32_t)view.len);
+        hold(&be, 4);
+        hold(view.buf, (size_t)view.len);
+    } else if (rc == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = ember_frame_write(io_out_fd, view.buf, (size_t)view.len);
+        Py_END_ALLOW_THREADS
+    }
     PyBuffer_Release(&view);
     if (rc != 0)
         return PyErr_Format(PyExc_BrokenPipeError, "writing a frame failed: %s",
@@ -73,15 +117,28 @@ static PyObject *io_write_marker(PyObject *self, PyObject *arg)
         return NULL;
     if (marker >= 0)
         return PyErr_Format(PyExc_ValueError, "markers are negative, got %ld", marker);
-    Py_BEGIN_ALLOW_THREADS
-    rc = ember_frame_write_marker(io_out_fd, (int32_t)marker);
-    Py_END_ALLOW_THREADS
+    rc = pending_len + 4 > PENDING_MAX ? flush_pending() : 0;
+    if (rc == 0) {
+        uint32_t be = htonl((uint32_t)(int32_t)marker);
+        hold(&be, 4);
+    }
     if (rc != 0)
         return PyErr_Format(PyExc_BrokenPipeError, "writing a marker failed");
     Py_RETURN_NONE;
 }
 
+static PyObject *io_flush(PyObject *self, PyObject *unused)
+{
+    int rc = flush_pending();
+
+    if (rc != 0)
+        return PyErr_Format(PyExc_BrokenPipeError, "writing held frames failed: %s",
+                            ember_strerror(rc));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef io_methods[] = {
+    {"flush", io_flush, METH_NOARGS, "Write the frames held back (before a pause or a read)."},
     {"read_frame", io_read_frame, METH_NOARGS, "Read one frame: bytes, or an int marker."},
     {"write_frame", io_write_frame, METH_O, "Write one data frame."},
     {"write_marker", io_write_marker, METH_O, "Write a negative marker."},

@@ -162,6 +162,8 @@ void worker_object_plan_free(struct object_plan *plan);
 /* ---- worker_task.c ---- */
 /* Starts a thread running the task; takes ownership of spec. */
 void worker_task_start(struct worker *w, Ember__TaskSpec *spec);
+/* Runs fn(arg) on a detached thread of its own, reusing one idle after an earlier task. */
+void worker_thread_run(void (*fn)(void *), void *arg);
 void worker_wait_idle(struct worker *w);
 
 /* ---- worker_driver.c: cluster deploy mode, drivers run here ---- */

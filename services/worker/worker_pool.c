@@ -57,6 +57,11 @@ struct slot_waiter {
     struct slot_waiter *next;
     uint64_t task_id;
     int claimed;                       /* its task's thread is waiting on it */
+    /* Only the queue's head waits on the pool's `changed`; the others wait here
+     * until they become head (or are killed, or the pool stops): with tasks
+     * launched ahead, every slot release used to wake them all to find they
+     * were not first. */
+    pthread_cond_t turn;
 };
 
 /* Lock held. Appends a place for task_id at the end of the queue. */
@@ -65,6 +70,7 @@ static struct slot_waiter *join_queue(struct worker_pool *p, uint64_t task_id)
     struct slot_waiter *me = ember_xcalloc(1, sizeof(*me)), **tail;
 
     me->task_id = task_id;
+    pthread_cond_init(&me->turn, NULL);
     for (tail = &p->waiters; *tail; tail = &(*tail)->next)
         ;
     *tail = me;
@@ -103,8 +109,19 @@ static void leave_queue(struct worker_pool *p, struct slot_waiter *me)
         at = &(*at)->next;
     if (*at)
         *at = me->next;
+    pthread_cond_destroy(&me->turn);
     free(me);
-    pthread_cond_broadcast(&p->changed);   /* the next one may be first now */
+    if (p->waiters)                        /* the next one may be first now */
+        pthread_cond_signal(&p->waiters->turn);
+    pthread_cond_broadcast(&p->changed);
+}
+
+/* Lock held. Wakes every waiter wherever it waits (a kill, the pool stopping). */
+static void wake_all_waiters(struct worker_pool *p)
+{
+    for (struct slot_waiter *w = p->waiters; w; w = w->next)
+        pthread_cond_signal(&w->turn);
+    pthread_cond_broadcast(&p->changed);
 }
 
 #define EARLY_KILLS (sizeof(((struct worker_pool *)0)->early_kills) / sizeof(uint64_t))
@@ -283,7 +300,7 @@ struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uin
             }
         }
         if (!found)
-            pthread_cond_wait(&p->changed, &p->lock);
+            pthread_cond_wait(p->waiters == me ? &p->changed : &me->turn, &p->lock);
     }
     leave_queue(p, me);
     if (found) {
@@ -492,7 +509,7 @@ int worker_pool_kill_task(struct worker_pool *p, uint64_t task_id)
     }
     if (found != 0 && task_id != 0) {  /* maybe waiting for a slot: stop it there */
         p->early_kills[p->n_early_kills++ % EARLY_KILLS] = task_id;
-        pthread_cond_broadcast(&p->changed);
+        wake_all_waiters(p);
     }
     pthread_mutex_unlock(&p->lock);
     return found;
@@ -504,7 +521,7 @@ void worker_pool_destroy(struct worker_pool *p)
         return;
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
-    pthread_cond_broadcast(&p->changed);
+    wake_all_waiters(p);
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->launcher, NULL);
     for (int i = 0; i < p->size; i++) {

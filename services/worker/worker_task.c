@@ -37,6 +37,7 @@ struct task_run {
     uint8_t *accumulators;       /* pickled updates from the metrics frame */
     size_t accumulators_len;
     size_t header_bytes;         /* written to the pyexec by send_header */
+    struct ember_buf held;       /* frames for the pyexec not written yet (write_held) */
 };
 
 static json_t *cache_blocks(const Ember__TaskSpec *s)
@@ -57,6 +58,17 @@ static json_t *properties_object(const Ember__TaskSpec *s)
     for (size_t i = 0; i < s->n_properties; i++)
         json_object_set_new(props, s->properties[i]->key, json_string(s->properties[i]->value));
     return props;
+}
+
+/* A header up to this size is held and written with the inputs in one go. */
+#define HELD_HEADER_MAX (64 * 1024)
+
+static int hold_frame(struct ember_buf *held, const void *p, size_t n)
+{
+    uint32_t be = htonl((uint32_t)n);
+    int rc = ember_buf_append(held, &be, 4);
+
+    return rc == 0 ? ember_buf_append(held, p, n) : rc;
 }
 
 static int send_header(struct task_run *t, const struct broadcast_load *loads, size_t n_loads)
@@ -98,6 +110,19 @@ static int send_header(struct task_run *t, const struct broadcast_load *loads, s
         t->header_bytes += s->funcs[i].len;
     for (size_t i = 0; i < n_loads; i++)
         t->header_bytes += loads[i].value.len;
+    if (t->header_bytes <= HELD_HEADER_MAX) {
+        /* Small: held, to go with the inputs in one write (see execute). */
+        rc = hold_frame(&t->held, text, strlen(text));
+        for (size_t i = 0; rc == 0 && i < s->n_funcs; i++)
+            rc = hold_frame(&t->held, s->funcs[i].data, s->funcs[i].len);
+        if (rc == 0 && s->num_reduce > 0)
+            rc = hold_frame(&t->held, s->partitioner.data, s->partitioner.len);
+        for (size_t i = 0; rc == 0 && i < n_loads; i++)
+            rc = hold_frame(&t->held, loads[i].value.data, loads[i].value.len);
+        free(text);
+        json_decref(h);
+        return rc;
+    }
     rc = ember_frame_write(t->slot->to_child, text, strlen(text));
     free(text);
     json_decref(h);
@@ -107,6 +132,39 @@ static int send_header(struct task_run *t, const struct broadcast_load *loads, s
         rc = ember_frame_write(t->slot->to_child, s->partitioner.data, s->partitioner.len);
     for (size_t i = 0; rc == 0 && i < n_loads; i++)
         rc = ember_frame_write(t->slot->to_child, loads[i].value.data, loads[i].value.len);
+    return rc;
+}
+
+/* Writes what send_header and hold_inline_inputs held, in one write(): each
+ * write wakes the pyexec, which used to read a one-element task's header,
+ * function, input and END a few bytes at a time. */
+static int write_held(struct task_run *t)
+{
+    int rc = 0;
+
+    if (t->held.len)
+        rc = ember_write_full(t->slot->to_child, t->held.data, t->held.len);
+    ember_buf_free(&t->held);
+    ember_buf_init(&t->held, 0);
+    return rc;
+}
+
+/* worker_feed_input for inputs that all came in the spec, appended to what is held. */
+static int hold_inline_inputs(struct task_run *t)
+{
+    const Ember__TaskSpec *s = t->spec;
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < s->n_inputs; i++) {
+        if (!t->objects.from_objects || !t->objects.from_objects[i]) {
+            t->input.input_bytes += s->inputs[i]->data.len;
+            rc = hold_frame(&t->held, s->inputs[i]->data.data, s->inputs[i]->data.len);
+        }
+        if (rc == 0) {
+            uint32_t end = htonl((uint32_t)EMBER_FRAME_END);
+            rc = ember_buf_append(&t->held, &end, 4);
+        }
+    }
     return rc;
 }
 
@@ -361,9 +419,15 @@ static void execute(struct task_run *t)
     }
 
     if (rc == 0 && inputs_fit_pipe(t)) {
-        worker_feed_input(t->w, t->spec, t->slot, &t->input);
-        collect_output(t);
-    } else if (rc == 0 && pthread_create(&feeder, NULL, feeder_main, t) == 0) {
+        rc = hold_inline_inputs(t);
+        if (rc == 0)
+            rc = write_held(t);
+        if (rc == 0)
+            collect_output(t);
+        else
+            t->pyexec_lost = 1;
+    } else if (rc == 0 && (rc = write_held(t)) == 0
+               && pthread_create(&feeder, NULL, feeder_main, t) == 0) {
         collect_output(t);
         pthread_join(feeder, NULL);
     } else {
@@ -383,7 +447,7 @@ static void execute(struct task_run *t)
     }
 }
 
-static void *task_main(void *arg)
+static void task_main(void *arg)
 {
     struct task_run *t = arg;
     Ember__TaskSpec *s = t->spec;
@@ -433,6 +497,7 @@ static void *task_main(void *arg)
     worker_object_plan_free(&t->objects);
     json_decref(t->reported_objects);
     free(t->stored);
+    ember_buf_free(&t->held);
     free(t->error);
     free(t->input.error);
     free(t->input.missing_block);
@@ -442,17 +507,15 @@ static void *task_main(void *arg)
         pthread_cond_broadcast(&t->w->idle);
     pthread_mutex_unlock(&t->w->lock);
     free(t);
-    return NULL;
 }
 
 void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
 {
     struct task_run *t = ember_xcalloc(1, sizeof(*t));
-    pthread_attr_t attr;
-    pthread_t thread;
 
     t->w = w;
     t->spec = spec;
+    ember_buf_init(&t->held, 0);
     t->n_buckets = spec->num_reduce ? spec->num_reduce : 1;
     t->buckets = ember_xcalloc(t->n_buckets, sizeof(*t->buckets));
     for (size_t i = 0; i < t->n_buckets; i++)
@@ -464,10 +527,7 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
     w->running_tasks++;
     pthread_mutex_unlock(&w->lock);
     worker_pool_enqueue(w->pool, spec->task_id);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_create(&thread, &attr, task_main, t);
-    pthread_attr_destroy(&attr);
+    worker_thread_run(task_main, t);
 }
 
 void worker_wait_idle(struct worker *w)

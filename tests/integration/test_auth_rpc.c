@@ -190,6 +190,54 @@ static int check_service(const struct service_case *c)
     return calls;
 }
 
+/* ember_rpc_unary_many (the master's concurrent launches): each call gets its
+ * own answer, carries the secret, and an unreachable peer fails only its own. */
+static void check_unary_many(const struct daemon_proc *master, const struct daemon_proc *blockd)
+{
+    Ember__Empty empty = EMBER__EMPTY__INIT;
+    Ember__QueryRequest query = EMBER__QUERY_REQUEST__INIT;
+    const char *secrets[] = {SECRET, NULL};
+
+    query.what = "applications";
+    for (size_t a = 0; a < 2; a++) {
+        use_secret(secrets[a]);
+        grpc_channel *to_blockd = ember_rpc_channel_create(blockd->address, -1);
+        grpc_channel *to_master = ember_rpc_channel_create(master->address, -1);
+        grpc_channel *nowhere = ember_rpc_channel_create("127.0.0.1:1", -1);
+        ember_rpc_unary calls[] = {
+            {.ch = to_blockd, .svc = &ember__block_manager__descriptor, .method = "Stats",
+             .req = &empty.base},
+            {.ch = nowhere, .svc = &ember__block_manager__descriptor, .method = "Stats",
+             .req = &empty.base},
+            {.ch = to_master, .svc = &ember__master__descriptor, .method = "Query",
+             .req = &query.base},
+            {.ch = to_master, .svc = &ember__master__descriptor, .method = "NoSuchMethod",
+             .req = &empty.base},
+        };
+        ember_rpc_unary_many(calls, 4, CALL_TIMEOUT_MS);
+        grpc_status_code want = secrets[a] ? GRPC_STATUS_OK : GRPC_STATUS_UNAUTHENTICATED;
+        CHECK(calls[0].status == want && (calls[0].reply != NULL) == !!secrets[a],
+              "unary_many Stats: status %d (%s)", (int)calls[0].status, calls[0].details);
+        CHECK(calls[1].status == GRPC_STATUS_UNAVAILABLE && !calls[1].reply,
+              "unary_many to nowhere: status %d (%s)", (int)calls[1].status, calls[1].details);
+        CHECK(calls[2].status == want && (calls[2].reply != NULL) == !!secrets[a],
+              "unary_many Query: status %d (%s)", (int)calls[2].status, calls[2].details);
+        CHECK(calls[3].status == GRPC_STATUS_UNIMPLEMENTED && !calls[3].reply,
+              "unary_many unknown method: status %d", (int)calls[3].status);
+        if (secrets[a] && calls[0].reply)
+            CHECK(calls[0].reply->descriptor == &ember__block_stats__descriptor,
+                  "unary_many Stats answered with %s", calls[0].reply->descriptor->name);
+        for (size_t i = 0; i < 4; i++) {
+            if (calls[i].reply)
+                protobuf_c_message_free_unpacked(calls[i].reply, NULL);
+            free(calls[i].details);
+        }
+        grpc_channel_destroy(to_blockd);
+        grpc_channel_destroy(to_master);
+        grpc_channel_destroy(nowhere);
+    }
+}
+
 /* How many `service` blocks the .proto files of proto_dir declare. */
 static int count_proto_services(const char *proto_dir)
 {
@@ -249,6 +297,7 @@ int main(int argc, char **argv)
         grpc_init();
         for (size_t i = 0; i < n; i++)
             calls += check_service(&cases[i]);
+        check_unary_many(&master, &blockd);
         grpc_shutdown();
         CHECK(calls >= 3 * (int)n, "only %d calls made", calls);
     } else {
