@@ -108,6 +108,12 @@ def _result_lost(err: GatewayError) -> bool:
         or (err.status is None and "broke off" in str(err))
 
 
+
+# SparkConf settings that workers or the master read from a job's properties
+# (a thread's local property of the same name wins).
+FORWARDED_CONF = ("spark.local.dir", "spark.ember.pyexec.objectCache", "spark.ember.inlineResults")
+
+
 class JobRunner:
     """Runs the jobs of one SparkContext."""
 
@@ -223,8 +229,9 @@ class JobRunner:
         props.setdefault("spark.python.worker.memory",
                          conf.get("spark.python.worker.memory", "512m"))
         props["spark.driver.maxResultSize"] = str(self.max_result_size())
-        if conf.contains("spark.local.dir"):
-            props.setdefault("spark.local.dir", conf.get("spark.local.dir"))
+        for key in FORWARDED_CONF:
+            if conf.contains(key):
+                props.setdefault(key, conf.get(key))
         props.update(compat.driver_versions())
         if self.sc._py_files:
             props[pyfiles.PY_FILES_PROPERTY] = json.dumps(self.sc._py_files)

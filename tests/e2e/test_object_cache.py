@@ -125,3 +125,19 @@ def test_a_budget_smaller_than_a_partition_keeps_nothing(sc: SparkContext) -> No
     finally:
         sc.setLocalProperty(OBJECT_CACHE, None)
     rdd.unpersist()
+
+
+def test_the_object_cache_is_turned_off_from_sparkconf_too(sc: SparkContext) -> None:
+    gw = Gateway.of(sc)
+    rdd = sc.parallelize(range(100), 2).cache()
+    expected = rdd.collect()
+    sc._conf.set(OBJECT_CACHE, "0")     # as SparkConf().set(...) before the context would
+    try:
+        assert rdd.collect() == expected
+        assert served(gw, sc) == 0
+    finally:
+        sc._conf.set(OBJECT_CACHE, "128m")
+    assert rdd.collect() == expected    # read as bytes again, and kept (off dropped them)
+    assert rdd.collect() == expected
+    assert served(gw, sc) == 2
+    rdd.unpersist()
