@@ -176,7 +176,10 @@ struct app {
     uint64_t start_ms, end_ms;
     int ended;
     struct ptr_array nodes;
+    int nodes_unsorted;          /* nodes not in increasing id order: find_node scans */
     struct ptr_array jobs;
+    json_t *job_by_submission;   /* submissionId -> job id, so a submission is not
+                                    compared with every earlier job of a long application */
 };
 
 struct worker_info {
