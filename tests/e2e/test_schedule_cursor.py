@@ -43,3 +43,25 @@ def test_map_stage_with_an_early_failure_then_reduce(sc, tmp_path: Path):
     counts = dict(sc.parallelize(range(TASKS), TASKS).map(slow_flaky_pair)
                   .reduceByKey(lambda a, b: a + b, 3).collect())
     assert counts == {k: len([x for x in range(TASKS) if x % 7 == k]) for k in range(7)}
+
+
+def test_nodes_known_out_of_id_order_are_found(sc):
+    """The master finds an application's nodes by binary search while they came
+    in increasing id order; a node sent after one with a higher id must still
+    be found (the search falls back to a scan), by later jobs naming it only."""
+    from conftest import Gateway
+    gw = Gateway.of(sc)
+    app = sc.applicationId
+    older = sc.parallelize([1, 2, 3], 1)
+    newer = sc.parallelize([4, 5], 1)
+    assert older.id < newer.id
+    for rdd in (newer, older):         # the lower id arrives second
+        status, body = gw.post(f"/api/v1/applications/{app}/jobs",
+                               {"rdd": rdd.id, "nodes": [rdd._node()]})
+        assert status == 201, body
+    for rdd in (older, newer):
+        status, body = gw.post(f"/api/v1/applications/{app}/jobs",
+                               {"rdd": rdd.id, "nodes": []})
+        assert status == 201, body
+    status, body = gw.post(f"/api/v1/applications/{app}/jobs", {"rdd": 10 ** 6, "nodes": []})
+    assert status == 400 and "not among the application's nodes" in str(body), (status, body)
