@@ -82,6 +82,11 @@ _RESULT_ATTEMPTS = 3
 
 # How long one status request may wait for the job to end (the gateway's limit).
 _POLL_WAIT_MS = 50
+# A job submitted to be waited for at once is submitted with ?waitMs: a short
+# job's final status (with its inline results) comes in the POST's answer, one
+# request instead of two. Short, since the submit lock is held meanwhile and the
+# job is only cancellable by group/tag/all through _cancel_in_flight.
+_SUBMIT_WAIT_MS = 10
 
 
 def _frames(data: bytes) -> Iterator[Any]:
@@ -128,6 +133,11 @@ class JobRunner:
         self._tags: dict[int, set[str]] = {}              # running job id -> job tags
         self.groups: dict[int, Optional[str]] = {}        # every job id -> job group
         self._cancelled: dict[int, str] = {}             # job id -> why
+        # Submissions whose POST waits (?waitMs): token -> (group, tags), and
+        # token -> why for those a cancel_* call matched meanwhile.
+        self._in_flight: dict[str, tuple[Optional[str], set[str]]] = {}
+        self._cancel_in_flight: dict[str, str] = {}
+        self._first_status: dict[int, dict] = {}         # job id -> final status from the POST
 
     # ---- running ------------------------------------------------------------------
     def run(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None) -> list[Any]:
@@ -139,7 +149,7 @@ class JobRunner:
         its lineage marked with checkpoint() are written.
         """
         for attempt in range(_RESULT_ATTEMPTS):
-            job_id = self.submit(rdd, partitions)
+            job_id = self.submit(rdd, partitions, wait_first=True)
             status = self.wait(job_id)
             try:
                 results = list(self._records(job_id, status))
@@ -159,7 +169,7 @@ class JobRunner:
 
     def stream(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None) -> Iterator[Any]:
         """Like run, but yields the records as their result blocks stream in."""
-        job_id = self.submit(rdd, partitions)
+        job_id = self.submit(rdd, partitions, wait_first=True)
         status = self.wait(job_id)
         return self._records(job_id, status)
 
@@ -175,30 +185,49 @@ class JobRunner:
             if not prefetch and p + 1 < total:
                 pending = self.submit(rdd, [p + 1])
 
-    def submit(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None) -> int:
-        """Sends the job (with the lineage the master lacks); returns its id."""
+    def submit(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None,
+               wait_first: bool = False) -> int:
+        """Sends the job (with the lineage the master lacks); returns its id.
+        wait_first: wait() follows at once, so the POST may wait for the job."""
         self.sc._check_running()
         description, site = call_site()
         props = self._properties()
-        with self._submit_lock:
-            try:
-                job = self._post(rdd, partitions, props, description, site)
-            except GatewayError as err:
-                if err.status != 404 or "application" not in str(err):
-                    raise
-                # The master restarted and forgot us: start again, sending everything.
-                self.sc._start_again()
-                self.app = self.sc.applicationId
-                self.known.clear()
-                job = self._post(rdd, partitions, props, description, site)
+        group = props.get("spark.jobGroup.id")
+        tags = set(filter(None, props.get("spark.job.tags", "").split(",")))
+        token = uuid.uuid4().hex
+        if wait_first:
+            with self._running_lock:
+                self._in_flight[token] = (group, tags)
+        try:
+            with self._submit_lock:
+                try:
+                    job = self._post(rdd, partitions, props, description, site, token, wait_first)
+                except GatewayError as err:
+                    if err.status != 404 or "application" not in str(err):
+                        raise
+                    # The master restarted and forgot us: start again, sending everything.
+                    self.sc._start_again()
+                    self.app = self.sc.applicationId
+                    self.known.clear()
+                    job = self._post(rdd, partitions, props, description, site,
+                                     uuid.uuid4().hex, wait=False)
+        finally:
+            with self._running_lock:
+                self._in_flight.pop(token, None)
+                why = self._cancel_in_flight.pop(token, None)
+        job_id = job["jobId"]
         with self._running_lock:
-            self._running[job["jobId"]] = props.get("spark.jobGroup.id")
-            self._tags[job["jobId"]] = set(filter(None, props.get("spark.job.tags", "").split(",")))
-            self.groups[job["jobId"]] = props.get("spark.jobGroup.id")
-        return job["jobId"]
+            self._running[job_id] = group
+            self._tags[job_id] = tags
+            self.groups[job_id] = group
+            if job.get("status") not in (None, "RUNNING"):
+                self._first_status[job_id] = job
+        if why is not None and job.get("status", "RUNNING") == "RUNNING":
+            self._cancel(job_id, f"Job {job_id} {why}")
+        return job_id
 
     def _post(self, rdd: "RDD", partitions: Optional[Iterable[int]], props: dict[str, str],
-              description: str, site: str) -> dict:
+              description: str, site: str, token: str, wait: bool) -> dict:
         """POSTs the job with the lineage nodes the master lacks (lock held)."""
         new = _lineage(rdd, self.known)
         nodes = [node._node() for node in new]      # pickles functions: may add broadcasts
@@ -217,8 +246,10 @@ class JobRunner:
             body["partitions"] = list(partitions)
         # A token makes the POST safe to retry: a submission that reached the
         # master before the connection broke is not run twice.
-        body["submissionId"] = uuid.uuid4().hex
-        job = self.client.request("POST", f"/applications/{self.app}/jobs", body, retry=True)
+        body["submissionId"] = token
+        query = f"?inlineResults=1&waitMs={_SUBMIT_WAIT_MS}" if wait else ""
+        job = self.client.request("POST", f"/applications/{self.app}/jobs{query}", body,
+                                  retry=True)
         self.known.update(node.id for node in new)
         return job
 
@@ -260,14 +291,19 @@ class JobRunner:
 
     def _poll(self, job_id: int, on_status: Callable[[dict], None]) -> dict:
         delay = 0.001
+        with self._running_lock:
+            first = self._first_status.pop(job_id, None)
         while True:
             asked = time.monotonic()
             try:
-                # inlineResults: small results come in this answer (no download);
-                # waitMs: the gateway answers as soon as the job ends (long poll).
-                status = self.client.request(
-                    "GET", f"/applications/{self.app}/jobs/{job_id}?inlineResults=1"
-                    f"&waitMs={_POLL_WAIT_MS}")
+                if first is not None:           # the POST's answer: the job had ended
+                    status, first = first, None
+                else:
+                    # inlineResults: small results come in this answer (no download);
+                    # waitMs: the gateway answers as soon as the job ends (long poll).
+                    status = self.client.request(
+                        "GET", f"/applications/{self.app}/jobs/{job_id}?inlineResults=1"
+                        f"&waitMs={_POLL_WAIT_MS}")
             except GatewayError as err:
                 if err.status != 404:
                     raise
@@ -337,6 +373,9 @@ class JobRunner:
         """Cancels the running jobs of a job group (from any thread)."""
         with self._running_lock:
             jobs = [j for j, g in self._running.items() if g == group]
+            for token, (g, _) in self._in_flight.items():
+                if g == group:
+                    self._cancel_in_flight[token] = f"cancelled part of cancelled job group {group}"
         for job_id in jobs:
             self._cancel(job_id, f"Job {job_id} cancelled part of cancelled job group {group}")
 
@@ -344,6 +383,9 @@ class JobRunner:
         """Cancels the running jobs that carry a job tag (from any thread)."""
         with self._running_lock:
             jobs = [j for j, tags in self._tags.items() if tag in tags]
+            for token, (_, tags) in self._in_flight.items():
+                if tag in tags:
+                    self._cancel_in_flight[token] = f"cancelled part of cancelled job tag {tag}"
         for job_id in jobs:
             self._cancel(job_id, f"Job {job_id} cancelled part of cancelled job tag {tag}")
 
@@ -356,6 +398,8 @@ class JobRunner:
         """Cancels every running job of this context (from any thread)."""
         with self._running_lock:
             jobs = list(self._running)
+            for token in self._in_flight:
+                self._cancel_in_flight[token] = "cancelled as part of cancellation of all jobs"
         for job_id in jobs:
             self._cancel(job_id, f"Job {job_id} cancelled as part of cancellation of all jobs")
 

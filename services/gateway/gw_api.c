@@ -164,15 +164,52 @@ static int check_job(const json_t *o, char **error)
     return 0;
 }
 
+/* A long poll holds this connection's MHD thread (and the other connections
+ * it serves) for as long: keep it short, the driver asks again. */
+#define MAX_JOB_WAIT_MS 50
+
+/* ?waitMs=N (at most MAX_JOB_WAIT_MS); *given is 0 without it. */
+static int parse_wait(struct gw_request *rq, int *given, uint32_t *wait_ms, char **error)
+{
+    const char *wait = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "waitMs");
+    char *end = NULL;
+    unsigned long ms;
+
+    *given = wait != NULL;
+    *wait_ms = 0;
+    if (!wait)
+        return 0;
+    errno = 0;
+    ms = strtoul(wait, &end, 10);
+    if (!*wait || *end || errno || *wait == '-') {
+        *error = ember_xasprintf("waitMs must be a number of milliseconds, not \"%.40s\"", wait);
+        return EMBER_EINVAL;
+    }
+    *wait_ms = (uint32_t)(ms > MAX_JOB_WAIT_MS ? MAX_JOB_WAIT_MS : ms);
+    return 0;
+}
+
+static int inline_results_asked(struct gw_request *rq)
+{
+    const char *inl = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "inlineResults");
+    return inl && strcmp(inl, "1") == 0;
+}
+
+/* ?waitMs=N on a submission: the answer is the job's status as GET .../jobs/{id}
+ * would give it after waiting (with ?inlineResults=1, its inline results), so a
+ * short job costs the driver one request instead of two. Without it, or when
+ * the status cannot be had, the answer is {"jobId"} and the driver polls. */
 enum MHD_Result gw_api_submit_job(struct gw_request *rq)
 {
     json_t *o = NULL;
-    char *error = NULL, *details = NULL;
-    uint32_t job_id = 0;
+    char *error = NULL, *details = NULL, *json = NULL;
+    uint32_t job_id = 0, wait_ms = 0;
+    int wait_given = 0;
     grpc_status_code code;
     enum MHD_Result ret;
 
-    if (parse_object(rq, "a job description", &o, &error) != 0 || check_job(o, &error) != 0) {
+    if (parse_wait(rq, &wait_given, &wait_ms, &error) != 0
+        || parse_object(rq, "a job description", &o, &error) != 0 || check_job(o, &error) != 0) {
         ret = gw_reply_error(rq, MHD_HTTP_BAD_REQUEST, "%s", error);
         goto out;
     }
@@ -184,6 +221,14 @@ enum MHD_Result gw_api_submit_job(struct gw_request *rq)
         goto out;
     }
     ember_log_info("app=%s job=%u submitted (%zu bytes)", rq->app, job_id, rq->body.len);
+    if (wait_given && gw_master_get_job(rq->gw, rq->app, job_id, inline_results_asked(rq),
+                                        wait_ms, &json, &details)
+                          == GRPC_STATUS_OK) {
+        ret = gw_reply_buffer(rq, MHD_HTTP_CREATED, JSON_TYPE, json, strlen(json));
+        goto out;
+    }
+    free(json);                        /* NULL unless the call failed after all */
+    free(details);
     ret = gw_reply_json(rq, MHD_HTTP_CREATED, json_pack("{s:I}", "jobId", (json_int_t)job_id));
 out:
     json_decref(o);
@@ -191,32 +236,22 @@ out:
     return ret;
 }
 
-/* A long poll holds this connection's MHD thread (and the other connections
- * it serves) for as long: keep it short, the driver asks again. */
-#define MAX_JOB_WAIT_MS 50
-
 /* ?inlineResults=1: the bytes of results the master holds come in the JSON, so
  * a driver needs no download for them. ?waitMs=N: a running job's answer
  * waits until it ends, or N ms (at most MAX_JOB_WAIT_MS). */
 enum MHD_Result gw_api_get_job(struct gw_request *rq)
 {
-    const char *inl = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "inlineResults");
-    const char *wait = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "waitMs");
-    char *json = NULL, *details = NULL, *end = NULL;
-    unsigned long wait_ms = 0;
+    char *json = NULL, *details = NULL, *error = NULL;
+    uint32_t wait_ms = 0;
+    int wait_given;
 
-    if (wait) {
-        errno = 0;
-        wait_ms = strtoul(wait, &end, 10);
-        if (!*wait || *end || errno || *wait == '-')
-            return gw_reply_error(rq, MHD_HTTP_BAD_REQUEST,
-                                  "waitMs must be a number of milliseconds, not \"%.40s\"", wait);
-        if (wait_ms > MAX_JOB_WAIT_MS)
-            wait_ms = MAX_JOB_WAIT_MS;
+    if (parse_wait(rq, &wait_given, &wait_ms, &error) != 0) {
+        enum MHD_Result ret = gw_reply_error(rq, MHD_HTTP_BAD_REQUEST, "%s", error);
+        free(error);
+        return ret;
     }
-    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job,
-                                              inl && strcmp(inl, "1") == 0, (uint32_t)wait_ms,
-                                              &json, &details);
+    grpc_status_code code = gw_master_get_job(rq->gw, rq->app, rq->job, inline_results_asked(rq),
+                                              wait_ms, &json, &details);
 
     if (code != GRPC_STATUS_OK)
         return gw_reply_master_error(rq, code, details);

@@ -171,6 +171,7 @@ static void free_app(struct app *a)
     free(a->broadcasts.items);
     free(a->jobs.items);
     free(a->nodes.items);
+    json_decref(a->job_by_submission);
     free(a->id);
     free(a->name);
     free(a->user);

@@ -122,6 +122,13 @@ struct stage {
     char *failure;
     uint32_t num_complete, num_failed;
     uint32_t num_short;          /* successful tasks shorter than SHORT_TASK_MS */
+    /* Cursors so that a stage of 10,000 partitions is not walked from 0 at
+     * each report (quadratic). schedule_from: partitions below it were
+     * running or done when last walked, valid while schedule_epoch equals the
+     * master's undo_epoch. check_from: partitions below it were done; a hint
+     * only, the stage is complete only after a full scan agrees. */
+    uint32_t schedule_from, check_from;
+    uint64_t schedule_epoch;
     Ember__TaskMetrics totals;
 };
 
@@ -169,7 +176,10 @@ struct app {
     uint64_t start_ms, end_ms;
     int ended;
     struct ptr_array nodes;
+    int nodes_unsorted;          /* nodes not in increasing id order: find_node scans */
     struct ptr_array jobs;
+    json_t *job_by_submission;   /* submissionId -> job id, so a submission is not
+                                    compared with every earlier job of a long application */
 };
 
 struct worker_info {
@@ -222,6 +232,9 @@ struct master {
     int64_t retained_drivers;    /* finished drivers kept, the newest */
     uint64_t inline_bytes;       /* results held inline, all jobs (master_results.c) */
     uint64_t sched_pass;         /* scheduler passes so far (master_sched.c) */
+    uint64_t undo_epoch;         /* bumped when a partition may have become pending again
+                                    (task failed or lost, output lost): stages' schedule
+                                    cursors restart from 0 (master_sched.c) */
 };
 
 int master_create(struct ember_daemon *d, struct master **out) EMBER_MUST_CHECK;

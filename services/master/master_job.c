@@ -59,8 +59,24 @@ static int set_error(char **error, const char *fmt, ...)
     return EMBER_EINVAL;
 }
 
+/* Drivers number nodes in increasing order, so the nodes are usually sorted
+ * by id: then a binary search (a long application holds thousands). */
 static struct rdd_node *find_node(struct app *a, int64_t id)
 {
+    if (!a->nodes_unsorted) {
+        size_t lo = 0, hi = a->nodes.n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            struct rdd_node *n = a->nodes.items[mid];
+            if (n->id == id)
+                return n;
+            if (n->id < id)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return NULL;
+    }
     for (size_t i = 0; i < a->nodes.n; i++) {
         struct rdd_node *n = a->nodes.items[i];
         if (n->id == id)
@@ -310,6 +326,8 @@ static int parse_node(struct master *m, struct app *a, json_t *spec, char **erro
         master_node_free(n);
         return EMBER_EINVAL;
     }
+    if (a->nodes.n && ((struct rdd_node *)a->nodes.items[a->nodes.n - 1])->id > n->id)
+        a->nodes_unsorted = 1;
     ptr_array_push(&a->nodes, n);
     ptr_array_push(&m->nodes_by_gid, n);
     n->gid = m->gid_base + (uint32_t)m->nodes_by_gid.n;
@@ -441,8 +459,15 @@ static struct job *new_job(struct master *m, struct app *a, json_t *doc)
     job->submitted_ms = ember_now_ms();
     job->status = JOB_RUNNING;
     job->failed_stage = job->failed_partition = -1;
-    if (json_is_string(json_object_get(doc, "submissionId")))
+    if (json_is_string(json_object_get(doc, "submissionId"))) {
         job->submission_id = ember_xstrdup(json_string_value(json_object_get(doc, "submissionId")));
+        if (!a->job_by_submission)
+            a->job_by_submission = json_object();
+        /* the first job of an id wins, as the scan it replaces found it first */
+        if (!json_object_get(a->job_by_submission, job->submission_id))
+            json_object_set_new(a->job_by_submission, job->submission_id,
+                                json_integer(job->id));
+    }
     job->accumulator_updates = json_array();
     job->max_result_bytes = parse_size(
         json_string_value(json_object_get(job->properties, "spark.driver.maxResultSize")),
@@ -557,14 +582,12 @@ static int parse_checkpoints(struct app *a, json_t *checkpoints, char **error)
     return 0;
 }
 
-static struct job *submitted_before(struct app *a, const char *submission_id)
+static struct job *submitted_before(struct master *m, struct app *a, const char *submission_id)
 {
-    for (size_t i = 0; submission_id && i < a->jobs.n; i++) {
-        struct job *j = a->jobs.items[i];
-        if (j->submission_id && strcmp(j->submission_id, submission_id) == 0)
-            return j;
-    }
-    return NULL;
+    json_t *id = submission_id && a->job_by_submission
+                     ? json_object_get(a->job_by_submission, submission_id) : NULL;
+
+    return id ? master_job_by_id(m, (uint32_t)json_integer_value(id)) : NULL;
 }
 
 int master_submit_job(struct master *m, struct app *a, const char *json_text, uint32_t *job_id,
@@ -586,7 +609,7 @@ int master_submit_job(struct master *m, struct app *a, const char *json_text, ui
         set_error(error, "job must be an object with an integer \"rdd\"");
         goto out;
     }
-    job = submitted_before(a, json_string_value(json_object_get(doc, "submissionId")));
+    job = submitted_before(m, a, json_string_value(json_object_get(doc, "submissionId")));
     if (job) {                         /* the driver retried: same job, not a second one */
         *job_id = job->id;
         rc = 0;

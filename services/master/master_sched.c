@@ -165,10 +165,23 @@ static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *
     int ahead = short_tasks(s);
     int free_slots = any_free_slot(m, ahead, now);
 
-    for (uint32_t i = 0; i < s->n_parts && free_slots; i++) {
+    int in_prefix = 1;                 /* all partitions before i running or done */
+
+    if (s->schedule_epoch != m->undo_epoch) {
+        s->schedule_epoch = m->undo_epoch;
+        s->schedule_from = 0;
+    }
+    for (uint32_t i = s->schedule_from; i < s->n_parts && free_slots; i++) {
         struct part_state *ps = &s->parts[i];
-        if (ps->running || partition_done(s, i) || !inputs_ready(m, s, i))
+        if (ps->running || partition_done(s, i)) {
+            if (in_prefix)
+                s->schedule_from = i + 1;
             continue;
+        }
+        if (!inputs_ready(m, s, i)) {
+            in_prefix = 0;
+            continue;
+        }
         if (s->status == STAGE_PENDING) {
             s->status = STAGE_ACTIVE;
             if (!s->submitted_ms)
@@ -183,6 +196,10 @@ static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *
             ps->pending_since_ms = 0;
             launch(m, s, i, w, launches);
             free_slots = any_free_slot(m, ahead, now);
+            if (in_prefix)
+                s->schedule_from = i + 1;
+        } else {
+            in_prefix = 0;
         }
     }
 }
@@ -209,6 +226,7 @@ static void task_not_launched(struct master *m, uint64_t task_id, const char *wh
     t->state = TASK_FAILED;
     t->error = ember_xstrdup(why);
     t->stage->parts[t->index].running = 0;
+    m->undo_epoch++;
     if (w && w->active > 0)
         w->active--;
     if (w)                             /* unreachable: don't retry it in a tight loop */
@@ -379,9 +397,19 @@ static void stage_check_complete(struct master *m, struct stage *s)
 {
     struct job *job = s->job;
 
-    for (uint32_t i = 0; i < s->n_parts; i++)
-        if (!partition_done(s, i))
+    uint32_t i = s->check_from;
+
+    while (i < s->n_parts && partition_done(s, i))
+        i++;
+    s->check_from = i;
+    if (i < s->n_parts)
+        return;
+    /* A partition below the cursor may have been undone (output lost). */
+    for (i = 0; i < s->n_parts; i++)
+        if (!partition_done(s, i)) {
+            s->check_from = i;
             return;
+        }
     s->status = STAGE_COMPLETE;
     s->completed_ms = ember_now_ms();
     if (s == job->result_stage && job->status == JOB_RUNNING) {
@@ -503,6 +531,7 @@ static void task_failed(struct master *m, struct task *t, const Ember__TaskRepor
                     && strstr(rep->error, p->out_shuffle->outputs[k].block_addr))
                     p->out_shuffle->outputs[k].done = 0;
         }
+        m->undo_epoch++;
         ember_log_warn("task=%llu fetch failed, map outputs will be recomputed: %.200s",
                        (unsigned long long)t->id, rep->error);
         return;
@@ -560,6 +589,8 @@ void master_task_report(struct master *m, const Ember__TaskReport *rep)
             task_succeeded(m, t, rep);
         else
             task_failed(m, t, rep);
+        if (!partition_done(t->stage, t->index))
+            m->undo_epoch++;           /* pending again: schedule cursors restart */
         pthread_cond_broadcast(&m->work);
     }
     pthread_mutex_unlock(&m->lock);
@@ -610,6 +641,7 @@ void master_worker_tasks_lost(struct master *m, struct worker_info *w, const cha
         t->state = TASK_FAILED;
         t->error = ember_xasprintf("worker %s lost (%s)", w->id, why);
         t->stage->parts[t->index].running = 0;
+        m->undo_epoch++;
     }
     w->active = 0;
     pthread_cond_broadcast(&m->work);
@@ -639,5 +671,6 @@ void master_blockd_lost(struct master *m, const char *address)
             if (job->results[p].block_addr && strcmp(job->results[p].block_addr, address) == 0)
                 job->results[p].done = 0;
     }
+    m->undo_epoch++;
     pthread_cond_broadcast(&m->work);
 }
