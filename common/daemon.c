@@ -257,16 +257,9 @@ int ember_daemon_run(struct ember_daemon *d)
 
 int ember_daemon_sleep(struct ember_daemon *d, int64_t ms)
 {
-    struct timespec deadline;
+    struct timespec deadline = ember_realtime_after_ms(ms);
     int stopping;
 
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += ms / 1000;
-    deadline.tv_nsec += (ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
     pthread_mutex_lock(&d->lock);
     while (!d->stopping && pthread_cond_timedwait(&d->wake, &d->lock, &deadline) == 0) {
     }

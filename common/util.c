@@ -206,6 +206,19 @@ uint64_t ember_incarnation(void)
     return incarnation;
 }
 
+struct timespec ember_realtime_after_ms(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 uint64_t ember_monotonic_ms(void)
 {
     struct timespec ts;

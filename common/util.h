@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "error.h"
 
@@ -46,6 +47,8 @@ const char *ember_shown_value(const char *key, const char *value);
 
 uint64_t ember_now_ms(void);        /* wall clock, ms since the epoch */
 uint64_t ember_monotonic_ms(void);  /* for durations and timeouts */
+/* The CLOCK_REALTIME time ms from now: pthread_cond_timedwait's deadline. */
+struct timespec ember_realtime_after_ms(int64_t ms);
 /* This process's start time in microseconds mixed with its pid, fixed at the
  * first call: tells a restarted daemon from the one before it. */
 uint64_t ember_incarnation(void);

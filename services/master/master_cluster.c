@@ -496,13 +496,7 @@ static void wait_for_end(struct master *m, struct job *j, uint32_t wait_ms)
 
     if (wait_ms > MAX_JOB_WAIT_MS)
         wait_ms = MAX_JOB_WAIT_MS;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = ember_realtime_after_ms(wait_ms);
     m->job_waiters++;
     while (j->status == JOB_RUNNING && !ember_daemon_is_stopping(m->daemon)
            && pthread_cond_timedwait(&m->job_ended, &m->lock, &until) == 0)

@@ -356,13 +356,7 @@ void *master_scheduler_main(void *arg)
         kills = m->kills;
         memset(&m->kills, 0, sizeof(m->kills));
         if (launches.n == 0 && kills.n == 0) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += SCHEDULER_TICK_MS * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = ember_realtime_after_ms(SCHEDULER_TICK_MS);
             pthread_cond_timedwait(&m->work, &m->lock, &until);
         }
         pthread_mutex_unlock(&m->lock);

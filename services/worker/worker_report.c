@@ -67,14 +67,8 @@ static int tasks_here(struct worker *w)
  * to REPORT_LINGER_MS or until every task here has reported. Lock held. */
 static void linger(struct worker *w, size_t queued)
 {
-    struct timespec until;
+    struct timespec until = ember_realtime_after_ms(REPORT_LINGER_MS);
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += REPORT_LINGER_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     while (queued < (size_t)tasks_here(w)
            && pthread_cond_timedwait(&w->report_queued, &w->report_lock, &until) == 0) {
         queued = 0;
