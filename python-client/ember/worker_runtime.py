@@ -12,7 +12,7 @@ import json
 import os
 import pickle
 from collections import OrderedDict
-from itertools import chain
+from itertools import chain, islice
 import struct
 import time
 import traceback
@@ -23,6 +23,7 @@ import _ember_io as io  # provided by the C host
 from ember import accumulators, broadcast, compat, pyfiles
 from ember.fused_text import TextLines, line_count, text_lines as _text_lines
 from ember.lineage import SIDE_BOUNDARY
+from ember.resultiterable import ResultIterable
 from ember.shuffle import _ember_fast, portable_hash
 from ember.taskcontext import TaskContext
 
@@ -322,6 +323,8 @@ def _loads(frame: bytes) -> list:
 
 
 _RECORDS_MAGIC = bytes([_ember_fast.RECORDS_MAGIC]) if _ember_fast is not None else b""
+if _ember_fast is not None:
+    _ember_fast.set_result_iterable(ResultIterable)   # record frames carry groupByKey's values
 
 
 def _write_results(records: Iterable[Any]) -> int:
@@ -375,41 +378,52 @@ def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], nu
 
 
 class _CacheTee:
-    """Passes records through while copying them to cache block `slot`."""
+    """Passes records through while copying them to cache block `slot`.
+
+    Records are drawn from upstream a batch at a time and handed on by
+    chain.from_iterable, so there is no Python step per record; a batch is
+    written as a record frame when _ember_fast.dump_records can (groupByKey's
+    ResultIterables included), else pickled."""
 
     def __init__(self, records: Iterable[Any], slot: int, block_id: str, budget: int) -> None:
         self.records = iter(records)
         self.prefix = struct.pack(">i", slot)
-        self.batch: list[Any] = []
         self.sizer = _AdaptiveBatch()
         self.done = False
         self.block_id = block_id
         self.budget = budget
         self.kept: list[Any] | None = [] if budget > 0 else None
         self.bytes = 0
+        self._iterator: Iterator[Any] | None = None
 
     def __iter__(self) -> Iterator[Any]:
-        for record in self.records:
-            self.batch.append(record)
-            if len(self.batch) >= self.sizer.size:
-                self._flush()
-            yield record
-        self._flush()
+        if self._iterator is None:
+            self._iterator = chain.from_iterable(self._batches())
+        return self._iterator
+
+    def _batches(self) -> Iterator[list[Any]]:
+        records = self.records
+        while True:
+            batch = list(islice(records, self.sizer.size))
+            if not batch:
+                break
+            self._flush(batch)
+            yield batch
         self.done = True
         if self.kept is not None:
             _objects.put(self.block_id, self.kept, self.bytes)
 
-    def _flush(self) -> None:
-        if not self.batch:
-            return
+    def _flush(self, batch: list[Any]) -> None:
         if self.kept is not None:
-            self.kept.extend(self.batch)
+            self.kept.extend(batch)
         io.write_marker(io.CACHE)
-        data = pickle.dumps(self.batch, PICKLE_PROTOCOL)
-        self.sizer.observe(len(data))
-        io.write_frame(self.prefix + data)
-        self.bytes += len(data)
-        self.batch.clear()
+        data = _ember_fast.dump_records(batch, self.prefix) if _ember_fast is not None else None
+        if data is None:
+            data = self.prefix + pickle.dumps(batch, PICKLE_PROTOCOL)
+        size = len(data) - len(self.prefix)
+        self.sizer.observe(size)
+        io.write_frame(data)
+        self.bytes += size
         if self.kept is not None and self.bytes > self.budget:
             self.kept = None           # too big to keep as objects
 
