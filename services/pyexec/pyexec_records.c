@@ -34,6 +34,7 @@ enum { T_NONE = 'N', T_TRUE = 'T', T_FALSE = 'F', T_INT = 'i', T_FLOAT = 'f', T_
 
 /* ember.resultiterable.ResultIterable once the runtime registered it, else NULL. */
 static PyObject *result_iterable_type;
+static PyObject *data_name;     /* "data", interned */
 
 struct out {
     char *data;
@@ -123,11 +124,19 @@ static int put_value(struct out *o, PyObject *v, int depth);
 /* A ResultIterable: 'R' + its data when that is exactly a list (as put_value). */
 static int put_result_iterable(struct out *o, PyObject *v, int depth)
 {
-    PyObject **dictptr = _PyObject_GetDictPtr(v);
-    PyObject *data = dictptr && *dictptr ? PyDict_GetItemString(*dictptr, "data") : NULL;
-    if (!data || !PyList_CheckExact(data))
+    /* An attribute lookup, not the instance dict: 3.11 keeps an instance's
+     * attributes without a dict until asked for one, and making it is slow. */
+    PyObject *data = PyObject_GetAttr(v, data_name);
+    if (!data) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear();
         return 0;
-    Py_INCREF(data);
+    }
+    if (!PyList_CheckExact(data)) {
+        Py_DECREF(data);
+        return 0;
+    }
     o->data[o->len++] = T_RESULT_ITERABLE;
     int rc = put_value(o, data, depth + 1);
     Py_DECREF(data);
@@ -372,6 +381,8 @@ static PyObject *fast_set_result_iterable(PyObject *self, PyObject *cls)
         PyErr_SetString(PyExc_TypeError, "set_result_iterable(cls: type)");
         return NULL;
     }
+    if (!data_name && !(data_name = PyUnicode_InternFromString("data")))
+        return NULL;
     Py_XSETREF(result_iterable_type, Py_NewRef(cls));
     Py_RETURN_NONE;
 }
