@@ -181,8 +181,12 @@ class _LongLivedData:
     Cached partitions kept as objects and broadcast values can be millions of
     objects; every full collection would walk them all, and a task that
     allocates a lot (a join's hash table) triggers several. After a task that
-    added such data, one collection runs and the survivors are frozen (the
-    collector ignores them from then on; refcounting still frees them)."""
+    added such data, the young generations are collected and everything
+    tracked is frozen (the collector ignores it from then on; refcounting
+    still frees it). Not a full collection: on PageRank's cached links it took
+    0.3-0.5 s per task of 300k keys to find 2 unreachable objects. Cyclic
+    garbage already in the old generation stays frozen until the next
+    unfreeze (an entry dropped, a broadcast value replaced)."""
 
     def __init__(self) -> None:
         self.seen = (0, 0)
@@ -191,7 +195,7 @@ class _LongLivedData:
         now = (_objects.changes, broadcast.unpickled_values)
         if now != self.seen:
             self.seen = now
-            gc.collect()
+            gc.collect(1)
             gc.freeze()
 
 
