@@ -958,7 +958,7 @@ class RDD:
         def groupByKey(iterator: Iterable[Any]) -> Iterator[Any]:
             merger = ExternalGroupBy(agg, task_memory_limit())
             merger.mergeCombiners(iterator)
-            return ((k, ResultIterable(values)) for k, values in merger.items())
+            return merger.items_with(ResultIterable)
 
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
@@ -966,7 +966,7 @@ class RDD:
             def groupAll(iterator: Iterable[Any]) -> Iterator[Any]:
                 merger = ExternalGroupBy(agg, task_memory_limit())
                 merger.mergeValues(iterator)
-                return ((k, ResultIterable(values)) for k, values in merger.items())
+                return merger.items_with(ResultIterable)
             return self.mapPartitions(groupAll, True)
         locally_combined = self.mapPartitions(combine, preservesPartitioning=True)
         shuffled = locally_combined.partitionBy(numPartitions, partitionFunc)

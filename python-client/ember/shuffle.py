@@ -659,6 +659,13 @@ class ExternalMerger:
             return iter(self.data.items())
         return self._external_items()
 
+    def items_with(self, wrap: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
+        """(key, wrap(combiner)) for items(): zipped in C when nothing spilled
+        (groupByKey's millions of keys then take no Python step each)."""
+        if not self.spills:
+            return zip(self.data.keys(), map(wrap, self.data.values()))
+        return ((k, wrap(c)) for k, c in self._external_items())
+
     def _external_items(self) -> Iterator[tuple[Any, Any]]:
         try:
             if self.data:

@@ -72,6 +72,27 @@ def test_external_group_by_merges_combiners_and_colliding_hashes(tmp_path):
     assert groups[-2] == sorted(list(range(3000)) * 2)
 
 
+@pytest.mark.parametrize("limit", [50_000_000, 50_000])
+def test_items_with_equals_wrapping_items(tmp_path, limit):
+    """groupByKey's (key, ResultIterable) records: items_with(wrap) gives what
+    ((k, wrap(v)) for k, v in items()) gives, in order, spilled or not."""
+    from ember.resultiterable import ResultIterable
+    rng = random.Random(5)
+    records = [(rng.randrange(2000), str(rng.random())) for _ in range(20_000)]
+
+    def merged():
+        merger = ExternalGroupBy(memory_limit=limit, spill_dir=str(tmp_path))
+        merger.mergeValues(records)
+        return merger
+    plain = merged()
+    expected = [(k, type(v), list(v)) for k, v in ((k, ResultIterable(v)) for k, v in plain.items())]
+    fast = merged()
+    assert bool(fast.spills) == (limit < 1_000_000)
+    got = [(k, type(v), list(v)) for k, v in fast.items_with(ResultIterable)]
+    assert got == expected and len(got) == 2000
+    assert all(type(kv) is tuple for kv in merged().items_with(ResultIterable))
+
+
 def test_external_sorter_is_stable_and_handles_reverse(tmp_path):
     rng = random.Random(3)
     records = [(rng.randrange(100), i) for i in range(50_000)]

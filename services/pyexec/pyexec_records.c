@@ -14,7 +14,13 @@
  * Frame: 0xE5 0x01, a varint count, then each value as a tag byte and its
  * data (varint lengths, zigzag varint ints, 8 little-endian bytes per float).
  * A pickle frame starts with 0x80 (PROTO), so a reader tells them apart by the
- * first byte. load_records raises ValueError for a frame that does not parse. */
+ * first byte. load_records raises ValueError for a frame that does not parse.
+ *
+ * Cache blocks use the same frames, and groupByKey's cached partitions hold
+ * (key, ResultIterable) records: once the runtime registered the class
+ * (set_result_iterable), an instance of exactly it whose `data` is exactly a
+ * list is written as tag 'R' + that list, and read back as cls(list) — what
+ * its __reduce__ makes pickle give (any other instance: pickle). */
 #include "pyexec.h"
 
 #include <string.h>
@@ -24,7 +30,11 @@
 #define MAX_DEPTH 64
 
 enum { T_NONE = 'N', T_TRUE = 'T', T_FALSE = 'F', T_INT = 'i', T_FLOAT = 'f', T_STR = 's',
-       T_BYTES = 'b', T_TUPLE = '(', T_LIST = '[' };
+       T_BYTES = 'b', T_TUPLE = '(', T_LIST = '[', T_RESULT_ITERABLE = 'R' };
+
+/* ember.resultiterable.ResultIterable once the runtime registered it, else NULL. */
+static PyObject *result_iterable_type;
+static PyObject *data_name;     /* "data", interned */
 
 struct out {
     char *data;
@@ -109,6 +119,30 @@ static int first_sight(struct out *o, PyObject *list)
     return 1;
 }
 
+static int put_value(struct out *o, PyObject *v, int depth);
+
+/* A ResultIterable: 'R' + its data when that is exactly a list (as put_value). */
+static int put_result_iterable(struct out *o, PyObject *v, int depth)
+{
+    /* An attribute lookup, not the instance dict: 3.11 keeps an instance's
+     * attributes without a dict until asked for one, and making it is slow. */
+    PyObject *data = PyObject_GetAttr(v, data_name);
+    if (!data) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    if (!PyList_CheckExact(data)) {
+        Py_DECREF(data);
+        return 0;
+    }
+    o->data[o->len++] = T_RESULT_ITERABLE;
+    int rc = put_value(o, data, depth + 1);
+    Py_DECREF(data);
+    return rc;
+}
+
 /* 1 written, 0 not encodable (nothing is said why), -1 error set. */
 static int put_value(struct out *o, PyObject *v, int depth)
 {
@@ -162,6 +196,8 @@ static int put_value(struct out *o, PyObject *v, int depth)
     if (type == &PyBytes_Type)
         return put_bytes(o, T_BYTES, PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v)) == 0
                    ? 1 : -1;
+    if (result_iterable_type && (PyObject *)type == result_iterable_type && depth < MAX_DEPTH)
+        return put_result_iterable(o, v, depth);
     if ((type != &PyTuple_Type && type != &PyList_Type) || depth >= MAX_DEPTH)
         return 0;
     int is_list = type == &PyList_Type;
@@ -320,10 +356,35 @@ static PyObject *get_value(struct in *in, int depth)
         }
         return seq;
     }
+    case T_RESULT_ITERABLE: {
+        if (!result_iterable_type || in->p >= in->end || *in->p != T_LIST) {
+            bad_frame();
+            return NULL;
+        }
+        PyObject *data = get_value(in, depth + 1);
+        if (!data)
+            return NULL;
+        PyObject *values = PyObject_CallOneArg(result_iterable_type, data);
+        Py_DECREF(data);
+        return values;
+    }
     default:
         bad_frame();
         return NULL;
     }
+}
+
+/* set_result_iterable(cls): the class written as tag 'R' (see the top). */
+static PyObject *fast_set_result_iterable(PyObject *self, PyObject *cls)
+{
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "set_result_iterable(cls: type)");
+        return NULL;
+    }
+    if (!data_name && !(data_name = PyUnicode_InternFromString("data")))
+        return NULL;
+    Py_XSETREF(result_iterable_type, Py_NewRef(cls));
+    Py_RETURN_NONE;
 }
 
 /* load_records(frame: bytes) -> list: the records dump_records wrote. */
@@ -375,6 +436,8 @@ static PyMethodDef records_methods[] = {
     {"dump_records", (PyCFunction)(void (*)(void))fast_dump_records, METH_FASTCALL,
      "dump_records(records, prefix) -> prefix + frame, or None (pickle them instead)"},
     {"load_records", fast_load_records, METH_O, "load_records(frame) -> list of records"},
+    {"set_result_iterable", fast_set_result_iterable, METH_O,
+     "set_result_iterable(cls): write exact instances with a list as tag 'R'"},
     {NULL, NULL, 0, NULL},
 };
 
