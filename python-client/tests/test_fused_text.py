@@ -6,23 +6,12 @@ Like test_fast_loops.py, _ember_fast is loaded from build/lib.
 """
 
 import operator
-import os
 import random
-import sys
 from itertools import chain, repeat
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "python-client"))
-_LIB = Path(os.environ.get("EMBER_BIN_DIR") or REPO / "build" / "bin").resolve().parent / "lib"
-if not (_LIB / "_ember_fast.so").exists():
-    pytest.skip(f"no _ember_fast extension in {_LIB} (sanitized or unbuilt tree)",
-                allow_module_level=True)
-sys.path.insert(0, str(_LIB))
-
-import _ember_fast  # noqa: E402
+from fast_extension import _ember_fast
 
 from ember import fused_text, shuffle, simple_functions  # noqa: E402
 from ember.fused_text import TextLines, line_count, text_lines  # noqa: E402

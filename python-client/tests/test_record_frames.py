@@ -6,24 +6,14 @@ Like test_fast_loops.py, _ember_fast is loaded from build/lib.
 """
 
 import math
-import os
 import pickle
 import random
 import struct
-import sys
 from collections import namedtuple
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-_LIB = Path(os.environ.get("EMBER_BIN_DIR") or REPO / "build" / "bin").resolve().parent / "lib"
-if not (_LIB / "_ember_fast.so").exists():
-    pytest.skip(f"no _ember_fast extension in {_LIB} (sanitized or unbuilt tree)",
-                allow_module_level=True)
-sys.path.insert(0, str(_LIB))
-
-import _ember_fast  # noqa: E402
+from fast_extension import _ember_fast
 
 
 def _shape(x):
@@ -97,7 +87,6 @@ def test_corrupt_frames_raise_value_error():
 
 
 # Cache blocks: groupByKey's (key, ResultIterable) records (tag 'R').
-sys.path.insert(0, str(REPO / "python-client"))
 from ember.resultiterable import ResultIterable  # noqa: E402
 from ember.shuffle import ExternalList  # noqa: E402
 
