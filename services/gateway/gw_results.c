@@ -295,7 +295,8 @@ static ssize_t read_block(void *cls, uint64_t pos, char *buf, size_t max)
     if (n > max)
         n = max;
     if (d->blocks[d->current].is_inline) {
-        memcpy(buf, d->blocks[d->current].data + d->inline_off, n);
+        if (n)                          /* an empty result's data may be NULL */
+            memcpy(buf, d->blocks[d->current].data + d->inline_off, n);
         d->inline_off += n;
     } else {
         memcpy(buf, d->chunk->data.data + d->chunk_off, n);

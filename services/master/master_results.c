@@ -72,7 +72,8 @@ int master_result_keep_inline(struct master *m, struct job *job, uint32_t index,
     r->is_inline = 1;
     r->size = len;
     r->inline_data = ember_xmalloc(len ? len : 1);
-    memcpy(r->inline_data, data, len);
+    if (len)                           /* an empty partition's result: data may be NULL */
+        memcpy(r->inline_data, data, len);
     m->inline_bytes += len;
     job->inline_bytes += len;
     if (m->inline_bytes > MASTER_INLINE_TOTAL_MAX)
