@@ -9,16 +9,22 @@
 
 #include "log.h"
 
-void master_result_clear(struct master *m, struct job *job, uint32_t index)
+/* Frees r's inline bytes and takes them off the job's and the master's totals. */
+static void free_inline(struct master *m, struct job *job, struct result_location *r)
 {
-    struct result_location *r = &job->results[index];
-
     if (r->inline_data) {
         m->inline_bytes -= r->size;
         job->inline_bytes -= r->size;
         free(r->inline_data);
         r->inline_data = NULL;
     }
+}
+
+void master_result_clear(struct master *m, struct job *job, uint32_t index)
+{
+    struct result_location *r = &job->results[index];
+
+    free_inline(m, job, r);
     r->is_inline = 0;
     free(r->block_addr);
     r->block_addr = NULL;
@@ -26,15 +32,9 @@ void master_result_clear(struct master *m, struct job *job, uint32_t index)
 
 void master_results_release(struct master *m, struct job *job)
 {
-    for (uint32_t i = 0; job->results && i < job->result_stage->n_parts; i++) {
-        struct result_location *r = &job->results[i];
-        if (r->inline_data) {
-            m->inline_bytes -= r->size;
-            job->inline_bytes -= r->size;
-            free(r->inline_data);
-            r->inline_data = NULL;     /* is_inline stays: the entry says "dropped" */
-        }
-    }
+    /* is_inline stays: the entry says "dropped" */
+    for (uint32_t i = 0; job->results && i < job->result_stage->n_parts; i++)
+        free_inline(m, job, &job->results[i]);
 }
 
 /* Drops finished jobs' inline results, oldest job first, until the total is

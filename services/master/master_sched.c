@@ -575,10 +575,11 @@ void master_task_report(struct master *m, const Ember__TaskReport *rep)
             else
                 w->failed++;
         }
+        const char *invalid = rep->ok ? invalid_report(t->stage, rep) : NULL;
         if (t->stage->job->status != JOB_RUNNING)
             t->state = rep->ok ? TASK_SUCCEEDED : TASK_KILLED;
-        else if (rep->ok && invalid_report(t->stage, rep))
-            task_failed(m, t, &(Ember__TaskReport){.error = (char *)invalid_report(t->stage, rep)});
+        else if (invalid)
+            task_failed(m, t, &(Ember__TaskReport){.error = (char *)invalid});
         else if (rep->ok)
             task_succeeded(m, t, rep);
         else
