@@ -113,7 +113,6 @@ def _result_lost(err: GatewayError) -> bool:
         or (err.status is None and "broke off" in str(err))
 
 
-
 # SparkConf settings that workers or the master read from a job's properties
 # (a thread's local property of the same name wins).
 FORWARDED_CONF = ("spark.local.dir", "spark.ember.pyexec.objectCache", "spark.ember.inlineResults")
