@@ -8,8 +8,20 @@ import sys
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+# co_filename -> is it inside the package: every RDD and job asks this of the
+# same few files, and abspath costs a microsecond or two each time.
+_IN_EMBER: dict[str, bool] = {}
+
+
 def _in_ember(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
+    inside = _IN_EMBER.get(filename)
+    if inside is None:
+        # A relative co_filename is resolved against the current directory, which
+        # may change: only absolute names are remembered.
+        inside = os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
+        if os.path.isabs(filename) and len(_IN_EMBER) < 4096:
+            _IN_EMBER[filename] = inside
+    return inside
 
 
 def call_site() -> tuple[str, str]:

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import pickle
+import socket
 import ssl
 import struct
 import threading
@@ -78,16 +79,12 @@ class GatewayClient:
             req.add_unredirected_header(key, value)
         return urllib.request.urlopen(req, timeout=timeout, context=self._ssl)
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self) -> "_Connection":
         """This thread's kept-alive connection to the gateway (a job's submit,
         polls and download would otherwise each open a new one)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self._ssl is not None:
-                conn = http.client.HTTPSConnection(self.address, timeout=300,
-                                                   context=self._ssl)
-            else:
-                conn = http.client.HTTPConnection(self.address, timeout=300)
+            conn = _Connection(self.address, self._ssl, timeout=300)
             self._local.conn = conn
         return conn
 
@@ -104,11 +101,10 @@ class GatewayClient:
         replaced once: the request never reached the gateway."""
         for fresh in (False, True):
             reused = getattr(self._local, "conn", None) is not None
-            conn = self._connection()
             try:
-                conn.request(method, "/api/v1" + path, body=data, headers=headers)
-                resp = conn.getresponse()
-                payload = resp.read()
+                conn = self._connection()
+                status, reason, payload, length, will_close = conn.exchange(
+                    method, "/api/v1" + path, data, headers)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self._drop_connection()
                 if reused and not fresh:
@@ -117,9 +113,9 @@ class GatewayClient:
             except BaseException:
                 self._drop_connection()
                 raise
-            if resp.will_close:
+            if will_close:
                 self._drop_connection()
-            return resp.status, resp.reason, payload, resp.headers.get("Content-Length")
+            return status, reason, payload, length
         raise AssertionError("unreachable")
 
     def request(self, method: str, path: str, body: Any = None, raw: bool = False,
@@ -203,6 +199,132 @@ class GatewayClient:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
         raise AssertionError("unreachable")
+
+
+# A body up to this size goes out in the same send() as the head: one segment
+# and one wakeup of the gateway instead of two (http.client sends them apart).
+_JOIN_BODY_BYTES = 64 * 1024
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+class _Connection:
+    """One HTTP/1.1 connection to the gateway, for request(): each request goes
+    out in one send, and the answer is read by a parser of the little the
+    gateway sends (a status line, headers, a Content-Length, chunked or
+    until-close body). Raises what http.client raises for the same failures
+    (RemoteDisconnected, IncompleteRead, BadStatusLine, LineTooLong, OSError)."""
+
+    def __init__(self, address: str, context: Optional[ssl.SSLContext], timeout: float) -> None:
+        probe = http.client.HTTPConnection(address)   # parses host:port and [v6]:port
+        self.host, self.port = probe.host, probe.port
+        self.host_header = address
+        sock = socket.create_connection((self.host, self.port), timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if context is not None:
+                sock = context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.rfile = sock.makefile("rb")
+
+    def close(self) -> None:
+        self.rfile.close()
+        self.sock.close()
+
+    def exchange(self, method: str, target: str, data: Optional[bytes],
+                 headers: dict[str, str]) -> tuple[int, str, bytes, Optional[str], bool]:
+        """Sends one request; returns (status, reason, body, Content-Length, will_close)."""
+        head = [f"{method} {target} HTTP/1.1\r\nHost: {self.host_header}\r\n"
+                "Accept-Encoding: identity\r\n"]
+        for key, value in headers.items():
+            head.append(f"{key}: {value}\r\n")
+        if data is not None or method in ("POST", "PUT", "PATCH"):
+            head.append(f"Content-Length: {len(data) if data is not None else 0}\r\n")
+        head.append("\r\n")
+        raw = "".join(head).encode("latin-1")
+        if data and len(data) <= _JOIN_BODY_BYTES:
+            self.sock.sendall(raw + data)
+        else:
+            self.sock.sendall(raw)
+            if data:
+                self.sock.sendall(data)
+        return self._response(method)
+
+    def _line(self) -> bytes:
+        line = self.rfile.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        return line
+
+    def _response(self, method: str) -> tuple[int, str, bytes, Optional[str], bool]:
+        while True:
+            line = self._line()
+            if not line:
+                raise http.client.RemoteDisconnected(
+                    "Remote end closed connection without response")
+            parts = line.decode("iso-8859-1").rstrip("\r\n").split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") \
+                    or not parts[1].isdigit() or len(parts[1]) != 3:
+                raise http.client.BadStatusLine(line.decode("iso-8859-1", "replace"))
+            version, status = parts[0], int(parts[1])
+            reason = parts[2] if len(parts) > 2 else ""
+            fields = self._headers()
+            if status >= 200 or status == 101:
+                break                  # 1xx: an interim answer, the real one follows
+        connection = fields.get("connection", "").lower()
+        will_close = "close" in connection or (version == "HTTP/1.0"
+                                               and "keep-alive" not in connection)
+        length = fields.get("content-length")
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return status, reason, b"", length, will_close
+        if "chunked" in fields.get("transfer-encoding", "").lower():
+            return status, reason, self._chunked(), None, will_close
+        if length is None:
+            return status, reason, self.rfile.read(), None, True
+        try:
+            want = int(length)
+        except ValueError:
+            raise http.client.HTTPException(f"bad Content-Length {length!r}") from None
+        if want < 0:
+            raise http.client.HTTPException(f"bad Content-Length {length!r}")
+        payload = self.rfile.read(want)
+        if len(payload) < want:
+            raise http.client.IncompleteRead(payload, want - len(payload))
+        return status, reason, payload, length, will_close
+
+    def _headers(self) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS + 1):
+            line = self._line()
+            if line in (b"\r\n", b"\n", b""):
+                return fields
+            name, sep, value = line.decode("iso-8859-1").partition(":")
+            if sep:
+                key = name.strip().lower()
+                value = value.strip()
+                fields[key] = f"{fields[key]}, {value}" if key in fields else value
+        raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+
+    def _chunked(self) -> bytes:
+        parts = []
+        while True:
+            size_line = self._line()
+            try:
+                size = int(size_line.split(b";", 1)[0], 16)
+            except ValueError:
+                raise http.client.IncompleteRead(b"".join(parts)) from None
+            if size == 0:
+                while self._line() not in (b"\r\n", b"\n", b""):
+                    pass                # trailers
+                return b"".join(parts)
+            chunk = self.rfile.read(size)
+            if len(chunk) < size:
+                raise http.client.IncompleteRead(b"".join(parts) + chunk, size - len(chunk))
+            parts.append(chunk)
+            self.rfile.read(2)          # the CRLF after the chunk
 
 
 def _exactly(data: bytes, want: int, path: str) -> bytes:

@@ -1,5 +1,6 @@
 """Unit tests of the client's pure parts: no cluster needed."""
 
+import json
 import os
 import pickle
 import struct
@@ -139,3 +140,112 @@ def test_a_result_body_closed_short_of_its_length_is_an_error():
     finally:
         thread.join(10)
         server.server_close()
+
+
+class _ScriptedGateway:
+    """A loopback server that answers the n-th request with answers[n] (raw
+    bytes; None closes the connection without answering) and records each
+    request's head, body and connection number."""
+
+    def __init__(self, answers):
+        import socket
+        import threading
+        self.answers = list(answers)
+        self.requests = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        connection = 0
+        while self.answers:
+            sock, _ = self.listener.accept()
+            connection += 1
+            with sock, sock.makefile("rb") as rfile:
+                while self.answers:
+                    head = b""
+                    while not head.endswith(b"\r\n\r\n"):
+                        line = rfile.readline()
+                        if not line:
+                            break
+                        head += line
+                    if not head:
+                        break
+                    fields = dict(line.split(": ", 1) for line in
+                                  head.decode().split("\r\n")[1:] if ": " in line)
+                    body = rfile.read(int(fields.get("Content-Length", "0")))
+                    self.requests.append((head.decode(), body, connection))
+                    answer = self.answers.pop(0)
+                    if answer is None:
+                        break
+                    sock.sendall(answer)
+                    if b"Connection: close" in answer:
+                        break
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(10)
+
+
+def test_client_reads_length_and_chunked_answers_on_one_kept_alive_connection():
+    from ember.gateway_client import GatewayClient
+    server = _ScriptedGateway([
+        b'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n'
+        b'{"jobId":7}',
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+        b'4\r\n{"a"\r\n5;x=1\r\n: [1,\r\n3\r\n 2]\r\n1\r\n}\r\n0\r\nTrailer: t\r\n\r\n',
+        b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnull',
+    ])
+    try:
+        client = GatewayClient(server.address, secret="s3")
+        assert client.request("POST", "/apps/x/jobs?waitMs=1", {"rdd": 1}) == {"jobId": 7}
+        assert client.request("GET", "/apps/x") == {"a": [1, 2]}
+        assert client.request("DELETE", "/apps/x", retry=False) is None
+    finally:
+        server.close()
+    (head, body, conn), second, third = server.requests
+    assert head.startswith("POST /api/v1/apps/x/jobs?waitMs=1 HTTP/1.1\r\n"), head
+    assert f"Host: {server.address}\r\n" in head and "Authorization: Bearer s3\r\n" in head
+    assert "Content-Type: application/json\r\n" in head and "Content-Length: 10\r\n" in head
+    assert json.loads(body) == {"rdd": 1}
+    assert second[0].startswith("GET /api/v1/apps/x HTTP/1.1") and second[1] == b""
+    assert [conn, second[2], third[2]] == [1, 1, 1]      # one connection for all three
+
+
+def test_client_replaces_a_connection_the_gateway_closed_while_idle():
+    from ember.gateway_client import GatewayClient
+    ok = b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}'
+    server = _ScriptedGateway([ok, None, ok, ok])
+    try:
+        client = GatewayClient(server.address)
+        assert client.request("GET", "/a") == {}
+        # The server drops the kept-alive connection unanswered: a non-retried
+        # request is sent once more on a new connection, never a third time.
+        assert client.request("POST", "/b", {"x": 1}, retry=False) == {}
+        assert client.request("GET", "/c") == {}
+    finally:
+        server.close()
+    assert [(r[0].split(" ")[1], r[2]) for r in server.requests] == \
+        [("/api/v1/a", 1), ("/api/v1/b", 1), ("/api/v1/b", 2), ("/api/v1/c", 2)]
+
+
+def test_client_errors_on_short_bodies_error_statuses_and_garbage():
+    from ember.errors import GatewayError
+    from ember.gateway_client import GatewayClient
+    server = _ScriptedGateway([
+        b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\nConnection: close\r\n\r\n{"short"',
+        b'HTTP/1.1 400 Bad Request\r\nContent-Length: 20\r\n\r\n{"error": "bad job"}',
+        b'SSH-2.0-OpenSSH\r\n\r\n',
+    ])
+    try:
+        client = GatewayClient(server.address)
+        with pytest.raises(GatewayError, match="broke off after 8 of 50 bytes"):
+            client.request("POST", "/a", {}, retry=False)
+        with pytest.raises(GatewayError, match="bad job") as err:
+            client.request("POST", "/b", {}, retry=False)
+        assert err.value.status == 400
+        with pytest.raises(GatewayError, match="unreachable"):
+            client.request("POST", "/c", {}, retry=False)
+    finally:
+        server.close()
