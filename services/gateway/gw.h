@@ -147,6 +147,11 @@ grpc_status_code gw_master_end_app(struct gw *g, const char *app_id, char **deta
 /* job_json is passed to the master unchanged. */
 grpc_status_code gw_master_submit_job(struct gw *g, const char *app_id, const char *job_json,
                                       uint32_t *job_id, char **details);
+/* SubmitJob then GetJob(inline_results, wait_ms) in one call: *json is the
+ * job's status (GRPC_STATUS_UNIMPLEMENTED from a master without the method). */
+grpc_status_code gw_master_submit_job_and_wait(struct gw *g, const char *app_id,
+                                               const char *job_json, int inline_results,
+                                               uint32_t wait_ms, char **json, char **details);
 /* inline_results: with the bytes of results the master holds (base64 "data");
  * wait_ms: the master answers once the job ended or after that long. */
 grpc_status_code gw_master_get_job(struct gw *g, const char *app_id, uint32_t job_id,

@@ -195,14 +195,57 @@ static int inline_results_asked(struct gw_request *rq)
     return inl && strcmp(inl, "1") == 0;
 }
 
+/* The job's id in a master's job JSON, for the log line (0 if absent). */
+static unsigned long logged_job_id(const char *json)
+{
+    json_t *o = json_loads(json, 0, NULL);
+    unsigned long id = (unsigned long)json_integer_value(json_object_get(o, "jobId"));
+
+    json_decref(o);
+    return id;
+}
+
+/* ?waitMs given: one SubmitJobAndWait call. A master without that method gets
+ * SubmitJob then GetJob; only when that GetJob fails is the answer {"jobId"}. */
+static enum MHD_Result submit_and_wait(struct gw_request *rq, uint32_t wait_ms)
+{
+    const char *job_json = (const char *)rq->body.data;
+    int inline_results = inline_results_asked(rq);
+    char *json = NULL, *details = NULL;
+    uint32_t job_id = 0;
+    grpc_status_code code;
+
+    code = gw_master_submit_job_and_wait(rq->gw, rq->app, job_json, inline_results, wait_ms,
+                                         &json, &details);
+    if (code == GRPC_STATUS_OK) {
+        if (ember_log_threshold >= EMBER_LOG_INFO)
+            ember_log_info("app=%s job=%lu submitted (%zu bytes)", rq->app, logged_job_id(json),
+                           rq->body.len);
+        return gw_reply_buffer(rq, MHD_HTTP_CREATED, JSON_TYPE, json, strlen(json));
+    }
+    if (code != GRPC_STATUS_UNIMPLEMENTED)
+        return gw_reply_master_error(rq, code, details);
+    free(details);
+    details = NULL;
+    code = gw_master_submit_job(rq->gw, rq->app, job_json, &job_id, &details);
+    if (code != GRPC_STATUS_OK)
+        return gw_reply_master_error(rq, code, details);
+    ember_log_info("app=%s job=%u submitted (%zu bytes)", rq->app, job_id, rq->body.len);
+    if (gw_master_get_job(rq->gw, rq->app, job_id, inline_results, wait_ms, &json, &details)
+        == GRPC_STATUS_OK)
+        return gw_reply_buffer(rq, MHD_HTTP_CREATED, JSON_TYPE, json, strlen(json));
+    free(details);
+    return gw_reply_json(rq, MHD_HTTP_CREATED, json_pack("{s:I}", "jobId", (json_int_t)job_id));
+}
+
 /* ?waitMs=N on a submission: the answer is the job's status as GET .../jobs/{id}
  * would give it after waiting (with ?inlineResults=1, its inline results), so a
- * short job costs the driver one request instead of two. Without it, or when
- * the status cannot be had, the answer is {"jobId"} and the driver polls. */
+ * short job costs the driver one request instead of two. Without it the answer
+ * is {"jobId"} and the driver polls. */
 enum MHD_Result gw_api_submit_job(struct gw_request *rq)
 {
     json_t *o = NULL;
-    char *error = NULL, *details = NULL, *json = NULL;
+    char *error = NULL, *details = NULL;
     uint32_t job_id = 0, wait_ms = 0;
     int wait_given = 0;
     grpc_status_code code;
@@ -215,20 +258,16 @@ enum MHD_Result gw_api_submit_job(struct gw_request *rq)
     }
     json_decref(o);                    /* the master gets the body as it came */
     o = NULL;
+    if (wait_given) {
+        ret = submit_and_wait(rq, wait_ms);
+        goto out;
+    }
     code = gw_master_submit_job(rq->gw, rq->app, (const char *)rq->body.data, &job_id, &details);
     if (code != GRPC_STATUS_OK) {
         ret = gw_reply_master_error(rq, code, details);
         goto out;
     }
     ember_log_info("app=%s job=%u submitted (%zu bytes)", rq->app, job_id, rq->body.len);
-    if (wait_given && gw_master_get_job(rq->gw, rq->app, job_id, inline_results_asked(rq),
-                                        wait_ms, &json, &details)
-                          == GRPC_STATUS_OK) {
-        ret = gw_reply_buffer(rq, MHD_HTTP_CREATED, JSON_TYPE, json, strlen(json));
-        goto out;
-    }
-    free(json);                        /* NULL unless the call failed after all */
-    free(details);
     ret = gw_reply_json(rq, MHD_HTTP_CREATED, json_pack("{s:I}", "jobId", (json_int_t)job_id));
 out:
     json_decref(o);

@@ -103,6 +103,19 @@ grpc_status_code gw_master_submit_job(struct gw *g, const char *app_id, const ch
     return code;
 }
 
+grpc_status_code gw_master_submit_job_and_wait(struct gw *g, const char *app_id,
+                                               const char *job_json, int inline_results,
+                                               uint32_t wait_ms, char **json, char **details)
+{
+    Ember__SubmitJobRequest req = EMBER__SUBMIT_JOB_REQUEST__INIT;
+
+    req.app_id = (char *)app_id;
+    req.job_json = (char *)job_json;
+    req.wait_ms = wait_ms;
+    req.inline_results = inline_results != 0;
+    return call_json(g, "SubmitJobAndWait", &req.base, json, details);
+}
+
 grpc_status_code gw_master_get_job(struct gw *g, const char *app_id, uint32_t job_id,
                                    int inline_results, uint32_t wait_ms, char **json,
                                    char **details)

@@ -524,6 +524,46 @@ static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessag
     return master_send_json(ctx, view);
 }
 
+/* SubmitJob and GetJob in one call, for the gateway's POST .../jobs?waitMs=N:
+ * errors are SubmitJob's, the answer is GetJob's JSON after waiting (or
+ * {"jobId"} alone should the job be found nowhere, as the gateway answered
+ * when its GetJob after SubmitJob failed). */
+static grpc_status_code handle_submit_and_wait(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                               void *user)
+{
+    const Ember__SubmitJobRequest *req = (const Ember__SubmitJobRequest *)msg;
+    struct master *m = user;
+    json_t *view = NULL;
+    uint32_t job_id = 0;
+    char *error = NULL;
+    struct app *a;
+    struct job *j;
+
+    pthread_mutex_lock(&m->lock);
+    a = master_find_app(m, req->app_id);
+    if (!a || a->ended) {
+        pthread_mutex_unlock(&m->lock);
+        return fail_app(ctx, req->app_id, a != NULL);
+    }
+    if (master_submit_job(m, a, req->job_json, &job_id, &error) != 0) {
+        pthread_mutex_unlock(&m->lock);
+        ember_rpc_set_details(ctx, error);
+        free(error);
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    pthread_cond_broadcast(&m->work);
+    j = find_job(m, req->app_id, job_id);
+    if (j && j->status == JOB_RUNNING && req->wait_ms && m->job_waiters < MAX_JOB_WAITERS)
+        wait_for_end(m, j, req->wait_ms);
+    view = j ? master_json_job(m, j, req->inline_results ? 2 : 1)
+             : master_history_find(m, "job", req->app_id, job_id);
+    pthread_mutex_unlock(&m->lock);
+    ember_log_info("app=%s job=%u submitted", req->app_id, job_id);
+    if (!view)
+        view = json_pack("{s:I}", "jobId", (json_int_t)job_id);
+    return master_send_json(ctx, view);
+}
+
 static grpc_status_code handle_cancel(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
 {
     const Ember__JobRef *req = (const Ember__JobRef *)msg;
@@ -618,6 +658,7 @@ const ember_rpc_method_impl master_methods[] = {
     {"EndApplication", EMBER_RPC_UNARY, handle_end_app},
     {"SubmitJob", EMBER_RPC_UNARY, handle_submit},
     {"GetJob", EMBER_RPC_UNARY, handle_get_job},
+    {"SubmitJobAndWait", EMBER_RPC_UNARY, handle_submit_and_wait},
     {"CancelJob", EMBER_RPC_UNARY, handle_cancel},
     {"Unpersist", EMBER_RPC_UNARY, handle_unpersist},
     {"AddBroadcast", EMBER_RPC_UNARY, handle_add_broadcast},

@@ -94,3 +94,42 @@ def test_cancel_group_reaches_a_job_whose_submission_waits(sc):
         runner._post = original
     assert not thread.is_alive(), "the job in flight was not cancelled"
     assert isinstance(outcome.get("error"), ember.JobCancelledError), outcome
+
+
+def test_waiting_submission_errors_are_the_plain_submissions(sc):
+    """POST ...?waitMs is one SubmitJobAndWait call to the master: what it
+    refuses is refused with the status and sentence a plain POST gets, and
+    nothing is submitted."""
+    gw = Gateway.of(sc)
+    app = sc.applicationId
+    before = len(gw.api(f"/applications/{app}/jobs"))
+    bad = {"rdd": 999999, "nodes": [{"id": 999999, "kind": "nonsense", "numPartitions": 1}]}
+    plain = gw.post(f"/api/v1/applications/{app}/jobs", bad)
+    waiting = gw.post(f"/api/v1/applications/{app}/jobs?waitMs=10&inlineResults=1", bad)
+    assert plain[0] == 400 and "error" in plain[1], plain
+    assert waiting == plain
+    rdd = sc.parallelize([1], 1)
+    body = {"rdd": rdd.id, "nodes": [rdd._node()]}
+    missing = gw.post("/api/v1/applications/app-19990101000000-0001/jobs?waitMs=10", body)
+    assert missing[0] == 404 and missing == gw.post(
+        "/api/v1/applications/app-19990101000000-0001/jobs", body), missing
+    assert len(gw.api(f"/applications/{app}/jobs")) == before
+
+
+def test_waiting_submission_without_inline_results_lists_them(sc):
+    gw = Gateway.of(sc)
+    app = sc.applicationId
+    rdd = sc.parallelize([5, 6], 2)
+    assert rdd.count() == 2
+    for attempt in range(20):
+        body = {"rdd": rdd.id, "nodes": [rdd._node()], "submissionId": f"listed-{attempt}"}
+        status, answer = gw.post(f"/api/v1/applications/{app}/jobs?waitMs=50", body)
+        assert status == 201, answer
+        if answer["status"] != "RUNNING":
+            break
+    else:
+        pytest.skip("every job outlived the wait")
+    assert answer["status"] == "SUCCEEDED"
+    assert [r["partition"] for r in answer["results"]] == [0, 1]
+    assert all("data" not in r for r in answer["results"]), answer
+    assert answer == gw.api(f"/applications/{app}/jobs/{answer['jobId']}")
