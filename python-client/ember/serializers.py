@@ -11,6 +11,8 @@ from typing import Any, Callable, Iterator
 
 import cloudpickle
 
+from ember import function_pickles
+
 PICKLE_PROTOCOL = 5
 
 
@@ -58,6 +60,10 @@ class _BroadcastFunction:
         return self.holder.value(split, iterator)
 
 
+def _cloudpickle(func: Callable) -> bytes:
+    return cloudpickle.dumps(func, PICKLE_PROTOCOL)
+
+
 def dumps_function(func: Callable, sc: Any = None) -> str:
     """cloudpickles func as base64; names the culprit when it cannot be pickled.
 
@@ -65,7 +71,7 @@ def dumps_function(func: Callable, sc: Any = None) -> str:
     broadcast and replaced by a small handle.
     """
     try:
-        data = cloudpickle.dumps(func, PICKLE_PROTOCOL)
+        data = function_pickles.dumps(func, _cloudpickle)
         if sc is not None and len(data) > BROADCAST_THRESHOLD:
             from ember.broadcast import Broadcast
             holder = Broadcast(sc, None, pickled=data)

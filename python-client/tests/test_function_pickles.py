@@ -1,0 +1,115 @@
+"""ember.function_pickles: a remembered pickle is always the bytes cloudpickle
+gives now, whatever changed since; functions that may change in place are
+never remembered."""
+
+import os
+import sys
+
+import cloudpickle
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from ember import function_pickles  # noqa: E402
+from ember.serializers import PICKLE_PROTOCOL  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not function_pickles._ENABLED,
+                                reason="no pickle cache for this cloudpickle")
+
+GLOBAL_LIST = [1, 2]
+
+
+class Counting:
+    """cloudpickle.dumps, counting the calls (a call is a cache miss)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, func):
+        self.calls += 1
+        return cloudpickle.dumps(func, PICKLE_PROTOCOL)
+
+
+def check(func, pickle):
+    got = function_pickles.dumps(func, pickle)
+    assert got == cloudpickle.dumps(func, PICKLE_PROTOCOL)
+    return got
+
+
+def wrap(f):
+    """Like RDD.map's closure: a new function around the same f each time."""
+    def func(_, iterator):
+        return map(f, iterator)
+    return func
+
+
+def test_a_new_wrapper_of_the_same_lambda_is_pickled_once():
+    function_pickles._cache.clear()
+    pickle = Counting()
+    tiny = lambda x: x  # noqa: E731
+    first = check(wrap(tiny), pickle)
+    for _ in range(3):
+        assert check(wrap(tiny), pickle) == first
+    assert pickle.calls == 1
+    check(wrap(lambda x: x + 1), pickle)     # another function: pickled
+    assert pickle.calls == 2
+
+
+def test_changed_attributes_cells_and_annotations_are_pickled_anew():
+    function_pickles._cache.clear()
+    pickle = Counting()
+    factor = 2
+
+    def scale(x):
+        return x * factor
+    check(scale, pickle)
+    factor = 3                                # the cell holds another int now
+    assert cloudpickle.loads(check(scale, pickle))(1) == 3
+    scale.__name__ = "renamed"
+    check(scale, pickle)
+    scale.__doc__ = "documented"
+    check(scale, pickle)
+    scale.__annotations__["x"] = "int"
+    check(scale, pickle)
+    scale.__annotations__["x"] = "float"
+    check(scale, pickle)
+    assert pickle.calls == 6
+    check(scale, pickle)                      # nothing changed since: remembered
+    assert pickle.calls == 6
+
+
+def test_functions_that_may_change_in_place_are_never_remembered():
+    function_pickles._cache.clear()
+    pickle = Counting()
+    uses_global = lambda x: GLOBAL_LIST  # noqa: E731
+    items = [1]
+    uses_list = lambda x: items  # noqa: E731
+    with_default = lambda x, y=[]: y  # noqa: E731
+    with_attribute = lambda x: x  # noqa: E731
+    with_attribute.note = "kept"
+    for func in (uses_global, uses_list, with_default, with_attribute, wrap(uses_list), len,
+                 function_pickles.dumps):
+        before = check(func, pickle)
+        GLOBAL_LIST.append(3)
+        items.append(2)
+        with_default.__defaults__[0].append(1)
+        with_attribute.note += "!"
+        assert check(func, pickle) != before or func in (len, function_pickles.dumps)
+    assert pickle.calls == 14 and not function_pickles._cache
+
+
+def test_identity_not_equality_decides():
+    """Equal strings that are distinct objects pickle differently from one
+    object met twice (pickle's memo): the cache must tell them apart."""
+    function_pickles._cache.clear()
+    pickle = Counting()
+    a = "".join(["na", "me"])
+    b = "".join(["na", "me"])
+
+    def make(x, y):
+        def both():
+            return x, y
+        return both
+    shared, distinct = make(a, a), make(a, b)
+    assert check(shared, pickle) != check(distinct, pickle)
+    assert pickle.calls == 2
