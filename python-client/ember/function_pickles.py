@@ -85,7 +85,7 @@ def dumps(func: Callable, pickle: Callable[[Callable], bytes]) -> bytes:
         return pickle(func)
     key = tuple(map(id, inputs))
     hit = _cache.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], inputs)):
+    if hit is not None:                # same ids of live objects: the same objects
         return hit[1]
     data = pickle(func)
     if len(_cache) >= _MAX_ENTRIES:
