@@ -195,7 +195,7 @@ static int inline_results_asked(struct gw_request *rq)
     return inl && strcmp(inl, "1") == 0;
 }
 
-/* The job's id in a master's job JSON, for the log line (0 if absent). */
+/* The job's id in a master's job JSON, for the info line (0 if absent). */
 static unsigned long logged_job_id(const char *json)
 {
     json_t *o = json_loads(json, 0, NULL);
@@ -218,9 +218,9 @@ static enum MHD_Result submit_and_wait(struct gw_request *rq, uint32_t wait_ms)
     code = gw_master_submit_job_and_wait(rq->gw, rq->app, job_json, inline_results, wait_ms,
                                          &json, &details);
     if (code == GRPC_STATUS_OK) {
-        if (ember_log_threshold >= EMBER_LOG_INFO)
-            ember_log_info("app=%s job=%lu submitted (%zu bytes)", rq->app, logged_job_id(json),
-                           rq->body.len);
+        /* the macro evaluates logged_job_id only when info lines are written */
+        ember_log_info("app=%s job=%lu submitted (%zu bytes)", rq->app, logged_job_id(json),
+                       rq->body.len);
         return gw_reply_buffer(rq, MHD_HTTP_CREATED, JSON_TYPE, json, strlen(json));
     }
     if (code != GRPC_STATUS_UNIMPLEMENTED)
