@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 import _ember_io as io  # provided by the C host
 
 from ember import accumulators, broadcast, compat, pyfiles
+from ember.function_cache import FunctionCache
 from ember.fused_text import TextLines, line_count, text_lines as _text_lines
 from ember.lineage import SIDE_BOUNDARY
 from ember.resultiterable import ResultIterable
@@ -215,6 +216,7 @@ class _LongLivedData:
 
 
 _long_lived = _LongLivedData()
+_functions = FunctionCache()
 
 
 def _object_budget(header: dict) -> int:
@@ -559,7 +561,7 @@ class _Plan:
 
     def _func(self, index: int) -> Any:
         if index not in self.loaded:
-            self.loaded[index] = pickle.loads(self.funcs[index])
+            self.loaded[index] = _functions.load(self.funcs[index])
         return self.loaded[index]
 
     def _apply(self, node: dict, records: Iterable[Any], split: int) -> Iterator[Any]:
@@ -582,7 +584,7 @@ def _run(header: dict, funcs: list[bytes], partitioner_frame: bytes | None,
     plan = _Plan(header, funcs, inputs)
     iterator = plan.build(header["plan"], header["partition"])
     if header["numReduce"]:
-        partitioner = pickle.loads(partitioner_frame)
+        partitioner = _functions.load(partitioner_frame)
         written = _write_shuffle(iterator, partitioner, header["numReduce"])
     else:
         written = _write_results(iterator)
@@ -606,6 +608,7 @@ def run_task(header_frame: bytes) -> None:
     try:
         _objects.begin_task(header.get("appId", ""), _object_budget(header),
                             header.get("dropObjects", []), source.from_objects.values())
+        _functions.begin_task(header.get("appId", ""), header.get("properties", {}))
         compat.check_driver(header.get("properties", {}))
         pyfiles.install(header.get("properties", {}))
         written = _run(header, funcs, partitioner_frame, source)
@@ -635,6 +638,7 @@ def run_task(header_frame: bytes) -> None:
     _objects.over_memory(header.get("objectMemoryLimit", 0))
     metrics["objects"] = _objects.held()
     metrics["objectInputs"] = source.served
+    metrics["functionCacheHits"] = _functions.hits
     io.write_marker(io.END)
     io.write_frame(json.dumps(metrics).encode())
     io.flush()                  # the task is done: the worker may report it now
