@@ -16,7 +16,7 @@ without looking inside. What unpickling builds by value is walked:
 None/bool/int/float/complex/str/bytes/range/compiled patterns, tuples and
 frozensets of accepted values, functools.partial and operator's getters of
 accepted values, bound methods of accepted objects, ember's broadcast handles
-(their value is looked up when used), and functions whose closure cells,
+(their value is looked up when used) and combineByKey's Aggregator, and functions whose closure cells,
 defaults and shipped globals are accepted and whose code (nested code
 included) never stores to a global, to a closure cell that outlives a call,
 or to an attribute, and never names globals()/setattr()/__dict__ and the like.
@@ -35,6 +35,8 @@ from collections import OrderedDict
 from typing import Any, Iterator
 
 from ember.broadcast import Broadcast
+from ember.serializers import _BroadcastFunction
+from ember.shuffle import Aggregator
 
 MAX_ENTRIES = 256
 MAX_BYTES = 16 << 20           # pickle bytes of the kept functions (the keys)
@@ -153,9 +155,15 @@ def _parts(obj: Any) -> list[Any] | None:
     return _ember_parts(obj)
 
 
+_AGGREGATOR_FIELDS = frozenset({"createCombiner", "mergeValue", "mergeCombiners"})
+
+
 def _ember_parts(obj: Any) -> list[Any] | None:
-    from ember.serializers import _BroadcastFunction
-    if type(obj) is _BroadcastFunction and vars(obj).keys() == {"holder"}:
+    """ember's own objects that are never changed once made."""
+    kind = type(obj)
+    if kind is Aggregator and vars(obj).keys() == _AGGREGATOR_FIELDS:
+        return list(vars(obj).values())
+    if kind is _BroadcastFunction and vars(obj).keys() == {"holder"}:
         return [obj.holder]    # the function itself is the broadcast's value, kept per process
     return None
 
@@ -163,17 +171,20 @@ def _ember_parts(obj: Any) -> list[Any] | None:
 def is_stateless(obj: Any) -> bool:
     """True when nothing a task does through obj can be seen by a later task
     that unpickled the same bytes (see the module's docstring)."""
-    seen: set[int] = set()
+    seen: dict[int, Any] = {}         # holds what it saw: a temporary's id is not reused
     stack = [obj]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        parts = _parts(item)
-        if parts is None:
-            return False
-        stack.extend(parts)
+    try:
+        while stack:
+            item = stack.pop()
+            if id(item) in seen:
+                continue
+            seen[id(item)] = item
+            parts = _parts(item)
+            if parts is None:
+                return False
+            stack.extend(parts)
+    except Exception:  # noqa: BLE001 - an object that resists inspection is not proven stateless
+        return False
     return True
 
 
