@@ -75,7 +75,8 @@ def test_stateless_functions_are_reused_and_give_the_same_results(sc: SparkConte
 
     uncached = per_task(sc, stateless, cache=False)
     assert [r[2] for r in uncached] == [0] * PARTITIONS
-    per_task(sc, stateless)                      # each pyexec keeps it now
+    for _ in range(2):                           # kept once a pyexec has seen it twice
+        per_task(sc, stateless)
     cached = per_task(sc, stateless)
     assert [r[:2] for r in cached] == [r[:2] for r in uncached]
     assert [r[2] for r in cached] == [1] * PARTITIONS
@@ -157,11 +158,11 @@ def test_pyexec_reports_kept_functions_and_reads_frames_split_anyhow() -> None:
     stateless = map_records(lambda x: x * 2)
     stateful = map_records(lambda x: seen.append(x) or len(seen))
     big = list(range(30_000))                    # frames larger than the read buffer
-    tasks = [(stateless, [1, 2], [2, 4], 0), (stateless, [3], [6], 1),
-             (stateful, [1, 2], [1, 2], 0), (stateful, [5], [1], 0),
-             (stateless, big, [2 * x for x in big], 1),
+    tasks = [(stateless, [1, 2], [2, 4], 0), (stateless, [3], [6], 0),    # kept now
+             (stateful, [1, 2], [1, 2], 0), (stateful, [5], [1], 0), (stateful, [6], [1], 0),
+             (stateless, big, [2 * x for x in big], 1), (stateless, [7], [14], 1),
              (stateless, [4], [8], 0)]           # another application: forgotten
-    stream = b"".join(task(func, records, i, "app-2" if i == 5 else "app-1")
+    stream = b"".join(task(func, records, i, "app-2" if i == len(tasks) - 1 else "app-1")
                       for i, (func, records, _, _) in enumerate(tasks))
 
     def feed() -> None:                          # odd-sized writes split lengths and payloads
