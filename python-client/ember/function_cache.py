@@ -16,10 +16,14 @@ without looking inside. What unpickling builds by value is walked:
 None/bool/int/float/complex/str/bytes/range/compiled patterns, tuples and
 frozensets of accepted values, functools.partial and operator's getters of
 accepted values, bound methods of accepted objects, ember's broadcast handles
-(their value is looked up when used) and combineByKey's Aggregator, and functions whose closure cells,
-defaults and shipped globals are accepted and whose code (nested code
-included) never stores to a global, to a closure cell that outlives a call,
-or to an attribute, and never names globals()/setattr()/__dict__ and the like.
+(their value is looked up when used) and combineByKey's Aggregator, and
+functions whose closure cells, defaults and shipped globals are accepted and
+whose code (nested code included) never stores to a global, to a closure
+cell that outlives a call or to an attribute, and never names
+globals()/setattr()/__dict__ and the like. Code pickled by reference (a
+library the function calls) is not examined: it is the process's own, and
+one that sets attributes on a function handed to it could tell a kept
+function from a fresh one.
 """
 
 from __future__ import annotations
@@ -80,7 +84,8 @@ def _by_reference(obj: Any) -> bool:
     return target is obj
 
 
-def _code_tree(code: types.CodeType, outliving: frozenset) -> Iterator[tuple[types.CodeType, frozenset]]:
+def _code_tree(code: types.CodeType,
+               outliving: frozenset) -> Iterator[tuple[types.CodeType, frozenset]]:
     """code and the code objects nested in it, each with the names of its free
     variables whose cells outlive a call (those of the outermost function)."""
     yield code, outliving
