@@ -115,7 +115,8 @@ def _result_lost(err: GatewayError) -> bool:
 
 # SparkConf settings that workers or the master read from a job's properties
 # (a thread's local property of the same name wins).
-FORWARDED_CONF = ("spark.local.dir", "spark.ember.pyexec.objectCache", "spark.ember.inlineResults")
+FORWARDED_CONF = ("spark.local.dir", "spark.ember.pyexec.objectCache",
+                  "spark.ember.pyexec.functionCache", "spark.ember.inlineResults")
 
 
 class JobRunner:

@@ -76,7 +76,10 @@ def install(properties: dict) -> None:
     """Writes the job's code and data files not written yet; puts code on sys.path."""
     wrote = False
     for prop, kind in ((PY_FILES_PROPERTY, "python"), (FILES_PROPERTY, "files")):
-        entries = json.loads(properties.get(prop) or "[]")
+        text = properties.get(prop)
+        if not text:               # most jobs ship no files: no JSON to parse per task
+            continue
+        entries = json.loads(text)
         for entry in entries:
             key = f"{kind}/{entry['name']}"
             if _installed.get(key) == entry["id"]:

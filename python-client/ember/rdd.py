@@ -757,8 +757,10 @@ class RDD:
         samples = sorted(samples, key=keyfunc)
         # PySpark compares keyfunc(k) with raw sampled keys; comparing like with like
         # keeps the result sorted across partitions for any keyfunc.
-        bounds = [keyfunc(samples[int(len(samples) * (i + 1) / numPartitions)])
-                  for i in range(0, numPartitions - 1)]
+        # A tuple: a partitioner holding no mutable state is unpickled once per
+        # Python subprocess, not per task (ember.function_cache).
+        bounds = tuple(keyfunc(samples[int(len(samples) * (i + 1) / numPartitions)])
+                       for i in range(0, numPartitions - 1))
 
         def rangePartitioner(k: Any) -> int:
             p = bisect.bisect_left(bounds, keyfunc(k))

@@ -124,6 +124,9 @@ class Partitioner:
 class Aggregator:
     """The three functions of ``combineByKey``, as PySpark's ``shuffle.Aggregator``.
 
+    Never changed once made: tasks keep one holding stateless functions
+    across tasks (ember.function_cache).
+
     Examples
     --------
     >>> agg = Aggregator(lambda v: [v], lambda c, v: c + [v], lambda a, b: a + b)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 import _ember_io as io  # provided by the C host
 
 from ember import accumulators, broadcast, compat, pyfiles
+from ember.function_cache import FunctionCache
 from ember.fused_text import TextLines, line_count, text_lines as _text_lines
 from ember.lineage import SIDE_BOUNDARY
 from ember.resultiterable import ResultIterable
@@ -215,6 +216,7 @@ class _LongLivedData:
 
 
 _long_lived = _LongLivedData()
+_functions = FunctionCache()
 
 
 def _object_budget(header: dict) -> int:
@@ -495,14 +497,14 @@ class _Plan:
     input pipe in the order the worker writes it.
     """
 
-    def __init__(self, header: dict, funcs: list[bytes], inputs: _Inputs) -> None:
+    def __init__(self, header: dict, funcs: list[bytes], inputs: _Inputs, budget: int) -> None:
         self.funcs = funcs
         self.loaded: dict[int, Any] = {}
         self.inputs = inputs
         self.tees: list[_CacheTee] = []
         self.split = header["partition"]
         self.cache_blocks = header.get("cacheBlocks", [])
-        self.budget = _object_budget(header)
+        self.budget = budget
 
     def build(self, node: dict, split: int) -> Iterator[Any]:
         split = node.get("split", split)
@@ -559,7 +561,7 @@ class _Plan:
 
     def _func(self, index: int) -> Any:
         if index not in self.loaded:
-            self.loaded[index] = pickle.loads(self.funcs[index])
+            self.loaded[index] = _functions.load(self.funcs[index])
         return self.loaded[index]
 
     def _apply(self, node: dict, records: Iterable[Any], split: int) -> Iterator[Any]:
@@ -578,11 +580,11 @@ class _Plan:
 
 
 def _run(header: dict, funcs: list[bytes], partitioner_frame: bytes | None,
-         inputs: _Inputs) -> int:
-    plan = _Plan(header, funcs, inputs)
+         inputs: _Inputs, budget: int) -> int:
+    plan = _Plan(header, funcs, inputs, budget)
     iterator = plan.build(header["plan"], header["partition"])
     if header["numReduce"]:
-        partitioner = pickle.loads(partitioner_frame)
+        partitioner = _functions.load(partitioner_frame)
         written = _write_shuffle(iterator, partitioner, header["numReduce"])
     else:
         written = _write_results(iterator)
@@ -591,8 +593,21 @@ def _run(header: dict, funcs: list[bytes], partitioner_frame: bytes | None,
     return written
 
 
+def _metrics_json(source: _Inputs, written: int, python_ms: int, updates: str | None) -> bytes:
+    """The metrics frame; formatted by hand, as json.dumps of the dict cost
+    a tiny task more than its function call."""
+    held = _objects.held()
+    text = (f'{{"recordsIn":{int(source.records)},"recordsOut":{int(written)},'
+            f'"pythonMs":{python_ms},"objectInputs":{int(source.served)},'
+            f'"functionCacheHits":{int(_functions.hits)},'
+            f'"objects":{json.dumps(held) if held else "[]"}')
+    if updates:
+        text += f',"accumulators":{json.dumps(updates)}'
+    return (text + "}").encode()
+
+
 def run_task(header_frame: bytes) -> None:
-    header = json.loads(header_frame)
+    header = json.loads(header_frame.decode())
     funcs = [io.read_frame() for _ in range(header["numFuncs"])]
     partitioner_frame = io.read_frame() if header["numReduce"] else None
     for bid in header.get("broadcasts", []):
@@ -604,11 +619,13 @@ def run_task(header_frame: bytes) -> None:
     accumulators.reset_task()
     puts_before = _objects.puts
     try:
-        _objects.begin_task(header.get("appId", ""), _object_budget(header),
+        budget = _object_budget(header)
+        _objects.begin_task(header.get("appId", ""), budget,
                             header.get("dropObjects", []), source.from_objects.values())
+        _functions.begin_task(header.get("appId", ""), header.get("properties", {}))
         compat.check_driver(header.get("properties", {}))
         pyfiles.install(header.get("properties", {}))
-        written = _run(header, funcs, partitioner_frame, source)
+        written = _run(header, funcs, partitioner_frame, source, budget)
         source.drain()
     except BaseException:  # noqa: BLE001 - everything a user function raises is reported
         text = traceback.format_exc()
@@ -624,19 +641,11 @@ def run_task(header_frame: bytes) -> None:
     finally:
         TaskContext._set(None)
         _objects.end_task()
-    metrics = {
-        "recordsIn": source.records,
-        "recordsOut": written,
-        "pythonMs": int((time.monotonic() - started) * 1000),
-    }
+    python_ms = int((time.monotonic() - started) * 1000)
     updates = accumulators.task_updates()
-    if updates:
-        metrics["accumulators"] = updates
     _objects.over_memory(header.get("objectMemoryLimit", 0))
-    metrics["objects"] = _objects.held()
-    metrics["objectInputs"] = source.served
     io.write_marker(io.END)
-    io.write_frame(json.dumps(metrics).encode())
+    io.write_frame(_metrics_json(source, written, python_ms, updates))
     io.flush()                  # the task is done: the worker may report it now
     _long_lived.after_task()
 

@@ -1,6 +1,12 @@
 /* _ember_io: frame I/O for the Python runtime, with the GIL released while
  * blocked in read() or write().
  *
+ * Frames read come through a buffer: one read() takes whatever the pipe
+ * holds (the worker writes a small task's header, functions and inputs in
+ * one write()), where reading each length and each payload on its own was
+ * eight read() calls for a one-record task. Payloads of half the buffer or
+ * more are read straight into their bytes object.
+ *
  * Small frames and markers written are held in a buffer and go to the worker
  * in one write() when it fills, when flush() is called (the runtime does at
  * the end of each task), and before every read: a one-element task's output,
@@ -10,14 +16,19 @@
 #include "pyexec.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "frame.h"
 
 #define PENDING_MAX 65536
+#define INPUT_MAX 65536
 
 static int io_in_fd = 0, io_out_fd = 1;
 static char pending[PENDING_MAX];   /* whole frames not written yet */
 static size_t pending_len;
+static char input[INPUT_MAX];       /* bytes read, not taken yet: input[input_at..input_end) */
+static size_t input_at, input_end;
 
 /* Writes the held frames; 0 or an EMBER_E* code. Called with the GIL held. */
 static int flush_pending(void)
@@ -46,35 +57,89 @@ void pyexec_io_set_fds(int in_fd, int out_fd)
     io_out_fd = out_fd;
 }
 
+/* Reads what the pipe holds into the free end of the input buffer, blocking
+ * until at least one byte came; held output goes first, since the worker
+ * may wait for it before writing more (a read that would not block does
+ * not flush). 0, EMBER_EEOF at end of file, or another EMBER_E* code. */
+static int fill_input(void)
+{
+    ssize_t n;
+
+    if (input_at == input_end) {
+        input_at = input_end = 0;
+    } else if (input_at > 0) {
+        memmove(input, input + input_at, input_end - input_at);
+        input_end -= input_at;
+        input_at = 0;
+    }
+    if (flush_pending() != 0)
+        return EMBER_EIO;
+    Py_BEGIN_ALLOW_THREADS
+    do
+        n = read(io_in_fd, input + input_end, INPUT_MAX - input_end);
+    while (n < 0 && errno == EINTR);
+    Py_END_ALLOW_THREADS
+    if (n == 0)
+        return EMBER_EEOF;
+    if (n < 0)
+        return EMBER_EIO;
+    input_end += (size_t)n;
+    return 0;
+}
+
+/* Copies the next n bytes of input to p: the buffered ones, then straight
+ * from the pipe when the rest is large, else through the buffer. */
+static int take_input(char *p, size_t n)
+{
+    while (n > 0) {
+        size_t have = input_end - input_at, step = have < n ? have : n;
+        int rc;
+
+        memcpy(p, input + input_at, step);
+        input_at += step;
+        p += step;
+        n -= step;
+        if (n == 0)
+            break;
+        if (n >= INPUT_MAX / 2) {
+            if (flush_pending() != 0)
+                return EMBER_EIO;
+            Py_BEGIN_ALLOW_THREADS
+            rc = ember_read_full(io_in_fd, p, n);
+            Py_END_ALLOW_THREADS
+            return rc == 0 ? 0 : EMBER_EIO;
+        }
+        rc = fill_input();
+        if (rc != 0)
+            return EMBER_EIO;
+    }
+    return 0;
+}
+
 /* read_frame() -> bytes for a data frame, an int for a marker (-1 END,
  * -2 ERROR); raises EOFError when the worker closed the pipe. */
 static PyObject *io_read_frame(PyObject *self, PyObject *unused)
 {
     uint32_t be;
     int32_t len;
-    int rc;
+    int rc = 0;
     PyObject *bytes;
 
-    if (flush_pending() != 0)
-        return PyErr_Format(PyExc_BrokenPipeError, "writing held frames failed");
-    Py_BEGIN_ALLOW_THREADS
-    rc = ember_read_full(io_in_fd, &be, 4);
-    Py_END_ALLOW_THREADS
-    if (rc == EMBER_EEOF)
+    while (rc == 0 && input_end - input_at < 4)
+        rc = fill_input();
+    if (rc == EMBER_EEOF && input_end == input_at)
         return PyErr_Format(PyExc_EOFError, "worker closed the pipe");
     if (rc != 0)
         return PyErr_Format(PyExc_OSError, "reading a frame header failed");
+    memcpy(&be, input + input_at, 4);
+    input_at += 4;
     len = (int32_t)ntohl(be);
     if (len < 0)
         return PyLong_FromLong(len);
     bytes = PyBytes_FromStringAndSize(NULL, len);
     if (!bytes)
         return NULL;
-    char *p = PyBytes_AS_STRING(bytes);
-    Py_BEGIN_ALLOW_THREADS
-    rc = ember_read_full(io_in_fd, p, (size_t)len);
-    Py_END_ALLOW_THREADS
-    if (rc != 0) {
+    if (take_input(PyBytes_AS_STRING(bytes), (size_t)len) != 0) {
         Py_DECREF(bytes);
         return PyErr_Format(PyExc_EOFError, "truncated frame of %d bytes", (int)len);
     }
