@@ -112,6 +112,11 @@ struct ember_rpc_ctx {
   gpr_timespec deadline;
   int sent_md, nsent, dead;
   char *details;
+  /* A unary call's reply is held until the handler returns and goes out in
+   * the batch that sends the status: one batch (one write, one wake-up of the
+   * handling thread) per call instead of two. */
+  int unary;
+  grpc_byte_buffer *reply;
 };
 
 /* TLS when this process has a certificate (security.h), else plain HTTP/2. */
@@ -226,12 +231,16 @@ static void release_slot_state(slot_t *c) {
 }
 
 static void finish(ember_rpc_ctx *ctx, grpc_status_code st) {
-  grpc_op ops[3];
+  grpc_op ops[4];
   size_t n = 0;
   int cancelled = 0;
   grpc_slice details = grpc_slice_from_copied_string(ctx->details ? ctx->details : "");
   memset(ops, 0, sizeof ops);
   if (!ctx->sent_md) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (ctx->reply) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = ctx->reply;
+  }
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   ops[n].data.send_status_from_server.status = st;
   ops[n++].data.send_status_from_server.status_details = &details;
@@ -239,6 +248,7 @@ static void finish(ember_rpc_ctx *ctx, grpc_status_code st) {
   ops[n++].data.recv_close_on_server.cancelled = &cancelled;
   run_batch(ctx->call, ctx->cq, ops, n);
   grpc_slice_unref(details);
+  if (ctx->reply) grpc_byte_buffer_destroy(ctx->reply);
   free(ctx->details);
 }
 
@@ -280,7 +290,8 @@ static int payload_slice(grpc_byte_buffer *bb, grpc_slice *out) {
 }
 
 static void handle(slot_t *c) {
-  ember_rpc_ctx ctx = {c->call, c->call_cq, c->deadline, 0, 0, 0, NULL};
+  ember_rpc_ctx ctx = {c->call, c->call_cq, c->deadline, 0, 0, 0, NULL,
+                       c->m && c->m->impl.kind == EMBER_RPC_UNARY, NULL};
   grpc_status_code st;
   if (!call_authorized(&c->md)) {
     log_refused(c);
@@ -320,7 +331,7 @@ const char *ember_rpc_server_method_name(const ember_rpc_server *s, size_t index
 grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, const uint8_t *data,
                                          size_t len, char **details) {
   /* No call: ember_rpc_send packs and counts; the deadline never comes. */
-  ember_rpc_ctx ctx = {NULL, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), 0, 0, 0, NULL};
+  ember_rpc_ctx ctx = {NULL, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), 0, 0, 0, NULL, 0, NULL};
   grpc_status_code st;
   if (index >= s->nmethods) return GRPC_STATUS_UNIMPLEMENTED;
   st = run_method(&ctx, &s->methods[index], data, len);
@@ -382,6 +393,11 @@ int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg) {
   if (!ctx->call) { /* ember_rpc_server_invoke: no peer, but the reply must pack */
     grpc_byte_buffer_destroy(ember_rpc_pack(msg));
     ctx->nsent++;
+    return 0;
+  }
+  if (ctx->unary) { /* sent with the status by finish() */
+    if (!ctx->reply) ctx->reply = ember_rpc_pack(msg);
+    ctx->nsent++;          /* a second reply is an error: run_method says so */
     return 0;
   }
   memset(ops, 0, sizeof ops);
