@@ -6,6 +6,7 @@
 #include "log.h"
 #include "security.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,31 @@ static void destroy_pluck_cq(grpc_completion_queue *cq) {
          GRPC_QUEUE_SHUTDOWN) {}
   grpc_completion_queue_destroy(cq);
 }
+
+/* Debian builds abseil without NDEBUG, so every absl::Mutex lock in gRPC
+ * updates a lock-order graph for deadlock detection (GraphCycles: a few % of
+ * a daemon's CPU for small calls). It only diagnoses lock-order bugs inside
+ * gRPC: turn it off (absl::OnDeadlockCycle::kIgnore == 0). Looked up at run
+ * time, as the C++ name differs between abseil builds; absent: no change. */
+static void quiet_absl_deadlock_detection(void) {
+  static const char *const names[] = {
+      "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+      "_ZN4absl7debian229SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+      "_ZN4absl7debian429SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+      "_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+  };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    void *sym = dlsym(RTLD_DEFAULT, names[i]);
+    if (sym) {
+      void (*set_mode)(int);
+      memcpy(&set_mode, &sym, sizeof set_mode);
+      set_mode(0);
+      return;
+    }
+  }
+}
+
+static pthread_once_t absl_once = PTHREAD_ONCE_INIT;
 
 /* ---- server ----------------------------------------------------------- */
 typedef struct {
@@ -157,6 +183,7 @@ static void log_refused(slot_t *c) {
 ember_rpc_server *ember_rpc_server_create(const char *addr, int *bound_port,
                               const grpc_channel_args *args) {
   ember_rpc_server *s = calloc(1, sizeof *s);
+  pthread_once(&absl_once, quiet_absl_deadlock_detection);
   pthread_mutex_init(&s->mu, NULL);
   /* Requests such as a job with its parallelized data can be large. */
   grpc_arg big = {.type = GRPC_ARG_INTEGER,
@@ -428,6 +455,7 @@ grpc_channel *ember_rpc_channel_create(const char *target, int max_recv_bytes) {
 }
 
 grpc_channel *ember_rpc_channel_create_ex(const char *target, int max_recv_bytes, int flags) {
+  pthread_once(&absl_once, quiet_absl_deadlock_detection);
   grpc_arg args[] = {
       {.type = GRPC_ARG_INTEGER,
        .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,

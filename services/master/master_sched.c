@@ -600,6 +600,8 @@ void master_task_report(struct master *m, const Ember__TaskReport *rep)
     }
     w = master_find_worker(m, t->worker_id);
     if (t->state == TASK_RUNNING) {
+        enum stage_status status_before = t->stage->status;
+        int short_before = short_tasks(t->stage);
         if (w && w->active > 0)
             w->active--;
         t->stage->parts[t->index].running = 0;
@@ -626,12 +628,19 @@ void master_task_report(struct master *m, const Ember__TaskReport *rep)
         else
             task_failed(m, t, rep);
         /* The scheduler is woken only when the report can make a launch
-         * possible: the partition is pending again, or some partition was
-         * left waiting (for a slot, an input or locality) at the last pass. */
+         * possible: the partition is pending again; or some partition was
+         * left waiting (for a slot, an input or locality) at the last pass
+         * and this report freed a slot that a pass could fill (outside a
+         * filling pass no worker takes more than AHEAD_LOW per core), ended
+         * the stage (its children's inputs are ready) or made the stage's
+         * tasks short (launching ahead begins). Anything else that makes
+         * work wakes it itself. */
         if (!partition_done(t->stage, t->index)) {
             m->undo_epoch++;           /* pending again: schedule cursors restart */
             pthread_cond_broadcast(&m->work);
-        } else if (m->sched_pending) {
+        } else if (m->sched_pending
+                   && (!w || w->active < w->cores * AHEAD_LOW || t->stage->status != status_before
+                       || short_tasks(t->stage) != short_before)) {
             pthread_cond_broadcast(&m->work);
         }
     }
