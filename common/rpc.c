@@ -130,6 +130,11 @@ struct ember_rpc_server {
   int nthreads, shutting_down;
   pthread_mutex_t mu;
   char shutdown_tag;
+  /* Pluck CQs of finished calls (every batch plucked, so none holds an
+   * event), bound to the next calls armed: creating and shutting down one per
+   * call cost more than the call's own handling for small requests. */
+  grpc_completion_queue **idle_cqs;
+  size_t n_idle_cqs, cap_idle_cqs;
 };
 
 struct ember_rpc_ctx {
@@ -233,7 +238,8 @@ static void arm(ember_rpc_server *s, slot_t *sl) {
     grpc_call_error e;
     sl->call = NULL;
     sl->payload = NULL;
-    sl->call_cq = grpc_completion_queue_create_for_pluck(NULL);
+    sl->call_cq = s->n_idle_cqs ? s->idle_cqs[--s->n_idle_cqs]
+                                : grpc_completion_queue_create_for_pluck(NULL);
     grpc_metadata_array_init(&sl->md);
     if (sl->m) {
       e = grpc_server_request_registered_call(s->server, sl->m->handle,
@@ -249,12 +255,32 @@ static void arm(ember_rpc_server *s, slot_t *sl) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static void release_slot_state(slot_t *c) {
+/* reuse: the call was handled (all its batches plucked): its CQ is kept for
+ * a later call, unless the server is shutting down. */
+static void release_slot_state(ember_rpc_server *s, slot_t *c, int reuse) {
   if (c->payload) grpc_byte_buffer_destroy(c->payload);
   grpc_metadata_array_destroy(&c->md);
   if (!c->m) grpc_call_details_destroy(&c->details);
   if (c->call) grpc_call_unref(c->call);
-  destroy_pluck_cq(c->call_cq);
+  if (reuse) {
+    pthread_mutex_lock(&s->mu);
+    if (!s->shutting_down) {
+      if (s->n_idle_cqs == s->cap_idle_cqs) {
+        size_t cap = s->cap_idle_cqs ? 2 * s->cap_idle_cqs : 16;
+        grpc_completion_queue **grown = realloc(s->idle_cqs, cap * sizeof *grown);
+        if (grown) {
+          s->idle_cqs = grown;
+          s->cap_idle_cqs = cap;
+        }
+      }
+      if (s->n_idle_cqs < s->cap_idle_cqs) {
+        s->idle_cqs[s->n_idle_cqs++] = c->call_cq;
+        c->call_cq = NULL;
+      }
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
+  if (c->call_cq) destroy_pluck_cq(c->call_cq);
 }
 
 static void finish(ember_rpc_ctx *ctx, grpc_status_code st) {
@@ -379,10 +405,10 @@ static void *serve(void *arg) {
       continue;
     }
     slot_t *sl = ev.tag, c = *sl;                    /* take the call out */
-    if (!ev.success) { release_slot_state(&c); continue; } /* shutting down */
+    if (!ev.success) { release_slot_state(s, &c, 0); continue; } /* shutting down */
     arm(s, sl);                                      /* accept the next one */
     handle(&c);
-    release_slot_state(&c);
+    release_slot_state(s, &c, 1);
   }
   return NULL;
 }
@@ -407,6 +433,8 @@ void ember_rpc_server_shutdown(ember_rpc_server *s) {
   for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i], NULL);
   grpc_server_destroy(s->server);
   grpc_completion_queue_destroy(s->cq);
+  for (size_t i = 0; i < s->n_idle_cqs; i++) destroy_pluck_cq(s->idle_cqs[i]);
+  free(s->idle_cqs);
   pthread_mutex_destroy(&s->mu);
   free(s->threads);
   free(s->slots);
