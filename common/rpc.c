@@ -6,6 +6,7 @@
 #include "log.h"
 #include "security.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,31 @@ static void destroy_pluck_cq(grpc_completion_queue *cq) {
   grpc_completion_queue_destroy(cq);
 }
 
+/* Debian builds abseil without NDEBUG, so every absl::Mutex lock in gRPC
+ * updates a lock-order graph for deadlock detection (GraphCycles: a few % of
+ * a daemon's CPU for small calls). It only diagnoses lock-order bugs inside
+ * gRPC: turn it off (absl::OnDeadlockCycle::kIgnore == 0). Looked up at run
+ * time, as the C++ name differs between abseil builds; absent: no change. */
+static void quiet_absl_deadlock_detection(void) {
+  static const char *const names[] = {
+      "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+      "_ZN4absl7debian229SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+      "_ZN4absl7debian429SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+      "_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+  };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    void *sym = dlsym(RTLD_DEFAULT, names[i]);
+    if (sym) {
+      void (*set_mode)(int);
+      memcpy(&set_mode, &sym, sizeof set_mode);
+      set_mode(0);
+      return;
+    }
+  }
+}
+
+static pthread_once_t absl_once = PTHREAD_ONCE_INIT;
+
 /* ---- server ----------------------------------------------------------- */
 typedef struct {
   const ProtobufCMethodDescriptor *md;
@@ -104,6 +130,11 @@ struct ember_rpc_server {
   int nthreads, shutting_down;
   pthread_mutex_t mu;
   char shutdown_tag;
+  /* Pluck CQs of finished calls (every batch plucked, so none holds an
+   * event), bound to the next calls armed: creating and shutting down one per
+   * call cost more than the call's own handling for small requests. */
+  grpc_completion_queue **idle_cqs;
+  size_t n_idle_cqs, cap_idle_cqs;
 };
 
 struct ember_rpc_ctx {
@@ -112,6 +143,11 @@ struct ember_rpc_ctx {
   gpr_timespec deadline;
   int sent_md, nsent, dead;
   char *details;
+  /* A unary call's reply is held until the handler returns and goes out in
+   * the batch that sends the status: one batch (one write, one wake-up of the
+   * handling thread) per call instead of two. */
+  int unary;
+  grpc_byte_buffer *reply;
 };
 
 /* TLS when this process has a certificate (security.h), else plain HTTP/2. */
@@ -152,6 +188,7 @@ static void log_refused(slot_t *c) {
 ember_rpc_server *ember_rpc_server_create(const char *addr, int *bound_port,
                               const grpc_channel_args *args) {
   ember_rpc_server *s = calloc(1, sizeof *s);
+  pthread_once(&absl_once, quiet_absl_deadlock_detection);
   pthread_mutex_init(&s->mu, NULL);
   /* Requests such as a job with its parallelized data can be large. */
   grpc_arg big = {.type = GRPC_ARG_INTEGER,
@@ -201,7 +238,8 @@ static void arm(ember_rpc_server *s, slot_t *sl) {
     grpc_call_error e;
     sl->call = NULL;
     sl->payload = NULL;
-    sl->call_cq = grpc_completion_queue_create_for_pluck(NULL);
+    sl->call_cq = s->n_idle_cqs ? s->idle_cqs[--s->n_idle_cqs]
+                                : grpc_completion_queue_create_for_pluck(NULL);
     grpc_metadata_array_init(&sl->md);
     if (sl->m) {
       e = grpc_server_request_registered_call(s->server, sl->m->handle,
@@ -217,21 +255,45 @@ static void arm(ember_rpc_server *s, slot_t *sl) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static void release_slot_state(slot_t *c) {
+/* reuse: the call was handled (all its batches plucked): its CQ is kept for
+ * a later call, unless the server is shutting down. */
+static void release_slot_state(ember_rpc_server *s, slot_t *c, int reuse) {
   if (c->payload) grpc_byte_buffer_destroy(c->payload);
   grpc_metadata_array_destroy(&c->md);
   if (!c->m) grpc_call_details_destroy(&c->details);
   if (c->call) grpc_call_unref(c->call);
-  destroy_pluck_cq(c->call_cq);
+  if (reuse) {
+    pthread_mutex_lock(&s->mu);
+    if (!s->shutting_down) {
+      if (s->n_idle_cqs == s->cap_idle_cqs) {
+        size_t cap = s->cap_idle_cqs ? 2 * s->cap_idle_cqs : 16;
+        grpc_completion_queue **grown = realloc(s->idle_cqs, cap * sizeof *grown);
+        if (grown) {
+          s->idle_cqs = grown;
+          s->cap_idle_cqs = cap;
+        }
+      }
+      if (s->n_idle_cqs < s->cap_idle_cqs) {
+        s->idle_cqs[s->n_idle_cqs++] = c->call_cq;
+        c->call_cq = NULL;
+      }
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
+  if (c->call_cq) destroy_pluck_cq(c->call_cq);
 }
 
 static void finish(ember_rpc_ctx *ctx, grpc_status_code st) {
-  grpc_op ops[3];
+  grpc_op ops[4];
   size_t n = 0;
   int cancelled = 0;
   grpc_slice details = grpc_slice_from_copied_string(ctx->details ? ctx->details : "");
   memset(ops, 0, sizeof ops);
   if (!ctx->sent_md) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (ctx->reply) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = ctx->reply;
+  }
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   ops[n].data.send_status_from_server.status = st;
   ops[n++].data.send_status_from_server.status_details = &details;
@@ -239,6 +301,7 @@ static void finish(ember_rpc_ctx *ctx, grpc_status_code st) {
   ops[n++].data.recv_close_on_server.cancelled = &cancelled;
   run_batch(ctx->call, ctx->cq, ops, n);
   grpc_slice_unref(details);
+  if (ctx->reply) grpc_byte_buffer_destroy(ctx->reply);
   free(ctx->details);
 }
 
@@ -280,7 +343,8 @@ static int payload_slice(grpc_byte_buffer *bb, grpc_slice *out) {
 }
 
 static void handle(slot_t *c) {
-  ember_rpc_ctx ctx = {c->call, c->call_cq, c->deadline, 0, 0, 0, NULL};
+  ember_rpc_ctx ctx = {c->call, c->call_cq, c->deadline, 0, 0, 0, NULL,
+                       c->m && c->m->impl.kind == EMBER_RPC_UNARY, NULL};
   grpc_status_code st;
   if (!call_authorized(&c->md)) {
     log_refused(c);
@@ -320,7 +384,7 @@ const char *ember_rpc_server_method_name(const ember_rpc_server *s, size_t index
 grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, const uint8_t *data,
                                          size_t len, char **details) {
   /* No call: ember_rpc_send packs and counts; the deadline never comes. */
-  ember_rpc_ctx ctx = {NULL, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), 0, 0, 0, NULL};
+  ember_rpc_ctx ctx = {NULL, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), 0, 0, 0, NULL, 0, NULL};
   grpc_status_code st;
   if (index >= s->nmethods) return GRPC_STATUS_UNIMPLEMENTED;
   st = run_method(&ctx, &s->methods[index], data, len);
@@ -341,10 +405,10 @@ static void *serve(void *arg) {
       continue;
     }
     slot_t *sl = ev.tag, c = *sl;                    /* take the call out */
-    if (!ev.success) { release_slot_state(&c); continue; } /* shutting down */
+    if (!ev.success) { release_slot_state(s, &c, 0); continue; } /* shutting down */
     arm(s, sl);                                      /* accept the next one */
     handle(&c);
-    release_slot_state(&c);
+    release_slot_state(s, &c, 1);
   }
   return NULL;
 }
@@ -369,6 +433,8 @@ void ember_rpc_server_shutdown(ember_rpc_server *s) {
   for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i], NULL);
   grpc_server_destroy(s->server);
   grpc_completion_queue_destroy(s->cq);
+  for (size_t i = 0; i < s->n_idle_cqs; i++) destroy_pluck_cq(s->idle_cqs[i]);
+  free(s->idle_cqs);
   pthread_mutex_destroy(&s->mu);
   free(s->threads);
   free(s->slots);
@@ -382,6 +448,11 @@ int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg) {
   if (!ctx->call) { /* ember_rpc_server_invoke: no peer, but the reply must pack */
     grpc_byte_buffer_destroy(ember_rpc_pack(msg));
     ctx->nsent++;
+    return 0;
+  }
+  if (ctx->unary) { /* sent with the status by finish() */
+    if (!ctx->reply) ctx->reply = ember_rpc_pack(msg);
+    ctx->nsent++;          /* a second reply is an error: run_method says so */
     return 0;
   }
   memset(ops, 0, sizeof ops);
@@ -412,6 +483,7 @@ grpc_channel *ember_rpc_channel_create(const char *target, int max_recv_bytes) {
 }
 
 grpc_channel *ember_rpc_channel_create_ex(const char *target, int max_recv_bytes, int flags) {
+  pthread_once(&absl_once, quiet_absl_deadlock_detection);
   grpc_arg args[] = {
       {.type = GRPC_ARG_INTEGER,
        .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,

@@ -94,7 +94,16 @@ int master_create(struct ember_daemon *d, struct master **out)
         m->history_jobs = json_array();
         m->history_stages = json_array();
     }
-    m->server = ember_rpc_server_create(listen, &port, NULL);
+    /* Requests are at most a job with its data (one large message: gRPC opens
+     * the window for the message it reads), so BDP probing only costs PING
+     * frames, their acks and wake-ups on every call. */
+    grpc_arg server_args[] = {
+        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = EMBER_RPC_MAX_MESSAGE},
+        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
+    };
+    grpc_channel_args server_channel_args = {2, server_args};
+    m->server = ember_rpc_server_create(listen, &port, &server_channel_args);
     if (!m->server) {
         ember_log_error("cannot listen on %s", listen);
         master_destroy(m);

@@ -232,6 +232,9 @@ struct master {
     int64_t retained_drivers;    /* finished drivers kept, the newest */
     uint64_t inline_bytes;       /* results held inline, all jobs (master_results.c) */
     uint64_t sched_pass;         /* scheduler passes so far (master_sched.c) */
+    size_t sched_first_job;      /* jobs before it have all ended (master_sched.c) */
+    int sched_pending;           /* the last pass left a partition neither running nor done */
+    int sched_idle;              /* the scheduler thread waits for work */
     uint64_t undo_epoch;         /* bumped when a partition may have become pending again
                                     (task failed or lost, output lost): stages' schedule
                                     cursors restart from 0 (master_sched.c) */
@@ -300,6 +303,12 @@ json_t *master_json_storage(struct master *m, const struct app *a);
 
 /* master_sched.c: the scheduler thread and task outcomes */
 void *master_scheduler_main(void *arg);
+/* After a submission (lock held): runs a scheduling pass in the calling thread
+ * when the scheduler thread is idle (saves waking it), adding the launches to
+ * send; else wakes the scheduler. Send them with master_send_launches once the
+ * lock is released (it frees the array, empty or not). */
+void master_schedule_soon(struct master *m, struct ptr_array *launches);
+void master_send_launches(struct master *m, struct ptr_array *launches);
 void master_task_report(struct master *m, const Ember__TaskReport *rep);
 /* A worker stopped heartbeating: its running tasks go back to pending. */
 void master_worker_lost(struct master *m, struct worker_info *w);

@@ -116,7 +116,8 @@ static grpc_status_code handle_register_worker(ember_rpc_ctx *ctx, const Protobu
     replace_str(&w->host, req->host);
     replace_str(&w->block_addr, req->block_addr);
     if (!w->channel)
-        w->channel = ember_rpc_channel_create(w->address, -1);
+        /* Launches and kills are small: no BDP probe pings on this channel. */
+        w->channel = ember_rpc_channel_create_ex(w->address, -1, EMBER_RPC_NO_READ_AHEAD);
     w->cores = req->cores;
     w->alive = 1;
     w->last_heartbeat_ms = ember_monotonic_ms();
@@ -331,6 +332,7 @@ static grpc_status_code handle_submit(ember_rpc_ctx *ctx, const ProtobufCMessage
     const Ember__SubmitJobRequest *req = (const Ember__SubmitJobRequest *)msg;
     Ember__SubmitJobReply reply = EMBER__SUBMIT_JOB_REPLY__INIT;
     struct master *m = user;
+    struct ptr_array launches = {0};
     struct app *a;
     char *error = NULL;
     int rc;
@@ -343,8 +345,9 @@ static grpc_status_code handle_submit(ember_rpc_ctx *ctx, const ProtobufCMessage
     }
     rc = master_submit_job(m, a, req->job_json, &reply.job_id, &error);
     if (rc == 0)
-        pthread_cond_broadcast(&m->work);
+        master_schedule_soon(m, &launches);
     pthread_mutex_unlock(&m->lock);
+    master_send_launches(m, &launches);
     if (rc != 0) {
         ember_rpc_set_details(ctx, error);
         free(error);
@@ -533,6 +536,7 @@ static grpc_status_code handle_submit_and_wait(ember_rpc_ctx *ctx, const Protobu
 {
     const Ember__SubmitJobRequest *req = (const Ember__SubmitJobRequest *)msg;
     struct master *m = user;
+    struct ptr_array launches = {0};
     json_t *view = NULL;
     uint32_t job_id = 0;
     char *error = NULL;
@@ -551,7 +555,11 @@ static grpc_status_code handle_submit_and_wait(ember_rpc_ctx *ctx, const Protobu
         free(error);
         return GRPC_STATUS_INVALID_ARGUMENT;
     }
-    pthread_cond_broadcast(&m->work);
+    /* As handle_submit: launched from here when the scheduler is idle. */
+    master_schedule_soon(m, &launches);
+    pthread_mutex_unlock(&m->lock);
+    master_send_launches(m, &launches);
+    pthread_mutex_lock(&m->lock);
     j = find_job(m, req->app_id, job_id);
     if (j && j->status == JOB_RUNNING && req->wait_ms && m->job_waiters < MAX_JOB_WAITERS)
         wait_for_end(m, j, req->wait_ms);

@@ -204,8 +204,14 @@ static void schedule_stage(struct master *m, struct stage *s, struct ptr_array *
     }
 }
 
-static void schedule_job(struct master *m, struct job *job, struct ptr_array *launches)
+/* Whether a stage of the job still has partitions neither running nor done
+ * after this pass (each stage's cursor says so: partitions below it were
+ * running or done, and none can be pending again without an undo_epoch bump,
+ * which restarts the cursor). */
+static int schedule_job(struct master *m, struct job *job, struct ptr_array *launches)
 {
+    int pending = 0;
+
     /* Parents were added after their children: run the deepest first. The
      * list may grow while we go (a lost shuffle's map stage comes back). */
     for (size_t i = job->stages.n; i-- > 0;) {
@@ -213,7 +219,28 @@ static void schedule_job(struct master *m, struct job *job, struct ptr_array *la
         if (s->status == STAGE_COMPLETE || s->status == STAGE_SKIPPED || s->status == STAGE_FAILED)
             continue;
         schedule_stage(m, s, launches);
+        if (s->schedule_epoch != m->undo_epoch || s->schedule_from < s->n_parts)
+            pending = 1;
     }
+    return pending;
+}
+
+/* One pass over the running jobs (lock held). Jobs never run again once
+ * ended, so those before the first running one are not looked at again. */
+static void schedule_pass(struct master *m, struct ptr_array *launches)
+{
+    int pending = 0;
+
+    m->sched_pass++;
+    while (m->sched_first_job < m->jobs.n
+           && ((struct job *)m->jobs.items[m->sched_first_job])->status != JOB_RUNNING)
+        m->sched_first_job++;
+    for (size_t i = m->sched_first_job; i < m->jobs.n; i++) {
+        struct job *job = m->jobs.items[i];
+        if (job->status == JOB_RUNNING && schedule_job(m, job, launches))
+            pending = 1;
+    }
+    m->sched_pending = pending;
 }
 
 static void task_not_launched(struct master *m, uint64_t task_id, const char *why)
@@ -301,6 +328,7 @@ static void send_launches(struct master *m, struct ptr_array *launches)
                 ember_log_warn("task=%llu %s", (unsigned long long)l->task_id, why);
                 pthread_mutex_lock(&m->lock);
                 task_not_launched(m, l->task_id, why);
+                pthread_cond_broadcast(&m->work);   /* retried by the scheduler */
                 pthread_mutex_unlock(&m->lock);
                 free(why);
             }
@@ -347,17 +375,14 @@ void *master_scheduler_main(void *arg)
             master_check_liveness(m);
             last_liveness = ember_monotonic_ms();
         }
-        m->sched_pass++;
-        for (size_t i = 0; i < m->jobs.n; i++) {
-            struct job *job = m->jobs.items[i];
-            if (job->status == JOB_RUNNING)
-                schedule_job(m, job, &launches);
-        }
+        schedule_pass(m, &launches);
         kills = m->kills;
         memset(&m->kills, 0, sizeof(m->kills));
         if (launches.n == 0 && kills.n == 0) {
             struct timespec until = ember_realtime_after_ms(SCHEDULER_TICK_MS);
+            m->sched_idle = 1;
             pthread_cond_timedwait(&m->work, &m->lock, &until);
+            m->sched_idle = 0;
         }
         pthread_mutex_unlock(&m->lock);
         send_launches(m, &launches);
@@ -365,6 +390,22 @@ void *master_scheduler_main(void *arg)
     }
     free(launches.items);
     return NULL;
+}
+
+void master_schedule_soon(struct master *m, struct ptr_array *launches)
+{
+    if (m->sched_idle && m->kills.n == 0)
+        schedule_pass(m, launches);
+    else
+        pthread_cond_broadcast(&m->work);
+}
+
+void master_send_launches(struct master *m, struct ptr_array *launches)
+{
+    if (launches->n)
+        send_launches(m, launches);
+    free(launches->items);
+    memset(launches, 0, sizeof(*launches));
 }
 
 static void add_metrics(Ember__TaskMetrics *sum, const Ember__TaskMetrics *m)
@@ -559,6 +600,8 @@ void master_task_report(struct master *m, const Ember__TaskReport *rep)
     }
     w = master_find_worker(m, t->worker_id);
     if (t->state == TASK_RUNNING) {
+        enum stage_status status_before = t->stage->status;
+        int short_before = short_tasks(t->stage);
         if (w && w->active > 0)
             w->active--;
         t->stage->parts[t->index].running = 0;
@@ -584,9 +627,22 @@ void master_task_report(struct master *m, const Ember__TaskReport *rep)
             task_succeeded(m, t, rep);
         else
             task_failed(m, t, rep);
-        if (!partition_done(t->stage, t->index))
+        /* The scheduler is woken only when the report can make a launch
+         * possible: the partition is pending again; or some partition was
+         * left waiting (for a slot, an input or locality) at the last pass
+         * and this report freed a slot that a pass could fill (outside a
+         * filling pass no worker takes more than AHEAD_LOW per core), ended
+         * the stage (its children's inputs are ready) or made the stage's
+         * tasks short (launching ahead begins). Anything else that makes
+         * work wakes it itself. */
+        if (!partition_done(t->stage, t->index)) {
             m->undo_epoch++;           /* pending again: schedule cursors restart */
-        pthread_cond_broadcast(&m->work);
+            pthread_cond_broadcast(&m->work);
+        } else if (m->sched_pending
+                   && (!w || w->active < w->cores * AHEAD_LOW || t->stage->status != status_before
+                       || short_tasks(t->stage) != short_before)) {
+            pthread_cond_broadcast(&m->work);
+        }
     }
     pthread_mutex_unlock(&m->lock);
 }

@@ -327,3 +327,25 @@ def test_a_result_lost_before_its_download_is_computed_again(fresh_sc: SparkCont
     assert counts == expected_counts(lines)
     jobs = Gateway.of(fresh_sc).api(f"/applications/{fresh_sc.applicationId}/jobs")
     assert len(jobs) == 2 and all(j["status"] == "SUCCEEDED" for j in jobs), jobs
+
+
+def test_a_job_submitted_to_a_dead_worker_not_yet_written_off_runs_elsewhere(
+        fresh_sc: SparkContext) -> None:
+    """The master launches a submitted job's tasks from the submission's own
+    handler when its scheduler is idle: a launch refused there (the worker is
+    gone but not yet declared dead) must still be retried on the other worker."""
+    assert fresh_sc.parallelize([1, 2], 2).map(lambda x: x * 10).collect() == [10, 20]
+    worker = daemon(fresh_sc, "worker-1")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert fresh_sc.parallelize([1, 2], 2).map(lambda x: x + 1).collect() == [2, 3]
+    gw = Gateway.of(fresh_sc)
+    app = fresh_sc.applicationId
+    job = max(j["jobId"] for j in gw.api(f"/applications/{app}/jobs"))
+    (stage_id,) = gw.api(f"/applications/{app}/jobs/{job}")["stageIds"]
+    tasks = gw.api(f"/applications/{app}/stages/{stage_id}")["tasks"]
+    assert sorted(t["index"] for t in tasks if t["status"] == "SUCCESS") == [0, 1]
+    assert all(t["executorId"] == "worker-0" for t in tasks if t["status"] == "SUCCESS"), tasks
+    refused = [t for t in tasks if t["status"] == "FAILED"]
+    assert refused and all("could not launch on worker worker-1" in t["errorMessage"]
+                           for t in refused), tasks
