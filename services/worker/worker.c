@@ -178,6 +178,8 @@ static grpc_status_code handle_kill(ember_rpc_ctx *ctx, const ProtobufCMessage *
 
     if (worker_pool_kill_task(w->pool, ref->task_id) == 0)
         ember_log_info("task=%llu killed on request", (unsigned long long)ref->task_id);
+    else
+        worker_task_unqueue(w, ref->task_id);  /* launched ahead: it ends without starting */
     ember_rpc_send(ctx, &ack.base);
     return GRPC_STATUS_OK;
 }
@@ -270,8 +272,7 @@ int worker_create(struct ember_daemon *d, struct worker **out)
     pthread_mutex_init(&w->broadcast_lock, NULL);
     pthread_cond_init(&w->idle, NULL);
     pthread_mutex_init(&w->report_lock, NULL);
-    pthread_cond_init(&w->report_sent, NULL);
-    pthread_cond_init(&w->report_queued, NULL);
+    pthread_mutex_init(&w->queue_lock, NULL);
     worker_http_init();                /* curl wants this before any thread starts */
     grpc_init();
     w->python_path = worker_driver_python_path();
@@ -320,8 +321,7 @@ void worker_destroy(struct worker *w)
     pthread_mutex_destroy(&w->broadcast_lock);
     pthread_cond_destroy(&w->idle);
     pthread_mutex_destroy(&w->report_lock);
-    pthread_cond_destroy(&w->report_sent);
-    pthread_cond_destroy(&w->report_queued);
+    pthread_mutex_destroy(&w->queue_lock);
     free(w->id);
     free(w->address);
     free(w->host);

@@ -5,8 +5,8 @@
 #include "worker.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +15,7 @@
 #include "master.pb-c.h"
 
 struct task_run {
+    struct task_run *next;       /* in the worker's queue of tasks waiting for a runner */
     struct worker *w;
     uint64_t *partition_lengths; /* map tasks: bytes of each reduce partition */
     Ember__TaskSpec *spec;
@@ -174,7 +175,7 @@ static int hold_inline_inputs(struct task_run *t)
 static int inputs_fit_pipe(const struct task_run *t)
 {
     const Ember__TaskSpec *s = t->spec;
-    int capacity = fcntl(t->slot->to_child, F_GETPIPE_SZ);
+    int capacity = t->slot->pipe_capacity;
     size_t bytes = t->header_bytes;
 
     for (size_t i = 0; i < s->n_inputs; i++) {
@@ -256,19 +257,35 @@ static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
     json_decref(m);
 }
 
+/* Before the task thread blocks reading its pyexec: reports of earlier tasks
+ * that wait for company are sent once due, while the pyexec works. */
+static void report_when_due(void *arg, int fd)
+{
+    struct worker *w = arg;
+    int ms = worker_report_due_in_ms(w);
+    struct pollfd readable = {.fd = fd, .events = POLLIN};
+
+    if (ms < 0)
+        return;
+    if (ms > 0 && poll(&readable, 1, ms) != 0)
+        return;                        /* output first: the reports wait for the next read */
+    worker_report_flush(w, 0);
+}
+
 /* Reads output frames until END or ERROR and the one frame after it. */
 static void collect_output(struct task_run *t)
 {
+    const struct worker_pipe_wait wait = {report_when_due, t->w};
     struct ember_buf frame;
     int32_t marker = 0, trailer_marker = 0;
-    int fd = t->slot->from_child;
+    struct pyexec_slot *slot = t->slot;
     int rc;
 
     ember_buf_init(&frame, 0);
     do {
-        rc = ember_frame_read(fd, &frame, &marker);
+        rc = worker_pipe_read_frame(slot, &frame, &marker, &wait);
         if (rc == 0 && marker == EMBER_FRAME_CACHE) {
-            rc = ember_frame_read(fd, &frame, &marker);
+            rc = worker_pipe_read_frame(slot, &frame, &marker, &wait);
             if (rc == 0)
                 rc = marker == 0 ? route_cache_frame(t, &frame) : EMBER_EIO;
             continue;
@@ -278,7 +295,7 @@ static void collect_output(struct task_run *t)
     } while (rc == 0 && marker == 0);
     /* END is followed by the metrics frame, ERROR by the traceback. */
     if (rc == 0)
-        rc = ember_frame_read(fd, &frame, &trailer_marker);
+        rc = worker_pipe_read_frame(slot, &frame, &trailer_marker, &wait);
     if (rc != 0 || trailer_marker != 0)
         t->pyexec_lost = 1;
     else if (marker == EMBER_FRAME_END)
@@ -309,6 +326,7 @@ static void store_outputs(struct task_run *t)
         free(id);
         return;
     }
+    worker_report_flush(t->w, 1);      /* earlier tasks' reports do not wait for the store */
     if (worker_store_block(t->w, t->w->block_addr, id, EMBER__BLOCK_STORAGE__PINNED, t->buckets,
                            t->n_buckets, &t->error) != 0) {
         t->worker_fault = 1;
@@ -324,6 +342,8 @@ static void store_caches(struct task_run *t)
 
     t->cached = ember_xcalloc(s->n_cache_writes + 1, sizeof(*t->cached));
     t->stored = ember_xcalloc(s->n_cache_writes + 1, 1);
+    if (s->n_cache_writes)
+        worker_report_flush(t->w, 1);
     for (size_t i = 0; i < s->n_cache_writes && !t->error; i++) {
         const Ember__CacheWrite *cw = s->cache_writes[i];
         Ember__CachedBlock *cb = &t->cached[t->n_cached];
@@ -392,9 +412,7 @@ static void report(struct task_run *t, uint64_t duration_ms)
         rep.partition_lengths = t->partition_lengths;
         rep.n_partition_lengths = t->n_buckets;
     }
-    if (worker_report_send(t->w, &rep) != 0)
-        ember_log_warn("task=%llu could not report to master %s", (unsigned long long)s->task_id,
-                       t->w->master_addr);
+    worker_report_post(t->w, &rep);
     free(rep.cached);
 }
 
@@ -447,16 +465,55 @@ static void execute(struct task_run *t)
     }
 }
 
-static void task_main(void *arg)
+/* Whether the task calls other daemons before its pyexec's output is read
+ * (broadcasts, block inputs): then reports waiting for company go first. */
+static int calls_out_first(const Ember__TaskSpec *s)
 {
-    struct task_run *t = arg;
+    if (s->n_broadcasts)
+        return 1;
+    for (size_t i = 0; i < s->n_inputs; i++)
+        if (s->inputs[i]->kind != EMBER__TASK_INPUT__KIND__DATA)
+            return 1;
+    return 0;
+}
+
+static void task_free(struct task_run *t)
+{
+    for (size_t i = 0; i < t->n_buckets; i++)
+        ember_buf_free(&t->buckets[i]);
+    free(t->buckets);
+    for (size_t i = 0; i < t->spec->n_cache_writes; i++)
+        ember_buf_free(&t->caches[i]);
+    free(t->caches);
+    for (size_t i = 0; i < t->n_cached; i++)
+        free(t->cached[i].locations);
+    free(t->cached);
+    free(t->partition_lengths);
+    free(t->accumulators);
+    worker_object_plan_free(&t->objects);
+    json_decref(t->reported_objects);
+    free(t->stored);
+    ember_buf_free(&t->held);
+    free(t->error);
+    free(t->input.error);
+    free(t->input.missing_block);
+    ember__task_spec__free_unpacked(t->spec, NULL);
+    free(t);
+}
+
+/* Runs the attempt on the calling thread, posts its report (not sent yet)
+ * and frees t. 1 when it failed. */
+static int run_task(struct task_run *t)
+{
     Ember__TaskSpec *s = t->spec;
     uint64_t started;
-    int killed = 0;
+    int killed = 0, failed;
 
     ember_log_debug("app=%s job=%u stage=%u task=%llu partition=%u attempt=%u starting", s->app_id,
                     s->job_id, s->stage_id, (unsigned long long)s->task_id, s->partition,
                     s->attempt);
+    if (calls_out_first(s))
+        worker_report_flush(t->w, 1);
     /* A task launched ahead waits here for its slot; its run time starts now. */
     t->slot = worker_pool_acquire_unless_killed(t->w->pool, s->task_id, worker_objects_score, s,
                                                 &killed);
@@ -483,35 +540,97 @@ static void task_main(void *arg)
                        s->job_id, s->stage_id, (unsigned long long)s->task_id, s->partition,
                        t->error);
     report(t, ember_monotonic_ms() - started);
-    for (size_t i = 0; i < t->n_buckets; i++)
-        ember_buf_free(&t->buckets[i]);
-    free(t->buckets);
-    for (size_t i = 0; i < s->n_cache_writes; i++)
-        ember_buf_free(&t->caches[i]);
-    free(t->caches);
-    for (size_t i = 0; i < t->n_cached; i++)
-        free(t->cached[i].locations);
-    free(t->cached);
-    free(t->partition_lengths);
-    free(t->accumulators);
-    worker_object_plan_free(&t->objects);
-    json_decref(t->reported_objects);
-    free(t->stored);
-    ember_buf_free(&t->held);
-    free(t->error);
-    free(t->input.error);
-    free(t->input.missing_block);
-    ember__task_spec__free_unpacked(s, NULL);
-    pthread_mutex_lock(&t->w->lock);
-    if (--t->w->running_tasks == 0)
-        pthread_cond_broadcast(&t->w->idle);
-    pthread_mutex_unlock(&t->w->lock);
-    free(t);
+    failed = t->error != NULL;
+    task_free(t);
+    return failed;
+}
+
+/* Counted from worker_task_start until its report was posted and, for the
+ * last task of a runner, sent: worker_wait_idle then finds no call on its way. */
+static void task_finished(struct worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (--w->running_tasks == 0)
+        pthread_cond_broadcast(&w->idle);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The first task waiting for a runner, or NULL: then the caller stops being one. */
+static struct task_run *next_queued(struct worker *w)
+{
+    struct task_run *t;
+
+    pthread_mutex_lock(&w->queue_lock);
+    t = w->queue_head;
+    if (t) {
+        w->queue_head = t->next;
+        if (!w->queue_head)
+            w->queue_tail = NULL;
+    } else {
+        w->runners--;
+    }
+    pthread_mutex_unlock(&w->queue_lock);
+    return t;
+}
+
+/* A runner runs its task, then the queued ones in launch order, each right
+ * after the one before on the slot it frees: a task launched ahead costs no
+ * thread wakeup. A report waits for company while the next task runs (at
+ * most about 1 ms), and goes at once when there is no next task or the task
+ * failed. */
+static void runner_main(void *arg)
+{
+    struct task_run *t = arg;
+    struct worker *w = t->w;
+
+    while (t) {
+        int failed = run_task(t);
+        struct task_run *next = next_queued(w);
+        if (!next || failed)
+            worker_report_flush(w, 1);
+        task_finished(w);
+        t = next;
+    }
+}
+
+/* A task killed while queued: it ends at once ("killed before it started"). */
+static void unqueued_main(void *arg)
+{
+    struct task_run *t = arg;
+    struct worker *w = t->w;
+
+    run_task(t);
+    worker_report_flush(w, 1);
+    task_finished(w);
+}
+
+void worker_task_unqueue(struct worker *w, uint64_t task_id)
+{
+    struct task_run *found = NULL, *prev = NULL;
+
+    if (task_id == 0)
+        return;
+    pthread_mutex_lock(&w->queue_lock);
+    for (struct task_run *t = w->queue_head; t && !found; prev = t, t = t->next) {
+        if (t->spec->task_id != task_id)
+            continue;
+        found = t;
+        if (prev)
+            prev->next = t->next;
+        else
+            w->queue_head = t->next;
+        if (w->queue_tail == t)
+            w->queue_tail = prev;
+    }
+    pthread_mutex_unlock(&w->queue_lock);
+    if (found)
+        worker_thread_run(unqueued_main, found);
 }
 
 void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
 {
     struct task_run *t = ember_xcalloc(1, sizeof(*t));
+    int new_runner = 0;
 
     t->w = w;
     t->spec = spec;
@@ -527,7 +646,19 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
     w->running_tasks++;
     pthread_mutex_unlock(&w->lock);
     worker_pool_enqueue(w->pool, spec->task_id);
-    worker_thread_run(task_main, t);
+    pthread_mutex_lock(&w->queue_lock);
+    if (w->runners < w->cores) {
+        w->runners++;
+        new_runner = 1;
+    } else if (w->queue_tail) {
+        w->queue_tail->next = t;
+        w->queue_tail = t;
+    } else {
+        w->queue_head = w->queue_tail = t;
+    }
+    pthread_mutex_unlock(&w->queue_lock);
+    if (new_runner)
+        worker_thread_run(runner_main, t);
 }
 
 void worker_wait_idle(struct worker *w)
