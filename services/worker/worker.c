@@ -240,7 +240,17 @@ static int start_server(struct worker *w)
     const char *id_opt = ember_daemon_opt(w->daemon, "id");
     int port = 0;
 
-    w->server = ember_rpc_server_create(listen, &port, NULL);
+    /* Requests can be large (a task's data); BDP probing would ping back on
+     * every few launches, a wakeup each on both sides for nothing. */
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = EMBER_RPC_MAX_MESSAGE},
+        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
+    };
+    grpc_channel_args server_args = {sizeof(args) / sizeof(args[0]), args};
+
+    w->server = ember_rpc_server_create(listen, &port, &server_args);
     if (!w->server) {
         ember_log_error("cannot listen on %s", listen);
         return EMBER_EIO;
@@ -288,7 +298,8 @@ int worker_create(struct ember_daemon *d, struct worker **out)
         worker_destroy(w);
         return rc;
     }
-    w->master = ember_rpc_channel_create(w->master_addr, -1);
+    /* Unary calls only: no read ahead to grow, so no BDP pings either. */
+    w->master = ember_rpc_channel_create_ex(w->master_addr, -1, EMBER_RPC_NO_READ_AHEAD);
     pthread_create(&w->heartbeat_thread, NULL, heartbeat_loop, w);
     w->heartbeat_started = 1;
     ember_log_info("worker=%s cores=%d blockd=%s ready", w->id, w->cores, w->block_addr);
