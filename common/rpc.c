@@ -114,6 +114,8 @@ struct ember_rpc_ctx {
   char *details;
   int unary;               /* the reply waits in `reply` to go with the status */
   grpc_byte_buffer *reply;
+  void (*after)(void *);   /* ember_rpc_after_reply */
+  void *after_arg;
 };
 
 /* TLS when this process has a certificate (security.h), else plain HTTP/2. */
@@ -288,7 +290,7 @@ static int payload_slice(grpc_byte_buffer *bb, grpc_slice *out) {
 
 static void handle(slot_t *c) {
   ember_rpc_ctx ctx = {c->call, c->call_cq, c->deadline, 0, 0, 0, NULL,
-                       c->m && c->m->impl.kind == EMBER_RPC_UNARY, NULL};
+                       c->m && c->m->impl.kind == EMBER_RPC_UNARY, NULL, NULL, NULL};
   grpc_status_code st;
   if (!call_authorized(&c->md)) {
     log_refused(c);
@@ -317,6 +319,7 @@ static void handle(slot_t *c) {
     }
   }
   finish(&ctx, st);
+  if (ctx.after) ctx.after(ctx.after_arg);
 }
 
 size_t ember_rpc_server_n_methods(const ember_rpc_server *s) { return s->nmethods; }
@@ -328,10 +331,12 @@ const char *ember_rpc_server_method_name(const ember_rpc_server *s, size_t index
 grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, const uint8_t *data,
                                          size_t len, char **details) {
   /* No call: ember_rpc_send packs and counts; the deadline never comes. */
-  ember_rpc_ctx ctx = {NULL, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), 0, 0, 0, NULL, 0, NULL};
+  ember_rpc_ctx ctx = {NULL, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), 0, 0, 0, NULL, 0, NULL,
+                       NULL, NULL};
   grpc_status_code st;
   if (index >= s->nmethods) return GRPC_STATUS_UNIMPLEMENTED;
   st = run_method(&ctx, &s->methods[index], data, len);
+  if (ctx.after) ctx.after(ctx.after_arg);
   if (details)
     *details = ctx.details;
   else
@@ -409,6 +414,11 @@ int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg) {
   if (!ok) { ctx->dead = 1; return -1; } /* cancelled, deadline, peer gone */
   ctx->nsent++;
   return 0;
+}
+
+void ember_rpc_after_reply(ember_rpc_ctx *ctx, void (*fn)(void *), void *arg) {
+  ctx->after = fn;
+  ctx->after_arg = arg;
 }
 
 void ember_rpc_set_details(ember_rpc_ctx *ctx, const char *d) {

@@ -127,13 +127,13 @@ static grpc_status_code check_launch(ember_rpc_ctx *ctx, struct worker *w,
 }
 
 /* The request is freed when the handler returns: the task keeps its own copy. */
-static void start_copy(struct worker *w, const Ember__TaskSpec *spec)
+static void start_copy(struct worker *w, const Ember__TaskSpec *spec, ember_rpc_ctx **call)
 {
     size_t n = protobuf_c_message_get_packed_size(&spec->base);
     uint8_t *copy = ember_xmalloc(n);
 
     protobuf_c_message_pack(&spec->base, copy);
-    worker_task_start(w, ember__task_spec__unpack(NULL, n, copy));
+    worker_task_start(w, ember__task_spec__unpack(NULL, n, copy), call);
     free(copy);
 }
 
@@ -141,11 +141,12 @@ static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage
 {
     struct worker *w = user;
     Ember__Ack ack = EMBER__ACK__INIT;
+    ember_rpc_ctx *call = ctx;         /* a new runner may be this thread, after the call */
     grpc_status_code st = check_launch(ctx, w, (const Ember__TaskSpec *)msg);
 
     if (st != GRPC_STATUS_OK)
         return st;
-    start_copy(w, (const Ember__TaskSpec *)msg);
+    start_copy(w, (const Ember__TaskSpec *)msg, &call);
     ember_rpc_send(ctx, &ack.base);
     return GRPC_STATUS_OK;
 }
@@ -158,6 +159,7 @@ static grpc_status_code handle_launch_batch(ember_rpc_ctx *ctx, const ProtobufCM
     const Ember__TaskSpecs *batch = (const Ember__TaskSpecs *)msg;
     struct worker *w = user;
     Ember__Ack ack = EMBER__ACK__INIT;
+    ember_rpc_ctx *call = ctx;         /* a new runner may be this thread, after the call */
 
     for (size_t i = 0; i < batch->n_tasks; i++) {
         grpc_status_code st = check_launch(ctx, w, batch->tasks[i]);
@@ -165,7 +167,7 @@ static grpc_status_code handle_launch_batch(ember_rpc_ctx *ctx, const ProtobufCM
             return st;
     }
     for (size_t i = 0; i < batch->n_tasks; i++)
-        start_copy(w, batch->tasks[i]);
+        start_copy(w, batch->tasks[i], &call);
     ember_rpc_send(ctx, &ack.base);
     return GRPC_STATUS_OK;
 }
@@ -266,7 +268,7 @@ static int start_server(struct worker *w)
     w->host = ember_address_host(w->address);
     w->id = id_opt ? ember_xstrdup(id_opt) : ember_xasprintf("worker-%s", w->address);
     w->work_dir = default_work_dir(w);
-    ember_rpc_server_start(w->server, 4);
+    ember_rpc_server_start(w->server, WORKER_SERVER_THREADS);
     return 0;
 }
 
@@ -315,6 +317,9 @@ void worker_destroy(struct worker *w)
     if (w->heartbeat_started)
         pthread_join(w->heartbeat_thread, NULL);
     worker_memory_stop(w->memory);
+    /* Server threads may be running tasks: the shutdown waits for them. */
+    if (w->pool)
+        worker_pool_kill_task(w->pool, 0);
     if (w->server)
         ember_rpc_server_shutdown(w->server);  /* no new tasks from here on */
     worker_drivers_stop(w);

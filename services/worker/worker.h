@@ -52,7 +52,14 @@ struct worker {
     pthread_mutex_t queue_lock;      /* worker_task.c: tasks waiting for a runner */
     struct task_run *queue_head, *queue_tail;
     int runners;                     /* threads running tasks, at most one per core */
+    int inline_runners;              /* of them, server threads after a LaunchTask call */
 };
+
+/* Threads of the Worker gRPC server; at most WORKER_INLINE_RUNNERS of them run
+ * tasks (after the LaunchTask call that brought them), so that launches and
+ * kills are always served. */
+#define WORKER_SERVER_THREADS 4
+#define WORKER_INLINE_RUNNERS (WORKER_SERVER_THREADS - 2)
 
 int worker_create(struct ember_daemon *d, struct worker **out) EMBER_MUST_CHECK;
 void worker_destroy(struct worker *w);
@@ -185,11 +192,24 @@ void worker_objects_after_task(struct worker *w, struct pyexec_slot *slot,
                                json_t *reported, const uint8_t *stored);
 void worker_object_plan_free(struct object_plan *plan);
 
+/* ---- worker_header.c: a task's JSON header for its pyexec ---- */
+struct broadcast_load;
+/* 1 when the header of s can be written: its plan is JSON (an object or an
+ * array) and its application id UTF-8. */
+int worker_header_valid(const Ember__TaskSpec *s);
+/* Appends the header of a valid s to out (0, or the error of a full buffer). */
+int worker_header_json(const Ember__TaskSpec *s, const struct broadcast_load *loads,
+                       size_t n_loads, const struct object_plan *objects,
+                       uint64_t object_memory_limit, struct ember_buf *out) EMBER_MUST_CHECK;
+
 /* ---- worker_task.c ---- */
-/* Runs the task (takes ownership of spec): on a new runner thread when fewer
- * than one per core run, else after the tasks launched before it, on the
- * first runner that is done with its task (no thread handoff per task). */
-void worker_task_start(struct worker *w, Ember__TaskSpec *spec);
+/* Runs the task (takes ownership of spec): on a new runner when fewer than
+ * one per core run, else after the tasks launched before it, on the first
+ * runner that is done with its task (no thread handoff per task). A new
+ * runner is the server thread of *call (the LaunchTask call, or NULL) once
+ * the call ended, when that is allowed (*call is then set to NULL: one per
+ * call), else a thread of its own. */
+void worker_task_start(struct worker *w, Ember__TaskSpec *spec, ember_rpc_ctx **call);
 /* A task still waiting for a runner leaves the queue and ends on a thread of
  * its own; call after worker_pool_kill_task recorded its kill. */
 void worker_task_unqueue(struct worker *w, uint64_t task_id);

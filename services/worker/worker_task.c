@@ -41,26 +41,6 @@ struct task_run {
     struct ember_buf held;       /* frames for the pyexec not written yet (write_held) */
 };
 
-static json_t *cache_blocks(const Ember__TaskSpec *s)
-{
-    json_t *ids = json_array();
-
-    for (size_t i = 0; i < s->n_cache_writes; i++)
-        json_array_append_new(ids, json_string(s->cache_writes[i]->block_id));
-    return ids;
-}
-
-/* The task's properties as a JSON object; a key or value that is not UTF-8
- * (JSON strings must be) is left out. */
-static json_t *properties_object(const Ember__TaskSpec *s)
-{
-    json_t *props = json_object();
-
-    for (size_t i = 0; i < s->n_properties; i++)
-        json_object_set_new(props, s->properties[i]->key, json_string(s->properties[i]->value));
-    return props;
-}
-
 /* A header up to this size is held and written with the inputs in one go. */
 #define HELD_HEADER_MAX (64 * 1024)
 
@@ -75,58 +55,43 @@ static int hold_frame(struct ember_buf *held, const void *p, size_t n)
 static int send_header(struct task_run *t, const struct broadcast_load *loads, size_t n_loads)
 {
     const Ember__TaskSpec *s = t->spec;
-    json_t *plan = json_loads(s->plan, 0, NULL);
-    json_t *broadcasts;
-    json_t *h;
-    char *text;
+    struct ember_buf header;
+    const char *text;
+    size_t text_len;
     int rc;
 
-    if (!plan)
+    if (!worker_header_valid(s))
         return EMBER_EINVAL;           /* the master sends valid JSON: a bug, not user input */
-    /* "o" steals plan and the properties even when the pack fails */
-    h = json_pack("{s:I, s:i, s:i, s:i, s:i, s:s, s:o, s:i, s:i, s:i, s:o}", "taskId",
-                  (json_int_t)s->task_id, "stageId", (int)s->stage_id, "partition",
-                  (int)s->partition, "attempt", (int)s->attempt, "jobId", (int)s->job_id, "appId",
-                  s->app_id, "plan", plan, "numInputs", (int)s->n_inputs, "numFuncs",
-                  (int)s->n_funcs, "numReduce", (int)s->num_reduce, "properties",
-                  properties_object(s));
-    if (!h)
-        return EMBER_EINVAL;           /* an application id that is not UTF-8 */
-    broadcasts = json_array();
-    for (size_t i = 0; i < n_loads; i++)
-        json_array_append_new(broadcasts, json_integer((json_int_t)loads[i].id));
-    json_object_set_new(h, "broadcasts", broadcasts);
     worker_objects_plan(t->w, t->slot, s, &t->objects);
     t->input.from_objects = t->objects.from_objects;
-    json_object_set_new(h, "objectInputs", json_incref(t->objects.object_inputs));
-    json_object_set_new(h, "keepInputs", json_incref(t->objects.keep_inputs));
-    json_object_set_new(h, "dropObjects", json_incref(t->objects.drop));
-    json_object_set_new(h, "objectMemoryLimit",
-                        json_integer((json_int_t)worker_memory_soft_share(t->w->memory,
-                                                                          t->w->cores)));
-    json_object_set_new(h, "cacheBlocks", cache_blocks(s));
-    text = json_dumps(h, JSON_COMPACT);
-    t->header_bytes = 4 + strlen(text) + 4 * (s->n_funcs + 1 + n_loads) + s->partitioner.len;
+    ember_buf_init(&header, 0);
+    rc = worker_header_json(s, loads, n_loads, &t->objects,
+                            worker_memory_soft_share(t->w->memory, t->w->cores), &header);
+    if (rc != 0) {
+        ember_buf_free(&header);
+        return rc;
+    }
+    text = (const char *)header.data;
+    text_len = header.len;
+    t->header_bytes = 4 + text_len + 4 * (s->n_funcs + 1 + n_loads) + s->partitioner.len;
     for (size_t i = 0; i < s->n_funcs; i++)
         t->header_bytes += s->funcs[i].len;
     for (size_t i = 0; i < n_loads; i++)
         t->header_bytes += loads[i].value.len;
     if (t->header_bytes <= HELD_HEADER_MAX) {
         /* Small: held, to go with the inputs in one write (see execute). */
-        rc = hold_frame(&t->held, text, strlen(text));
+        rc = hold_frame(&t->held, text, text_len);
         for (size_t i = 0; rc == 0 && i < s->n_funcs; i++)
             rc = hold_frame(&t->held, s->funcs[i].data, s->funcs[i].len);
         if (rc == 0 && s->num_reduce > 0)
             rc = hold_frame(&t->held, s->partitioner.data, s->partitioner.len);
         for (size_t i = 0; rc == 0 && i < n_loads; i++)
             rc = hold_frame(&t->held, loads[i].value.data, loads[i].value.len);
-        free(text);
-        json_decref(h);
+        ember_buf_free(&header);
         return rc;
     }
-    rc = ember_frame_write(t->slot->to_child, text, strlen(text));
-    free(text);
-    json_decref(h);
+    rc = ember_frame_write(t->slot->to_child, text, text_len);
+    ember_buf_free(&header);
     for (size_t i = 0; rc == 0 && i < s->n_funcs; i++)
         rc = ember_frame_write(t->slot->to_child, s->funcs[i].data, s->funcs[i].len);
     if (rc == 0 && s->num_reduce > 0)
@@ -593,6 +558,17 @@ static void runner_main(void *arg)
     }
 }
 
+/* A runner on a server thread, after the LaunchTask call that started it. */
+static void inline_runner_main(void *arg)
+{
+    struct worker *w = ((struct task_run *)arg)->w;
+
+    runner_main(arg);
+    pthread_mutex_lock(&w->queue_lock);
+    w->inline_runners--;
+    pthread_mutex_unlock(&w->queue_lock);
+}
+
 /* A task killed while queued: it ends at once ("killed before it started"). */
 static void unqueued_main(void *arg)
 {
@@ -627,10 +603,10 @@ void worker_task_unqueue(struct worker *w, uint64_t task_id)
         worker_thread_run(unqueued_main, found);
 }
 
-void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
+void worker_task_start(struct worker *w, Ember__TaskSpec *spec, ember_rpc_ctx **call)
 {
     struct task_run *t = ember_xcalloc(1, sizeof(*t));
-    int new_runner = 0;
+    int new_runner = 0, on_call = 0;
 
     t->w = w;
     t->spec = spec;
@@ -650,6 +626,8 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
     if (w->runners < w->cores) {
         w->runners++;
         new_runner = 1;
+        on_call = call && *call && w->inline_runners < WORKER_INLINE_RUNNERS;
+        w->inline_runners += on_call;
     } else if (w->queue_tail) {
         w->queue_tail->next = t;
         w->queue_tail = t;
@@ -657,8 +635,12 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
         w->queue_head = w->queue_tail = t;
     }
     pthread_mutex_unlock(&w->queue_lock);
-    if (new_runner)
+    if (on_call) {
+        ember_rpc_after_reply(*call, inline_runner_main, t);
+        *call = NULL;
+    } else if (new_runner) {
         worker_thread_run(runner_main, t);
+    }
 }
 
 void worker_wait_idle(struct worker *w)
