@@ -270,6 +270,9 @@ static void collect_output(struct task_run *t)
     ember_buf_free(&frame);
 }
 
+/* Storing more than this may take a while: reports waiting for company go first. */
+#define LONG_STORE_BYTES (1 << 20)
+
 /* A map task's buckets go out as one block, reduce partitions one after
  * another (their lengths travel in the report); a result task's as one. */
 static void store_outputs(struct task_run *t)
@@ -291,7 +294,8 @@ static void store_outputs(struct task_run *t)
         free(id);
         return;
     }
-    worker_report_flush(t->w, 1);      /* earlier tasks' reports do not wait for the store */
+    /* Earlier tasks' reports do not wait for a long store; a short one sends them when due. */
+    worker_report_flush(t->w, t->output_bytes > LONG_STORE_BYTES);
     if (worker_store_block(t->w, t->w->block_addr, id, EMBER__BLOCK_STORAGE__PINNED, t->buckets,
                            t->n_buckets, &t->error) != 0) {
         t->worker_fault = 1;
@@ -307,8 +311,11 @@ static void store_caches(struct task_run *t)
 
     t->cached = ember_xcalloc(s->n_cache_writes + 1, sizeof(*t->cached));
     t->stored = ember_xcalloc(s->n_cache_writes + 1, 1);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < s->n_cache_writes; i++)
+        bytes += t->caches[i].len;
     if (s->n_cache_writes)
-        worker_report_flush(t->w, 1);
+        worker_report_flush(t->w, bytes > LONG_STORE_BYTES);
     for (size_t i = 0; i < s->n_cache_writes && !t->error; i++) {
         const Ember__CacheWrite *cw = s->cache_writes[i];
         Ember__CachedBlock *cb = &t->cached[t->n_cached];
