@@ -288,7 +288,9 @@ static int payload_slice(grpc_byte_buffer *bb, grpc_slice *out) {
   return 0;
 }
 
-static void handle(slot_t *c) {
+/* Serves the call; *after is what ember_rpc_after_reply asked to run once
+ * the call's resources are released. */
+static void handle(slot_t *c, void (**after)(void *), void **after_arg) {
   ember_rpc_ctx ctx = {c->call, c->call_cq, c->deadline, 0, 0, 0, NULL,
                        c->m && c->m->impl.kind == EMBER_RPC_UNARY, NULL, NULL, NULL};
   grpc_status_code st;
@@ -319,7 +321,8 @@ static void handle(slot_t *c) {
     }
   }
   finish(&ctx, st);
-  if (ctx.after) ctx.after(ctx.after_arg);
+  *after = ctx.after;
+  *after_arg = ctx.after_arg;
 }
 
 size_t ember_rpc_server_n_methods(const ember_rpc_server *s) { return s->nmethods; }
@@ -356,8 +359,11 @@ static void *serve(void *arg) {
     slot_t *sl = ev.tag, c = *sl;                    /* take the call out */
     if (!ev.success) { release_slot_state(&c); continue; } /* shutting down */
     arm(s, sl);                                      /* accept the next one */
-    handle(&c);
+    void (*after)(void *) = NULL;
+    void *after_arg = NULL;
+    handle(&c, &after, &after_arg);
     release_slot_state(&c);
+    if (after) after(after_arg);
   }
   return NULL;
 }
