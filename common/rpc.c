@@ -148,6 +148,8 @@ struct ember_rpc_ctx {
    * handling thread) per call instead of two. */
   int unary;
   grpc_byte_buffer *reply;
+  void (*after)(void *);   /* ember_rpc_after_reply */
+  void *after_arg;
 };
 
 /* TLS when this process has a certificate (security.h), else plain HTTP/2. */
@@ -342,9 +344,11 @@ static int payload_slice(grpc_byte_buffer *bb, grpc_slice *out) {
   return 0;
 }
 
-static void handle(slot_t *c) {
+/* Serves the call; *after is what ember_rpc_after_reply asked to run once
+ * the call's resources are released. */
+static void handle(slot_t *c, void (**after)(void *), void **after_arg) {
   ember_rpc_ctx ctx = {c->call, c->call_cq, c->deadline, 0, 0, 0, NULL,
-                       c->m && c->m->impl.kind == EMBER_RPC_UNARY, NULL};
+                       c->m && c->m->impl.kind == EMBER_RPC_UNARY, NULL, NULL, NULL};
   grpc_status_code st;
   if (!call_authorized(&c->md)) {
     log_refused(c);
@@ -373,6 +377,8 @@ static void handle(slot_t *c) {
     }
   }
   finish(&ctx, st);
+  *after = ctx.after;
+  *after_arg = ctx.after_arg;
 }
 
 size_t ember_rpc_server_n_methods(const ember_rpc_server *s) { return s->nmethods; }
@@ -384,10 +390,12 @@ const char *ember_rpc_server_method_name(const ember_rpc_server *s, size_t index
 grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, const uint8_t *data,
                                          size_t len, char **details) {
   /* No call: ember_rpc_send packs and counts; the deadline never comes. */
-  ember_rpc_ctx ctx = {NULL, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), 0, 0, 0, NULL, 0, NULL};
+  ember_rpc_ctx ctx = {NULL, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), 0, 0, 0, NULL, 0, NULL,
+                       NULL, NULL};
   grpc_status_code st;
   if (index >= s->nmethods) return GRPC_STATUS_UNIMPLEMENTED;
   st = run_method(&ctx, &s->methods[index], data, len);
+  if (ctx.after) ctx.after(ctx.after_arg);
   if (details)
     *details = ctx.details;
   else
@@ -407,8 +415,11 @@ static void *serve(void *arg) {
     slot_t *sl = ev.tag, c = *sl;                    /* take the call out */
     if (!ev.success) { release_slot_state(s, &c, 0); continue; } /* shutting down */
     arm(s, sl);                                      /* accept the next one */
-    handle(&c);
+    void (*after)(void *) = NULL;
+    void *after_arg = NULL;
+    handle(&c, &after, &after_arg);
     release_slot_state(s, &c, 1);
+    if (after) after(after_arg);
   }
   return NULL;
 }
@@ -466,6 +477,11 @@ int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg) {
   if (!ok) { ctx->dead = 1; return -1; } /* cancelled, deadline, peer gone */
   ctx->nsent++;
   return 0;
+}
+
+void ember_rpc_after_reply(ember_rpc_ctx *ctx, void (*fn)(void *), void *arg) {
+  ctx->after = fn;
+  ctx->after_arg = arg;
 }
 
 void ember_rpc_set_details(ember_rpc_ctx *ctx, const char *d) {

@@ -57,7 +57,13 @@ const char *ember_rpc_server_method_name(const ember_rpc_server *s, size_t index
 grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, const uint8_t *data,
                                          size_t len, char **details);
 
-int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg); /* 0 ok, -1 dead */
+/* 0 ok, -1 dead. A unary reply is only packed here: it goes out with the
+ * status, in one batch, when the handler returns (one write, one wait). */
+int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg);
+/* fn(arg) runs on the server thread once the call has ended (its status
+ * sent), whatever the handler returned: work the caller need not wait for,
+ * without waking another thread. The thread serves no call meanwhile. */
+void ember_rpc_after_reply(ember_rpc_ctx *ctx, void (*fn)(void *), void *arg);
 void ember_rpc_set_details(ember_rpc_ctx *ctx, const char *details);
 gpr_timespec ember_rpc_ctx_deadline(const ember_rpc_ctx *ctx); /* GPR_CLOCK_MONOTONIC */
 

@@ -127,13 +127,13 @@ static grpc_status_code check_launch(ember_rpc_ctx *ctx, struct worker *w,
 }
 
 /* The request is freed when the handler returns: the task keeps its own copy. */
-static void start_copy(struct worker *w, const Ember__TaskSpec *spec)
+static void start_copy(struct worker *w, const Ember__TaskSpec *spec, ember_rpc_ctx **call)
 {
     size_t n = protobuf_c_message_get_packed_size(&spec->base);
     uint8_t *copy = ember_xmalloc(n);
 
     protobuf_c_message_pack(&spec->base, copy);
-    worker_task_start(w, ember__task_spec__unpack(NULL, n, copy));
+    worker_task_start(w, ember__task_spec__unpack(NULL, n, copy), call);
     free(copy);
 }
 
@@ -141,11 +141,12 @@ static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage
 {
     struct worker *w = user;
     Ember__Ack ack = EMBER__ACK__INIT;
+    ember_rpc_ctx *call = ctx;         /* a new runner may be this thread, after the call */
     grpc_status_code st = check_launch(ctx, w, (const Ember__TaskSpec *)msg);
 
     if (st != GRPC_STATUS_OK)
         return st;
-    start_copy(w, (const Ember__TaskSpec *)msg);
+    start_copy(w, (const Ember__TaskSpec *)msg, &call);
     ember_rpc_send(ctx, &ack.base);
     return GRPC_STATUS_OK;
 }
@@ -158,6 +159,7 @@ static grpc_status_code handle_launch_batch(ember_rpc_ctx *ctx, const ProtobufCM
     const Ember__TaskSpecs *batch = (const Ember__TaskSpecs *)msg;
     struct worker *w = user;
     Ember__Ack ack = EMBER__ACK__INIT;
+    ember_rpc_ctx *call = ctx;         /* a new runner may be this thread, after the call */
 
     for (size_t i = 0; i < batch->n_tasks; i++) {
         grpc_status_code st = check_launch(ctx, w, batch->tasks[i]);
@@ -165,7 +167,7 @@ static grpc_status_code handle_launch_batch(ember_rpc_ctx *ctx, const ProtobufCM
             return st;
     }
     for (size_t i = 0; i < batch->n_tasks; i++)
-        start_copy(w, batch->tasks[i]);
+        start_copy(w, batch->tasks[i], &call);
     ember_rpc_send(ctx, &ack.base);
     return GRPC_STATUS_OK;
 }
@@ -178,6 +180,8 @@ static grpc_status_code handle_kill(ember_rpc_ctx *ctx, const ProtobufCMessage *
 
     if (worker_pool_kill_task(w->pool, ref->task_id) == 0)
         ember_log_info("task=%llu killed on request", (unsigned long long)ref->task_id);
+    else
+        worker_task_unqueue(w, ref->task_id);  /* launched ahead: it ends without starting */
     ember_rpc_send(ctx, &ack.base);
     return GRPC_STATUS_OK;
 }
@@ -238,7 +242,17 @@ static int start_server(struct worker *w)
     const char *id_opt = ember_daemon_opt(w->daemon, "id");
     int port = 0;
 
-    w->server = ember_rpc_server_create(listen, &port, NULL);
+    /* Requests can be large (a task's data); BDP probing would ping back on
+     * every few launches, a wakeup each on both sides for nothing. */
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = EMBER_RPC_MAX_MESSAGE},
+        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
+    };
+    grpc_channel_args server_args = {sizeof(args) / sizeof(args[0]), args};
+
+    w->server = ember_rpc_server_create(listen, &port, &server_args);
     if (!w->server) {
         ember_log_error("cannot listen on %s", listen);
         return EMBER_EIO;
@@ -254,7 +268,7 @@ static int start_server(struct worker *w)
     w->host = ember_address_host(w->address);
     w->id = id_opt ? ember_xstrdup(id_opt) : ember_xasprintf("worker-%s", w->address);
     w->work_dir = default_work_dir(w);
-    ember_rpc_server_start(w->server, 4);
+    ember_rpc_server_start(w->server, WORKER_SERVER_THREADS);
     return 0;
 }
 
@@ -270,8 +284,7 @@ int worker_create(struct ember_daemon *d, struct worker **out)
     pthread_mutex_init(&w->broadcast_lock, NULL);
     pthread_cond_init(&w->idle, NULL);
     pthread_mutex_init(&w->report_lock, NULL);
-    pthread_cond_init(&w->report_sent, NULL);
-    pthread_cond_init(&w->report_queued, NULL);
+    pthread_mutex_init(&w->queue_lock, NULL);
     worker_http_init();                /* curl wants this before any thread starts */
     grpc_init();
     w->python_path = worker_driver_python_path();
@@ -287,7 +300,8 @@ int worker_create(struct ember_daemon *d, struct worker **out)
         worker_destroy(w);
         return rc;
     }
-    w->master = ember_rpc_channel_create(w->master_addr, -1);
+    /* Unary calls only: no read ahead to grow, so no BDP pings either. */
+    w->master = ember_rpc_channel_create_ex(w->master_addr, -1, EMBER_RPC_NO_READ_AHEAD);
     pthread_create(&w->heartbeat_thread, NULL, heartbeat_loop, w);
     w->heartbeat_started = 1;
     ember_log_info("worker=%s cores=%d blockd=%s ready", w->id, w->cores, w->block_addr);
@@ -303,6 +317,9 @@ void worker_destroy(struct worker *w)
     if (w->heartbeat_started)
         pthread_join(w->heartbeat_thread, NULL);
     worker_memory_stop(w->memory);
+    /* Server threads may be running tasks: the shutdown waits for them. */
+    if (w->pool)
+        worker_pool_kill_task(w->pool, 0);
     if (w->server)
         ember_rpc_server_shutdown(w->server);  /* no new tasks from here on */
     worker_drivers_stop(w);
@@ -320,8 +337,7 @@ void worker_destroy(struct worker *w)
     pthread_mutex_destroy(&w->broadcast_lock);
     pthread_cond_destroy(&w->idle);
     pthread_mutex_destroy(&w->report_lock);
-    pthread_cond_destroy(&w->report_sent);
-    pthread_cond_destroy(&w->report_queued);
+    pthread_mutex_destroy(&w->queue_lock);
     free(w->id);
     free(w->address);
     free(w->host);

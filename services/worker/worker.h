@@ -45,11 +45,21 @@ struct worker {
     char *work_dir;                  /* their folders: <work_dir>/<driver id>/ */
     char *python_path;               /* the `ember` package folders, for drivers */
     pthread_mutex_t report_lock;     /* worker_report.c: reports waiting to be sent */
-    pthread_cond_t report_sent;
-    pthread_cond_t report_queued;
     struct pending_report *report_queue;
+    int64_t report_oldest_us;        /* when the first of them was posted */
     int report_sending;              /* a report call is on its way */
+    int report_owed;                 /* its sender must send the queue after it */
+    pthread_mutex_t queue_lock;      /* worker_task.c: tasks waiting for a runner */
+    struct task_run *queue_head, *queue_tail;
+    int runners;                     /* threads running tasks, at most one per core */
+    int inline_runners;              /* of them, server threads after a LaunchTask call */
 };
+
+/* Threads of the Worker gRPC server; at most WORKER_INLINE_RUNNERS of them run
+ * tasks (after the LaunchTask call that brought them), so that launches and
+ * kills are always served. */
+#define WORKER_SERVER_THREADS 4
+#define WORKER_INLINE_RUNNERS (WORKER_SERVER_THREADS - 2)
 
 int worker_create(struct ember_daemon *d, struct worker **out) EMBER_MUST_CHECK;
 void worker_destroy(struct worker *w);
@@ -66,6 +76,9 @@ struct pyexec_slot {
     struct held_object *held;  /* those of them we know the block of (worker_objects.c) */
     size_t n_held;
     struct stderr_tail *err;  /* its stderr, forwarded and remembered */
+    int pipe_capacity;    /* of to_child, bytes (F_GETPIPE_SZ), or -1 */
+    uint8_t *rbuf;        /* worker_pipe.c: bytes read from from_child, not yet taken */
+    size_t rbuf_start, rbuf_end;
 };
 int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **out) EMBER_MUST_CHECK;
 /* Waits for an idle, running subprocess and marks it busy with task_id; among
@@ -122,10 +135,30 @@ uint64_t worker_memory_soft_share(const struct worker_memory *m, int n);
 int worker_memory_start(struct worker *w, struct worker_memory **out) EMBER_MUST_CHECK;
 void worker_memory_stop(struct worker_memory *m);   /* NULL-safe; joins the thread */
 
-/* ---- worker_report.c: task reports, batched while one is on its way ---- */
-/* Sends rep (borrowed) to the master, retrying for a few seconds; 0 once the
- * master has it, EMBER_EIO when it could not be reached. */
-int worker_report_send(struct worker *w, const Ember__TaskReport *rep) EMBER_MUST_CHECK;
+/* ---- worker_report.c: task reports, sent by the task threads, batched ---- */
+/* Queues rep (borrowed: packed at once) for the next worker_report_flush. */
+void worker_report_post(struct worker *w, const Ember__TaskReport *rep);
+/* Sends the queued reports in one call (retried for a few seconds; a report
+ * the master never got is logged), unless another thread's call is on its
+ * way: then that thread sends them after it. all=0: only when the oldest has
+ * waited its linger (about 1 ms) for company. */
+void worker_report_flush(struct worker *w, int all);
+/* Milliseconds until queued reports are due (0: now), -1 when none is queued
+ * or a call is on its way. */
+int worker_report_due_in_ms(struct worker *w);
+
+/* ---- worker_pipe.c: frames from a pyexec's stdout, through a buffer ---- */
+/* Called before each read that may block (e.g. to send reports meanwhile). */
+struct worker_pipe_wait {
+    void (*fn)(void *arg, int fd);
+    void *arg;
+};
+/* As ember_frame_read on slot->from_child; wait may be NULL. */
+int worker_pipe_read_frame(struct pyexec_slot *s, struct ember_buf *buf, int32_t *marker,
+                           const struct worker_pipe_wait *wait) EMBER_MUST_CHECK;
+/* Forgets buffered bytes (the process is replaced); _free also the buffer. */
+void worker_pipe_reset(struct pyexec_slot *s);
+void worker_pipe_free(struct pyexec_slot *s);
 
 /* ---- worker_objects.c: cached partitions a pyexec keeps as Python objects ----
  * A pyexec keeps the cached partitions it computed or read as objects (its
@@ -159,9 +192,27 @@ void worker_objects_after_task(struct worker *w, struct pyexec_slot *slot,
                                json_t *reported, const uint8_t *stored);
 void worker_object_plan_free(struct object_plan *plan);
 
+/* ---- worker_header.c: a task's JSON header for its pyexec ---- */
+struct broadcast_load;
+/* 1 when the header of s can be written: its plan is JSON (an object or an
+ * array) and its application id UTF-8. */
+int worker_header_valid(const Ember__TaskSpec *s);
+/* Appends the header of a valid s to out (0, or the error of a full buffer). */
+int worker_header_json(const Ember__TaskSpec *s, const struct broadcast_load *loads,
+                       size_t n_loads, const struct object_plan *objects,
+                       uint64_t object_memory_limit, struct ember_buf *out) EMBER_MUST_CHECK;
+
 /* ---- worker_task.c ---- */
-/* Starts a thread running the task; takes ownership of spec. */
-void worker_task_start(struct worker *w, Ember__TaskSpec *spec);
+/* Runs the task (takes ownership of spec): on a new runner when fewer than
+ * one per core run, else after the tasks launched before it, on the first
+ * runner that is done with its task (no thread handoff per task). A new
+ * runner is the server thread of *call (the LaunchTask call, or NULL) once
+ * the call ended, when that is allowed (*call is then set to NULL: one per
+ * call), else a thread of its own. */
+void worker_task_start(struct worker *w, Ember__TaskSpec *spec, ember_rpc_ctx **call);
+/* A task still waiting for a runner leaves the queue and ends on a thread of
+ * its own; call after worker_pool_kill_task recorded its kill. */
+void worker_task_unqueue(struct worker *w, uint64_t task_id);
 /* Runs fn(arg) on a detached thread of its own, reusing one idle after an earlier task. */
 void worker_thread_run(void (*fn)(void *), void *arg);
 void worker_wait_idle(struct worker *w);

@@ -41,7 +41,8 @@ struct worker_pool {
     int size;
     struct slot_entry *slots;
     pthread_mutex_t lock;
-    pthread_cond_t changed;
+    pthread_cond_t changed;        /* a slot was freed or became ready: tasks wait on it */
+    pthread_cond_t spawn_wanted;   /* a slot needs a process: only the launcher waits on it */
     pthread_t launcher;
     int stopping;
     /* Kills of tasks not running Python: a task launched ahead, still waiting
@@ -197,6 +198,8 @@ static int spawn_pyexec(struct worker_pool *p, struct pyexec_slot *s)
     }
     s->to_child = in_pipe[1];
     s->from_child = out_pipe[0];
+    s->pipe_capacity = fcntl(s->to_child, F_GETPIPE_SZ);
+    worker_pipe_reset(s);
     s->err = worker_stderr_start(err_pipe[0], s->pid);
     ember_log_debug("pyexec=%d slot=%d started", (int)s->pid, s->index);
     return 0;
@@ -219,7 +222,7 @@ static void *launcher_loop(void *arg)
     while (!p->stopping) {
         e = slot_needing_spawn(p);
         if (!e) {
-            pthread_cond_wait(&p->changed, &p->lock);
+            pthread_cond_wait(&p->spawn_wanted, &p->lock);
             continue;
         }
         e->state = SLOT_SPAWNING;
@@ -253,6 +256,7 @@ int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **o
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->changed, NULL);
+    pthread_cond_init(&p->spawn_wanted, NULL);
     pthread_create(&p->launcher, NULL, launcher_loop, p);
     *out = p;
     return 0;
@@ -288,7 +292,7 @@ struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uin
             struct slot_entry *e = &p->slots[i];
             if (e->state == SLOT_FAILED) {
                 e->state = SLOT_NEEDS_SPAWN;   /* try again, it may have been transient */
-                pthread_cond_broadcast(&p->changed);
+                pthread_cond_signal(&p->spawn_wanted);
             }
             if (e->state != SLOT_READY || e->busy)
                 continue;
@@ -403,6 +407,7 @@ static char *reap(struct worker_pool *p, struct slot_entry *e)
 
     close_fd(&s->to_child);
     close_fd(&s->from_child);
+    worker_pipe_reset(s);       /* its unread bytes are not the next process's */
     /* A process that lost protocol sync may still run: it must go. */
     kill(s->pid, SIGKILL);
     memset(&usage, 0, sizeof(usage));
@@ -421,6 +426,7 @@ static char *reap(struct worker_pool *p, struct slot_entry *e)
     e->kill_reason = NULL;
     e->signalled = 0;
     e->state = SLOT_NEEDS_SPAWN;
+    pthread_cond_signal(&p->spawn_wanted);
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
     return how;
@@ -522,6 +528,7 @@ void worker_pool_destroy(struct worker_pool *p)
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
     wake_all_waiters(p);
+    pthread_cond_signal(&p->spawn_wanted);
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->launcher, NULL);
     for (int i = 0; i < p->size; i++) {
@@ -537,10 +544,12 @@ void worker_pool_destroy(struct worker_pool *p)
     for (int i = 0; i < p->size; i++) {
         free(p->slots[i].pub.broadcasts);
         forget_objects(&p->slots[i].pub);
+        worker_pipe_free(&p->slots[i].pub);
         free(p->slots[i].kill_reason);
     }
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->changed);
+    pthread_cond_destroy(&p->spawn_wanted);
     free(p->slots);
     free(p->pyexec_path);
     while (p->waiters) {               /* places of tasks that never asked */

@@ -5,8 +5,8 @@
 #include "worker.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +15,7 @@
 #include "master.pb-c.h"
 
 struct task_run {
+    struct task_run *next;       /* in the worker's queue of tasks waiting for a runner */
     struct worker *w;
     uint64_t *partition_lengths; /* map tasks: bytes of each reduce partition */
     Ember__TaskSpec *spec;
@@ -40,26 +41,6 @@ struct task_run {
     struct ember_buf held;       /* frames for the pyexec not written yet (write_held) */
 };
 
-static json_t *cache_blocks(const Ember__TaskSpec *s)
-{
-    json_t *ids = json_array();
-
-    for (size_t i = 0; i < s->n_cache_writes; i++)
-        json_array_append_new(ids, json_string(s->cache_writes[i]->block_id));
-    return ids;
-}
-
-/* The task's properties as a JSON object; a key or value that is not UTF-8
- * (JSON strings must be) is left out. */
-static json_t *properties_object(const Ember__TaskSpec *s)
-{
-    json_t *props = json_object();
-
-    for (size_t i = 0; i < s->n_properties; i++)
-        json_object_set_new(props, s->properties[i]->key, json_string(s->properties[i]->value));
-    return props;
-}
-
 /* A header up to this size is held and written with the inputs in one go. */
 #define HELD_HEADER_MAX (64 * 1024)
 
@@ -74,58 +55,43 @@ static int hold_frame(struct ember_buf *held, const void *p, size_t n)
 static int send_header(struct task_run *t, const struct broadcast_load *loads, size_t n_loads)
 {
     const Ember__TaskSpec *s = t->spec;
-    json_t *plan = json_loads(s->plan, 0, NULL);
-    json_t *broadcasts;
-    json_t *h;
-    char *text;
+    struct ember_buf header;
+    const char *text;
+    size_t text_len;
     int rc;
 
-    if (!plan)
+    if (!worker_header_valid(s))
         return EMBER_EINVAL;           /* the master sends valid JSON: a bug, not user input */
-    /* "o" steals plan and the properties even when the pack fails */
-    h = json_pack("{s:I, s:i, s:i, s:i, s:i, s:s, s:o, s:i, s:i, s:i, s:o}", "taskId",
-                  (json_int_t)s->task_id, "stageId", (int)s->stage_id, "partition",
-                  (int)s->partition, "attempt", (int)s->attempt, "jobId", (int)s->job_id, "appId",
-                  s->app_id, "plan", plan, "numInputs", (int)s->n_inputs, "numFuncs",
-                  (int)s->n_funcs, "numReduce", (int)s->num_reduce, "properties",
-                  properties_object(s));
-    if (!h)
-        return EMBER_EINVAL;           /* an application id that is not UTF-8 */
-    broadcasts = json_array();
-    for (size_t i = 0; i < n_loads; i++)
-        json_array_append_new(broadcasts, json_integer((json_int_t)loads[i].id));
-    json_object_set_new(h, "broadcasts", broadcasts);
     worker_objects_plan(t->w, t->slot, s, &t->objects);
     t->input.from_objects = t->objects.from_objects;
-    json_object_set_new(h, "objectInputs", json_incref(t->objects.object_inputs));
-    json_object_set_new(h, "keepInputs", json_incref(t->objects.keep_inputs));
-    json_object_set_new(h, "dropObjects", json_incref(t->objects.drop));
-    json_object_set_new(h, "objectMemoryLimit",
-                        json_integer((json_int_t)worker_memory_soft_share(t->w->memory,
-                                                                          t->w->cores)));
-    json_object_set_new(h, "cacheBlocks", cache_blocks(s));
-    text = json_dumps(h, JSON_COMPACT);
-    t->header_bytes = 4 + strlen(text) + 4 * (s->n_funcs + 1 + n_loads) + s->partitioner.len;
+    ember_buf_init(&header, 0);
+    rc = worker_header_json(s, loads, n_loads, &t->objects,
+                            worker_memory_soft_share(t->w->memory, t->w->cores), &header);
+    if (rc != 0) {
+        ember_buf_free(&header);
+        return rc;
+    }
+    text = (const char *)header.data;
+    text_len = header.len;
+    t->header_bytes = 4 + text_len + 4 * (s->n_funcs + 1 + n_loads) + s->partitioner.len;
     for (size_t i = 0; i < s->n_funcs; i++)
         t->header_bytes += s->funcs[i].len;
     for (size_t i = 0; i < n_loads; i++)
         t->header_bytes += loads[i].value.len;
     if (t->header_bytes <= HELD_HEADER_MAX) {
         /* Small: held, to go with the inputs in one write (see execute). */
-        rc = hold_frame(&t->held, text, strlen(text));
+        rc = hold_frame(&t->held, text, text_len);
         for (size_t i = 0; rc == 0 && i < s->n_funcs; i++)
             rc = hold_frame(&t->held, s->funcs[i].data, s->funcs[i].len);
         if (rc == 0 && s->num_reduce > 0)
             rc = hold_frame(&t->held, s->partitioner.data, s->partitioner.len);
         for (size_t i = 0; rc == 0 && i < n_loads; i++)
             rc = hold_frame(&t->held, loads[i].value.data, loads[i].value.len);
-        free(text);
-        json_decref(h);
+        ember_buf_free(&header);
         return rc;
     }
-    rc = ember_frame_write(t->slot->to_child, text, strlen(text));
-    free(text);
-    json_decref(h);
+    rc = ember_frame_write(t->slot->to_child, text, text_len);
+    ember_buf_free(&header);
     for (size_t i = 0; rc == 0 && i < s->n_funcs; i++)
         rc = ember_frame_write(t->slot->to_child, s->funcs[i].data, s->funcs[i].len);
     if (rc == 0 && s->num_reduce > 0)
@@ -174,7 +140,7 @@ static int hold_inline_inputs(struct task_run *t)
 static int inputs_fit_pipe(const struct task_run *t)
 {
     const Ember__TaskSpec *s = t->spec;
-    int capacity = fcntl(t->slot->to_child, F_GETPIPE_SZ);
+    int capacity = t->slot->pipe_capacity;
     size_t bytes = t->header_bytes;
 
     for (size_t i = 0; i < s->n_inputs; i++) {
@@ -256,19 +222,35 @@ static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
     json_decref(m);
 }
 
+/* Before the task thread blocks reading its pyexec: reports of earlier tasks
+ * that wait for company are sent once due, while the pyexec works. */
+static void report_when_due(void *arg, int fd)
+{
+    struct worker *w = arg;
+    int ms = worker_report_due_in_ms(w);
+    struct pollfd readable = {.fd = fd, .events = POLLIN};
+
+    if (ms < 0)
+        return;
+    if (ms > 0 && poll(&readable, 1, ms) != 0)
+        return;                        /* output first: the reports wait for the next read */
+    worker_report_flush(w, 0);
+}
+
 /* Reads output frames until END or ERROR and the one frame after it. */
 static void collect_output(struct task_run *t)
 {
+    const struct worker_pipe_wait wait = {report_when_due, t->w};
     struct ember_buf frame;
     int32_t marker = 0, trailer_marker = 0;
-    int fd = t->slot->from_child;
+    struct pyexec_slot *slot = t->slot;
     int rc;
 
     ember_buf_init(&frame, 0);
     do {
-        rc = ember_frame_read(fd, &frame, &marker);
+        rc = worker_pipe_read_frame(slot, &frame, &marker, &wait);
         if (rc == 0 && marker == EMBER_FRAME_CACHE) {
-            rc = ember_frame_read(fd, &frame, &marker);
+            rc = worker_pipe_read_frame(slot, &frame, &marker, &wait);
             if (rc == 0)
                 rc = marker == 0 ? route_cache_frame(t, &frame) : EMBER_EIO;
             continue;
@@ -278,7 +260,7 @@ static void collect_output(struct task_run *t)
     } while (rc == 0 && marker == 0);
     /* END is followed by the metrics frame, ERROR by the traceback. */
     if (rc == 0)
-        rc = ember_frame_read(fd, &frame, &trailer_marker);
+        rc = worker_pipe_read_frame(slot, &frame, &trailer_marker, &wait);
     if (rc != 0 || trailer_marker != 0)
         t->pyexec_lost = 1;
     else if (marker == EMBER_FRAME_END)
@@ -287,6 +269,9 @@ static void collect_output(struct task_run *t)
         t->error = ember_xasprintf("%.*s", (int)frame.len, (const char *)frame.data);
     ember_buf_free(&frame);
 }
+
+/* Storing more than this may take a while: reports waiting for company go first. */
+#define LONG_STORE_BYTES (1 << 20)
 
 /* A map task's buckets go out as one block, reduce partitions one after
  * another (their lengths travel in the report); a result task's as one. */
@@ -309,6 +294,8 @@ static void store_outputs(struct task_run *t)
         free(id);
         return;
     }
+    /* Earlier tasks' reports do not wait for a long store; a short one sends them when due. */
+    worker_report_flush(t->w, t->output_bytes > LONG_STORE_BYTES);
     if (worker_store_block(t->w, t->w->block_addr, id, EMBER__BLOCK_STORAGE__PINNED, t->buckets,
                            t->n_buckets, &t->error) != 0) {
         t->worker_fault = 1;
@@ -324,6 +311,11 @@ static void store_caches(struct task_run *t)
 
     t->cached = ember_xcalloc(s->n_cache_writes + 1, sizeof(*t->cached));
     t->stored = ember_xcalloc(s->n_cache_writes + 1, 1);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < s->n_cache_writes; i++)
+        bytes += t->caches[i].len;
+    if (s->n_cache_writes)
+        worker_report_flush(t->w, bytes > LONG_STORE_BYTES);
     for (size_t i = 0; i < s->n_cache_writes && !t->error; i++) {
         const Ember__CacheWrite *cw = s->cache_writes[i];
         Ember__CachedBlock *cb = &t->cached[t->n_cached];
@@ -392,9 +384,7 @@ static void report(struct task_run *t, uint64_t duration_ms)
         rep.partition_lengths = t->partition_lengths;
         rep.n_partition_lengths = t->n_buckets;
     }
-    if (worker_report_send(t->w, &rep) != 0)
-        ember_log_warn("task=%llu could not report to master %s", (unsigned long long)s->task_id,
-                       t->w->master_addr);
+    worker_report_post(t->w, &rep);
     free(rep.cached);
 }
 
@@ -447,16 +437,55 @@ static void execute(struct task_run *t)
     }
 }
 
-static void task_main(void *arg)
+/* Whether the task calls other daemons before its pyexec's output is read
+ * (broadcasts, block inputs): then reports waiting for company go first. */
+static int calls_out_first(const Ember__TaskSpec *s)
 {
-    struct task_run *t = arg;
+    if (s->n_broadcasts)
+        return 1;
+    for (size_t i = 0; i < s->n_inputs; i++)
+        if (s->inputs[i]->kind != EMBER__TASK_INPUT__KIND__DATA)
+            return 1;
+    return 0;
+}
+
+static void task_free(struct task_run *t)
+{
+    for (size_t i = 0; i < t->n_buckets; i++)
+        ember_buf_free(&t->buckets[i]);
+    free(t->buckets);
+    for (size_t i = 0; i < t->spec->n_cache_writes; i++)
+        ember_buf_free(&t->caches[i]);
+    free(t->caches);
+    for (size_t i = 0; i < t->n_cached; i++)
+        free(t->cached[i].locations);
+    free(t->cached);
+    free(t->partition_lengths);
+    free(t->accumulators);
+    worker_object_plan_free(&t->objects);
+    json_decref(t->reported_objects);
+    free(t->stored);
+    ember_buf_free(&t->held);
+    free(t->error);
+    free(t->input.error);
+    free(t->input.missing_block);
+    ember__task_spec__free_unpacked(t->spec, NULL);
+    free(t);
+}
+
+/* Runs the attempt on the calling thread, posts its report (not sent yet)
+ * and frees t. 1 when it failed. */
+static int run_task(struct task_run *t)
+{
     Ember__TaskSpec *s = t->spec;
     uint64_t started;
-    int killed = 0;
+    int killed = 0, failed;
 
     ember_log_debug("app=%s job=%u stage=%u task=%llu partition=%u attempt=%u starting", s->app_id,
                     s->job_id, s->stage_id, (unsigned long long)s->task_id, s->partition,
                     s->attempt);
+    if (calls_out_first(s))
+        worker_report_flush(t->w, 1);
     /* A task launched ahead waits here for its slot; its run time starts now. */
     t->slot = worker_pool_acquire_unless_killed(t->w->pool, s->task_id, worker_objects_score, s,
                                                 &killed);
@@ -483,35 +512,108 @@ static void task_main(void *arg)
                        s->job_id, s->stage_id, (unsigned long long)s->task_id, s->partition,
                        t->error);
     report(t, ember_monotonic_ms() - started);
-    for (size_t i = 0; i < t->n_buckets; i++)
-        ember_buf_free(&t->buckets[i]);
-    free(t->buckets);
-    for (size_t i = 0; i < s->n_cache_writes; i++)
-        ember_buf_free(&t->caches[i]);
-    free(t->caches);
-    for (size_t i = 0; i < t->n_cached; i++)
-        free(t->cached[i].locations);
-    free(t->cached);
-    free(t->partition_lengths);
-    free(t->accumulators);
-    worker_object_plan_free(&t->objects);
-    json_decref(t->reported_objects);
-    free(t->stored);
-    ember_buf_free(&t->held);
-    free(t->error);
-    free(t->input.error);
-    free(t->input.missing_block);
-    ember__task_spec__free_unpacked(s, NULL);
-    pthread_mutex_lock(&t->w->lock);
-    if (--t->w->running_tasks == 0)
-        pthread_cond_broadcast(&t->w->idle);
-    pthread_mutex_unlock(&t->w->lock);
-    free(t);
+    failed = t->error != NULL;
+    task_free(t);
+    return failed;
 }
 
-void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
+/* Counted from worker_task_start until its report was posted and, for the
+ * last task of a runner, sent: worker_wait_idle then finds no call on its way. */
+static void task_finished(struct worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (--w->running_tasks == 0)
+        pthread_cond_broadcast(&w->idle);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The first task waiting for a runner, or NULL: then the caller stops being one. */
+static struct task_run *next_queued(struct worker *w)
+{
+    struct task_run *t;
+
+    pthread_mutex_lock(&w->queue_lock);
+    t = w->queue_head;
+    if (t) {
+        w->queue_head = t->next;
+        if (!w->queue_head)
+            w->queue_tail = NULL;
+    } else {
+        w->runners--;
+    }
+    pthread_mutex_unlock(&w->queue_lock);
+    return t;
+}
+
+/* A runner runs its task, then the queued ones in launch order, each right
+ * after the one before on the slot it frees: a task launched ahead costs no
+ * thread wakeup. A report waits for company while the next task runs (at
+ * most about 1 ms), and goes at once when there is no next task or the task
+ * failed. */
+static void runner_main(void *arg)
+{
+    struct task_run *t = arg;
+    struct worker *w = t->w;
+
+    while (t) {
+        int failed = run_task(t);
+        struct task_run *next = next_queued(w);
+        if (!next || failed)
+            worker_report_flush(w, 1);
+        task_finished(w);
+        t = next;
+    }
+}
+
+/* A runner on a server thread, after the LaunchTask call that started it. */
+static void inline_runner_main(void *arg)
+{
+    struct worker *w = ((struct task_run *)arg)->w;
+
+    runner_main(arg);
+    pthread_mutex_lock(&w->queue_lock);
+    w->inline_runners--;
+    pthread_mutex_unlock(&w->queue_lock);
+}
+
+/* A task killed while queued: it ends at once ("killed before it started"). */
+static void unqueued_main(void *arg)
+{
+    struct task_run *t = arg;
+    struct worker *w = t->w;
+
+    run_task(t);
+    worker_report_flush(w, 1);
+    task_finished(w);
+}
+
+void worker_task_unqueue(struct worker *w, uint64_t task_id)
+{
+    struct task_run *found = NULL, *prev = NULL;
+
+    if (task_id == 0)
+        return;
+    pthread_mutex_lock(&w->queue_lock);
+    for (struct task_run *t = w->queue_head; t && !found; prev = t, t = t->next) {
+        if (t->spec->task_id != task_id)
+            continue;
+        found = t;
+        if (prev)
+            prev->next = t->next;
+        else
+            w->queue_head = t->next;
+        if (w->queue_tail == t)
+            w->queue_tail = prev;
+    }
+    pthread_mutex_unlock(&w->queue_lock);
+    if (found)
+        worker_thread_run(unqueued_main, found);
+}
+
+void worker_task_start(struct worker *w, Ember__TaskSpec *spec, ember_rpc_ctx **call)
 {
     struct task_run *t = ember_xcalloc(1, sizeof(*t));
+    int new_runner = 0, on_call = 0;
 
     t->w = w;
     t->spec = spec;
@@ -527,7 +629,25 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec)
     w->running_tasks++;
     pthread_mutex_unlock(&w->lock);
     worker_pool_enqueue(w->pool, spec->task_id);
-    worker_thread_run(task_main, t);
+    pthread_mutex_lock(&w->queue_lock);
+    if (w->runners < w->cores) {
+        w->runners++;
+        new_runner = 1;
+        on_call = call && *call && w->inline_runners < WORKER_INLINE_RUNNERS;
+        w->inline_runners += on_call;
+    } else if (w->queue_tail) {
+        w->queue_tail->next = t;
+        w->queue_tail = t;
+    } else {
+        w->queue_head = w->queue_tail = t;
+    }
+    pthread_mutex_unlock(&w->queue_lock);
+    if (on_call) {
+        ember_rpc_after_reply(*call, inline_runner_main, t);
+        *call = NULL;
+    } else if (new_runner) {
+        worker_thread_run(runner_main, t);
+    }
 }
 
 void worker_wait_idle(struct worker *w)

@@ -1,8 +1,7 @@
-/* Detached threads kept for reuse: a task's thread, once its task is done,
- * waits a while for the next task instead of exiting, so a stage of many short
- * tasks does not pay a clone and an exit (plus the new stack's page faults) per
- * task. As before every task still gets a thread of its own at once (one
- * waiting for its slot never holds up another), only the thread may be an old one. */
+/* Detached threads kept for reuse: a runner's thread (worker_task.c), once
+ * no task is left for it, waits a while for the next runner to start instead
+ * of exiting, so bursts of short tasks do not pay a clone and an exit (plus
+ * the new stack's page faults) each. */
 #include "worker.h"
 
 #include <errno.h>
