@@ -59,7 +59,7 @@ int ember_frame_write_marker(int fd, int32_t marker)
 
 /* Reads len bytes into buf, growing it as they arrive: a header that promises
  * a gigabyte costs memory only once the bytes come. */
-static int read_payload(int fd, struct ember_buf *buf, size_t len)
+static int read_payload(ember_read_fn read_full, void *src, struct ember_buf *buf, size_t len)
 {
     size_t got = 0;
 
@@ -71,20 +71,21 @@ static int read_payload(int fd, struct ember_buf *buf, size_t len)
             buf->data = ember_xrealloc(buf->data, want);
             buf->alloc = want;
         }
-        if (ember_read_full(fd, buf->data + got, step) != 0)
+        if (read_full(src, buf->data + got, step) != 0)
             return EMBER_EIO;
         got += step;
     }
     return 0;
 }
 
-int ember_frame_read(int fd, struct ember_buf *buf, int32_t *marker)
+int ember_frame_read_from(ember_read_fn read_full, void *src, struct ember_buf *buf,
+                          int32_t *marker)
 {
     uint32_t be;
     int32_t len;
     int rc;
 
-    rc = ember_read_full(fd, &be, 4);
+    rc = read_full(src, &be, 4);
     if (rc != 0)
         return rc;
     len = (int32_t)ntohl(be);
@@ -99,10 +100,20 @@ int ember_frame_read(int fd, struct ember_buf *buf, int32_t *marker)
     buf->len = 0;
     if (buf->cap && (size_t)len > buf->cap)
         return EMBER_ETOOBIG;
-    rc = read_payload(fd, buf, (size_t)len);
+    rc = read_payload(read_full, src, buf, (size_t)len);
     if (rc != 0)
         return rc;
     buf->len = (size_t)len;
     *marker = 0;
     return 0;
+}
+
+static int read_fd(void *src, void *p, size_t n)
+{
+    return ember_read_full(*(int *)src, p, n);
+}
+
+int ember_frame_read(int fd, struct ember_buf *buf, int32_t *marker)
+{
+    return ember_frame_read_from(read_fd, &fd, buf, marker);
 }

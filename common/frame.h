@@ -22,6 +22,11 @@ int ember_frame_write_marker(int fd, int32_t marker) EMBER_MUST_CHECK;
  * a marker sets *marker (buf untouched). EMBER_EEOF on a clean EOF before the
  * header, EMBER_EIO on a short read or an invalid length. */
 int ember_frame_read(int fd, struct ember_buf *buf, int32_t *marker) EMBER_MUST_CHECK;
+/* Reads exactly n bytes from src: 0, EMBER_EEOF if nothing came, EMBER_EIO otherwise. */
+typedef int (*ember_read_fn)(void *src, void *p, size_t n);
+/* ember_frame_read from any byte source (the worker's buffered pyexec pipe). */
+int ember_frame_read_from(ember_read_fn read_full, void *src, struct ember_buf *buf,
+                          int32_t *marker) EMBER_MUST_CHECK;
 /* Writes all n bytes, retrying on EINTR. */
 int ember_write_full(int fd, const void *p, size_t n) EMBER_MUST_CHECK;
 /* Reads exactly n bytes: 0, EMBER_EEOF if nothing came, EMBER_EIO otherwise. */

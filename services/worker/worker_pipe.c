@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include "worker.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,6 @@
 #include "frame.h"
 
 #define PIPE_BUFFER (64 * 1024)
-#define FRAME_STEP (1 << 20)           /* bytes read before the frame's buffer grows again */
 
 void worker_pipe_reset(struct pyexec_slot *s)
 {
@@ -81,53 +79,20 @@ static int take(struct pyexec_slot *s, uint8_t *p, size_t n, const struct worker
     return 0;
 }
 
-/* The payload: what the buffer holds first, then the rest, growing buf as the
- * bytes arrive (a header that promises a gigabyte costs memory only then). */
-static int take_payload(struct pyexec_slot *s, struct ember_buf *buf, size_t len,
-                        const struct worker_pipe_wait *wait)
-{
-    size_t got = 0;
+struct pipe_source {
+    struct pyexec_slot *slot;
+    const struct worker_pipe_wait *wait;
+};
 
-    while (got < len) {
-        size_t step = len - got < FRAME_STEP ? len - got : FRAME_STEP;
-        if (got + step > buf->alloc) {
-            size_t want = buf->alloc * 2 > got + step ? buf->alloc * 2 : got + step;
-            want = want < len ? want : len;
-            buf->data = ember_xrealloc(buf->data, want);
-            buf->alloc = want;
-        }
-        if (take(s, buf->data + got, step, wait) != 0)
-            return EMBER_EIO;
-        got += step;
-    }
-    return 0;
+static int take_from(void *src, void *p, size_t n)
+{
+    struct pipe_source *from = src;
+    return take(from->slot, p, n, from->wait);
 }
 
 int worker_pipe_read_frame(struct pyexec_slot *s, struct ember_buf *buf, int32_t *marker,
                            const struct worker_pipe_wait *wait)
 {
-    uint32_t be;
-    int32_t len;
-    int rc = take(s, (uint8_t *)&be, 4, wait);
-
-    if (rc != 0)
-        return rc;
-    len = (int32_t)ntohl(be);
-    if (len < 0) {
-        if (len != EMBER_FRAME_END && len != EMBER_FRAME_ERROR && len != EMBER_FRAME_CACHE)
-            return EMBER_EIO;
-        *marker = len;
-        return 0;
-    }
-    if (len > EMBER_FRAME_MAX)
-        return EMBER_EIO;
-    buf->len = 0;
-    if (buf->cap && (size_t)len > buf->cap)
-        return EMBER_ETOOBIG;
-    rc = take_payload(s, buf, (size_t)len, wait);
-    if (rc != 0)
-        return rc;
-    buf->len = (size_t)len;
-    *marker = 0;
-    return 0;
+    struct pipe_source from = {s, wait};
+    return ember_frame_read_from(take_from, &from, buf, marker);
 }
