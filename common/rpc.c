@@ -150,6 +150,7 @@ struct ember_rpc_ctx {
   grpc_byte_buffer *reply;
   void (*after)(void *);   /* ember_rpc_after_reply */
   void *after_arg;
+  int finished;            /* ember_rpc_reply_now sent the reply and status */
 };
 
 /* TLS when this process has a certificate (security.h), else plain HTTP/2. */
@@ -285,10 +286,11 @@ static void release_slot_state(ember_rpc_server *s, slot_t *c, int reuse) {
   if (c->call_cq) destroy_pluck_cq(c->call_cq);
 }
 
-static void finish(ember_rpc_ctx *ctx, grpc_status_code st) {
+/* 1 when the reply and status went out and the peer did not cancel. */
+static int finish(ember_rpc_ctx *ctx, grpc_status_code st) {
   grpc_op ops[4];
   size_t n = 0;
-  int cancelled = 0;
+  int cancelled = 0, ok;
   grpc_slice details = grpc_slice_from_copied_string(ctx->details ? ctx->details : "");
   memset(ops, 0, sizeof ops);
   if (!ctx->sent_md) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -301,10 +303,14 @@ static void finish(ember_rpc_ctx *ctx, grpc_status_code st) {
   ops[n++].data.send_status_from_server.status_details = &details;
   ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   ops[n++].data.recv_close_on_server.cancelled = &cancelled;
-  run_batch(ctx->call, ctx->cq, ops, n);
+  ok = run_batch(ctx->call, ctx->cq, ops, n);
   grpc_slice_unref(details);
   if (ctx->reply) grpc_byte_buffer_destroy(ctx->reply);
+  ctx->reply = NULL;
   free(ctx->details);
+  ctx->details = NULL;
+  ctx->finished = 1;
+  return ok && !cancelled;
 }
 
 /* Unpacks the request, runs the handler and checks its replies. */
@@ -347,8 +353,8 @@ static int payload_slice(grpc_byte_buffer *bb, grpc_slice *out) {
 /* Serves the call; *after is what ember_rpc_after_reply asked to run once
  * the call's resources are released. */
 static void handle(slot_t *c, void (**after)(void *), void **after_arg) {
-  ember_rpc_ctx ctx = {c->call, c->call_cq, c->deadline, 0, 0, 0, NULL,
-                       c->m && c->m->impl.kind == EMBER_RPC_UNARY, NULL, NULL, NULL};
+  ember_rpc_ctx ctx = {.call = c->call, .cq = c->call_cq, .deadline = c->deadline,
+                       .unary = c->m && c->m->impl.kind == EMBER_RPC_UNARY};
   grpc_status_code st;
   if (!call_authorized(&c->md)) {
     log_refused(c);
@@ -376,7 +382,10 @@ static void handle(slot_t *c, void (**after)(void *), void **after_arg) {
       grpc_slice_unref(all);
     }
   }
-  finish(&ctx, st);
+  if (!ctx.finished)
+    finish(&ctx, st);
+  else if (st != GRPC_STATUS_OK)
+    ember_log_error("%s: the handler failed after it replied", c->m->path);
   *after = ctx.after;
   *after_arg = ctx.after_arg;
 }
@@ -390,8 +399,7 @@ const char *ember_rpc_server_method_name(const ember_rpc_server *s, size_t index
 grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, const uint8_t *data,
                                          size_t len, char **details) {
   /* No call: ember_rpc_send packs and counts; the deadline never comes. */
-  ember_rpc_ctx ctx = {NULL, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), 0, 0, 0, NULL, 0, NULL,
-                       NULL, NULL};
+  ember_rpc_ctx ctx = {.deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC)};
   grpc_status_code st;
   if (index >= s->nmethods) return GRPC_STATUS_UNIMPLEMENTED;
   st = run_method(&ctx, &s->methods[index], data, len);
@@ -477,6 +485,16 @@ int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg) {
   if (!ok) { ctx->dead = 1; return -1; } /* cancelled, deadline, peer gone */
   ctx->nsent++;
   return 0;
+}
+
+int ember_rpc_reply_now(ember_rpc_ctx *ctx) {
+  if (ctx->finished || ctx->nsent != 1) return 0;
+  if (!ctx->call) { /* ember_rpc_server_invoke: nothing to send */
+    ctx->finished = 1;
+    return 1;
+  }
+  if (!ctx->unary) return 0;
+  return finish(ctx, GRPC_STATUS_OK);
 }
 
 void ember_rpc_after_reply(ember_rpc_ctx *ctx, void (*fn)(void *), void *arg) {

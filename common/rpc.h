@@ -60,6 +60,12 @@ grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, cons
 /* 0 ok, -1 dead. A unary reply is only packed here: it goes out with the
  * status, in one batch, when the handler returns (one write, one wait). */
 int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg);
+/* A unary handler that has given its reply to ember_rpc_send may have it
+ * sent now, with an OK status, and go on working (the call has ended; the
+ * handler must then return GRPC_STATUS_OK and send nothing more). 1 when the
+ * reply went out and the peer did not cancel the call (a cancelled or broken
+ * call may or may not have delivered it), else 0. */
+int ember_rpc_reply_now(ember_rpc_ctx *ctx);
 /* fn(arg) runs on the server thread once the call has ended (its status
  * sent), whatever the handler returned: work the caller need not wait for,
  * without waking another thread. The thread serves no call meanwhile. */

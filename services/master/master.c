@@ -18,6 +18,9 @@ const struct ember_option master_options[] = {
      "file of applications, jobs and stages kept across restarts (the UI's history)"},
     {"locality-wait-ms", "EMBER_LOCALITY_WAIT_MS", "1000",
      "how long a task waits for a slot where its cached input is (spark.locality.wait)"},
+    {"launch-report-wait-ms", "EMBER_LAUNCH_REPORT_WAIT_MS", "5",
+     "how long a worker may hold its answer to a launch made by SubmitJobAndWait for the "
+     "report of a task it started at once (saves the task's ReportTask call; 0: off)"},
     {"driver-log-bytes", "EMBER_DRIVER_LOG_BYTES", "4194304",
      "bytes of each cluster-mode driver's stdout and stderr kept (the last ones)"},
     {"retained-drivers", "EMBER_RETAINED_DRIVERS", "100",
@@ -50,6 +53,11 @@ static int read_options(struct master *m)
     if (ember_daemon_opt_int(m->daemon, "locality-wait-ms", &m->locality_wait_ms) != 0
         || m->locality_wait_ms < 0) {
         ember_log_error("--locality-wait-ms must be a whole number of at least 0");
+        return EMBER_EINVAL;
+    }
+    if (ember_daemon_opt_int(m->daemon, "launch-report-wait-ms", &m->launch_report_wait_ms) != 0
+        || m->launch_report_wait_ms < 0 || m->launch_report_wait_ms > 100) {
+        ember_log_error("--launch-report-wait-ms must be a whole number from 0 to 100");
         return EMBER_EINVAL;
     }
     if (ember_daemon_opt_int(m->daemon, "driver-log-bytes", &m->driver_log_bytes) != 0

@@ -217,6 +217,7 @@ struct master {
     struct ptr_array nodes_by_gid;
     struct ptr_array retired_channels;   /* replaced worker channels, destroyed at exit */
     int64_t locality_wait_ms;
+    int64_t launch_report_wait_ms;   /* --launch-report-wait-ms: SubmitJobAndWait's launches */
     /* Ids continue after what the journal recorded; task ids start from the
      * clock so a report from a task of an earlier master matches nothing. */
     uint32_t job_base, stage_base, gid_base;
@@ -308,7 +309,11 @@ void *master_scheduler_main(void *arg);
  * send; else wakes the scheduler. Send them with master_send_launches once the
  * lock is released (it frees the array, empty or not). */
 void master_schedule_soon(struct master *m, struct ptr_array *launches);
-void master_send_launches(struct master *m, struct ptr_array *launches);
+/* report_wait_ms > 0 (only a caller that waits for the job anyway: the
+ * scheduler thread must never wait) asks each worker to hold its reply that
+ * long for the report of a task it starts at once (TaskSpecs.report_wait_ms);
+ * reports in replies are applied with master_task_report. */
+void master_send_launches(struct master *m, struct ptr_array *launches, uint32_t report_wait_ms);
 void master_task_report(struct master *m, const Ember__TaskReport *rep);
 /* A worker stopped heartbeating: its running tasks go back to pending. */
 void master_worker_lost(struct master *m, struct worker_info *w);

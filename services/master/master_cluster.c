@@ -347,7 +347,7 @@ static grpc_status_code handle_submit(ember_rpc_ctx *ctx, const ProtobufCMessage
     if (rc == 0)
         master_schedule_soon(m, &launches);
     pthread_mutex_unlock(&m->lock);
-    master_send_launches(m, &launches);
+    master_send_launches(m, &launches, 0);   /* the driver waits for this answer */
     if (rc != 0) {
         ember_rpc_set_details(ctx, error);
         free(error);
@@ -555,10 +555,12 @@ static grpc_status_code handle_submit_and_wait(ember_rpc_ctx *ctx, const Protobu
         free(error);
         return GRPC_STATUS_INVALID_ARGUMENT;
     }
-    /* As handle_submit: launched from here when the scheduler is idle. */
+    /* As handle_submit: launched from here when the scheduler is idle. This
+     * thread waits for the job next, so it may as well wait a little for the
+     * launch replies to bring the reports of short tasks (no ReportTask call). */
     master_schedule_soon(m, &launches);
     pthread_mutex_unlock(&m->lock);
-    master_send_launches(m, &launches);
+    master_send_launches(m, &launches, req->wait_ms ? (uint32_t)m->launch_report_wait_ms : 0);
     pthread_mutex_lock(&m->lock);
     j = find_job(m, req->app_id, job_id);
     if (j && j->status == JOB_RUNNING && req->wait_ms && m->job_waiters < MAX_JOB_WAITERS)

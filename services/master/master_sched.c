@@ -260,27 +260,49 @@ static void task_not_launched(struct master *m, uint64_t task_id, const char *wh
         w->launch_backoff_until_ms = ember_monotonic_ms() + 1000;
 }
 
-/* One call per worker: LaunchTask for a lone task, LaunchTasks for several
- * (a refusal fails every task of the batch). The calls to different workers
- * are made at once: a two-task job on two workers used to wait for the first
- * worker's answer before the second was asked. */
-/* Appends `TaskSpecs.tasks` (field 1, length-delimited) holding one packed spec. */
-static void append_spec_field(struct ember_buf *out, const struct launch *l)
+/* Appends a field's tag and a varint (a length or a value). */
+static void append_varint_field(struct ember_buf *out, uint8_t tag, uint64_t value)
 {
     uint8_t head[11];
     size_t n = 0;
-    uint64_t len = l->spec_len;
 
-    head[n++] = (1 << 3) | 2;
+    head[n++] = tag;
     do {
-        head[n++] = (uint8_t)((len & 0x7f) | (len >= 0x80 ? 0x80 : 0));
-        len >>= 7;
-    } while (len);
-    if (ember_buf_append(out, head, n) != 0 || ember_buf_append(out, l->spec, l->spec_len) != 0)
+        head[n++] = (uint8_t)((value & 0x7f) | (value >= 0x80 ? 0x80 : 0));
+        value >>= 7;
+    } while (value);
+    if (ember_buf_append(out, head, n) != 0)
         abort();                       /* no cap: cannot fail */
 }
 
-static void send_launches(struct master *m, struct ptr_array *launches)
+/* Appends `TaskSpecs.tasks` (field 1, length-delimited) holding one packed spec. */
+static void append_spec_field(struct ember_buf *out, const struct launch *l)
+{
+    append_varint_field(out, (1 << 3) | 2, l->spec_len);
+    if (ember_buf_append(out, l->spec, l->spec_len) != 0)
+        abort();
+}
+
+/* Reports a worker sent in its LaunchTasks reply, applied as ReportTasks' are. */
+static void launch_reply_reports(struct master *m, const ProtobufCMessage *reply)
+{
+    const Ember__TaskReports *reports = (const Ember__TaskReports *)reply;
+
+    for (size_t i = 0; reply && i < reports->n_reports; i++) {
+        ember_log_debug("task=%llu reported in its launch reply",
+                        (unsigned long long)reports->reports[i]->task_id);
+        master_task_report(m, reports->reports[i]);
+    }
+}
+
+/* One call per worker: LaunchTask for a lone task, LaunchTasks for several
+ * (a refusal fails every task of the batch). The calls to different workers
+ * are made at once: a two-task job on two workers used to wait for the first
+ * worker's answer before the second was asked. With report_wait_ms (a caller
+ * that waits for the job anyway, never the scheduler thread), every call is a
+ * LaunchTasks asking the worker to hold its reply that long for the report of
+ * the task it starts at once: a short task then needs no ReportTask call. */
+static void send_launches(struct master *m, struct ptr_array *launches, uint32_t report_wait_ms)
 {
     struct launch **order = ember_xcalloc(launches->n + 1, sizeof(*order));
     size_t *first_of = ember_xcalloc(launches->n + 1, sizeof(*first_of));
@@ -303,20 +325,25 @@ static void send_launches(struct master *m, struct ptr_array *launches)
             }
         }
         count_of[n_calls] = n_order - first_of[n_calls];
+        int batch = count_of[n_calls] > 1 || report_wait_ms;
         ember_buf_init(&specs[n_calls], 0);
-        if (count_of[n_calls] > 1)
+        if (batch)
             for (size_t k = 0; k < count_of[n_calls]; k++)
                 append_spec_field(&specs[n_calls], order[first_of[n_calls] + k]);
+        if (report_wait_ms)           /* TaskSpecs.report_wait_ms, field 2 */
+            append_varint_field(&specs[n_calls], 2 << 3, report_wait_ms);
         calls[n_calls].ch = first->channel;
         calls[n_calls].svc = &ember__worker__descriptor;
-        calls[n_calls].method = count_of[n_calls] == 1 ? "LaunchTask" : "LaunchTasks";
-        calls[n_calls].raw = count_of[n_calls] == 1 ? first->spec : specs[n_calls].data;
-        calls[n_calls].raw_len = count_of[n_calls] == 1 ? first->spec_len : specs[n_calls].len;
+        calls[n_calls].method = batch ? "LaunchTasks" : "LaunchTask";
+        calls[n_calls].raw = batch ? specs[n_calls].data : first->spec;
+        calls[n_calls].raw_len = batch ? specs[n_calls].len : first->spec_len;
         n_calls++;
     }
     ember_rpc_unary_many(calls, n_calls, 5000);
     for (size_t c = 0; c < n_calls; c++) {
         const char *details = calls[c].details;
+        if (calls[c].status == GRPC_STATUS_OK && strcmp(calls[c].method, "LaunchTasks") == 0)
+            launch_reply_reports(m, calls[c].reply);
         if (calls[c].reply)
             protobuf_c_message_free_unpacked(calls[c].reply, NULL);
         ember_buf_free(&specs[c]);
@@ -385,7 +412,7 @@ void *master_scheduler_main(void *arg)
             m->sched_idle = 0;
         }
         pthread_mutex_unlock(&m->lock);
-        send_launches(m, &launches);
+        send_launches(m, &launches, 0);  /* this thread never waits for reports */
         send_kills(&kills);
     }
     free(launches.items);
@@ -400,10 +427,10 @@ void master_schedule_soon(struct master *m, struct ptr_array *launches)
         pthread_cond_broadcast(&m->work);
 }
 
-void master_send_launches(struct master *m, struct ptr_array *launches)
+void master_send_launches(struct master *m, struct ptr_array *launches, uint32_t report_wait_ms)
 {
     if (launches->n)
-        send_launches(m, launches);
+        send_launches(m, launches, report_wait_ms);
     free(launches->items);
     memset(launches, 0, sizeof(*launches));
 }

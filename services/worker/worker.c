@@ -127,7 +127,7 @@ static grpc_status_code check_launch(ember_rpc_ctx *ctx, struct worker *w,
 }
 
 /* The request is freed when the handler returns: the task keeps its own copy. */
-static void start_copy(struct worker *w, const Ember__TaskSpec *spec, ember_rpc_ctx **call)
+static void start_copy(struct worker *w, const Ember__TaskSpec *spec, struct launch_call *call)
 {
     size_t n = protobuf_c_message_get_packed_size(&spec->base);
     uint8_t *copy = ember_xmalloc(n);
@@ -141,7 +141,7 @@ static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage
 {
     struct worker *w = user;
     Ember__Ack ack = EMBER__ACK__INIT;
-    ember_rpc_ctx *call = ctx;         /* a new runner may be this thread, after the call */
+    struct launch_call call = {.ctx = ctx};  /* a new runner may be this thread, after the call */
     grpc_status_code st = check_launch(ctx, w, (const Ember__TaskSpec *)msg);
 
     if (st != GRPC_STATUS_OK)
@@ -152,15 +152,18 @@ static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage
 }
 
 /* Every task is checked before any starts: the master learns of a refusal
- * for the whole batch and fails each of its tasks. */
+ * for the whole batch and fails each of its tasks. With report_wait_ms, the
+ * task started on this thread may be reported in the reply (worker_task_reply). */
 static grpc_status_code handle_launch_batch(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
                                             void *user)
 {
     const Ember__TaskSpecs *batch = (const Ember__TaskSpecs *)msg;
     struct worker *w = user;
-    Ember__Ack ack = EMBER__ACK__INIT;
-    ember_rpc_ctx *call = ctx;         /* a new runner may be this thread, after the call */
+    struct launch_call call = {.ctx = ctx};
 
+    call.report_wait_ms = batch->report_wait_ms < WORKER_MAX_REPORT_WAIT_MS
+                              ? batch->report_wait_ms
+                              : WORKER_MAX_REPORT_WAIT_MS;
     for (size_t i = 0; i < batch->n_tasks; i++) {
         grpc_status_code st = check_launch(ctx, w, batch->tasks[i]);
         if (st != GRPC_STATUS_OK)
@@ -168,7 +171,7 @@ static grpc_status_code handle_launch_batch(ember_rpc_ctx *ctx, const ProtobufCM
     }
     for (size_t i = 0; i < batch->n_tasks; i++)
         start_copy(w, batch->tasks[i], &call);
-    ember_rpc_send(ctx, &ack.base);
+    worker_task_reply(w, &call);
     return GRPC_STATUS_OK;
 }
 

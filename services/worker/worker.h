@@ -203,13 +203,29 @@ int worker_header_json(const Ember__TaskSpec *s, const struct broadcast_load *lo
                        uint64_t object_memory_limit, struct ember_buf *out) EMBER_MUST_CHECK;
 
 /* ---- worker_task.c ---- */
+/* A LaunchTask(s) call bringing tasks, as worker_task_start sees it. */
+struct launch_call {
+    ember_rpc_ctx *ctx;          /* NULL: none (the task has no call's thread to run on) */
+    uint32_t report_wait_ms;     /* TaskSpecs.report_wait_ms, at most WORKER_MAX_REPORT_WAIT_MS */
+    int thread_taken;            /* a runner was given the call's thread (one per call) */
+    struct task_run *first;      /* with a wait: that runner's task, run by worker_task_reply */
+};
+/* The longest a LaunchTasks reply is held for a report, whatever the master asks. */
+#define WORKER_MAX_REPORT_WAIT_MS 100
 /* Runs the task (takes ownership of spec): on a new runner when fewer than
  * one per core run, else after the tasks launched before it, on the first
  * runner that is done with its task (no thread handoff per task). A new
- * runner is the server thread of *call (the LaunchTask call, or NULL) once
- * the call ended, when that is allowed (*call is then set to NULL: one per
- * call), else a thread of its own. */
-void worker_task_start(struct worker *w, Ember__TaskSpec *spec, ember_rpc_ctx **call);
+ * runner is the server thread of call (when that is allowed: one per call),
+ * once the call ended, or, when the call asked for a report wait, from
+ * worker_task_reply; else a thread of its own. */
+void worker_task_start(struct worker *w, Ember__TaskSpec *spec, struct launch_call *call);
+/* Ends a LaunchTasks call (the handler then returns OK): with call->first,
+ * runs that task on this thread and sends the reply with its report when it
+ * ended within call->report_wait_ms, else, at the deadline or before the task
+ * calls another daemon, without it (the task then goes on and reports as any
+ * other); the runner carries on after the reply. Without, replies at once
+ * with no report. */
+void worker_task_reply(struct worker *w, struct launch_call *call);
 /* A task still waiting for a runner leaves the queue and ends on a thread of
  * its own; call after worker_pool_kill_task recorded its kill. */
 void worker_task_unqueue(struct worker *w, uint64_t task_id);

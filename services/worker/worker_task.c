@@ -14,9 +14,18 @@
 #include "log.h"
 #include "master.pb-c.h"
 
+/* A LaunchTasks reply held for the report of the task run on the call's
+ * thread (worker_task_reply): the master that asked for it waits anyway. */
+struct launch_reply {
+    ember_rpc_ctx *ctx;
+    uint64_t deadline_ms;        /* ember_monotonic_ms() after which it goes without */
+    int sent;
+};
+
 struct task_run {
     struct task_run *next;       /* in the worker's queue of tasks waiting for a runner */
     struct worker *w;
+    struct launch_reply *reply;  /* borrowed: the reply waiting for this task's report, or NULL */
     uint64_t *partition_lengths; /* map tasks: bytes of each reduce partition */
     Ember__TaskSpec *spec;
     struct pyexec_slot *slot;
@@ -222,11 +231,37 @@ static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
     json_decref(m);
 }
 
+/* Sends the held launch reply, with rep (borrowed) or no report. 1 when the
+ * master has it; then rep must not be sent again. */
+static int send_reply(struct task_run *t, const Ember__TaskReport *rep)
+{
+    Ember__TaskReports reports = EMBER__TASK_REPORTS__INIT;
+    Ember__TaskReport *only = (Ember__TaskReport *)rep;
+    ember_rpc_ctx *ctx = t->reply->ctx;
+
+    if (rep) {
+        reports.reports = &only;
+        reports.n_reports = 1;
+    }
+    t->reply->sent = 1;
+    t->reply = NULL;
+    ember_rpc_send(ctx, &reports.base);
+    return ember_rpc_reply_now(ctx);
+}
+
+/* The task will not be reported in its launch reply (out of time, or it is
+ * about to call another daemon, which may take any time): the reply goes
+ * now, and the task reports the usual way. */
+static void reply_without_report(struct task_run *t)
+{
+    if (t->reply)
+        (void)send_reply(t, NULL);
+}
+
 /* Before the task thread blocks reading its pyexec: reports of earlier tasks
  * that wait for company are sent once due, while the pyexec works. */
-static void report_when_due(void *arg, int fd)
+static void report_when_due(struct worker *w, int fd)
 {
-    struct worker *w = arg;
     int ms = worker_report_due_in_ms(w);
     struct pollfd readable = {.fd = fd, .events = POLLIN};
 
@@ -237,10 +272,27 @@ static void report_when_due(void *arg, int fd)
     worker_report_flush(w, 0);
 }
 
+/* Before a read that may block: a held launch reply waits for the pyexec's
+ * output until its deadline, then goes without the report. */
+static void before_read(void *arg, int fd)
+{
+    struct task_run *t = arg;
+
+    if (t->reply) {
+        uint64_t now = ember_monotonic_ms();
+        struct pollfd readable = {.fd = fd, .events = POLLIN};
+        if (now < t->reply->deadline_ms
+            && poll(&readable, 1, (int)(t->reply->deadline_ms - now)) > 0)
+            return;                    /* output (or the end) is there: the reply waits */
+        reply_without_report(t);
+    }
+    report_when_due(t->w, fd);
+}
+
 /* Reads output frames until END or ERROR and the one frame after it. */
 static void collect_output(struct task_run *t)
 {
-    const struct worker_pipe_wait wait = {report_when_due, t->w};
+    const struct worker_pipe_wait wait = {before_read, t};
     struct ember_buf frame;
     int32_t marker = 0, trailer_marker = 0;
     struct pyexec_slot *slot = t->slot;
@@ -295,6 +347,7 @@ static void store_outputs(struct task_run *t)
         return;
     }
     /* Earlier tasks' reports do not wait for a long store; a short one sends them when due. */
+    reply_without_report(t);
     worker_report_flush(t->w, t->output_bytes > LONG_STORE_BYTES);
     if (worker_store_block(t->w, t->w->block_addr, id, EMBER__BLOCK_STORAGE__PINNED, t->buckets,
                            t->n_buckets, &t->error) != 0) {
@@ -314,8 +367,10 @@ static void store_caches(struct task_run *t)
     uint64_t bytes = 0;
     for (size_t i = 0; i < s->n_cache_writes; i++)
         bytes += t->caches[i].len;
-    if (s->n_cache_writes)
+    if (s->n_cache_writes) {
+        reply_without_report(t);
         worker_report_flush(t->w, bytes > LONG_STORE_BYTES);
+    }
     for (size_t i = 0; i < s->n_cache_writes && !t->error; i++) {
         const Ember__CacheWrite *cw = s->cache_writes[i];
         Ember__CachedBlock *cb = &t->cached[t->n_cached];
@@ -384,7 +439,11 @@ static void report(struct task_run *t, uint64_t duration_ms)
         rep.partition_lengths = t->partition_lengths;
         rep.n_partition_lengths = t->n_buckets;
     }
-    worker_report_post(t->w, &rep);
+    if (t->reply && send_reply(t, &rep))
+        ember_log_debug("task=%llu reported in its launch reply", (unsigned long long)rep.task_id);
+    else
+        worker_report_post(t->w, &rep);   /* also when the reply may not have arrived: the
+                                           * master ignores a report of a task it wrote off */
     free(rep.cached);
 }
 
@@ -484,8 +543,10 @@ static int run_task(struct task_run *t)
     ember_log_debug("app=%s job=%u stage=%u task=%llu partition=%u attempt=%u starting", s->app_id,
                     s->job_id, s->stage_id, (unsigned long long)s->task_id, s->partition,
                     s->attempt);
-    if (calls_out_first(s))
+    if (calls_out_first(s)) {
+        reply_without_report(t);
         worker_report_flush(t->w, 1);
+    }
     /* A task launched ahead waits here for its slot; its run time starts now. */
     t->slot = worker_pool_acquire_unless_killed(t->w->pool, s->task_id, worker_objects_score, s,
                                                 &killed);
@@ -610,7 +671,7 @@ void worker_task_unqueue(struct worker *w, uint64_t task_id)
         worker_thread_run(unqueued_main, found);
 }
 
-void worker_task_start(struct worker *w, Ember__TaskSpec *spec, ember_rpc_ctx **call)
+void worker_task_start(struct worker *w, Ember__TaskSpec *spec, struct launch_call *call)
 {
     struct task_run *t = ember_xcalloc(1, sizeof(*t));
     int new_runner = 0, on_call = 0;
@@ -633,7 +694,8 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec, ember_rpc_ctx **
     if (w->runners < w->cores) {
         w->runners++;
         new_runner = 1;
-        on_call = call && *call && w->inline_runners < WORKER_INLINE_RUNNERS;
+        on_call = call && call->ctx && !call->thread_taken
+                  && w->inline_runners < WORKER_INLINE_RUNNERS;
         w->inline_runners += on_call;
     } else if (w->queue_tail) {
         w->queue_tail->next = t;
@@ -643,10 +705,45 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec, ember_rpc_ctx **
     }
     pthread_mutex_unlock(&w->queue_lock);
     if (on_call) {
-        ember_rpc_after_reply(*call, inline_runner_main, t);
-        *call = NULL;
+        call->thread_taken = 1;
+        if (call->report_wait_ms)
+            call->first = t;           /* worker_task_reply runs it before the reply */
+        else
+            ember_rpc_after_reply(call->ctx, inline_runner_main, t);
     } else if (new_runner) {
         worker_thread_run(runner_main, t);
+    }
+}
+
+void worker_task_reply(struct worker *w, struct launch_call *call)
+{
+    struct launch_reply reply = {call->ctx, ember_monotonic_ms() + call->report_wait_ms, 0};
+    struct task_run *t = call->first, *next;
+    int failed;
+
+    if (!t) {
+        Ember__TaskReports none = EMBER__TASK_REPORTS__INIT;
+        ember_rpc_send(call->ctx, &none.base);
+        return;
+    }
+    /* As runner_main's first turn, the reply sent in it (run_task frees t). */
+    t->reply = &reply;
+    failed = run_task(t);
+    if (!reply.sent) {                 /* every path reports; this is a safety net */
+        Ember__TaskReports none = EMBER__TASK_REPORTS__INIT;
+        ember_rpc_send(call->ctx, &none.base);
+        (void)ember_rpc_reply_now(call->ctx);
+    }
+    next = next_queued(w);
+    if (!next || failed)
+        worker_report_flush(w, 1);
+    task_finished(w);
+    if (next) {
+        ember_rpc_after_reply(call->ctx, inline_runner_main, next);
+    } else {
+        pthread_mutex_lock(&w->queue_lock);
+        w->inline_runners--;
+        pthread_mutex_unlock(&w->queue_lock);
     }
 }
 

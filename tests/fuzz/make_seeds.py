@@ -147,6 +147,8 @@ def worker_seeds() -> None:
     write("fuzz_worker", "LaunchTask", bytes([WORKER.index("LaunchTask")]) + task_spec())
     write("fuzz_worker", "LaunchTasks", bytes([WORKER.index("LaunchTasks")])
           + msg((1, task_spec()), (1, task_spec())))
+    write("fuzz_worker", "LaunchTasks-report-wait", bytes([WORKER.index("LaunchTasks")])
+          + msg((1, task_spec()), (1, task_spec()), (2, 5)))
     write("fuzz_worker", "KillTask", bytes([WORKER.index("KillTask")]) + msg((1, 7)))
     write("fuzz_worker", "LaunchDriver", bytes([WORKER.index("LaunchDriver")])
           + msg((1, "driver-fuzz-1"), (2, driver_submission())))

@@ -2,7 +2,8 @@
  * leaves with the call's status (one batch), so what a client sees must stay
  * what it saw when the reply was sent first: the reply with OK, no reply with
  * an error status (also after a reply was sent), INTERNAL for a handler that
- * replies twice; streams still stream. Many sequential and concurrent calls
+ * replies twice; a reply sent early (ember_rpc_reply_now) arrives while its
+ * handler still runs; streams still stream. Many sequential and concurrent calls
  * exercise the reuse of the calls' completion queues; the server then shuts
  * down cleanly (run under ASan by make test-asan). */
 #define _GNU_SOURCE
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "blockd.pb-c.h"
 #include "master.pb-c.h"
@@ -66,6 +68,35 @@ static grpc_status_code reply_then_fail(ember_rpc_ctx *ctx, const ProtobufCMessa
     return GRPC_STATUS_FAILED_PRECONDITION;
 }
 
+/* DriverStatus: replies at once with ember_rpc_reply_now, then goes on until
+ * the client says it has the reply (at most 10 s): the reply must leave before
+ * the handler returns. */
+static pthread_mutex_t early_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t early_changed = PTHREAD_COND_INITIALIZER;
+static int early_received, early_sent_ok = -1, early_handler_returned;
+
+static grpc_status_code reply_early(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
+{
+    Ember__JsonReply reply = EMBER__JSON_REPLY__INIT;
+    struct timespec until;
+    int ok;
+    (void)msg;
+    (void)user;
+    reply.json = "{\"early\":true}";
+    ember_rpc_send(ctx, &reply.base);
+    ok = ember_rpc_reply_now(ctx);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&early_lock);
+    early_sent_ok = ok;
+    while (!early_received && pthread_cond_timedwait(&early_changed, &early_lock, &until) == 0)
+        ;
+    early_handler_returned = 1;
+    pthread_cond_broadcast(&early_changed);
+    pthread_mutex_unlock(&early_lock);
+    return GRPC_STATUS_OK;
+}
+
 /* GetBlock: STREAM_CHUNKS chunks, in order. */
 static grpc_status_code stream_chunks(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
 {
@@ -86,6 +117,7 @@ static const ember_rpc_method_impl master_impls[] = {
     {"Query", EMBER_RPC_UNARY, reply_twice},
     {"CancelJob", EMBER_RPC_UNARY, not_found},
     {"KillDriver", EMBER_RPC_UNARY, reply_then_fail},
+    {"DriverStatus", EMBER_RPC_UNARY, reply_early},
 };
 static const ember_rpc_method_impl blockd_impls[] = {
     {"GetBlock", EMBER_RPC_SERVER_STREAM, stream_chunks},
@@ -221,6 +253,24 @@ int main(void)
     CHECK(st == GRPC_STATUS_FAILED_PRECONDITION && !reply && details
               && strcmp(details, "changed its mind") == 0,
           "reply then error: status %d, details %s", (int)st, details ? details : "(none)");
+    if (reply)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    free(details);
+    reply = NULL;
+    details = NULL;
+
+    st = unary(ch, "DriverStatus", &reply, &details);
+    pthread_mutex_lock(&early_lock);
+    CHECK(st == GRPC_STATUS_OK && reply
+              && strcmp(((Ember__JsonReply *)reply)->json, "{\"early\":true}") == 0,
+          "early reply: status %d", (int)st);
+    CHECK(!early_handler_returned, "the early reply came only when its handler returned");
+    early_received = 1;
+    pthread_cond_broadcast(&early_changed);
+    while (!early_handler_returned)
+        pthread_cond_wait(&early_changed, &early_lock);   /* at most the handler's 10 s */
+    CHECK(early_sent_ok == 1, "ember_rpc_reply_now said %d", early_sent_ok);
+    pthread_mutex_unlock(&early_lock);
     if (reply)
         protobuf_c_message_free_unpacked(reply, NULL);
     free(details);
