@@ -260,6 +260,9 @@ void master_check_liveness(struct master *m);
 /* Handler helpers: a status with its details sentence; a JSON reply (takes value). */
 grpc_status_code master_rpc_fail(ember_rpc_ctx *ctx, grpc_status_code st, const char *why);
 grpc_status_code master_send_json(ember_rpc_ctx *ctx, json_t *value);
+/* The same for JSON already written as text (master_json_text.c); takes
+ * ownership of text->buf. */
+grpc_status_code master_send_text(ember_rpc_ctx *ctx, struct master_text *text);
 
 /* master_driver.c: cluster deploy mode, drivers run on workers */
 struct driver;
