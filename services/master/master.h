@@ -383,6 +383,13 @@ int master_stage_active_tasks(const struct stage *s);
 #define MASTER_MAX_CHAIN 200
 void master_stage_chain(struct ptr_array *chain, struct rdd_node *n);
 
+/* master_json_parse.c: json_loads(text, 0, error), quicker for what drivers
+ * send (jansson still parses, and words the errors of, anything unusual). */
+json_t *master_json_loads(const char *text, json_error_t *error);
+/* Its quick path alone: the subset it takes, or NULL (not an error: jansson
+ * decides). For tests. */
+json_t *master_json_loads_quick(const char *text);
+
 /* master_json_text.c: the same views written straight as compact JSON text,
  * byte for byte what json_dumps(view, JSON_COMPACT) gives for the trees above,
  * without building a tree (the job-end journal line, the job reply). A buffer
