@@ -12,6 +12,8 @@
 
 #define T0 1764118923004ULL            /* 2025-11-26T01:02:03.004 */
 
+static struct ptr_array nodes;         /* every node made, freed at the end */
+
 static struct rdd_node *node(int64_t id, const char *name, enum node_kind kind,
                              struct rdd_node *parent)
 {
@@ -21,6 +23,7 @@ static struct rdd_node *node(int64_t id, const char *name, enum node_kind kind,
     n->name = ember_xstrdup(name);
     n->kind = kind;
     n->num_partitions = 3;
+    ptr_array_push(&nodes, n);
     if (parent) {
         n->parents = ember_xcalloc(1, sizeof(*n->parents));
         n->parents[0] = parent;
@@ -275,6 +278,53 @@ static void check_text_edges(struct master *m, struct app *a)
     master_text_free(&t);
 }
 
+static void free_all(struct master *m, struct app *a)
+{
+    for (size_t i = 0; i < nodes.n; i++) {
+        struct rdd_node *n = nodes.items[i];
+        free(n->name);
+        free(n->parents);
+        free(n->frames_files);
+        free(n);
+    }
+    for (size_t i = 0; i < m->tasks.n; i++) {
+        struct task *t = m->tasks.items[i];
+        free(t->worker_id);
+        free(t->host);
+        free(t->error);
+        free(t);
+    }
+    for (size_t i = 0; i < m->stages.n; i++) {
+        struct stage *s = m->stages.items[i];
+        free(s->partitions);
+        free(s->parts);
+        free(s->tasks.items);
+        free(s->parents.items);
+        free(s->failure);
+        free(s);
+    }
+    for (size_t i = 0; i < m->jobs.n; i++) {
+        struct job *j = m->jobs.items[i];
+        for (uint32_t k = 0; j->results && k < j->result_stage->n_parts; k++) {
+            free(j->results[k].inline_data);
+            free(j->results[k].block_addr);
+        }
+        free(j->results);
+        free(j->description);
+        free(j->call_site);
+        free(j->error);
+        json_decref(j->accumulator_updates);
+        free(j->stages.items);
+        free(j);
+    }
+    free(nodes.items);
+    free(a->jobs.items);
+    free(m->apps.items);
+    free(m->jobs.items);
+    free(m->stages.items);
+    free(m->tasks.items);
+}
+
 int main(void)
 {
     struct master m = {0};
@@ -294,5 +344,6 @@ int main(void)
     check_journal(&m, ok);
     check_journal(&m, failed);
     check_text_edges(&m, &a);
+    free_all(&m, &a);
     return TEST_EXIT();
 }
