@@ -294,15 +294,6 @@ static void free_all(struct master *m, struct app *a)
         free(t->error);
         free(t);
     }
-    for (size_t i = 0; i < m->stages.n; i++) {
-        struct stage *s = m->stages.items[i];
-        free(s->partitions);
-        free(s->parts);
-        free(s->tasks.items);
-        free(s->parents.items);
-        free(s->failure);
-        free(s);
-    }
     for (size_t i = 0; i < m->jobs.n; i++) {
         struct job *j = m->jobs.items[i];
         for (uint32_t k = 0; j->results && k < j->result_stage->n_parts; k++) {
@@ -316,6 +307,15 @@ static void free_all(struct master *m, struct app *a)
         json_decref(j->accumulator_updates);
         free(j->stages.items);
         free(j);
+    }
+    for (size_t i = 0; i < m->stages.n; i++) {
+        struct stage *s = m->stages.items[i];
+        free(s->partitions);
+        free(s->parts);
+        free(s->tasks.items);
+        free(s->parents.items);
+        free(s->failure);
+        free(s);
     }
     free(nodes.items);
     free(a->jobs.items);
