@@ -91,10 +91,10 @@ int main(void)
     struct blockd_info b1 = {.address = "127.0.0.1:7079", .alive = 1};
     struct blockd_info b2 = {.address = "127.0.0.1:7089", .alive = 1};
     struct rdd_node *data = node(1, NODE_DATA, 4, 0, NULL);
-    struct rdd_node *text = node(2, NODE_TEXT, 4, 0, NULL);
+    struct rdd_node *text = node(2, NODE_TEXT, 8, 0, NULL);
     struct rdd_node *map1 = node(3, NODE_MAP, 4, 1, &data);
-    struct rdd_node *u = node(4, NODE_UNION, 8, 2, (struct rdd_node *[]){map1, text});
-    struct rdd_node *map2 = node(5, NODE_MAP, 8, 1, &u);
+    struct rdd_node *u = node(4, NODE_UNION, 12, 2, (struct rdd_node *[]){map1, text});
+    struct rdd_node *map2 = node(5, NODE_MAP, 12, 1, &u);
     struct rdd_node *cat = node(6, NODE_CONCAT, 3, 2, (struct rdd_node *[]){map2, text});
     struct rdd_node *zip = node(7, NODE_CONCAT, 3, 2, (struct rdd_node *[]){map1, data});
     struct rdd_node *map3 = node(8, NODE_MAP, 3, 1, &cat);
@@ -135,7 +135,7 @@ int main(void)
     map2->persisted = 1;
     map2->replication = 2;
     map2->gid = 40;
-    map2->cache = keep(ember_xcalloc(8, sizeof(*map2->cache)));
+    map2->cache = keep(ember_xcalloc(12, sizeof(*map2->cache)));
     ptr_array_push(&map2->cache[6].locations, "127.0.0.1:7089");
     keep(map2->cache[6].locations.items);
     groups(cat);
