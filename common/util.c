@@ -146,10 +146,23 @@ char *ember_base64_encode(const uint8_t *p, size_t n)
     return out;
 }
 
+/* 1 + the value of each base64 character, 0 for every other byte: a lookup
+ * per character (decoding is on the master's path for every job's functions
+ * and data). */
+static const uint8_t b64_value_plus1[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
+    ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64
+};
+
 static int b64_value(char c)
 {
-    const char *p = memchr(b64_alphabet, c, 64);
-    return (p && c) ? (int)(p - b64_alphabet) : -1;
+    return (int)b64_value_plus1[(unsigned char)c] - 1;
 }
 
 int ember_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len)

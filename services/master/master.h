@@ -23,6 +23,12 @@ struct ptr_array {
 };
 void ptr_array_push(struct ptr_array *a, void *item);
 
+/* A growing text buffer (master_json_text.c); buf stays NUL-terminated. */
+struct master_text {
+    char *buf;
+    size_t len, cap;
+};
+
 enum node_kind { NODE_TEXT, NODE_DATA, NODE_MAP, NODE_SHUFFLE, NODE_UNION, NODE_FRAMES, NODE_CONCAT };
 enum combine_mode { COMBINE_CONCAT, COMBINE_ZIP, COMBINE_CARTESIAN, COMBINE_SIDES };
 
@@ -223,6 +229,7 @@ struct master {
     uint32_t job_base, stage_base, gid_base;
     uint64_t task_base;
     FILE *journal;               /* NULL without --journal */
+    struct master_text journal_line;   /* reused for each job-end line */
     json_t *history_apps, *history_jobs, *history_stages;
     uint32_t next_shuffle_id;
     uint64_t app_counter;
@@ -254,6 +261,9 @@ void master_check_liveness(struct master *m);
 /* Handler helpers: a status with its details sentence; a JSON reply (takes value). */
 grpc_status_code master_rpc_fail(ember_rpc_ctx *ctx, grpc_status_code st, const char *why);
 grpc_status_code master_send_json(ember_rpc_ctx *ctx, json_t *value);
+/* The same for JSON already written as text (master_json_text.c); takes
+ * ownership of text->buf. */
+grpc_status_code master_send_text(ember_rpc_ctx *ctx, struct master_text *text);
 
 /* master_driver.c: cluster deploy mode, drivers run on workers */
 struct driver;
@@ -369,5 +379,35 @@ void master_results_release(struct master *m, struct job *job);
 json_t *master_json_job(struct master *m, const struct job *job, int with_results);
 json_t *master_json_query(struct master *m, const char *what, const char *app_id, int64_t id,
                           char **error);
+/* Shared with master_json_text.c, so both spell the views alike. */
+extern const char *const master_job_status_names[], *const master_stage_status_names[],
+    *const master_task_state_names[], *const master_node_kind_names[];
+int master_stage_active_tasks(const struct stage *s);
+/* The RDDs a stage computes, parents first (the DAG view's "rdds"); at most
+ * MASTER_MAX_CHAIN. Appends borrowed nodes to chain. */
+#define MASTER_MAX_CHAIN 200
+void master_stage_chain(struct ptr_array *chain, struct rdd_node *n);
+
+/* master_json_parse.c: json_loads(text, 0, error), quicker for what drivers
+ * send (jansson still parses, and words the errors of, anything unusual). */
+json_t *master_json_loads(const char *text, json_error_t *error);
+/* Its quick path alone: the subset it takes, or NULL (not an error: jansson
+ * decides). For tests. */
+json_t *master_json_loads_quick(const char *text);
+
+/* master_json_text.c: the same views written straight as compact JSON text,
+ * byte for byte what json_dumps(view, JSON_COMPACT) gives for the trees above,
+ * without building a tree (the job-end journal line, the job reply). A buffer
+ * that grows (ember_xrealloc aborts on OOM); reuse one across calls with
+ * master_text_reset. */
+void master_text_reset(struct master_text *t);
+void master_text_free(struct master_text *t);
+/* Appends the text of master_json_job(m, job, with_results). */
+void master_text_job(struct master_text *t, const struct job *job, int with_results);
+/* Appends the text of the "stage" query's view (with its tasks). */
+void master_text_stage(struct master_text *t, const struct stage *s);
+void master_text_raw(struct master_text *t, const char *s, size_t n);
+#define MASTER_TEXT_LIT(t, lit) master_text_raw((t), (lit), sizeof(lit) - 1)
+void master_text_int(struct master_text *t, long long v);
 
 #endif

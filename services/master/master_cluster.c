@@ -477,6 +477,16 @@ grpc_status_code master_send_json(ember_rpc_ctx *ctx, json_t *value)
     return GRPC_STATUS_OK;
 }
 
+grpc_status_code master_send_text(ember_rpc_ctx *ctx, struct master_text *text)
+{
+    Ember__JsonReply reply = EMBER__JSON_REPLY__INIT;
+
+    reply.json = text->buf;
+    ember_rpc_send(ctx, &reply.base);
+    master_text_free(text);
+    return GRPC_STATUS_OK;
+}
+
 static grpc_status_code fail_job(ember_rpc_ctx *ctx, const Ember__JobRef *req, const char *hint)
 {
     char *why = ember_xasprintf("no such job: job %u is not in application %.100s%s", req->job_id,
@@ -511,6 +521,7 @@ static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessag
 {
     const Ember__JobRef *req = (const Ember__JobRef *)msg;
     struct master *m = user;
+    struct master_text text = {0};
     json_t *view = NULL;
     struct job *j;
 
@@ -518,8 +529,13 @@ static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessag
     j = find_job(m, req->app_id, req->job_id);
     if (j && j->status == JOB_RUNNING && req->wait_ms && m->job_waiters < MAX_JOB_WAITERS)
         wait_for_end(m, j, req->wait_ms);
-    view = j ? master_json_job(m, j, req->inline_results ? 2 : 1) : master_history_find(m, "job", req->app_id, req->job_id);
+    if (j)
+        master_text_job(&text, j, req->inline_results ? 2 : 1);
+    else
+        view = master_history_find(m, "job", req->app_id, req->job_id);
     pthread_mutex_unlock(&m->lock);
+    if (j)
+        return master_send_text(ctx, &text);
     if (!view)
         return fail_job(ctx, req,
                         " (check the job id; a job that was running when the master restarted "

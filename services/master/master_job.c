@@ -594,7 +594,7 @@ int master_submit_job(struct master *m, struct app *a, const char *json_text, ui
                       char **error)
 {
     json_error_t jerr;
-    json_t *doc = json_loads(json_text, 0, &jerr);
+    json_t *doc = master_json_loads(json_text, &jerr);
     struct rdd_node *target;
     uint32_t *parts = NULL, n_parts = 0;
     struct ptr_array broadcasts = {0};

@@ -132,32 +132,39 @@ void master_journal_app_state(struct master *m, const char *app_id)
     json_decref(apps);
 }
 
+/* Written as text (master_json_text.c), not as a tree: at the end of every job,
+ * under the lock, with every task of the job. The same bytes as
+ * {"type":"job","job":job view,"stages":[stage views],"nextShuffle":n,"gids":n}
+ * dumped by jansson. */
 void master_journal_job_end(struct master *m, const struct job *job)
 {
-    json_t *stages = json_array();
-    char *error = NULL;
+    struct master_text *t = &m->journal_line;
 
-    if (!m->journal) {
-        json_decref(stages);
+    if (!m->journal)
         return;
-    }
+    master_text_reset(t);
+    MASTER_TEXT_LIT(t, "{\"type\":\"job\",\"job\":");
+    master_text_job(t, job, 0);
+    MASTER_TEXT_LIT(t, ",\"stages\":[");
     for (size_t i = 0; i < job->stages.n; i++) {
-        const struct stage *s = job->stages.items[i];
-        json_t *view = master_json_query(m, "stage", job->app->id, s->id, &error);
-        free(error);
-        error = NULL;
-        if (view)
-            json_array_append_new(stages, view);
+        if (i)
+            MASTER_TEXT_LIT(t, ",");
+        master_text_stage(t, job->stages.items[i]);
     }
-    append(m, json_pack("{s:s, s:o, s:o, s:i, s:i}", "type", "job", "job",
-                        master_json_job(m, job, 0), "stages", stages, "nextShuffle",
-                        (int)m->next_shuffle_id, "gids", (int)(m->gid_base + m->nodes_by_gid.n)));
+    MASTER_TEXT_LIT(t, "],\"nextShuffle\":");
+    master_text_int(t, (int)m->next_shuffle_id);
+    MASTER_TEXT_LIT(t, ",\"gids\":");
+    master_text_int(t, (int)(m->gid_base + m->nodes_by_gid.n));
+    MASTER_TEXT_LIT(t, "}\n");
+    if (fwrite(t->buf, 1, t->len, m->journal) != t->len || fflush(m->journal) != 0)
+        ember_log_error_errno("cannot write the journal");
 }
 
 void master_journal_close(struct master *m)
 {
     if (m->journal)
         fclose(m->journal);
+    master_text_free(&m->journal_line);
     json_decref(m->history_apps);
     json_decref(m->history_jobs);
     json_decref(m->history_stages);

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const job_status_names[] = {"RUNNING", "SUCCEEDED", "FAILED"};
-static const char *const stage_status_names[] = {"PENDING", "ACTIVE", "COMPLETE", "FAILED",
+const char *const master_job_status_names[] = {"RUNNING", "SUCCEEDED", "FAILED"};
+const char *const master_stage_status_names[] = {"PENDING", "ACTIVE", "COMPLETE", "FAILED",
                                                  "SKIPPED"};
-static const char *const task_state_names[] = {"RUNNING", "SUCCESS", "FAILED", "KILLED"};
+const char *const master_task_state_names[] = {"RUNNING", "SUCCESS", "FAILED", "KILLED"};
 
 static json_t *iso_time(uint64_t ms)
 {
@@ -35,7 +35,7 @@ static void set_times(json_t *o, uint64_t submitted, uint64_t completed)
     json_object_set_new(o, "durationMs", json_integer(submitted ? (json_int_t)(end - submitted) : 0));
 }
 
-static int stage_active_tasks(const struct stage *s)
+int master_stage_active_tasks(const struct stage *s)
 {
     int active = 0;
 
@@ -48,9 +48,9 @@ static int stage_active_tasks(const struct stage *s)
 static json_t *json_stage_progress(const struct stage *s)
 {
     return json_pack("{s:i, s:s, s:i, s:i, s:i, s:i}", "stageId", (int)s->id, "status",
-                     stage_status_names[s->status], "numTasks", (int)s->n_parts,
+                     master_stage_status_names[s->status], "numTasks", (int)s->n_parts,
                      "numCompleteTasks", (int)s->num_complete, "numActiveTasks",
-                     stage_active_tasks(s), "numFailedTasks", (int)s->num_failed);
+                     master_stage_active_tasks(s), "numFailedTasks", (int)s->num_failed);
 }
 
 json_t *master_json_job(struct master *m, const struct job *job, int with_results)
@@ -69,7 +69,7 @@ json_t *master_json_job(struct master *m, const struct job *job, int with_result
         tasks += (int)s->n_parts;
         done += (int)s->num_complete;
         failed += (int)s->num_failed;
-        active += stage_active_tasks(s);
+        active += master_stage_active_tasks(s);
     }
     json_object_set_new(o, "jobId", json_integer(job->id));
     json_object_set_new(o, "appId", json_string(job->app->id));
@@ -77,7 +77,7 @@ json_t *master_json_job(struct master *m, const struct job *job, int with_result
     json_object_set_new(o, "description", json_string(job->description));
     json_object_set_new(o, "callSite", json_string(job->call_site));
     set_times(o, job->submitted_ms, job->completed_ms);
-    json_object_set_new(o, "status", json_string(job_status_names[job->status]));
+    json_object_set_new(o, "status", json_string(master_job_status_names[job->status]));
     json_object_set_new(o, "stageIds", stage_ids);
     json_object_set_new(o, "numStages", json_integer((json_int_t)job->stages.n));
     json_object_set_new(o, "numCompletedStages", json_integer(completed));
@@ -134,7 +134,7 @@ static json_t *json_task(const struct task *t)
     json_t *o = json_pack(
         "{s:I, s:i, s:i, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "taskId",
         (json_int_t)t->id, "index", (int)t->stage->partitions[t->index], "attempt", (int)t->attempt,
-        "executorId", t->worker_id, "host", t->host, "status", task_state_names[t->state],
+        "executorId", t->worker_id, "host", t->host, "status", master_task_state_names[t->state],
         "launchTime", iso_time(t->launch_ms), "durationMs",
         (json_int_t)(t->state == TASK_RUNNING ? ember_now_ms() - t->launch_ms : t->duration_ms),
         "recordsIn", (json_int_t)mt->records_in, "recordsOut", (json_int_t)mt->records_out,
@@ -148,21 +148,21 @@ static json_t *json_task(const struct task *t)
     return o;
 }
 
-static const char *const node_kind_names[] = {"text", "data", "map", "shuffle", "union",
+const char *const master_node_kind_names[] = {"text", "data", "map", "shuffle", "union",
                                                "frames", "concat"};
 
-#define MAX_CHAIN 200                  /* RDDs listed per stage; a UI cannot draw more */
+#define MAX_CHAIN MASTER_MAX_CHAIN     /* RDDs listed per stage; a UI cannot draw more */
 
 /* Adds n and, parents first, the narrow dependencies the stage computes with it:
  * the walk stops at a shuffle (the stage reads it) and at a checkpoint. */
-static void chain_add(struct ptr_array *chain, struct rdd_node *n)
+void master_stage_chain(struct ptr_array *chain, struct rdd_node *n)
 {
     for (size_t i = 0; i < chain->n; i++)
         if (chain->items[i] == n)
             return;
     if (n->kind != NODE_SHUFFLE && !n->frames_files)
         for (size_t i = 0; i < n->n_parents && chain->n < MAX_CHAIN; i++)
-            chain_add(chain, n->parents[i]);
+            master_stage_chain(chain, n->parents[i]);
     if (chain->n < MAX_CHAIN)
         ptr_array_push(chain, n);
 }
@@ -174,7 +174,7 @@ static json_t *json_rdd(const struct rdd_node *n)
     for (size_t i = 0; i < n->n_parents; i++)
         json_array_append_new(parents, json_integer(n->parents[i]->id));
     return json_pack("{s:I, s:s, s:s, s:i, s:o, s:b, s:b}", "id", (json_int_t)n->id, "name",
-                     n->name, "kind", node_kind_names[n->kind], "numPartitions",
+                     n->name, "kind", master_node_kind_names[n->kind], "numPartitions",
                      (int)n->num_partitions, "parentIds", parents, "persisted", n->persisted,
                      "checkpointed", n->frames_files && n->kind != NODE_FRAMES);
 }
@@ -188,7 +188,7 @@ static void set_lineage(json_t *o, const struct stage *s)
 
     for (size_t i = 0; i < s->parents.n; i++)
         json_array_append_new(parents, json_integer(((struct stage *)s->parents.items[i])->id));
-    chain_add(&chain, s->rdd);
+    master_stage_chain(&chain, s->rdd);
     for (size_t i = 0; i < chain.n; i++) {
         json_array_append_new(ids, json_integer(((struct rdd_node *)chain.items[i])->id));
         json_array_append_new(rdds, json_rdd(chain.items[i]));
@@ -265,8 +265,8 @@ static json_t *json_stage(const struct stage *s, int with_tasks)
     o = json_pack("{s:i, s:i, s:s, s:[i], s:s, s:s, s:s, s:i, s:i, s:i, s:i}", "stageId",
                   (int)s->id, "attemptId", 0, "appId", s->job->app->id, "jobIds", (int)s->job->id,
                   "name", s->rdd->name, "description", s->job->description, "status",
-                  stage_status_names[s->status], "numTasks", (int)s->n_parts, "numCompleteTasks",
-                  (int)s->num_complete, "numActiveTasks", stage_active_tasks(s), "numFailedTasks",
+                  master_stage_status_names[s->status], "numTasks", (int)s->n_parts, "numCompleteTasks",
+                  (int)s->num_complete, "numActiveTasks", master_stage_active_tasks(s), "numFailedTasks",
                   (int)s->num_failed);
     set_times(o, s->submitted_ms, s->completed_ms);
     json_object_set_new(o, "inputBytes", json_integer((json_int_t)m->input_bytes));
@@ -476,9 +476,9 @@ static json_t *query_metrics(struct master *m, const char *app_id, int64_t id, c
     for (size_t i = 0; i < m->blockds.n; i++)
         json_array_append_new(bms, json_blockd(m->blockds.items[i]));
     json_object_set_new(o, "applications", COUNTS(app_states, apps));
-    json_object_set_new(o, "jobs", COUNTS(job_status_names, jobs));
-    json_object_set_new(o, "stages", COUNTS(stage_status_names, stages));
-    json_object_set_new(o, "tasks", COUNTS(task_state_names, tasks));
+    json_object_set_new(o, "jobs", COUNTS(master_job_status_names, jobs));
+    json_object_set_new(o, "stages", COUNTS(master_stage_status_names, stages));
+    json_object_set_new(o, "tasks", COUNTS(master_task_state_names, tasks));
     add_stage_totals(o, &m->stages);
     json_object_set_new(o, "executors", json_worker_counts(&m->workers));
     json_object_set_new(o, "blockManagers", bms);

@@ -26,6 +26,99 @@ struct walk {
 
 static const char *const combine_names[] = {"concat", "zip", "cartesian", "sides"};
 
+struct int_list {
+    int *v;
+    size_t n, cap;
+};
+
+/* A node of the plan while it is built (funcs and cache writes are added on
+ * the way up), then written as JSON text: a leaf reads one input ("text" or
+ * "pickle"), an inner node combines its children. */
+struct plan {
+    const char *input, *combine;
+    struct ptr_array children;   /* struct plan * */
+    struct int_list funcs;       /* indexes into the spec's funcs */
+    struct int_list cache_at;    /* pairs: funcs applied, index of the cache write */
+    int64_t split;               /* the partition its funcs see; -1: the task's own */
+};
+
+static void int_push(struct int_list *l, int v)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 4;
+        l->v = ember_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n++] = v;
+}
+
+static struct plan *plan_new(const char *input, const char *combine)
+{
+    struct plan *p = ember_xcalloc(1, sizeof(*p));
+
+    p->input = input;
+    p->combine = combine;
+    p->split = -1;
+    return p;
+}
+
+static void plan_free(struct plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->children.n; i++)
+        plan_free(p->children.items[i]);
+    free(p->children.items);
+    free(p->funcs.v);
+    free(p->cache_at.v);
+    free(p);
+}
+
+static void write_ints(struct master_text *t, const struct int_list *l, int pairs)
+{
+    MASTER_TEXT_LIT(t, "[");
+    for (size_t i = 0; i < l->n; i++) {
+        if (i)
+            MASTER_TEXT_LIT(t, ",");
+        if (pairs && i % 2 == 0)
+            MASTER_TEXT_LIT(t, "[");
+        master_text_int(t, l->v[i]);
+        if (pairs && i % 2 == 1)
+            MASTER_TEXT_LIT(t, "]");
+    }
+    MASTER_TEXT_LIT(t, "]");
+}
+
+/* The compact JSON the plan's jansson tree used to give, keys in its order:
+ * {"input"|"combine","children"?,"funcs","cacheAt","split"?}. The names are
+ * identifiers: nothing to escape. */
+static void plan_write(struct master_text *t, const struct plan *p)
+{
+    if (p->input) {
+        MASTER_TEXT_LIT(t, "{\"input\":\"");
+        master_text_raw(t, p->input, strlen(p->input));
+        MASTER_TEXT_LIT(t, "\"");
+    } else {
+        MASTER_TEXT_LIT(t, "{\"combine\":\"");
+        master_text_raw(t, p->combine, strlen(p->combine));
+        MASTER_TEXT_LIT(t, "\",\"children\":[");
+        for (size_t i = 0; i < p->children.n; i++) {
+            if (i)
+                MASTER_TEXT_LIT(t, ",");
+            plan_write(t, p->children.items[i]);
+        }
+        MASTER_TEXT_LIT(t, "]");
+    }
+    MASTER_TEXT_LIT(t, ",\"funcs\":");
+    write_ints(t, &p->funcs, 0);
+    MASTER_TEXT_LIT(t, ",\"cacheAt\":");
+    write_ints(t, &p->cache_at, 1);
+    if (p->split >= 0) {
+        MASTER_TEXT_LIT(t, ",\"split\":");
+        master_text_int(t, p->split);
+    }
+    MASTER_TEXT_LIT(t, "}");
+}
+
 static void push_unique(struct ptr_array *a, void *item)
 {
     for (size_t i = 0; i < a->n; i++)
@@ -80,14 +173,13 @@ static void set_split(struct walk *w, Ember__TaskInput *in, const char *path, ui
 }
 
 /* A leaf of the plan reading one input. */
-static json_t *leaf(struct walk *w, Ember__TaskInput *in)
+static struct plan *leaf(struct walk *w, Ember__TaskInput *in)
 {
-    const char *kind = in->kind == EMBER__TASK_INPUT__KIND__TEXT ? "text" : "pickle";
-    return json_pack("{s:s, s:[], s:[]}", "input", kind, "funcs", "cacheAt");
+    return plan_new(in->kind == EMBER__TASK_INPUT__KIND__TEXT ? "text" : "pickle", NULL);
 }
 
 /* The plan of a source partition (text, data, shuffle, checkpoint, cached). */
-static json_t *source_plan(struct walk *w, struct rdd_node *n, uint32_t p, const char *cached)
+static struct plan *source_plan(struct walk *w, struct rdd_node *n, uint32_t p, const char *cached)
 {
     Ember__TaskInput *in;
 
@@ -119,11 +211,11 @@ static json_t *source_plan(struct walk *w, struct rdd_node *n, uint32_t p, const
     return leaf(w, in);
 }
 
-static void add_cache_write(struct walk *w, const struct rdd_node *n, uint32_t p, json_t *plan)
+static void add_cache_write(struct walk *w, const struct rdd_node *n, uint32_t p,
+                            struct plan *plan)
 {
     Ember__CacheWrite *cw = ember_xcalloc(1, sizeof(*cw));
     char *replica = n->replication > 1 ? master_replica_for(w->m, w->local_blockd, p) : NULL;
-    json_t *funcs = json_object_get(plan, "funcs");
 
     ember__cache_write__init(cw);
     cw->block_id = ember_xasprintf("rdd_%u_%u", n->gid, p);
@@ -132,48 +224,47 @@ static void add_cache_write(struct walk *w, const struct rdd_node *n, uint32_t p
     ptr_array_push(&w->owned, cw->block_id);
     if (replica)
         ptr_array_push(&w->owned, replica);
-    json_array_append_new(json_object_get(plan, "cacheAt"),
-                          json_pack("[i, i]", (int)json_array_size(funcs),
-                                    (int)w->cache_writes.n));
+    int_push(&plan->cache_at, (int)plan->funcs.n);
+    int_push(&plan->cache_at, (int)w->cache_writes.n);
     ptr_array_push(&w->cache_writes, cw);
 }
 
-static json_t *walk_plan(struct walk *w, struct rdd_node *n, uint32_t p);
+static struct plan *walk_plan(struct walk *w, struct rdd_node *n, uint32_t p);
 
-static json_t *combine_plan(struct walk *w, struct rdd_node *n, uint32_t p)
+static struct plan *combine_plan(struct walk *w, struct rdd_node *n, uint32_t p)
 {
     const struct concat_group *g = &n->groups[p];
-    json_t *children = w->spec ? json_array() : NULL;
+    struct plan *plan = w->spec ? plan_new(NULL, combine_names[n->combine]) : NULL;
 
     for (size_t i = 0; i < g->n; i++) {
-        json_t *child = walk_plan(w, n->parents[g->parent[i]], g->partition[i]);
-        if (children) {
+        struct plan *child = walk_plan(w, n->parents[g->parent[i]], g->partition[i]);
+        if (plan && child) {
             /* funcs below see their own partition's index, as in PySpark */
-            json_object_set_new(child, "split", json_integer(g->partition[i]));
-            json_array_append_new(children, child);
+            child->split = g->partition[i];
+            ptr_array_push(&plan->children, child);
         }
     }
-    if (!w->spec)
-        return NULL;
-    return json_pack("{s:s, s:o, s:[], s:[]}", "combine", combine_names[n->combine], "children",
-                     children, "funcs", "cacheAt");
+    return plan;
 }
 
 /* Partition q of a union's parent is partition p of the union: below, funcs
  * see q; above (the funcs of the returned node), p. */
-static json_t *union_plan(struct walk *w, json_t *child, uint32_t q, uint32_t p)
+static struct plan *union_plan(struct walk *w, struct plan *child, uint32_t q, uint32_t p)
 {
+    struct plan *plan;
+
     if (!child || q == p)
         return child;
-    json_object_set_new(child, "split", json_integer(q));
-    return json_pack("{s:s, s:[o], s:[], s:[]}", "combine", "concat", "children", child, "funcs",
-                     "cacheAt");
+    child->split = q;
+    plan = plan_new(NULL, "concat");
+    ptr_array_push(&plan->children, child);
+    return plan;
 }
 
-static json_t *walk_plan(struct walk *w, struct rdd_node *n, uint32_t p)
+static struct plan *walk_plan(struct walk *w, struct rdd_node *n, uint32_t p)
 {
     const char *cached = n->persisted ? master_cached_location(w->m, n, p) : NULL;
-    json_t *plan = NULL;
+    struct plan *plan = NULL;
 
     if (cached || n->frames_files)
         return source_plan(w, n, p, cached);
@@ -181,8 +272,7 @@ static json_t *walk_plan(struct walk *w, struct rdd_node *n, uint32_t p)
     case NODE_MAP:
         plan = walk_plan(w, n->parents[0], p);
         if (plan) {
-            json_array_append_new(json_object_get(plan, "funcs"),
-                                  json_integer((json_int_t)w->spec->n_funcs));
+            int_push(&plan->funcs, (int)w->spec->n_funcs);
             /* Grown as needed: a concat group may read one mapped parent several times. */
             w->spec->funcs = ember_xrealloc(w->spec->funcs,
                                             (w->spec->n_funcs + 1) * sizeof(*w->spec->funcs));
@@ -314,8 +404,9 @@ uint8_t *master_task_spec(struct master *m, struct task *t, const char *local_bl
     struct stage *s = t->stage;
     Ember__TaskSpec spec = EMBER__TASK_SPEC__INIT;
     struct walk w = {.m = m, .spec = &spec, .local_blockd = local_blockd};
+    struct master_text plan_text = {0};
+    struct plan *plan;
     uint8_t *copy;
-    json_t *plan;
 
     spec.app_id = s->job->app->id;
     spec.job_id = s->job->id;
@@ -324,8 +415,10 @@ uint8_t *master_task_spec(struct master *m, struct task *t, const char *local_bl
     spec.partition = s->partitions[t->index];
     spec.attempt = t->attempt;
     plan = walk_plan(&w, s->rdd, spec.partition);
-    spec.plan = json_dumps(plan, JSON_COMPACT);
-    json_decref(plan);
+    if (plan)
+        plan_write(&plan_text, plan);
+    plan_free(plan);
+    spec.plan = plan_text.buf;         /* freed by free_walk */
     spec.inputs = (Ember__TaskInput **)w.inputs.items;
     spec.n_inputs = w.inputs.n;
     spec.cache_writes = (Ember__CacheWrite **)w.cache_writes.items;

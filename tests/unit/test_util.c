@@ -39,6 +39,36 @@ static void test_base64(void)
     }
 }
 
+/* Every byte in each position of a group: the alphabet's 64 decode to their
+ * index, '\0' and every other byte are refused, as the alphabet defines. */
+static void test_base64_every_byte(void)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    for (int c = 0; c < 256; c++) {
+        const char *at = c ? memchr(alphabet, c, 64) : NULL;
+        for (int pos = 0; pos < 4; pos++) {
+            char group[4] = {'A', 'A', 'A', 'A'};
+            uint8_t *dec = NULL;
+            size_t n = 0;
+            group[pos] = (char)c;
+            int rc = ember_base64_decode(group, 4, &dec, &n);
+            if (c == '=' && pos >= 2) {
+                CHECK(rc == (pos == 3 ? 0 : EMBER_EINVAL), "'=' at %d: rc %d", pos, rc);
+            } else if (!at) {
+                CHECK(rc == EMBER_EINVAL, "byte %d at %d should be refused", c, pos);
+            } else {
+                uint32_t v = (uint32_t)(at - alphabet) << (6 * (3 - pos));
+                CHECK(rc == 0 && n == 3 && dec[0] == (uint8_t)(v >> 16)
+                          && dec[1] == (uint8_t)(v >> 8) && dec[2] == (uint8_t)v,
+                      "byte %d at %d: rc %d", c, pos, rc);
+            }
+            free(dec);
+        }
+    }
+}
+
 static void test_buf_cap(void)
 {
     struct ember_buf b;
@@ -80,6 +110,7 @@ static void test_secret_keys(void)
 int main(void)
 {
     test_base64();
+    test_base64_every_byte();
     test_secret_keys();
     test_buf_cap();
     return TEST_EXIT();
