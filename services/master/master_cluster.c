@@ -553,6 +553,7 @@ static grpc_status_code handle_submit_and_wait(ember_rpc_ctx *ctx, const Protobu
     const Ember__SubmitJobRequest *req = (const Ember__SubmitJobRequest *)msg;
     struct master *m = user;
     struct ptr_array launches = {0};
+    struct master_text text = {0};
     json_t *view = NULL;
     uint32_t job_id = 0;
     char *error = NULL;
@@ -581,10 +582,14 @@ static grpc_status_code handle_submit_and_wait(ember_rpc_ctx *ctx, const Protobu
     j = find_job(m, req->app_id, job_id);
     if (j && j->status == JOB_RUNNING && req->wait_ms && m->job_waiters < MAX_JOB_WAITERS)
         wait_for_end(m, j, req->wait_ms);
-    view = j ? master_json_job(m, j, req->inline_results ? 2 : 1)
-             : master_history_find(m, "job", req->app_id, job_id);
+    if (j)
+        master_text_job(&text, j, req->inline_results ? 2 : 1);
+    else
+        view = master_history_find(m, "job", req->app_id, job_id);
     pthread_mutex_unlock(&m->lock);
     ember_log_info("app=%s job=%u submitted", req->app_id, job_id);
+    if (j)
+        return master_send_text(ctx, &text);
     if (!view)
         view = json_pack("{s:I}", "jobId", (json_int_t)job_id);
     return master_send_json(ctx, view);
