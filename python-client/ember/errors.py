@@ -16,11 +16,15 @@ class GatewayError(EmberError):
     ----------
     status : int or None
         The HTTP status, or None when the gateway did not answer.
+    retried : bool
+        The request was sent more than once: an earlier attempt may have
+        reached the gateway (and the master) before this answer.
     """
 
-    def __init__(self, message: str, status: Optional[int] = None) -> None:
+    def __init__(self, message: str, status: Optional[int] = None, retried: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.retried = retried
 
 
 class JobFailedError(EmberError):

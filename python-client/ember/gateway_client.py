@@ -140,7 +140,7 @@ class GatewayClient:
                         time.sleep(delay)
                         delay = min(delay * 2, 2.0)
                         continue
-                    raise GatewayError(message, status)
+                    raise GatewayError(message, status, retried=attempt > 0)
                 return payload if raw else json.loads(payload or b"null")
             except http.client.IncompleteRead as err:
                 # The gateway streams result blocks; one that breaks mid-way ends

@@ -205,6 +205,14 @@ class JobRunner:
                 except GatewayError as err:
                     if err.status != 404 or "application" not in str(err):
                         raise
+                    if err.retried:
+                        # An earlier attempt may have reached the master that died:
+                        # the job may have started there, so it fails like a job
+                        # that was running (the next one starts afresh).
+                        raise JobFailedError(
+                            "the job was lost: the master restarted while it was being "
+                            "submitted (run the action again; the next job starts "
+                            "afresh)") from None
                     # The master restarted and forgot us: start again, sending everything.
                     self.sc._start_again()
                     self.app = self.sc.applicationId

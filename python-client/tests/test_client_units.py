@@ -249,3 +249,27 @@ def test_client_errors_on_short_bodies_error_statuses_and_garbage():
             client.request("POST", "/c", {}, retry=False)
     finally:
         server.close()
+
+
+def test_an_error_after_a_retry_says_an_earlier_attempt_may_have_arrived():
+    # The driver tells "the master forgot this application before the job came"
+    # (start again) from "the job may have reached the master that died" (the
+    # job fails as lost) by whether the POST had to be sent again.
+    from ember.errors import GatewayError
+    from ember.gateway_client import GatewayClient
+    unavailable = (b'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 28\r\n\r\n'
+                   b'{"error": "master is down"}\n')
+    unknown = (b'HTTP/1.1 404 Not Found\r\nContent-Length: 35\r\n\r\n'
+               b'{"error": "unknown application a"}\n')
+    server = _ScriptedGateway([unknown, unavailable, unknown])
+    try:
+        client = GatewayClient(server.address)
+        with pytest.raises(GatewayError, match="unknown application") as first:
+            client.request("POST", "/applications/a/jobs", {}, retry=True)
+        assert first.value.status == 404 and not first.value.retried
+        with pytest.raises(GatewayError, match="unknown application") as second:
+            client.request("POST", "/applications/a/jobs", {}, retry=True)
+        assert second.value.status == 404 and second.value.retried
+    finally:
+        server.close()
+    assert len(server.requests) == 3
