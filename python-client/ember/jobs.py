@@ -131,7 +131,10 @@ class JobRunner:
         self._running_lock = threading.Lock()
         self._running: dict[int, Optional[str]] = {}     # job id -> job group
         self._tags: dict[int, set[str]] = {}              # running job id -> job tags
-        self.groups: dict[int, Optional[str]] = {}        # every job id -> job group
+        # job id -> job group of the newest spark.ui.retainedJobs jobs (the
+        # status tracker's getJobIdsForGroup, bounded as in Spark).
+        self.groups: dict[int, Optional[str]] = {}
+        self._retained_jobs = max(1, int(sc._conf.get("spark.ui.retainedJobs", "1000")))
         self._cancelled: dict[int, str] = {}             # job id -> why
         # Submissions whose POST waits (?waitMs): token -> (group, tags), and
         # token -> why for those a cancel_* call matched meanwhile.
@@ -228,6 +231,8 @@ class JobRunner:
             self._running[job_id] = group
             self._tags[job_id] = tags
             self.groups[job_id] = group
+            while len(self.groups) > self._retained_jobs:
+                del self.groups[next(iter(self.groups))]     # the oldest first
             if job.get("status") not in (None, "RUNNING"):
                 self._first_status[job_id] = job
         if why is not None and job.get("status", "RUNNING") == "RUNNING":

@@ -348,6 +348,36 @@ def test_status_tracker(sc):
     assert job_id not in tracker.getJobIdsForGroup()
 
 
+RETAINED_JOBS_SCRIPT = r'''
+from ember import SparkConf, SparkContext
+conf = SparkConf().setMaster("local[1]").setAppName("retained").set("spark.ui.retainedJobs", "3")
+with SparkContext(conf=conf) as sc:
+    sc.setJobGroup("kept", "jobs of a group")
+    for _ in range(5):
+        assert sc.parallelize([1, 2], 1).sum() == 3
+    ids = sc.statusTracker().getJobIdsForGroup("kept")
+    assert len(ids) == 3 and ids == sorted(ids, reverse=True), ids
+    assert len(sc._jobs.groups) == 3, sc._jobs.groups    # the driver's memory stays bounded
+    assert sc.statusTracker().getJobInfo(max(ids)).status == "SUCCEEDED"
+    print("ok", len(ids))
+'''
+
+
+def test_status_tracker_keeps_the_groups_of_the_newest_retained_jobs(tmp_path):
+    # Its own process: a driver runs one SparkContext, and the module's is running.
+    import os
+    import subprocess
+    import sys
+    from conftest import CLIENT_DIR
+    script = tmp_path / "retained.py"
+    script.write_text(RETAINED_JOBS_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(CLIENT_DIR))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ok 3" in done.stdout, done.stdout
+
+
 def test_set_system_property_is_a_default_of_new_confs():
     SparkContext.setSystemProperty("spark.ember.testDefault", "yes")
     try:
