@@ -165,6 +165,32 @@ static int b64_value(char c)
     return (int)b64_value_plus1[(unsigned char)c] - 1;
 }
 
+size_t ember_utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0], cp;
+    size_t n;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))
+        || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
 int ember_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len)
 {
     uint8_t *buf;

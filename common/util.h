@@ -35,6 +35,11 @@ void ember_buf_free(struct ember_buf *b);
 char *ember_base64_encode(const uint8_t *p, size_t n);
 int ember_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len) EMBER_MUST_CHECK;
 
+/* Length (1 to 4) of the UTF-8 sequence at s, or 0 when it is not one
+ * (RFC 3629: no overlong forms, surrogates or code points over U+10FFFF; the
+ * sequences jansson's json_string accepts). An ASCII byte, NUL included, is 1. */
+size_t ember_utf8_len(const unsigned char *s);
+
 /* The host part of "host:port" as a new string. */
 char *ember_address_host(const char *address);
 

@@ -383,6 +383,12 @@ json_t *master_json_query(struct master *m, const char *what, const char *app_id
 extern const char *const master_job_status_names[], *const master_stage_status_names[],
     *const master_task_state_names[], *const master_node_kind_names[];
 int master_stage_active_tasks(const struct stage *s);
+/* A job's stage and task counts as its JSON views show them (skipped stages'
+ * tasks not counted). */
+struct job_totals {
+    int completed_stages, skipped_stages, tasks, completed_tasks, active_tasks, failed_tasks;
+};
+struct job_totals master_job_totals(const struct job *job);
 /* The RDDs a stage computes, parents first (the DAG view's "rdds"); at most
  * MASTER_MAX_CHAIN. Appends borrowed nodes to chain. */
 #define MASTER_MAX_CHAIN 200

@@ -53,23 +53,33 @@ static json_t *json_stage_progress(const struct stage *s)
                      master_stage_active_tasks(s), "numFailedTasks", (int)s->num_failed);
 }
 
+struct job_totals master_job_totals(const struct job *job)
+{
+    struct job_totals n = {0};
+
+    for (size_t i = 0; i < job->stages.n; i++) {
+        const struct stage *s = job->stages.items[i];
+        n.completed_stages += s->status == STAGE_COMPLETE;
+        n.skipped_stages += s->status == STAGE_SKIPPED;
+        if (s->status == STAGE_SKIPPED)
+            continue;
+        n.tasks += (int)s->n_parts;
+        n.completed_tasks += (int)s->num_complete;
+        n.failed_tasks += (int)s->num_failed;
+        n.active_tasks += master_stage_active_tasks(s);
+    }
+    return n;
+}
+
 json_t *master_json_job(struct master *m, const struct job *job, int with_results)
 {
     json_t *o = json_object(), *stage_ids = json_array(), *progress = json_array();
-    int completed = 0, skipped = 0, tasks = 0, done = 0, active = 0, failed = 0;
+    const struct job_totals n = master_job_totals(job);
 
     for (size_t i = 0; i < job->stages.n; i++) {
         const struct stage *s = job->stages.items[i];
         json_array_append_new(stage_ids, json_integer(s->id));
         json_array_append_new(progress, json_stage_progress(s));
-        completed += s->status == STAGE_COMPLETE;
-        skipped += s->status == STAGE_SKIPPED;
-        if (s->status == STAGE_SKIPPED)
-            continue;
-        tasks += (int)s->n_parts;
-        done += (int)s->num_complete;
-        failed += (int)s->num_failed;
-        active += master_stage_active_tasks(s);
     }
     json_object_set_new(o, "jobId", json_integer(job->id));
     json_object_set_new(o, "appId", json_string(job->app->id));
@@ -80,12 +90,12 @@ json_t *master_json_job(struct master *m, const struct job *job, int with_result
     json_object_set_new(o, "status", json_string(master_job_status_names[job->status]));
     json_object_set_new(o, "stageIds", stage_ids);
     json_object_set_new(o, "numStages", json_integer((json_int_t)job->stages.n));
-    json_object_set_new(o, "numCompletedStages", json_integer(completed));
-    json_object_set_new(o, "numSkippedStages", json_integer(skipped));
-    json_object_set_new(o, "numTasks", json_integer(tasks));
-    json_object_set_new(o, "numCompletedTasks", json_integer(done));
-    json_object_set_new(o, "numActiveTasks", json_integer(active));
-    json_object_set_new(o, "numFailedTasks", json_integer(failed));
+    json_object_set_new(o, "numCompletedStages", json_integer(n.completed_stages));
+    json_object_set_new(o, "numSkippedStages", json_integer(n.skipped_stages));
+    json_object_set_new(o, "numTasks", json_integer(n.tasks));
+    json_object_set_new(o, "numCompletedTasks", json_integer(n.completed_tasks));
+    json_object_set_new(o, "numActiveTasks", json_integer(n.active_tasks));
+    json_object_set_new(o, "numFailedTasks", json_integer(n.failed_tasks));
     if (job->error) {
         json_object_set_new(o, "errorMessage", json_string(job->error));
         json_object_set_new(o, "failedStage", json_integer(job->failed_stage));

@@ -25,31 +25,6 @@ static void skip_space(struct parser *ps)
         ps->p++;
 }
 
-/* Length of the UTF-8 sequence at s that json_string would accept, 0 if none. */
-static size_t utf8_len(const unsigned char *s)
-{
-    unsigned c = s[0], cp;
-    size_t n;
-
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, cp = c & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))
-        || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 static void scratch_add(struct parser *ps, size_t *len, const void *s, size_t n)
 {
     if (*len + n + 1 > ps->cap) {
@@ -87,7 +62,7 @@ static long parse_string(struct parser *ps)
             ps->p += 2;
             continue;
         }
-        size_t n = *ps->p >= 0x80 ? utf8_len(ps->p) : 0;
+        size_t n = *ps->p >= 0x80 ? ember_utf8_len(ps->p) : 0;
         if (!n)
             return -1;                 /* a control character, the end, bad UTF-8 */
         scratch_add(ps, &len, ps->p, n);

@@ -57,35 +57,6 @@ void master_text_int(struct master_text *t, long long v)
     master_text_raw(t, digits + sizeof(digits) - n, (size_t)n);
 }
 
-/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 if it is not one:
- * the sequences jansson's json_string accepts. */
-static size_t utf8_len(const unsigned char *s)
-{
-    unsigned c = s[0];
-    size_t n;
-    unsigned cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, cp = c & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))
-        || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* A JSON string as jansson writes it: '"' and '\\' escaped, control
  * characters as \b \f \n \r \t or \u00XX, everything else as is. A byte that
  * is not UTF-8 (only from a peer's protobuf strings; the tree would drop the
@@ -106,7 +77,7 @@ static void text_str(struct master_text *t, const char *s)
         if (!*p)
             break;
         if (*p >= 0x80) {
-            n = utf8_len(p);
+            n = ember_utf8_len(p);
             if (n)
                 master_text_raw(t, (const char *)p, n);
             else
@@ -302,7 +273,7 @@ static void text_job_results(struct master_text *t, const struct job *job, int w
 
 void master_text_job(struct master_text *t, const struct job *job, int with_results)
 {
-    int completed = 0, skipped = 0, tasks = 0, done = 0, active = 0, failed = 0;
+    const struct job_totals n = master_job_totals(job);
 
     RAW(t, "{\"jobId\":");
     master_text_int(t, job->id);
@@ -319,23 +290,15 @@ void master_text_job(struct master_text *t, const struct job *job, int with_resu
         if (i)
             RAW(t, ",");
         master_text_int(t, s->id);
-        completed += s->status == STAGE_COMPLETE;
-        skipped += s->status == STAGE_SKIPPED;
-        if (s->status == STAGE_SKIPPED)
-            continue;
-        tasks += (int)s->n_parts;
-        done += (int)s->num_complete;
-        failed += (int)s->num_failed;
-        active += master_stage_active_tasks(s);
     }
     RAW(t, "]");
     kv_int(t, "numStages", (json_int_t)job->stages.n);
-    kv_int(t, "numCompletedStages", completed);
-    kv_int(t, "numSkippedStages", skipped);
-    kv_int(t, "numTasks", tasks);
-    kv_int(t, "numCompletedTasks", done);
-    kv_int(t, "numActiveTasks", active);
-    kv_int(t, "numFailedTasks", failed);
+    kv_int(t, "numCompletedStages", n.completed_stages);
+    kv_int(t, "numSkippedStages", n.skipped_stages);
+    kv_int(t, "numTasks", n.tasks);
+    kv_int(t, "numCompletedTasks", n.completed_tasks);
+    kv_int(t, "numActiveTasks", n.active_tasks);
+    kv_int(t, "numFailedTasks", n.failed_tasks);
     if (job->error) {
         kv_str(t, "errorMessage", job->error);
         kv_int(t, "failedStage", job->failed_stage);

@@ -12,45 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the UTF-8 sequence starting at p (RFC 3629: no overlong forms,
- * surrogates or code points over U+10FFFF), or 0 when it is not one. */
-static size_t utf8_sequence(const unsigned char *p)
-{
-    unsigned c = p[0];
-    size_t n;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;                  /* also stops at the terminating NUL */
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff
-        || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 static int is_utf8(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
 
     while (*p) {
-        size_t n = utf8_sequence(p);
+        size_t n = ember_utf8_len(p);
         if (!n)
             return 0;
         p += n;

@@ -1,4 +1,4 @@
-/* Tests of common/util.c: buffers with caps and base64 both ways. */
+/* Tests of common/util.c: buffers with caps, base64 both ways, UTF-8 sequences. */
 #include <stdlib.h>
 
 #include "test.h"
@@ -107,11 +107,40 @@ static void test_secret_keys(void)
     CHECK(ember_shown_value("x.token", NULL) == NULL, "an unset secret stays unset");
 }
 
+/* The sequences jansson's json_string accepts: no overlong forms, surrogates
+ * or code points past U+10FFFF. */
+static const struct {
+    const char *name, *bytes;
+    size_t len;
+} utf8_cases[] = {
+    {"ascii", "a", 1},
+    {"NUL", "", 1},
+    {"e acute", "\xC3\xA9", 2},
+    {"euro sign", "\xE2\x82\xAC", 3},
+    {"U+1F525", "\xF0\x9F\x94\xA5", 4},
+    {"overlong two bytes", "\xC0\xAF", 0},
+    {"overlong three bytes", "\xE0\x80\xAF", 0},
+    {"surrogate", "\xED\xA0\x80", 0},
+    {"past U+10FFFF", "\xF4\x90\x80\x80", 0},
+    {"cut short", "\xC3(", 0},
+    {"lone continuation", "\xA9", 0},
+};
+
+static void test_utf8_len(void)
+{
+    for (size_t i = 0; i < sizeof(utf8_cases) / sizeof(utf8_cases[0]); i++) {
+        size_t got = ember_utf8_len((const unsigned char *)utf8_cases[i].bytes);
+        CHECK(got == utf8_cases[i].len, "ember_utf8_len(%s) = %zu, want %zu", utf8_cases[i].name,
+              got, utf8_cases[i].len);
+    }
+}
+
 int main(void)
 {
     test_base64();
     test_base64_every_byte();
     test_secret_keys();
     test_buf_cap();
+    test_utf8_len();
     return TEST_EXIT();
 }
