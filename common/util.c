@@ -191,6 +191,19 @@ size_t ember_utf8_len(const unsigned char *s)
     return n;
 }
 
+int ember_is_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p) {
+        size_t n = ember_utf8_len(p);
+        if (!n)
+            return 0;
+        p += n;
+    }
+    return 1;
+}
+
 int ember_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len)
 {
     uint8_t *buf;

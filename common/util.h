@@ -39,6 +39,8 @@ int ember_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len)
  * (RFC 3629: no overlong forms, surrogates or code points over U+10FFFF; the
  * sequences jansson's json_string accepts). An ASCII byte, NUL included, is 1. */
 size_t ember_utf8_len(const unsigned char *s);
+/* Whether the NUL-terminated s is well-formed UTF-8 throughout (ember_utf8_len). */
+int ember_is_utf8(const char *s);
 
 /* The host part of "host:port" as a new string. */
 char *ember_address_host(const char *address);

@@ -469,39 +469,6 @@ static enum MHD_Result reply_busy(struct gw_request *rq)
 
 /* ---- the request cycle ---- */
 
-/* Whether s holds well-formed UTF-8 (no overlong forms, surrogates or code
- * points past U+10FFFF): what JSON strings, and so every answer, need. */
-static int valid_utf8(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    while (*p) {
-        unsigned c = *p, n, cp;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF)
-            n = 1, cp = c & 0x1F;
-        else if (c >= 0xE0 && c <= 0xEF)
-            n = 2, cp = c & 0x0F;
-        else if (c >= 0xF0 && c <= 0xF4)
-            n = 3, cp = c & 0x07;
-        else
-            return 0;
-        for (unsigned i = 1; i <= n; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (p[i] & 0x3F);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        p += n + 1;
-    }
-    return 1;
-}
-
 struct bad_text {
     const char *what;              /* "header" or "query parameter" */
     char *name;                    /* new: the first one that is not UTF-8 */
@@ -512,7 +479,7 @@ static enum MHD_Result find_bad_text(void *cls, enum MHD_ValueKind kind, const c
 {
     struct bad_text *bad = cls;
 
-    if (valid_utf8(key) && (!value || valid_utf8(value)))
+    if (ember_is_utf8(key) && (!value || ember_is_utf8(value)))
         return MHD_YES;
     bad->what = kind == MHD_HEADER_KIND ? "header" : "query parameter";
     bad->name = ember_xstrdup(key);
@@ -525,7 +492,7 @@ static int check_utf8(struct gw_request *rq, char **error)
 {
     struct bad_text bad = {NULL, NULL};
 
-    if (!valid_utf8(rq->path)) {
+    if (!ember_is_utf8(rq->path)) {
         *error = ember_xstrdup("the URL path is not valid UTF-8");
         return EMBER_EINVAL;
     }

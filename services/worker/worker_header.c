@@ -12,19 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int is_utf8(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    while (*p) {
-        size_t n = ember_utf8_len(p);
-        if (!n)
-            return 0;
-        p += n;
-    }
-    return 1;
-}
-
 static int put(struct ember_buf *b, const char *s)
 {
     return ember_buf_append(b, s, strlen(s));
@@ -79,7 +66,7 @@ static int put_properties(struct ember_buf *b, const Ember__TaskSpec *s)
 
     for (size_t i = 0; rc == 0 && i < s->n_properties; i++) {
         const Ember__TaskSpec__PropertiesEntry *p = s->properties[i];
-        if (!is_utf8(p->key) || !is_utf8(p->value))
+        if (!ember_is_utf8(p->key) || !ember_is_utf8(p->value))
             continue;
         if (!first)
             rc = put(b, ",");
@@ -108,7 +95,7 @@ static int put_lists(struct ember_buf *b, const Ember__TaskSpec *s,
         rc = put(b, "],\"cacheBlocks\":[");
     int first = 1;
     for (size_t i = 0; rc == 0 && i < s->n_cache_writes; i++) {
-        if (!is_utf8(s->cache_writes[i]->block_id))
+        if (!ember_is_utf8(s->cache_writes[i]->block_id))
             continue;
         if (!first)
             rc = put(b, ",");
@@ -122,7 +109,7 @@ static int put_lists(struct ember_buf *b, const Ember__TaskSpec *s,
 int worker_header_valid(const Ember__TaskSpec *s)
 {
     json_t *plan = json_loads(s->plan, 0, NULL);
-    int ok = plan && is_utf8(s->app_id);
+    int ok = plan && ember_is_utf8(s->app_id);
 
     json_decref(plan);
     return ok;
