@@ -16,8 +16,8 @@ without looking inside. What unpickling builds by value is walked:
 None/bool/int/float/complex/str/bytes/range/compiled patterns, tuples and
 frozensets of accepted values, functools.partial and operator's getters of
 accepted values, bound methods of accepted objects, ember's broadcast handles
-(their value is looked up when used) and combineByKey's Aggregator, and
-functions whose closure cells, defaults and shipped globals are accepted and
+(their value is looked up when used), combineByKey's Aggregator and sortByKey's
+RangePartitioner, and functions whose closure cells, defaults and shipped globals are accepted and
 whose code (nested code included) never stores to a global, to a closure
 cell that outlives a call or to an attribute, and never names
 globals()/setattr()/__dict__ and the like. Code pickled by reference (a
@@ -40,7 +40,7 @@ from typing import Any, Iterator
 
 from ember.broadcast import Broadcast
 from ember.serializers import _BroadcastFunction
-from ember.shuffle import Aggregator
+from ember.shuffle import Aggregator, RangePartitioner
 
 MAX_ENTRIES = 256
 MAX_BYTES = 16 << 20           # pickle bytes of the kept functions (the keys)
@@ -177,6 +177,8 @@ def _ember_parts(obj: Any) -> list[Any] | None:
     kind = type(obj)
     if kind is Aggregator and vars(obj).keys() == _AGGREGATOR_FIELDS:
         return list(vars(obj).values())
+    if kind is RangePartitioner:           # __slots__: no other attributes
+        return [obj.bounds, obj.ascending, obj.numPartitions, obj.keyfunc]
     if kind is _BroadcastFunction and vars(obj).keys() == {"holder"}:
         return [obj.holder]    # the function itself is the broadcast's value, kept per process
     return None

@@ -36,12 +36,12 @@ from ember.callsite import call_site
 from ember.errors import EmberError
 from ember.join import (python_cogroup, python_full_outer_join, python_join,
                         python_left_outer_join, python_right_outer_join)
-from ember.rddsampler import RDDRangeSampler, RDDSampler, RDDStratifiedSampler
+from ember.rddsampler import RDDRangeSampler, RDDSampler, RDDStratifiedSampler, SortKeySampler
 from ember.resultiterable import ResultIterable
 from ember.serializers import dumps_batch, dumps_function
 from ember.shuffle import (LIST_AGGREGATOR, Aggregator, ExternalGroupBy, ExternalMerger,
-                           ExternalSorter, Partitioner, combine_locally, identity, keep_first,
-                           portable_hash, task_memory_limit)
+                           ExternalSorter, Partitioner, RangePartitioner, combine_locally,
+                           first_item, identity, keep_first, portable_hash, task_memory_limit)
 from ember.statcounter import StatCounter
 from ember.storagelevel import StorageLevel
 
@@ -718,12 +718,14 @@ class RDD:
         return shuffled.values()
 
     def sortByKey(self, ascending: Optional[bool] = True, numPartitions: Optional[int] = None,
-                  keyfunc: Callable[[Any], Any] = lambda x: x) -> "RDD":
+                  keyfunc: Callable[[Any], Any] = identity) -> "RDD":
         """Sorts (key, value) pairs by key, globally across partitions.
 
-        Range partitioning as PySpark: a first job counts, a second samples the
-        keys (seed 1) to choose numPartitions - 1 bounds; each partition is then
-        sorted within the memory limit (spilling sorted runs to disk).
+        Range partitioning as PySpark: numPartitions - 1 bounds cut from a
+        sample of the keys (seed 1, fraction 20 * numPartitions / count), the
+        same sample as PySpark's count job and sample job give, taken in one
+        job (ember.rddsampler.SortKeySampler); each partition is then sorted
+        within the memory limit (spilling sorted runs to disk).
 
         Parameters
         ----------
@@ -740,20 +742,23 @@ class RDD:
         """
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
-
-        def sortPartition(iterator: Iterable[Any]) -> Iterator[Any]:
-            sorter = ExternalSorter(int(task_memory_limit() * 0.9))
-            return iter(sorter.sorted(iterator, key=lambda kv: keyfunc(kv[0]),
-                                      reverse=not ascending))
-
+        sortPartition = _partition_sorter(keyfunc, ascending)
         if numPartitions == 1:
             rdd = self.coalesce(1) if self.getNumPartitions() > 1 else self
             return rdd.mapPartitions(sortPartition, True)
-        size = self.count()
+        sample_size = numPartitions * 20.0
+        sketch = self.mapPartitionsWithIndex(SortKeySampler(sample_size, 1).func).collect()
+        size = sum(count for count, _, _ in sketch)
         if not size:
             return self
-        fraction = min(numPartitions * 20.0 / max(size, 1), 1.0)
-        samples = self.sample(False, fraction, 1).map(lambda kv: kv[0]).collect()
+        fraction = min(sample_size / max(size, 1), 1.0)
+        if any(u < fraction for _, _, failed in sketch for u in failed):
+            # A sampled record has no key: the sample job raises what PySpark's does.
+            size = self.count()
+            fraction = min(sample_size / max(size, 1), 1.0)
+            samples = self.sample(False, fraction, 1).map(lambda kv: kv[0]).collect()
+        else:
+            samples = [k for _, keys, _ in sketch for u, k in keys if u < fraction]
         samples = sorted(samples, key=keyfunc)
         # PySpark compares keyfunc(k) with raw sampled keys; comparing like with like
         # keeps the result sorted across partitions for any keyfunc.
@@ -761,11 +766,9 @@ class RDD:
         # Python subprocess, not per task (ember.function_cache).
         bounds = tuple(keyfunc(samples[int(len(samples) * (i + 1) / numPartitions)])
                        for i in range(0, numPartitions - 1))
-
-        def rangePartitioner(k: Any) -> int:
-            p = bisect.bisect_left(bounds, keyfunc(k))
-            return p if ascending else numPartitions - 1 - p
-        return self.partitionBy(numPartitions, rangePartitioner).mapPartitions(sortPartition, True)
+        partitioner = RangePartitioner(bounds, bool(ascending), numPartitions,
+                                       None if keyfunc is identity else keyfunc)
+        return self.partitionBy(numPartitions, partitioner).mapPartitions(sortPartition, True)
 
     def sortBy(self, keyfunc: Callable[[Any], Any], ascending: bool = True,
                numPartitions: Optional[int] = None) -> "RDD":
@@ -782,7 +785,7 @@ class RDD:
     def repartitionAndSortWithinPartitions(
             self, numPartitions: Optional[int] = None,
             partitionFunc: Callable[[Any], int] = portable_hash, ascending: bool = True,
-            keyfunc: Callable[[Any], Any] = lambda x: x) -> "RDD":
+            keyfunc: Callable[[Any], Any] = identity) -> "RDD":
         """partitionBy, then sorts each partition by key.
 
         Examples
@@ -794,12 +797,8 @@ class RDD:
         """
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
-
-        def sortPartition(iterator: Iterable[Any]) -> Iterator[Any]:
-            sorter = ExternalSorter(int(task_memory_limit() * 0.9))
-            return iter(sorter.sorted(iterator, key=lambda kv: keyfunc(kv[0]),
-                                      reverse=not ascending))
-        return self.partitionBy(numPartitions, partitionFunc).mapPartitions(sortPartition, True)
+        return self.partitionBy(numPartitions, partitionFunc).mapPartitions(
+            _partition_sorter(keyfunc, ascending), True)
 
     # ---- shuffles --------------------------------------------------------
     def _defaultReducePartitions(self) -> int:
@@ -1765,6 +1764,18 @@ def _write_text_lines(fh: IO[bytes], iterator: Iterable[Any]) -> None:
 
 
 _TEXT_BATCH_LINES, _TEXT_BATCH_BYTES = 4096, 1 << 20
+
+
+def _partition_sorter(keyfunc: Callable[[Any], Any],
+                      ascending: Any) -> Callable[[Iterable[Any]], Iterator[Any]]:
+    """The function sorting one partition of (key, value) records by keyfunc(key),
+    stably, within the task's memory limit. Without a keyfunc (identity) the key is
+    ember.shuffle.first_item, which ExternalSorter sorts in C."""
+    def sortPartition(iterator: Iterable[Any]) -> Iterator[Any]:
+        sorter = ExternalSorter(int(task_memory_limit() * 0.9))
+        key = first_item if keyfunc is identity else lambda kv: keyfunc(kv[0])
+        return iter(sorter.sorted(iterator, key=key, reverse=not ascending))
+    return sortPartition
 
 
 def _identity(x: Any) -> Any:

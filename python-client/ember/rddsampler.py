@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import sys
+from itertools import compress, islice
 from typing import Any, Iterable, Iterator, Optional
 
 
@@ -109,3 +110,67 @@ class RDDStratifiedSampler(RDDSamplerBase):
             for key, val in iterator:
                 if self.getUniformSample() < self._fractions[key]:
                     yield key, val
+
+
+class SortKeySampler(RDDSamplerBase):
+    """sortByKey's count and key sample in one pass over each partition.
+
+    PySpark counts the RDD in one job, then keeps each record whose draw is
+    below fraction = min(sample_size / count, 1) in a second (RDDSampler,
+    Bernoulli) and takes its key. Each partition here draws exactly the same
+    numbers (one per record, in order) while counting, and keeps the draws and
+    keys of the records whose draw is below sample_size / (records so far):
+    the count is not known yet, but it is at least the records seen, so these
+    are all the records the sample could keep. The driver then keeps those
+    with a draw below the fraction: the sample of the two jobs, in the same
+    order. Records are drawn in batches, with the loop in C (compress, map).
+
+    A partition yields one (count, [(draw, key)], [draw of a record whose key
+    raised]); the driver runs the two jobs after all when a record it keeps
+    has no key, so that they raise the error they raise.
+
+    Examples
+    --------
+    >>> records = [(k, None) for k in range(1000)]
+    >>> ((count, keys, failed),) = SortKeySampler(20.0, 1).func(0, iter(records))
+    >>> fraction = min(20.0 / count, 1.0)
+    >>> [k for u, k in keys if u < fraction] == [k for k, _ in
+    ...     RDDSampler(False, fraction, 1).func(0, iter(records))]
+    True
+    """
+
+    BATCH = 4096
+
+    def __init__(self, sample_size: float, seed: Optional[int] = None) -> None:
+        super().__init__(False, seed)
+        self._sample_size = sample_size
+
+    def func(self, split: int, iterator: Iterable[Any]) -> Iterator[Any]:
+        self.initRandomGenerator(split)
+        assert self._random is not None
+        draws = iter(self._random.random, None)     # getUniformSample, called from C
+        records = iter(iterator)
+        count = 0
+        kept: list[tuple[float, Any]] = []
+        prune_at = 1024
+        while True:
+            batch = list(islice(records, self.BATCH))
+            if not batch:
+                break
+            count += len(batch)
+            bound = min(1.0, self._sample_size / count)
+            us = list(islice(draws, len(batch)))
+            kept.extend(compress(zip(us, batch), map(bound.__gt__, us)))
+            if len(kept) > prune_at:
+                kept = [c for c in kept if c[0] < bound]
+                prune_at = 2 * len(kept) + 1024
+        bound = min(1.0, self._sample_size / max(count, 1))
+        keys: list[tuple[float, Any]] = []
+        failed: list[float] = []
+        for u, record in kept:
+            if u < bound:
+                try:
+                    keys.append((u, record[0]))
+                except Exception:  # noqa: BLE001 - the sample job raises it if it keeps this one
+                    failed.append(u)
+        yield count, keys, failed

@@ -25,7 +25,7 @@ from ember.function_cache import FunctionCache
 from ember.fused_text import TextLines, line_count, text_lines as _text_lines
 from ember.lineage import SIDE_BOUNDARY
 from ember.resultiterable import ResultIterable
-from ember.shuffle import _ember_fast, portable_hash
+from ember.shuffle import RangePartitioner, _ember_fast, portable_hash
 from ember.taskcontext import TaskContext
 
 PICKLE_PROTOCOL = 5
@@ -353,6 +353,7 @@ def _loads(frame: bytes) -> list:
 _RECORDS_MAGIC = bytes([_ember_fast.RECORDS_MAGIC]) if _ember_fast is not None else b""
 if _ember_fast is not None:
     _ember_fast.set_result_iterable(ResultIterable)   # record frames carry groupByKey's values
+    _ember_fast.set_range_partitioner(RangePartitioner)   # sortByKey's bisect, in C
 
 
 def _write_results(records: Iterable[Any]) -> int:

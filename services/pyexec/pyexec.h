@@ -30,4 +30,24 @@ int pyexec_words_add(PyObject *module);
 /* pyexec_records.c: adds dump_records/load_records (shuffle frames without pickle). */
 int pyexec_records_add(PyObject *module);
 
+/* pyexec_sort.c: adds sort_by_int_key and set_range_partitioner (sortByKey). */
+int pyexec_sort_add(PyObject *module);
+/* A registered ember.shuffle.RangePartitioner's fields, read once per call of
+ * _ember_fast.partition. */
+struct pyexec_range {
+    PyObject *bounds;                  /* a tuple */
+    PyObject *keyfunc;                 /* NULL: the key itself */
+    long long *int_bounds;             /* the bounds when all are ints in 64 bits, else NULL */
+    int ascending;
+    Py_ssize_t num_partitions;
+};
+/* True when partitioner is exactly the registered RangePartitioner class. */
+int pyexec_is_range_partitioner(PyObject *partitioner);
+/* Reads its fields: 0, 1 when they are not what RangePartitioner makes (call
+ * it from Python then), -1 with an exception set. */
+int pyexec_range_load(PyObject *partitioner, struct pyexec_range *out);
+void pyexec_range_clear(struct pyexec_range *range);
+/* Its __call__(key) in C: the partition, or -1 with an exception set. */
+Py_ssize_t pyexec_range_partition(const struct pyexec_range *range, PyObject *key);
+
 #endif

@@ -281,10 +281,19 @@ static Py_hash_t portable_hash(PyObject *x, int *subclass)
 }
 
 /* The reduce partition of key: partitioner(key) % num_reduce, with
- * ember.shuffle.portable_hash computed here. */
+ * ember.shuffle.portable_hash and a RangePartitioner (range, else NULL)
+ * computed here. */
 static Py_ssize_t reduce_partition(PyObject *key, PyObject *partitioner, int portable,
+                                   const struct pyexec_range *range,
                                    PyObject *num_reduce_obj, Py_ssize_t num_reduce)
 {
+    if (range) {
+        Py_ssize_t p = pyexec_range_partition(range, key);
+        if (p == -1 && PyErr_Occurred())
+            return -1;
+        Py_ssize_t r = p % num_reduce;          /* Python's %: the sign of the divisor */
+        return r < 0 ? r + num_reduce : r;
+    }
     if (portable) {
         int subclass = 0;
         Py_hash_t h = portable_hash(key, &subclass);
@@ -318,7 +327,8 @@ static Py_ssize_t reduce_partition(PyObject *key, PyObject *partitioner, int por
  *
  * Appends each record of iterator to buckets[partitioner(record[0]) % len(buckets)]
  * until one bucket holds max_len records (returns its index) or the iterator
- * is exhausted (returns -1). */
+ * is exhausted (returns -1). portable_hash and sortByKey's RangePartitioner
+ * are computed in C (pyexec_sort.c), any other partitioner is called. */
 static PyObject *fast_partition(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 5) {
@@ -336,9 +346,20 @@ static PyObject *fast_partition(PyObject *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     Py_ssize_t num_reduce = PyList_GET_SIZE(buckets);
+    struct pyexec_range range_fields = {0};
+    const struct pyexec_range *range = NULL;
+    if (pyexec_is_range_partitioner(partitioner)) {
+        int loaded = pyexec_range_load(partitioner, &range_fields);
+        if (loaded < 0)
+            return NULL;
+        if (loaded == 0)
+            range = &range_fields;
+    }
     PyObject *num_reduce_obj = PyLong_FromSsize_t(num_reduce);
-    if (!num_reduce_obj)
+    if (!num_reduce_obj) {
+        pyexec_range_clear(&range_fields);
         return NULL;
+    }
     Py_ssize_t full = -1;
     for (;;) {
         PyObject *record = PyIter_Next(iterator);
@@ -350,8 +371,8 @@ static PyObject *fast_partition(PyObject *self, PyObject *const *args, Py_ssize_
         PyObject *key = PyTuple_CheckExact(record) && PyTuple_GET_SIZE(record) > 0
                             ? Py_NewRef(PyTuple_GET_ITEM(record, 0))
                             : PyObject_GetItem(record, zero);
-        Py_ssize_t r = key ? reduce_partition(key, partitioner, portable, num_reduce_obj,
-                                              num_reduce)
+        Py_ssize_t r = key ? reduce_partition(key, partitioner, portable, range,
+                                              num_reduce_obj, num_reduce)
                            : -1;
         Py_XDECREF(key);
         PyObject *bucket = r >= 0 ? PyList_GET_ITEM(buckets, r) : NULL;
@@ -369,9 +390,11 @@ static PyObject *fast_partition(PyObject *self, PyObject *const *args, Py_ssize_
         }
     }
     Py_DECREF(num_reduce_obj);
+    pyexec_range_clear(&range_fields);
     return PyLong_FromSsize_t(full);
 fail:
     Py_DECREF(num_reduce_obj);
+    pyexec_range_clear(&range_fields);
     return NULL;
 }
 
@@ -415,7 +438,8 @@ PyObject *pyexec_fast_init(void)
     if (!operator_add || !zero)
         return NULL;
     PyObject *module = PyModule_Create(&fast_module);
-    if (module && (pyexec_words_add(module) != 0 || pyexec_records_add(module) != 0))
+    if (module && (pyexec_words_add(module) != 0 || pyexec_records_add(module) != 0 ||
+                   pyexec_sort_add(module) != 0))
         Py_CLEAR(module);
     return module;
 }

@@ -56,10 +56,10 @@ def test_sort_by_key_is_globally_sorted_across_partitions(sc):
 def test_sort_by_key_samples_in_jobs_of_its_own(sc, gateway):
     rdd = sc.parallelize([(k, k) for k in range(100, 0, -1)], 4)
     before = last_job(gateway, sc.applicationId)["jobId"]
-    sorted_rdd = rdd.sortByKey(numPartitions=3)           # count, then sample the keys
-    assert last_job(gateway, sc.applicationId)["jobId"] == before + 2
-    # PySpark's bounds: a sample (fraction 3 * 20 / 100, seed 1) of the keys, sorted,
-    # cut at len/3 and 2*len/3
+    sorted_rdd = rdd.sortByKey(numPartitions=3)     # counts and samples the keys at once
+    assert last_job(gateway, sc.applicationId)["jobId"] == before + 1
+    # PySpark's bounds (from its count job, then its sample job): a sample (fraction
+    # 3 * 20 / 100, seed 1) of the keys, sorted, cut at len/3 and 2*len/3
     samples = sorted(_reference_sample([[k for k, _ in p] for p in rdd.glom().collect()],
                                        0.6, 1))
     bounds = [samples[int(len(samples) * (i + 1) / 3)] for i in range(2)]
