@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+import ember
 from conftest import last_job
 
 TMP = [("a", 1), ("b", 2), ("1", 3), ("d", 4), ("2", 5)]
@@ -69,6 +70,48 @@ def test_sort_by_key_samples_in_jobs_of_its_own(sc, gateway):
     assert one.getNumPartitions() == 1 and one.keys().collect() == list(range(1, 101))
     empty = sc.parallelize([], 2)
     assert empty.sortByKey() is empty
+
+
+@pytest.mark.parametrize("memory", [None, "1m"])
+def test_sort_by_key_is_a_stable_sort_in_memory_and_spilling(sc, memory):
+    # A reduce task reads the map outputs a block manager at a time, so equal keys
+    # come in the order of their map partition, whichever block manager holds it
+    # first: from one map partition, the output is exactly Python's stable sort;
+    # from several, each map partition's records of a key keep their order. Int
+    # keys beyond 64 bits take list.sort instead of the radix sort.
+    rng = random.Random(8)
+    records = [(rng.randrange(300), i) for i in range(60_000)]
+    records[::1000] = [(rng.choice([2**64, -(2**70), 2**63 - 1]), -i) for i in range(60)]
+
+    def spills(iterator):
+        from ember.shuffle import task_spill_metrics
+        return [(list(iterator), task_spill_metrics()["spills"])]
+    if memory:
+        sc._conf.set("spark.python.worker.memory", memory)
+    try:
+        for ascending in (True, False):
+            expected = sorted(records, key=lambda r: r[0], reverse=not ascending)
+            parts = sc.parallelize(records, 1).sortByKey(ascending, 4).mapPartitions(
+                spills).collect()
+            assert [r for part, _ in parts for r in part] == expected
+            assert all(len(part) > 5000 for part, _ in parts)
+            assert (sum(n for _, n in parts) > 0) == bool(memory)
+
+            rdd = sc.parallelize(records, 6)
+            source = {r: i for i, part in enumerate(rdd.glom().collect()) for r in part}
+            got = rdd.sortByKey(ascending, 4).collect()
+            assert [k for k, _ in got] == [k for k, _ in expected]
+            for part in range(6):
+                assert [r for r in got if source[r] == part] == \
+                    [r for r in expected if source[r] == part]
+    finally:
+        sc._conf._settings.pop("spark.python.worker.memory", None)
+
+
+def test_sort_by_key_raises_the_sample_jobs_error_for_a_record_without_a_key(sc):
+    rdd = sc.parallelize([(3, "a"), 7, (1, "b")], 2)      # few records: all are sampled
+    with pytest.raises(ember.JobFailedError, match="'int' object is not subscriptable"):
+        rdd.sortByKey(numPartitions=2)
 
 
 def test_sort_by(sc):
