@@ -742,10 +742,9 @@ class RDD:
         """
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
-        sortPartition = _partition_sorter(keyfunc, ascending)
         if numPartitions == 1:
             rdd = self.coalesce(1) if self.getNumPartitions() > 1 else self
-            return rdd.mapPartitions(sortPartition, True)
+            return rdd.mapPartitions(_partition_sorter(keyfunc, ascending, False), True)
         sample_size = numPartitions * 20.0
         sketch = self.mapPartitionsWithIndex(SortKeySampler(sample_size, 1).func).collect()
         size = sum(count for count, _, _ in sketch)
@@ -768,7 +767,8 @@ class RDD:
                        for i in range(0, numPartitions - 1))
         partitioner = RangePartitioner(bounds, bool(ascending), numPartitions,
                                        None if keyfunc is identity else keyfunc)
-        return self.partitionBy(numPartitions, partitioner).mapPartitions(sortPartition, True)
+        return self.partitionBy(numPartitions, partitioner).mapPartitions(
+            _partition_sorter(keyfunc, ascending, True), True)
 
     def sortBy(self, keyfunc: Callable[[Any], Any], ascending: bool = True,
                numPartitions: Optional[int] = None) -> "RDD":
@@ -797,8 +797,10 @@ class RDD:
         """
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
-        return self.partitionBy(numPartitions, partitionFunc).mapPartitions(
-            _partition_sorter(keyfunc, ascending), True)
+        shuffled = self.partitionBy(numPartitions, partitionFunc)
+        # An RDD that has the partitioner already is not shuffled again.
+        return shuffled.mapPartitions(
+            _partition_sorter(keyfunc, ascending, isinstance(shuffled, ShuffledRDD)), True)
 
     # ---- shuffles --------------------------------------------------------
     def _defaultReducePartitions(self) -> int:
@@ -1766,15 +1768,17 @@ def _write_text_lines(fh: IO[bytes], iterator: Iterable[Any]) -> None:
 _TEXT_BATCH_LINES, _TEXT_BATCH_BYTES = 4096, 1 << 20
 
 
-def _partition_sorter(keyfunc: Callable[[Any], Any],
-                      ascending: Any) -> Callable[[Iterable[Any]], Iterator[Any]]:
+def _partition_sorter(keyfunc: Callable[[Any], Any], ascending: Any,
+                      shuffled: bool) -> Callable[[Iterable[Any]], Iterator[Any]]:
     """The function sorting one partition of (key, value) records by keyfunc(key),
     stably, within the task's memory limit. Without a keyfunc (identity) the key is
-    ember.shuffle.first_item, which ExternalSorter sorts in C."""
+    ember.shuffle.first_item, which ExternalSorter sorts in C; records read from a
+    shuffle (shuffled) are held by nobody else, so it may lay out copies of them in
+    sorted order."""
     def sortPartition(iterator: Iterable[Any]) -> Iterator[Any]:
         sorter = ExternalSorter(int(task_memory_limit() * 0.9))
         key = first_item if keyfunc is identity else lambda kv: keyfunc(kv[0])
-        return iter(sorter.sorted(iterator, key=key, reverse=not ascending))
+        return iter(sorter.sorted(iterator, key=key, reverse=not ascending, compact=shuffled))
     return sortPartition
 
 

@@ -12,6 +12,8 @@ import sys
 from itertools import compress, islice
 from typing import Any, Iterable, Iterator, Optional
 
+from ember.shuffle import _ember_fast
+
 
 class RDDSamplerBase:
     """The random generator shared by the samplers."""
@@ -123,7 +125,8 @@ class SortKeySampler(RDDSamplerBase):
     the count is not known yet, but it is at least the records seen, so these
     are all the records the sample could keep. The driver then keeps those
     with a draw below the fraction: the sample of the two jobs, in the same
-    order. Records are drawn in batches, with the loop in C (compress, map).
+    order. Records are drawn in batches, with the loop in C (_ember_fast.draws_below
+    in ember-pyexec, else compress and map).
 
     A partition yields one (count, [(draw, key)], [draw of a record whose key
     raised]); the driver runs the two jobs after all when a record it keeps
@@ -159,8 +162,11 @@ class SortKeySampler(RDDSamplerBase):
                 break
             count += len(batch)
             bound = min(1.0, self._sample_size / count)
-            us = list(islice(draws, len(batch)))
-            kept.extend(compress(zip(us, batch), map(bound.__gt__, us)))
+            if _ember_fast is not None:
+                kept.extend(_ember_fast.draws_below(batch, self._random.random, bound))
+            else:
+                us = list(islice(draws, len(batch)))
+                kept.extend(compress(zip(us, batch), map(bound.__gt__, us)))
             if len(kept) > prune_at:
                 kept = [c for c in kept if c[0] < bound]
                 prune_at = 2 * len(kept) + 1024

@@ -584,13 +584,18 @@ class ExternalSorter:
     BATCH = 4096                     # records read (by islice, in C) between memory checks
 
     def sorted(self, iterator: Iterable[Any], key: Optional[Callable[[Any], Any]] = None,
-               reverse: bool = False) -> Iterator[Any]:
+               reverse: bool = False, compact: bool = False) -> Iterator[Any]:
         """Reads all of iterator now; returns an iterator over its records in order.
 
         Records are read a batch at a time, and batches are smaller near the
         limit, so a run ends within about a record of where the limit is
         passed. Where runs end never changes the order: each run is sorted
-        stably and the merge takes equal keys from earlier runs first."""
+        stably and the merge takes equal keys from earlier runs first.
+
+        compact (for records nobody else holds, as a shuffle's): when all fit
+        in memory with room for a copy, radix-sorted records are replaced by
+        equal copies laid out in memory in their sorted order, which the
+        reader then reads in order (_ember_fast.sort_by_int_key)."""
         radix = key is first_item
         if radix:
             key = _ITEM_0              # record[0] too, with the same errors
@@ -615,7 +620,7 @@ class ExternalSorter:
                 _sort_records(chunk, key, reverse, radix)
                 runs.append(self._write_run(chunk, sizer.average))
                 chunk, used = [], 0
-        _sort_records(chunk, key, reverse, radix)
+        _sort_records(chunk, key, reverse, radix, compact and not runs and used * 2 <= limit)
         if not runs:
             return iter(chunk)
         while len(runs) > self.MAX_OPEN_RUNS:
@@ -634,11 +639,13 @@ class ExternalSorter:
 
 
 def _sort_records(records: list, key: Optional[Callable[[Any], Any]], reverse: bool,
-                  radix: bool) -> None:
+                  radix: bool, compact: bool = False) -> None:
     """records.sort(key=key, reverse=reverse); with radix (key is record[0]), a
     radix sort in C when every record is a tuple with an int key in 64 bits
-    (the same order: both are stable)."""
-    if radix and _ember_fast is not None and _ember_fast.sort_by_int_key(records, reverse):
+    (the same order: both are stable), the records made anew in that order
+    with compact."""
+    if (radix and _ember_fast is not None
+            and _ember_fast.sort_by_int_key(records, reverse, compact)):
         return
     records.sort(key=key, reverse=reverse)
 

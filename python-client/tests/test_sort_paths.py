@@ -11,7 +11,7 @@ import pytest
 
 from fast_extension import _ember_fast
 
-from ember import shuffle  # noqa: E402
+from ember import rddsampler, shuffle  # noqa: E402
 from ember.rddsampler import RDDSampler, SortKeySampler  # noqa: E402
 from ember.shuffle import ExternalSorter, RangePartitioner, first_item  # noqa: E402
 
@@ -209,10 +209,18 @@ def _one_pass(partitions, sample_size, seed):
     return [k for _, keys, _ in sketch for u, k in keys if u < fraction]
 
 
+@pytest.fixture(params=["C loop", "Python loop"])
+def sampler_loop(request, monkeypatch):
+    """SortKeySampler with _ember_fast.draws_below, then with compress and map."""
+    monkeypatch.setattr(rddsampler, "_ember_fast",
+                        _ember_fast if request.param == "C loop" else None)
+
+
 @pytest.mark.parametrize("sizes", [[0], [0, 3], [1, 5, 7], [300, 20], [20000, 5000, 0, 9000],
                                    [100_000, 100_000]])
 @pytest.mark.parametrize("partitions", [2, 3, 8])
-def test_sort_key_sampler_gives_the_sample_of_the_count_and_sample_jobs(sizes, partitions):
+def test_sort_key_sampler_gives_the_sample_of_the_count_and_sample_jobs(sizes, partitions,
+                                                                        sampler_loop):
     rng = random.Random(sum(sizes))
     parts = [[(rng.randrange(10**6), i) for i in range(n)] for n in sizes]
     for seed in (1, 42):
@@ -222,7 +230,50 @@ def test_sort_key_sampler_gives_the_sample_of_the_count_and_sample_jobs(sizes, p
             assert len(expected) > partitions * 10
 
 
-def test_sort_key_sampler_reports_records_without_a_key():
+def test_sort_key_sampler_reports_records_without_a_key(sampler_loop):
     part = [(1, "a"), 5, (2, "b"), None, (3, "c")]
     ((count, keys, failed),) = SortKeySampler(100.0, 1).func(0, iter(part))
     assert count == 5 and [k for _, k in keys] == [1, 2, 3] and len(failed) == 2
+
+
+def test_draws_below_draws_once_per_record_and_keeps_the_low_ones():
+    draws = iter([0.5, 0.1, 0.9, 0.2])
+    assert _ember_fast.draws_below(["a", "b", "c"], lambda: next(draws), 0.3) == [(0.1, "b")]
+    assert next(draws) == 0.2
+    with pytest.raises(StopIteration):
+        _ember_fast.draws_below(["a"], lambda: next(draws), 0.3)
+    with pytest.raises(TypeError, match="not supported"):
+        _ember_fast.draws_below(["a"], lambda: "x", 0.3)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_compacted_records_are_equal_copies_in_sorted_order(reverse):
+    rng = random.Random(4)
+    shared = [1, 2]
+    values = [7, -3, 2**40, 2**70, 1.5, -0.0, float("inf"), "s", b"b", None, True, shared, (1, 2)]
+    records = [(rng.randrange(-50, 50), rng.choice(values), i) for i in range(5000)]
+    records += [(3,), (4, 2**63, -(2**63) - 1)]
+    got = list(records)
+    assert _ember_fast.sort_by_int_key(got, reverse, True) is True
+    expected = _sorted_as_python(records, reverse)
+    assert got == expected
+    for a, b in zip(got, expected):
+        assert a is not b and type(a) is tuple
+        assert [type(x) for x in a] == [type(x) for x in b]
+        assert [repr(x) for x in a] == [repr(x) for x in b]        # -0.0 stays -0.0
+        assert all(x is y for x, y in zip(a, b) if type(x) not in (int, float) or
+                   (type(x) is int and not -(2**63) <= x < 2**63))
+    assert any(r[1] is shared for r in got)
+
+
+def test_external_sorter_compacts_only_with_room_for_the_copy(tmp_path):
+    records = [((i * 7919) % 1000, i) for i in range(20000)]
+    expected = _sorted_as_python(records, False)
+    for limit in (10**9, 3 << 20, 1 << 20):        # room; no room for a copy; spilling
+        out = list(ExternalSorter(limit, str(tmp_path)).sorted(iter(records), key=first_item,
+                                                                 compact=True))
+        assert out == expected
+        copied = sum(a is not b for a, b in zip(out, expected))
+        assert copied == (len(records) if limit == 10**9 else copied)
+    out = list(ExternalSorter(3 << 20).sorted(iter(records), key=first_item, compact=True))
+    assert all(a is b for a, b in zip(out, expected))          # 2.4 MB: no room for a copy
