@@ -46,8 +46,10 @@ def _outcome(run):
 def test_range_partition_in_c_matches_bisect(keys, bounds, ascending):
     rng = random.Random(len(bounds))
     make = {
-        "ints": lambda: rng.randint(-10, 30) if rng.random() < 0.5 else rng.randint(-2**63, 2**63 - 1),
-        "big": lambda: rng.choice([rng.randint(-2**80, 2**80), rng.randint(-9, 9), 2**63, -2**63 - 1]),
+        "ints": lambda: (rng.randint(-10, 30) if rng.random() < 0.5
+                         else rng.randint(-2**63, 2**63 - 1)),
+        "big": lambda: rng.choice([rng.randint(-2**80, 2**80), rng.randint(-9, 9), 2**63,
+                                   -2**63 - 1]),
         "floats": lambda: rng.random(),
         "mixed": lambda: rng.choice([rng.random(), rng.randint(-3, 30), True, 2**66]),
         "strs": lambda: rng.choice("abcmnstuz") * rng.randint(0, 2),
@@ -277,3 +279,10 @@ def test_external_sorter_compacts_only_with_room_for_the_copy(tmp_path):
         assert copied == (len(records) if limit == 10**9 else copied)
     out = list(ExternalSorter(3 << 20).sorted(iter(records), key=first_item, compact=True))
     assert all(a is b for a, b in zip(out, expected))          # 2.4 MB: no room for a copy
+
+
+def test_a_range_partitioner_is_kept_by_the_function_cache_when_its_bounds_are_immutable():
+    from ember.function_cache import is_stateless
+    assert is_stateless(RangePartitioner((1, "a", (2, 3)), True, 4))
+    assert is_stateless(RangePartitioner((1, 2), False, 3, str.lower))
+    assert not is_stateless(RangePartitioner(([1], [2]), True, 3))

@@ -157,7 +157,7 @@ static PyObject *fast_set_range_partitioner(PyObject *self, PyObject *cls)
 }
 
 struct keyed {
-    uint64_t key;                      /* the int key, mapped so that unsigned order is the sort order */
+    uint64_t key;                      /* the int key, mapped to sort in unsigned order */
     PyObject *record;                  /* borrowed from the list */
 };
 
