@@ -126,8 +126,8 @@ void ember_rpc_unary_many(ember_rpc_unary *calls, size_t n, int64_t timeout_ms);
  * go out on d's server's completion queue and done(arg) runs, once all have
  * ended, on the server thread that took the last one's completion (the
  * thread that read the reply: no other thread is woken for it), or on this
- * thread before returning when none could start. calls must stay valid until
- * then. */
+ * thread before returning when none could start or all ended meanwhile.
+ * calls must stay valid until then. */
 void ember_rpc_unary_many_async(ember_rpc_ctx *d, ember_rpc_unary *calls, size_t n,
                                 int64_t timeout_ms, void (*done)(void *), void *arg);
 /* Same, with an explicit path (used to show UNIMPLEMENTED). */
