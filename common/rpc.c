@@ -8,6 +8,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,7 +111,11 @@ typedef struct {
   char path[256];
 } method_t;
 
+/* What a tag on the server's CQ is: the first member of each kind. */
+enum tag_kind { TAG_SLOT = 1, TAG_ASYNC_CALL };
+
 typedef struct { /* one outstanding grpc_server_request_*_call; the tag */
+  enum tag_kind kind; /* TAG_SLOT */
   method_t *m;   /* NULL: the generic slot for unknown methods */
   grpc_call *call;
   grpc_completion_queue *call_cq;
@@ -138,6 +143,7 @@ struct ember_rpc_server {
 };
 
 struct ember_rpc_ctx {
+  ember_rpc_server *server; /* NULL for ember_rpc_server_invoke */
   grpc_call *call;
   grpc_completion_queue *cq;
   gpr_timespec deadline;
@@ -151,6 +157,7 @@ struct ember_rpc_ctx {
   void (*after)(void *);   /* ember_rpc_after_reply */
   void *after_arg;
   int finished;            /* ember_rpc_reply_now sent the reply and status */
+  int deferred;            /* ember_rpc_defer moved the call to a copy on the heap */
 };
 
 /* TLS when this process has a certificate (security.h), else plain HTTP/2. */
@@ -260,11 +267,8 @@ static void arm(ember_rpc_server *s, slot_t *sl) {
 
 /* reuse: the call was handled (all its batches plucked): its CQ is kept for
  * a later call, unless the server is shutting down. */
-static void release_slot_state(ember_rpc_server *s, slot_t *c, int reuse) {
-  if (c->payload) grpc_byte_buffer_destroy(c->payload);
-  grpc_metadata_array_destroy(&c->md);
-  if (!c->m) grpc_call_details_destroy(&c->details);
-  if (c->call) grpc_call_unref(c->call);
+static void recycle_call_cq(ember_rpc_server *s, grpc_completion_queue *cq, int reuse) {
+  if (!cq) return;
   if (reuse) {
     pthread_mutex_lock(&s->mu);
     if (!s->shutting_down) {
@@ -277,13 +281,21 @@ static void release_slot_state(ember_rpc_server *s, slot_t *c, int reuse) {
         }
       }
       if (s->n_idle_cqs < s->cap_idle_cqs) {
-        s->idle_cqs[s->n_idle_cqs++] = c->call_cq;
-        c->call_cq = NULL;
+        s->idle_cqs[s->n_idle_cqs++] = cq;
+        cq = NULL;
       }
     }
     pthread_mutex_unlock(&s->mu);
   }
-  if (c->call_cq) destroy_pluck_cq(c->call_cq);
+  if (cq) destroy_pluck_cq(cq);
+}
+
+static void release_slot_state(ember_rpc_server *s, slot_t *c, int reuse) {
+  if (c->payload) grpc_byte_buffer_destroy(c->payload);
+  grpc_metadata_array_destroy(&c->md);
+  if (!c->m) grpc_call_details_destroy(&c->details);
+  if (c->call) grpc_call_unref(c->call);
+  recycle_call_cq(s, c->call_cq, reuse);
 }
 
 /* 1 when the reply and status went out and the peer did not cancel. */
@@ -324,6 +336,7 @@ static grpc_status_code run_method(ember_rpc_ctx *ctx, const method_t *m, const 
   }
   st = m->impl.fn(ctx, req, m->user);
   protobuf_c_message_free_unpacked(req, NULL);
+  if (ctx->deferred) return GRPC_STATUS_OK; /* ember_rpc_deferred_finish checks */
   if (st == GRPC_STATUS_OK && m->impl.kind == EMBER_RPC_UNARY && ctx->nsent != 1) {
     ember_rpc_set_details(ctx, "unary handler must send exactly one reply");
     st = GRPC_STATUS_INTERNAL;
@@ -352,8 +365,8 @@ static int payload_slice(grpc_byte_buffer *bb, grpc_slice *out) {
 
 /* Serves the call; *after is what ember_rpc_after_reply asked to run once
  * the call's resources are released. */
-static void handle(slot_t *c, void (**after)(void *), void **after_arg) {
-  ember_rpc_ctx ctx = {.call = c->call, .cq = c->call_cq, .deadline = c->deadline,
+static void handle(ember_rpc_server *s, slot_t *c, void (**after)(void *), void **after_arg) {
+  ember_rpc_ctx ctx = {.server = s, .call = c->call, .cq = c->call_cq, .deadline = c->deadline,
                        .unary = c->m && c->m->impl.kind == EMBER_RPC_UNARY};
   grpc_status_code st;
   if (!call_authorized(&c->md)) {
@@ -381,6 +394,14 @@ static void handle(slot_t *c, void (**after)(void *), void **after_arg) {
       st = run_method(&ctx, c->m, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
       grpc_slice_unref(all);
     }
+  }
+  if (ctx.deferred) {          /* the heap copy owns the call and its CQ now */
+    free(ctx.details);
+    c->call = NULL;
+    c->call_cq = NULL;
+    *after = NULL;
+    *after_arg = NULL;
+    return;
   }
   if (!ctx.finished)
     finish(&ctx, st);
@@ -411,6 +432,8 @@ grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, cons
   return st;
 }
 
+static void async_call_ended(void *tag);
+
 static void *serve(void *arg) {
   ember_rpc_server *s = arg;
   for (;;) {
@@ -420,12 +443,16 @@ static void *serve(void *arg) {
       grpc_completion_queue_shutdown(s->cq);
       continue;
     }
+    if (*(enum tag_kind *)ev.tag == TAG_ASYNC_CALL) { /* ember_rpc_unary_many_async */
+      async_call_ended(ev.tag);
+      continue;
+    }
     slot_t *sl = ev.tag, c = *sl;                    /* take the call out */
     if (!ev.success) { release_slot_state(s, &c, 0); continue; } /* shutting down */
     arm(s, sl);                                      /* accept the next one */
     void (*after)(void *) = NULL;
     void *after_arg = NULL;
-    handle(&c, &after, &after_arg);
+    handle(s, &c, &after, &after_arg);
     release_slot_state(s, &c, 1);
     if (after) after(after_arg);
   }
@@ -436,6 +463,7 @@ void ember_rpc_server_start(ember_rpc_server *s, int nthreads) {
   grpc_server_start(s->server);
   s->nslots = s->nmethods * (size_t)nthreads + 1; /* +1: generic slot */
   s->slots = calloc(s->nslots, sizeof *s->slots);
+  for (size_t i = 0; i < s->nslots; i++) s->slots[i].kind = TAG_SLOT;
   for (size_t i = 0; i + 1 < s->nslots; i++) s->slots[i].m = &s->methods[i % s->nmethods];
   for (size_t i = 0; i < s->nslots; i++) arm(s, &s->slots[i]);
   s->nthreads = nthreads;
@@ -500,6 +528,33 @@ int ember_rpc_reply_now(ember_rpc_ctx *ctx) {
 void ember_rpc_after_reply(ember_rpc_ctx *ctx, void (*fn)(void *), void *arg) {
   ctx->after = fn;
   ctx->after_arg = arg;
+}
+
+ember_rpc_ctx *ember_rpc_defer(ember_rpc_ctx *ctx) {
+  if (!ctx->call || !ctx->server || !ctx->unary || ctx->finished || ctx->deferred) return NULL;
+  ember_rpc_ctx *d = malloc(sizeof *d);
+  if (!d) abort();
+  *d = *ctx;                   /* the reply, details and after-reply work go along */
+  ctx->deferred = 1;
+  ctx->details = NULL;
+  ctx->reply = NULL;
+  ctx->after = NULL;
+  return d;
+}
+
+void ember_rpc_deferred_finish(ember_rpc_ctx *d, grpc_status_code st) {
+  void (*after)(void *) = d->after;
+  void *after_arg = d->after_arg;
+  if (st == GRPC_STATUS_OK && d->nsent != 1) {
+    ember_rpc_set_details(d, "unary handler must send exactly one reply");
+    st = GRPC_STATUS_INTERNAL;
+  }
+  if (!d->finished) finish(d, st);
+  grpc_call_unref(d->call);
+  recycle_call_cq(d->server, d->cq, 1); /* finish plucked its batch */
+  free(d->details);
+  free(d);
+  if (after) after(after_arg);
 }
 
 void ember_rpc_set_details(ember_rpc_ctx *ctx, const char *d) {
@@ -663,7 +718,11 @@ grpc_status_code ember_rpc_call(grpc_channel *ch, const ProtobufCServiceDescript
 }
 
 /* ---- several unary calls at once -------------------------------------- */
+struct async_group;
+
 typedef struct {
+  enum tag_kind kind;          /* TAG_ASYNC_CALL: the tag on a server's CQ */
+  struct async_group *group;   /* ember_rpc_unary_many_async, else NULL */
   grpc_call *call;
   grpc_op ops[6];
   grpc_metadata auth;
@@ -674,18 +733,32 @@ typedef struct {
   int started;
 } unary_state;
 
-void ember_rpc_unary_many(ember_rpc_unary *calls, size_t n, int64_t timeout_ms) {
-  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  unary_state *st = calloc(n ? n : 1, sizeof *st);
+/* ember_rpc_unary_many_async's calls: done runs when pending reaches 0 (the
+ * calls still on their way, plus one held while they are being started). */
+struct async_group {
+  ember_rpc_unary *calls;
+  unary_state *st;
+  atomic_size_t pending;
+  void (*done)(void *);
+  void *arg;
+};
+
+/* Creates the calls on cq and starts each as one batch. With a group, each
+ * started call counts as pending before its batch starts (it may end on
+ * another thread at once). */
+static void start_unary_calls(ember_rpc_unary *calls, unary_state *st, size_t n,
+                              grpc_completion_queue *cq, int64_t timeout_ms,
+                              struct async_group *g) {
   gpr_timespec deadline = ember_rpc_deadline_after_ms(timeout_ms);
 
-  if (!st) abort();
   for (size_t i = 0; i < n; i++) {
     ember_rpc_unary *c = &calls[i];
     unary_state *u = &st[i];
     const ProtobufCMethodDescriptor *md =
         protobuf_c_service_descriptor_get_method_by_name(c->svc, c->method);
     char path[256];
+    u->kind = TAG_ASYNC_CALL;
+    u->group = g;
     c->reply = NULL;
     c->details = NULL;
     c->status = GRPC_STATUS_UNKNOWN;
@@ -724,31 +797,81 @@ void ember_rpc_unary_many(ember_rpc_unary *calls, size_t n, int64_t timeout_ms) 
     u->ops[k].data.recv_status_on_client.trailing_metadata = &u->trailing_md;
     u->ops[k].data.recv_status_on_client.status = &c->status;
     u->ops[k++].data.recv_status_on_client.status_details = &u->status_details;
+    if (g) atomic_fetch_add(&g->pending, 1);
     grpc_call_error e = grpc_call_start_batch(u->call, u->ops, k, u, NULL);
-    if (e != GRPC_CALL_OK)
+    if (e != GRPC_CALL_OK) {
       ember_log_error("grpc start_batch: %s", grpc_call_error_to_string(e));
+      if (g) atomic_fetch_sub(&g->pending, 1);
+    }
     u->started = e == GRPC_CALL_OK;
   }
-  for (size_t i = 0; i < n; i++) {
-    ember_rpc_unary *c = &calls[i];
-    unary_state *u = &st[i];
-    if (!u->call) continue;
-    if (u->started) grpc_completion_queue_pluck(cq, u, INF, NULL); /* "always succeeds" */
-    if (c->status == GRPC_STATUS_OK &&
-        (!u->recv || !(c->reply = ember_rpc_unpack(u->out, u->recv)))) {
-      c->status = GRPC_STATUS_INTERNAL;
-      grpc_slice_unref(u->status_details);
-      u->status_details = grpc_slice_from_static_string("missing or bad reply");
-    }
-    c->details = strndup((const char *)GRPC_SLICE_START_PTR(u->status_details),
-                         GRPC_SLICE_LENGTH(u->status_details));
-    if (u->recv) grpc_byte_buffer_destroy(u->recv);
+}
+
+/* Once call c has ended (or could not start): its reply and details into c;
+ * frees what the call held. */
+static void end_unary_call(ember_rpc_unary *c, unary_state *u) {
+  if (!u->call) return;        /* no such method: status and details are set */
+  if (c->status == GRPC_STATUS_OK &&
+      (!u->recv || !(c->reply = ember_rpc_unpack(u->out, u->recv)))) {
+    c->status = GRPC_STATUS_INTERNAL;
     grpc_slice_unref(u->status_details);
-    grpc_metadata_array_destroy(&u->initial_md);
-    grpc_metadata_array_destroy(&u->trailing_md);
-    grpc_byte_buffer_destroy(u->send);
-    grpc_call_unref(u->call);
+    u->status_details = grpc_slice_from_static_string("missing or bad reply");
+  }
+  c->details = strndup((const char *)GRPC_SLICE_START_PTR(u->status_details),
+                       GRPC_SLICE_LENGTH(u->status_details));
+  if (u->recv) grpc_byte_buffer_destroy(u->recv);
+  grpc_slice_unref(u->status_details);
+  grpc_metadata_array_destroy(&u->initial_md);
+  grpc_metadata_array_destroy(&u->trailing_md);
+  grpc_byte_buffer_destroy(u->send);
+  grpc_call_unref(u->call);
+  u->call = NULL;
+}
+
+void ember_rpc_unary_many(ember_rpc_unary *calls, size_t n, int64_t timeout_ms) {
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  unary_state *st = calloc(n ? n : 1, sizeof *st);
+
+  if (!st) abort();
+  start_unary_calls(calls, st, n, cq, timeout_ms, NULL);
+  for (size_t i = 0; i < n; i++) {
+    if (st[i].started) grpc_completion_queue_pluck(cq, &st[i], INF, NULL); /* "always succeeds" */
+    end_unary_call(&calls[i], &st[i]);
   }
   free(st);
   destroy_pluck_cq(cq);
+}
+
+static void async_group_unref(struct async_group *g) {
+  if (atomic_fetch_sub(&g->pending, 1) != 1) return;
+  void (*done)(void *) = g->done;
+  void *arg = g->arg;
+  free(g->st);
+  free(g);
+  done(arg);
+}
+
+/* A call of an async group ended: on the server thread that took its event. */
+static void async_call_ended(void *tag) {
+  unary_state *u = tag;
+  struct async_group *g = u->group;
+  end_unary_call(&g->calls[u - g->st], u);
+  async_group_unref(g);
+}
+
+void ember_rpc_unary_many_async(ember_rpc_ctx *d, ember_rpc_unary *calls, size_t n,
+                                int64_t timeout_ms, void (*done)(void *), void *arg) {
+  struct async_group *g = calloc(1, sizeof *g);
+  unary_state *st = calloc(n ? n : 1, sizeof *st);
+
+  if (!g || !st) abort();
+  g->calls = calls;
+  g->st = st;
+  g->done = done;
+  g->arg = arg;
+  atomic_init(&g->pending, 1);     /* held while the calls start */
+  start_unary_calls(calls, st, n, d->server->cq, timeout_ms, g);
+  for (size_t i = 0; i < n; i++)   /* those that never started end here */
+    if (!st[i].started) end_unary_call(&calls[i], &st[i]);
+  async_group_unref(g);
 }

@@ -70,6 +70,16 @@ int ember_rpc_reply_now(ember_rpc_ctx *ctx);
  * sent), whatever the handler returned: work the caller need not wait for,
  * without waking another thread. The thread serves no call meanwhile. */
 void ember_rpc_after_reply(ember_rpc_ctx *ctx, void (*fn)(void *), void *arg);
+/* A unary handler that must wait for calls of its own (ember_rpc_unary_many_async)
+ * may defer its answer: it returns at once (its status is ignored; the server
+ * thread serves other calls meanwhile) and the call stays open until
+ * ember_rpc_deferred_finish(d, status), from any thread, which sends the reply
+ * given to ember_rpc_send(d, ...) with the status, then runs d's after-reply
+ * work and frees d. The handler must not use ctx after deferring. NULL when
+ * the call cannot be deferred (ember_rpc_server_invoke, a streaming call, a
+ * reply already sent): answer as usual then. */
+ember_rpc_ctx *ember_rpc_defer(ember_rpc_ctx *ctx);
+void ember_rpc_deferred_finish(ember_rpc_ctx *d, grpc_status_code st);
 void ember_rpc_set_details(ember_rpc_ctx *ctx, const char *details);
 gpr_timespec ember_rpc_ctx_deadline(const ember_rpc_ctx *ctx); /* GPR_CLOCK_MONOTONIC */
 
@@ -112,6 +122,14 @@ typedef struct {
 /* Makes n unary calls at once (e.g. to different peers) and returns when all
  * have ended: the calls' round trips overlap instead of adding up. */
 void ember_rpc_unary_many(ember_rpc_unary *calls, size_t n, int64_t timeout_ms);
+/* The same without waiting, for a deferred call d (ember_rpc_defer): the calls
+ * go out on d's server's completion queue and done(arg) runs, once all have
+ * ended, on the server thread that took the last one's completion (the
+ * thread that read the reply: no other thread is woken for it), or on this
+ * thread before returning when none could start or all ended meanwhile.
+ * calls must stay valid until then. */
+void ember_rpc_unary_many_async(ember_rpc_ctx *d, ember_rpc_unary *calls, size_t n,
+                                int64_t timeout_ms, void (*done)(void *), void *arg);
 /* Same, with an explicit path (used to show UNIMPLEMENTED). */
 grpc_status_code ember_rpc_call_path(grpc_channel *ch, const char *path,
                                const ProtobufCMessageDescriptor *out,

@@ -196,6 +196,11 @@ enum MHD_Result gw_api_get_job(struct gw_request *rq);
 enum MHD_Result gw_api_cancel_job(struct gw_request *rq);
 enum MHD_Result gw_api_unpersist(struct gw_request *rq);
 
+/* ---- gw_job_check.c: a job description certainly valid without jansson ---- */
+/* 1 when text is a JSON object with one integer "rdd" and one array "nodes"
+ * (as jansson would parse it); 0 when unsure: then parse it with jansson. */
+int gw_job_quick_check(const char *text, size_t len);
+
 /* ---- gw_broadcast.c: broadcast variables into a block manager ---- */
 enum MHD_Result gw_broadcast_put(struct gw_request *rq);
 enum MHD_Result gw_broadcast_delete(struct gw_request *rq);

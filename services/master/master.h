@@ -229,7 +229,10 @@ struct master {
     uint32_t job_base, stage_base, gid_base;
     uint64_t task_base;
     FILE *journal;               /* NULL without --journal */
-    struct master_text journal_line;   /* reused for each job-end line */
+    /* Job-end lines not yet written (reused buffer): they wait while
+     * journal_holds > 0 (master_journal_hold), else are written at once. */
+    struct master_text journal_line;
+    int journal_holds;
     json_t *history_apps, *history_jobs, *history_stages;
     uint32_t next_shuffle_id;
     uint64_t app_counter;
@@ -324,6 +327,13 @@ void master_schedule_soon(struct master *m, struct ptr_array *launches);
  * long for the report of a task it starts at once (TaskSpecs.report_wait_ms);
  * reports in replies are applied with master_task_report. */
 void master_send_launches(struct master *m, struct ptr_array *launches, uint32_t report_wait_ms);
+/* The same for a handler that deferred its answer (ember_rpc_defer): returns
+ * at once; the replies are applied, then done(arg) runs, on the server thread
+ * that read the last reply (no thread waits for them). launches must not be
+ * empty; the array is freed. */
+void master_send_launches_async(struct master *m, struct ptr_array *launches,
+                                uint32_t report_wait_ms, ember_rpc_ctx *deferred,
+                                void (*done)(void *), void *arg);
 void master_task_report(struct master *m, const Ember__TaskReport *rep);
 /* A worker stopped heartbeating: its running tasks go back to pending. */
 void master_worker_lost(struct master *m, struct worker_info *w);
@@ -348,6 +358,12 @@ void master_journal_app(struct master *m, json_t *app);
 /* Record the application's current state / a job that just ended (lock held). */
 void master_journal_app_state(struct master *m, const char *app_id);
 void master_journal_job_end(struct master *m, const struct job *job);
+/* Lock held. While held, job-end lines wait (in order) instead of being
+ * written: a handler that answers a job's end holds the journal so the
+ * line's write (a syscall) comes after its answer, and releases it then
+ * (master_journal_release writes what waited). Other lines still go in order. */
+void master_journal_hold(struct master *m);
+void master_journal_release(struct master *m);
 void master_journal_close(struct master *m);
 /* Appends the journal's history to a live listing (applications, jobs, stages). */
 void master_history_extend(struct master *m, const char *what, const char *app_id, json_t *list);

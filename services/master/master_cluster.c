@@ -543,22 +543,79 @@ static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessag
     return master_send_json(ctx, view);
 }
 
-/* SubmitJob and GetJob in one call, for the gateway's POST .../jobs?waitMs=N:
- * errors are SubmitJob's, the answer is GetJob's JSON after waiting (or
+static void release_journal(void *arg)
+{
+    struct master *m = arg;
+
+    pthread_mutex_lock(&m->lock);
+    master_journal_release(m);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* A SubmitJobAndWait whose launches are on their way. */
+struct submitted {
+    struct master *m;
+    ember_rpc_ctx *ctx;                /* deferred, or the handler's own */
+    char *app_id;
+    uint32_t job_id, wait_ms;
+    int inline_results;
+};
+
+/* The answer once the launches were sent: GetJob's JSON after waiting (or
  * {"jobId"} alone should the job be found nowhere, as the gateway answered
  * when its GetJob after SubmitJob failed). */
+static grpc_status_code answer_submitted(struct submitted *sub)
+{
+    struct master *m = sub->m;
+    struct master_text text = {0};
+    json_t *view = NULL;
+    struct job *j;
+
+    pthread_mutex_lock(&m->lock);
+    j = find_job(m, sub->app_id, sub->job_id);
+    if (j && j->status == JOB_RUNNING && sub->wait_ms && m->job_waiters < MAX_JOB_WAITERS)
+        wait_for_end(m, j, sub->wait_ms);
+    if (j)
+        master_text_job(&text, j, sub->inline_results ? 2 : 1);
+    else
+        view = master_history_find(m, "job", sub->app_id, sub->job_id);
+    pthread_mutex_unlock(&m->lock);
+    ember_log_info("app=%s job=%u submitted", sub->app_id, sub->job_id);
+    if (j)
+        return master_send_text(sub->ctx, &text);
+    if (!view)
+        view = json_pack("{s:I}", "jobId", (json_int_t)sub->job_id);
+    return master_send_json(sub->ctx, view);
+}
+
+/* The launch replies were applied (on the server thread that read the last). */
+static void answer_after_launches(void *arg)
+{
+    struct submitted *sub = arg;
+
+    ember_rpc_deferred_finish(sub->ctx, answer_submitted(sub));
+    free(sub->app_id);
+    free(sub);
+}
+
+/* SubmitJob and GetJob in one call, for the gateway's POST .../jobs?waitMs=N:
+ * errors are SubmitJob's, the answer is GetJob's after waiting. A job whose
+ * first tasks it launches defers its answer until their replies came: the
+ * server thread that reads the last reply answers (with the reports the
+ * replies brought), no thread is woken to wait for them. */
 static grpc_status_code handle_submit_and_wait(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
                                                void *user)
 {
     const Ember__SubmitJobRequest *req = (const Ember__SubmitJobRequest *)msg;
     struct master *m = user;
     struct ptr_array launches = {0};
-    struct master_text text = {0};
-    json_t *view = NULL;
-    uint32_t job_id = 0;
+    struct submitted sub = {.m = m, .ctx = ctx, .wait_ms = req->wait_ms,
+                            .inline_results = req->inline_results};
+    uint32_t report_wait_ms = req->wait_ms ? (uint32_t)m->launch_report_wait_ms : 0;
     char *error = NULL;
     struct app *a;
-    struct job *j;
+    ember_rpc_ctx *deferred;
+    grpc_status_code st;
 
     pthread_mutex_lock(&m->lock);
     a = master_find_app(m, req->app_id);
@@ -566,33 +623,36 @@ static grpc_status_code handle_submit_and_wait(ember_rpc_ctx *ctx, const Protobu
         pthread_mutex_unlock(&m->lock);
         return fail_app(ctx, req->app_id, a != NULL);
     }
-    if (master_submit_job(m, a, req->job_json, &job_id, &error) != 0) {
+    if (master_submit_job(m, a, req->job_json, &sub.job_id, &error) != 0) {
         pthread_mutex_unlock(&m->lock);
         ember_rpc_set_details(ctx, error);
         free(error);
         return GRPC_STATUS_INVALID_ARGUMENT;
     }
     /* As handle_submit: launched from here when the scheduler is idle. This
-     * thread waits for the job next, so it may as well wait a little for the
+     * call waits for the job next, so it may as well wait a little for the
      * launch replies to bring the reports of short tasks (no ReportTask call). */
     master_schedule_soon(m, &launches);
+    if (launches.n) {
+        /* The job may end with the reports in the launch replies: its
+         * journal line is written once the answer has left. */
+        master_journal_hold(m);
+        ember_rpc_after_reply(ctx, release_journal, m);
+    }
     pthread_mutex_unlock(&m->lock);
-    master_send_launches(m, &launches, req->wait_ms ? (uint32_t)m->launch_report_wait_ms : 0);
-    pthread_mutex_lock(&m->lock);
-    j = find_job(m, req->app_id, job_id);
-    if (j && j->status == JOB_RUNNING && req->wait_ms && m->job_waiters < MAX_JOB_WAITERS)
-        wait_for_end(m, j, req->wait_ms);
-    if (j)
-        master_text_job(&text, j, req->inline_results ? 2 : 1);
-    else
-        view = master_history_find(m, "job", req->app_id, job_id);
-    pthread_mutex_unlock(&m->lock);
-    ember_log_info("app=%s job=%u submitted", req->app_id, job_id);
-    if (j)
-        return master_send_text(ctx, &text);
-    if (!view)
-        view = json_pack("{s:I}", "jobId", (json_int_t)job_id);
-    return master_send_json(ctx, view);
+    sub.app_id = ember_xstrdup(req->app_id);
+    if (launches.n && (deferred = ember_rpc_defer(ctx)) != NULL) {
+        struct submitted *later = ember_xcalloc(1, sizeof(*later));
+        *later = sub;
+        later->ctx = deferred;
+        master_send_launches_async(m, &launches, report_wait_ms, deferred, answer_after_launches,
+                                   later);
+        return GRPC_STATUS_OK;         /* answered by answer_after_launches */
+    }
+    master_send_launches(m, &launches, report_wait_ms);
+    st = answer_submitted(&sub);
+    free(sub.app_id);
+    return st;
 }
 
 static grpc_status_code handle_cancel(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)

@@ -98,6 +98,18 @@ int master_journal_open(struct master *m, const char *path)
     return 0;
 }
 
+/* Writes the job-end lines that waited (lock held). */
+static void write_waiting(struct master *m)
+{
+    struct master_text *t = &m->journal_line;
+
+    if (!m->journal || t->len == 0)
+        return;
+    if (fwrite(t->buf, 1, t->len, m->journal) != t->len || fflush(m->journal) != 0)
+        ember_log_error_errno("cannot write the journal");
+    master_text_reset(t);
+}
+
 static void append(struct master *m, json_t *entry)
 {
     char *text;
@@ -106,6 +118,7 @@ static void append(struct master *m, json_t *entry)
         json_decref(entry);
         return;
     }
+    write_waiting(m);                  /* lines keep their order */
     text = json_dumps(entry, JSON_COMPACT);
     json_decref(entry);
     if (fprintf(m->journal, "%s\n", text) < 0 || fflush(m->journal) != 0)
@@ -142,7 +155,6 @@ void master_journal_job_end(struct master *m, const struct job *job)
 
     if (!m->journal)
         return;
-    master_text_reset(t);
     MASTER_TEXT_LIT(t, "{\"type\":\"job\",\"job\":");
     master_text_job(t, job, 0);
     MASTER_TEXT_LIT(t, ",\"stages\":[");
@@ -156,12 +168,24 @@ void master_journal_job_end(struct master *m, const struct job *job)
     MASTER_TEXT_LIT(t, ",\"gids\":");
     master_text_int(t, (int)(m->gid_base + m->nodes_by_gid.n));
     MASTER_TEXT_LIT(t, "}\n");
-    if (fwrite(t->buf, 1, t->len, m->journal) != t->len || fflush(m->journal) != 0)
-        ember_log_error_errno("cannot write the journal");
+    if (!m->journal_holds)
+        write_waiting(m);
+}
+
+void master_journal_hold(struct master *m)
+{
+    m->journal_holds++;
+}
+
+void master_journal_release(struct master *m)
+{
+    if (m->journal_holds > 0 && --m->journal_holds == 0)
+        write_waiting(m);
 }
 
 void master_journal_close(struct master *m)
 {
+    write_waiting(m);
     if (m->journal)
         fclose(m->journal);
     master_text_free(&m->journal_line);

@@ -295,20 +295,32 @@ static void launch_reply_reports(struct master *m, const ProtobufCMessage *reply
     }
 }
 
-/* One call per worker: LaunchTask for a lone task, LaunchTasks for several
- * (a refusal fails every task of the batch). The calls to different workers
- * are made at once: a two-task job on two workers used to wait for the first
- * worker's answer before the second was asked. With report_wait_ms (a caller
- * that waits for the job anyway, never the scheduler thread), every call is a
- * LaunchTasks asking the worker to hold its reply that long for the report of
- * the task it starts at once: a short task then needs no ReportTask call. */
-static void send_launches(struct master *m, struct ptr_array *launches, uint32_t report_wait_ms)
+/* The calls of one pass's launches: one per worker, LaunchTask for a lone
+ * task, LaunchTasks for several (a refusal fails every task of the batch).
+ * With report_wait_ms (a caller that waits for the job anyway, never the
+ * scheduler thread), every call is a LaunchTasks asking the worker to hold
+ * its reply that long for the report of the task it starts at once: a short
+ * task then needs no ReportTask call. */
+struct launch_calls {
+    struct launch **order;             /* grouped by worker, in launch order */
+    size_t *first_of, *count_of;       /* call c's launches in order */
+    struct ember_buf *specs;
+    ember_rpc_unary *calls;
+    size_t n_calls;
+    struct master *m;                  /* master_send_launches_async's */
+    void (*done)(void *);
+    void *arg;
+};
+
+static struct launch_calls *prepare_launches(struct ptr_array *launches, uint32_t report_wait_ms)
 {
-    struct launch **order = ember_xcalloc(launches->n + 1, sizeof(*order));
-    size_t *first_of = ember_xcalloc(launches->n + 1, sizeof(*first_of));
-    size_t *count_of = ember_xcalloc(launches->n + 1, sizeof(*count_of));
-    struct ember_buf *specs = ember_xcalloc(launches->n + 1, sizeof(*specs));
-    ember_rpc_unary *calls = ember_xcalloc(launches->n + 1, sizeof(*calls));
+    struct launch_calls *b = ember_xcalloc(1, sizeof(*b));
+
+    b->order = ember_xcalloc(launches->n + 1, sizeof(*b->order));
+    b->first_of = ember_xcalloc(launches->n + 1, sizeof(*b->first_of));
+    b->count_of = ember_xcalloc(launches->n + 1, sizeof(*b->count_of));
+    b->specs = ember_xcalloc(launches->n + 1, sizeof(*b->specs));
+    b->calls = ember_xcalloc(launches->n + 1, sizeof(*b->calls));
     size_t n_calls = 0, n_order = 0;
 
     /* Group by worker, keeping launch order within a worker. */
@@ -316,40 +328,48 @@ static void send_launches(struct master *m, struct ptr_array *launches, uint32_t
         struct launch *first = launches->items[i];
         if (!first)
             continue;                  /* grouped with an earlier one */
-        first_of[n_calls] = n_order;
+        b->first_of[n_calls] = n_order;
         for (size_t k = i; k < launches->n; k++) {
             struct launch *l = launches->items[k];
             if (l && l->channel == first->channel) {
-                order[n_order++] = l;
+                b->order[n_order++] = l;
                 launches->items[k] = NULL;
             }
         }
-        count_of[n_calls] = n_order - first_of[n_calls];
-        int batch = count_of[n_calls] > 1 || report_wait_ms;
-        ember_buf_init(&specs[n_calls], 0);
+        b->count_of[n_calls] = n_order - b->first_of[n_calls];
+        int batch = b->count_of[n_calls] > 1 || report_wait_ms;
+        ember_buf_init(&b->specs[n_calls], 0);
         if (batch)
-            for (size_t k = 0; k < count_of[n_calls]; k++)
-                append_spec_field(&specs[n_calls], order[first_of[n_calls] + k]);
+            for (size_t k = 0; k < b->count_of[n_calls]; k++)
+                append_spec_field(&b->specs[n_calls], b->order[b->first_of[n_calls] + k]);
         if (report_wait_ms)           /* TaskSpecs.report_wait_ms, field 2 */
-            append_varint_field(&specs[n_calls], 2 << 3, report_wait_ms);
-        calls[n_calls].ch = first->channel;
-        calls[n_calls].svc = &ember__worker__descriptor;
-        calls[n_calls].method = batch ? "LaunchTasks" : "LaunchTask";
-        calls[n_calls].raw = batch ? specs[n_calls].data : first->spec;
-        calls[n_calls].raw_len = batch ? specs[n_calls].len : first->spec_len;
+            append_varint_field(&b->specs[n_calls], 2 << 3, report_wait_ms);
+        b->calls[n_calls].ch = first->channel;
+        b->calls[n_calls].svc = &ember__worker__descriptor;
+        b->calls[n_calls].method = batch ? "LaunchTasks" : "LaunchTask";
+        b->calls[n_calls].raw = batch ? b->specs[n_calls].data : first->spec;
+        b->calls[n_calls].raw_len = batch ? b->specs[n_calls].len : first->spec_len;
         n_calls++;
     }
-    ember_rpc_unary_many(calls, n_calls, 5000);
-    for (size_t c = 0; c < n_calls; c++) {
-        const char *details = calls[c].details;
-        if (calls[c].status == GRPC_STATUS_OK && strcmp(calls[c].method, "LaunchTasks") == 0)
-            launch_reply_reports(m, calls[c].reply);
-        if (calls[c].reply)
-            protobuf_c_message_free_unpacked(calls[c].reply, NULL);
-        ember_buf_free(&specs[c]);
-        for (size_t k = 0; k < count_of[c]; k++) {
-            struct launch *l = order[first_of[c] + k];
-            if (calls[c].status != GRPC_STATUS_OK) {
+    b->n_calls = n_calls;
+    launches->n = 0;
+    return b;
+}
+
+/* Once the calls ended: reports in the replies applied, the tasks of failed
+ * calls retried by the scheduler; frees b. */
+static void apply_launches(struct master *m, struct launch_calls *b)
+{
+    for (size_t c = 0; c < b->n_calls; c++) {
+        const char *details = b->calls[c].details;
+        if (b->calls[c].status == GRPC_STATUS_OK && strcmp(b->calls[c].method, "LaunchTasks") == 0)
+            launch_reply_reports(m, b->calls[c].reply);
+        if (b->calls[c].reply)
+            protobuf_c_message_free_unpacked(b->calls[c].reply, NULL);
+        ember_buf_free(&b->specs[c]);
+        for (size_t k = 0; k < b->count_of[c]; k++) {
+            struct launch *l = b->order[b->first_of[c] + k];
+            if (b->calls[c].status != GRPC_STATUS_OK) {
                 char *why = ember_xasprintf("could not launch on worker %s: %s", l->worker_id,
                                             details && *details ? details : "unreachable");
                 ember_log_warn("task=%llu %s", (unsigned long long)l->task_id, why);
@@ -363,14 +383,25 @@ static void send_launches(struct master *m, struct ptr_array *launches, uint32_t
             free(l->spec);
             free(l);
         }
-        free(calls[c].details);
+        free(b->calls[c].details);
     }
-    free(calls);
-    free(specs);
-    free(count_of);
-    free(first_of);
-    free(order);
-    launches->n = 0;
+    free(b->calls);
+    free(b->specs);
+    free(b->count_of);
+    free(b->first_of);
+    free(b->order);
+    free(b);
+}
+
+/* The calls to different workers are made at once: a two-task job on two
+ * workers used to wait for the first worker's answer before the second was
+ * asked. */
+static void send_launches(struct master *m, struct ptr_array *launches, uint32_t report_wait_ms)
+{
+    struct launch_calls *b = prepare_launches(launches, report_wait_ms);
+
+    ember_rpc_unary_many(b->calls, b->n_calls, 5000);
+    apply_launches(m, b);
 }
 
 static void send_kills(struct ptr_array *kills)
@@ -433,6 +464,30 @@ void master_send_launches(struct master *m, struct ptr_array *launches, uint32_t
         send_launches(m, launches, report_wait_ms);
     free(launches->items);
     memset(launches, 0, sizeof(*launches));
+}
+
+static void launched(void *arg)
+{
+    struct launch_calls *b = arg;
+    void (*done)(void *) = b->done;
+    void *done_arg = b->arg;
+
+    apply_launches(b->m, b);
+    done(done_arg);
+}
+
+void master_send_launches_async(struct master *m, struct ptr_array *launches,
+                                uint32_t report_wait_ms, ember_rpc_ctx *deferred,
+                                void (*done)(void *), void *arg)
+{
+    struct launch_calls *b = prepare_launches(launches, report_wait_ms);
+
+    free(launches->items);
+    memset(launches, 0, sizeof(*launches));
+    b->m = m;
+    b->done = done;
+    b->arg = arg;
+    ember_rpc_unary_many_async(deferred, b->calls, b->n_calls, 5000, launched, b);
 }
 
 static void add_metrics(Ember__TaskMetrics *sum, const Ember__TaskMetrics *m)

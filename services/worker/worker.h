@@ -144,7 +144,7 @@ void worker_report_post(struct worker *w, const Ember__TaskReport *rep);
  * waited its linger (about 1 ms) for company. */
 void worker_report_flush(struct worker *w, int all);
 /* Milliseconds until queued reports are due (0: now), -1 when none is queued
- * or a call is on its way. */
+ * or a call is on its way (whose sender then sends them right after it). */
 int worker_report_due_in_ms(struct worker *w);
 
 /* ---- worker_pipe.c: frames from a pyexec's stdout, through a buffer ---- */

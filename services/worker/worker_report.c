@@ -130,7 +130,13 @@ int worker_report_due_in_ms(struct worker *w)
     int ms = -1;
 
     pthread_mutex_lock(&w->report_lock);
-    if (w->report_queue && !w->report_sending) {
+    if (w->report_queue && w->report_sending) {
+        /* The caller may block next (its pyexec runs a task that may never
+         * write), and the sender of the call on its way stops once nothing
+         * is due: that sender sends the waiting reports right after its call
+         * (a task's report used to wait for the next task's output). */
+        w->report_owed = 1;
+    } else if (w->report_queue) {
         int64_t left = REPORT_LINGER_US - (now_us() - w->report_oldest_us);
         ms = left <= 0 ? 0 : (int)((left + 999) / 1000);
     }
