@@ -202,11 +202,31 @@ static PyObject *io_flush(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *io_release_arenas(PyObject *self, PyObject *unused)
+{
+    pyexec_arenas_release();
+    Py_RETURN_NONE;
+}
+
+static PyObject *io_arena_pool(PyObject *self, PyObject *unused)
+{
+    size_t held, limit;
+    unsigned long long reused;
+
+    pyexec_arenas_stats(&held, &reused, &limit);
+    return Py_BuildValue("{s:n,s:K,s:n}", "held", (Py_ssize_t)held, "reused", reused,
+                         "limit", (Py_ssize_t)limit);
+}
+
 static PyMethodDef io_methods[] = {
     {"flush", io_flush, METH_NOARGS, "Write the frames held back (before a pause or a read)."},
     {"read_frame", io_read_frame, METH_NOARGS, "Read one frame: bytes, or an int marker."},
     {"write_frame", io_write_frame, METH_O, "Write one data frame."},
     {"write_marker", io_write_marker, METH_O, "Write a negative marker."},
+    {"release_arenas", io_release_arenas, METH_NOARGS,
+     "Unmap the freed pymalloc arenas kept for reuse (pyexec_arenas.c)."},
+    {"arena_pool", io_arena_pool, METH_NOARGS,
+     "The arena pool: bytes held, arenas reused, the limit (0: off)."},
     {NULL, NULL, 0, NULL},
 };
 
