@@ -392,7 +392,7 @@ def _flush(batch: list[Any], sizer: _AdaptiveBatch, prefix: bytes = b"",
     if data is None:
         data = pickle.dumps(batch, PICKLE_PROTOCOL)
         sizer.observe(len(data))
-        io.write_frame(prefix + data if prefix else data)
+        io.write_frame(data, prefix)
     else:
         sizer.observe(len(data) - len(prefix))
         io.write_frame(data)
@@ -463,10 +463,13 @@ class _CacheTee:
         io.write_marker(io.CACHE)
         data = _ember_fast.dump_records(batch, self.prefix) if _ember_fast is not None else None
         if data is None:
-            data = self.prefix + pickle.dumps(batch, PICKLE_PROTOCOL)
-        size = len(data) - len(self.prefix)
+            data = pickle.dumps(batch, PICKLE_PROTOCOL)
+            size = len(data)
+            io.write_frame(data, self.prefix)      # no copy of a large pickle for 4 bytes
+        else:
+            size = len(data) - len(self.prefix)
+            io.write_frame(data)
         self.sizer.observe(size)
-        io.write_frame(data)
         self.bytes += size
         if self.kept is not None and self.bytes > self.budget:
             self.kept = None           # too big to keep as objects

@@ -75,3 +75,18 @@ def test_partitions_of_many_batches_and_empty_ones_read_back(sc: SparkContext) -
     assert read_back(sc, cached) == expected
     assert acc.value == computed, "the cached partitions were computed again"
     cached.unpersist()
+
+
+def test_pickled_shuffle_and_cache_batches_written_with_their_prefix_apart(
+        sc: SparkContext) -> None:
+    # Fractions are not simple records: every batch is a pickle, which the runtime writes
+    # after its 4-byte reduce partition or cache index without joining the two first.
+    from fractions import Fraction
+    pairs = [(i % 37, Fraction(i, 7)) for i in range(50_000)]
+    expected = {}
+    for k, v in pairs:
+        expected[k] = expected.get(k, 0) + v
+    summed = sc.parallelize(pairs, 4).reduceByKey(lambda a, b: a + b, 5).cache()
+    assert dict(summed.collect()) == expected
+    assert dict(read_back(sc, summed)) == expected
+    summed.unpersist()
