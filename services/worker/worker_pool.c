@@ -145,6 +145,10 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* The size asked for the pipes to and from a pyexec (Linux's default
+ * fs.pipe-max-size, the most an unprivileged process may ask). */
+#define PYEXEC_PIPE_BYTES (1 << 20)
+
 /* Runs on the launcher thread only. */
 static int spawn_pyexec(struct worker_pool *p, struct pyexec_slot *s)
 {
@@ -198,6 +202,12 @@ static int spawn_pyexec(struct worker_pool *p, struct pyexec_slot *s)
     }
     s->to_child = in_pipe[1];
     s->from_child = out_pipe[0];
+    /* A task's text input and a cached partition pass through these pipes
+     * (tens of MB each): with the default 64 KiB the writer blocks and the
+     * reader wakes every 64 KiB. Best effort: a refused size (beyond
+     * fs.pipe-max-size, or the user's pipe pages spent) keeps the default. */
+    fcntl(s->to_child, F_SETPIPE_SZ, PYEXEC_PIPE_BYTES);
+    fcntl(s->from_child, F_SETPIPE_SZ, PYEXEC_PIPE_BYTES);
     s->pipe_capacity = fcntl(s->to_child, F_GETPIPE_SZ);
     worker_pipe_reset(s);
     s->err = worker_stderr_start(err_pipe[0], s->pid);
