@@ -161,17 +161,21 @@ class _ObjectCache:
                 self.drop(block_id)
 
     def over_memory(self, limit: int) -> None:
-        """Drops every entry when this process's resident memory passed limit
-        (the worker's budget for one subprocess): the copy in the block
-        manager stays, so only the time to read it again is lost."""
-        if limit <= 0 or not self.entries:
+        """When this process's resident memory passed limit (the worker's
+        budget for one subprocess): first the freed pymalloc arenas the host
+        keeps for reuse go back to the kernel, then, if that was not enough,
+        every entry is dropped: the copy in the block manager stays, so only
+        the time to read it again is lost."""
+        if limit <= 0:
             return
-        try:
-            with open("/proc/self/statm", "rb") as fh:
-                resident = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
+        pooled = io.arena_pool()["held"] >= _ARENA_POOL_CHECKED
+        if not (pooled or self.entries) or _resident() <= limit:
             return
-        if resident > limit:
+        if pooled:
+            io.release_arenas()
+            if _resident() <= limit:
+                return
+        if self.entries:
             self.clear()
             gc.collect()
 
@@ -180,6 +184,17 @@ class _ObjectCache:
 
 
 _OBJECT_BUDGET_DEFAULT = 128 << 20
+# Below this, arenas the host keeps for reuse are not worth a look at statm.
+_ARENA_POOL_CHECKED = 64 << 20
+
+
+def _resident() -> int:
+    """This process's resident memory in bytes (0 when it cannot be read)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 _objects = _ObjectCache()
 
 
@@ -378,7 +393,7 @@ def _flush(batch: list[Any], sizer: _AdaptiveBatch, prefix: bytes = b"",
     if data is None:
         data = pickle.dumps(batch, PICKLE_PROTOCOL)
         sizer.observe(len(data))
-        io.write_frame(prefix + data if prefix else data)
+        io.write_frame(data, prefix)
     else:
         sizer.observe(len(data) - len(prefix))
         io.write_frame(data)
@@ -449,10 +464,13 @@ class _CacheTee:
         io.write_marker(io.CACHE)
         data = _ember_fast.dump_records(batch, self.prefix) if _ember_fast is not None else None
         if data is None:
-            data = self.prefix + pickle.dumps(batch, PICKLE_PROTOCOL)
-        size = len(data) - len(self.prefix)
+            data = pickle.dumps(batch, PICKLE_PROTOCOL)
+            size = len(data)
+            io.write_frame(data, self.prefix)      # no copy of a large pickle for 4 bytes
+        else:
+            size = len(data) - len(self.prefix)
+            io.write_frame(data)
         self.sizer.observe(size)
-        io.write_frame(data)
         self.bytes += size
         if self.kept is not None and self.bytes > self.budget:
             self.kept = None           # too big to keep as objects

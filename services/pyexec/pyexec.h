@@ -23,6 +23,12 @@ int pyexec_interp_stop(int rc);
 void pyexec_io_set_fds(int in_fd, int out_fd);
 PyObject *pyexec_io_init(void);
 
+/* pyexec_arenas.c: keeps freed pymalloc arenas for reuse (EMBER_PYEXEC_ARENA_POOL);
+ * install before the interpreter starts. EMBER_EINVAL for a malformed size. */
+int pyexec_arenas_install(void);
+void pyexec_arenas_release(void);
+void pyexec_arenas_stats(size_t *held, unsigned long long *reused, size_t *limit);
+
 /* pyexec_fast.c: _ember_fast, the shuffle's per-record loops in C. */
 PyObject *pyexec_fast_init(void);
 /* pyexec_words.c: adds _ember_fast.WordCounts (word count's map side) to module. */

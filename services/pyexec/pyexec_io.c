@@ -146,27 +146,43 @@ static PyObject *io_read_frame(PyObject *self, PyObject *unused)
     return bytes;
 }
 
-static PyObject *io_write_frame(PyObject *self, PyObject *arg)
+/* write_frame(data[, prefix]): one frame holding prefix then data. The prefix
+ * (a shuffle's reduce partition, a cache write's index) is written from its own
+ * buffer, so a large pickle is never copied to put 4 bytes in front of it. */
+static PyObject *io_write_frame(PyObject *self, PyObject *args)
 {
-    Py_buffer view;
-    int rc;
+    Py_buffer view, pre = {.buf = NULL, .len = 0};
+    size_t total;
+    int rc = 0;
 
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) != 0)
+    if (!PyArg_ParseTuple(args, "y*|y*:write_frame", &view, &pre))
         return NULL;
-    if (pending_len + 4 + (size_t)view.len > PENDING_MAX)
+    total = (size_t)pre.len + (size_t)view.len;
+    if (total > EMBER_FRAME_MAX) {
+        rc = EMBER_ETOOBIG;
+        goto out;
+    }
+    if (pending_len + 4 + total > PENDING_MAX)
         rc = flush_pending();
-    else
-        rc = 0;
-    if (rc == 0 && 4 + (size_t)view.len <= PENDING_MAX) {
-        uint32_t be = htonl((uint32_t)view.len);
+    if (rc == 0 && 4 + total <= PENDING_MAX) {
+        uint32_t be = htonl((uint32_t)total);
         hold(&be, 4);
+        if (pre.len)
+            hold(pre.buf, (size_t)pre.len);
         hold(view.buf, (size_t)view.len);
     } else if (rc == 0) {
+        uint32_t be = htonl((uint32_t)total);
         Py_BEGIN_ALLOW_THREADS
-        rc = ember_frame_write(io_out_fd, view.buf, (size_t)view.len);
+        rc = ember_write_full(io_out_fd, &be, 4);
+        if (rc == 0 && pre.len)
+            rc = ember_write_full(io_out_fd, pre.buf, (size_t)pre.len);
+        if (rc == 0)
+            rc = ember_write_full(io_out_fd, view.buf, (size_t)view.len);
         Py_END_ALLOW_THREADS
     }
+out:
     PyBuffer_Release(&view);
+    PyBuffer_Release(&pre);         /* nothing to release when no prefix came */
     if (rc != 0)
         return PyErr_Format(PyExc_BrokenPipeError, "writing a frame failed: %s",
                             ember_strerror(rc));
@@ -202,11 +218,32 @@ static PyObject *io_flush(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *io_release_arenas(PyObject *self, PyObject *unused)
+{
+    pyexec_arenas_release();
+    Py_RETURN_NONE;
+}
+
+static PyObject *io_arena_pool(PyObject *self, PyObject *unused)
+{
+    size_t held, limit;
+    unsigned long long reused;
+
+    pyexec_arenas_stats(&held, &reused, &limit);
+    return Py_BuildValue("{s:n,s:K,s:n}", "held", (Py_ssize_t)held, "reused", reused,
+                         "limit", (Py_ssize_t)limit);
+}
+
 static PyMethodDef io_methods[] = {
     {"flush", io_flush, METH_NOARGS, "Write the frames held back (before a pause or a read)."},
     {"read_frame", io_read_frame, METH_NOARGS, "Read one frame: bytes, or an int marker."},
-    {"write_frame", io_write_frame, METH_O, "Write one data frame."},
+    {"write_frame", io_write_frame, METH_VARARGS,
+     "write_frame(data[, prefix]): write one data frame holding prefix then data."},
     {"write_marker", io_write_marker, METH_O, "Write a negative marker."},
+    {"release_arenas", io_release_arenas, METH_NOARGS,
+     "Unmap the freed pymalloc arenas kept for reuse (pyexec_arenas.c)."},
+    {"arena_pool", io_arena_pool, METH_NOARGS,
+     "The arena pool: bytes held, arenas reused, the limit (0: off)."},
     {NULL, NULL, 0, NULL},
 };
 

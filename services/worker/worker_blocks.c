@@ -102,11 +102,27 @@ int worker_store_block(struct worker *w, const char *address, const char *block_
     uint64_t offset = 0;
     int rc = 0;
 
-    /* Chunks are cut across part boundaries, so every chunk but the last is full. */
+    /* Chunks are cut across part boundaries, so every chunk but the last is full.
+     * A chunk that lies within one part goes out from there, without the copy. */
     for (;;) {
         while (part < n_parts && pos == parts[part].len) {
             part++;
             pos = 0;
+        }
+        if (fill == 0 && part < n_parts) {
+            size_t left = parts[part].len - pos;
+            int last = left <= CHUNK_BYTES && part == n_parts - 1;
+            if (left >= CHUNK_BYTES || last) {
+                size_t n = left < CHUNK_BYTES ? left : CHUNK_BYTES;
+                last = last && n == left;
+                rc = put_chunk(ch, address, block_id, storage, offset, parts[part].data + pos, n,
+                               last, error);
+                offset += n;
+                pos += n;
+                if (rc != 0 || last)
+                    break;
+                continue;
+            }
         }
         if (part == n_parts || fill == CHUNK_BYTES) {
             int last = part == n_parts;

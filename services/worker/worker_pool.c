@@ -145,6 +145,20 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* The size asked for the pipes to and from a pyexec: 1 MiB (Linux's default
+ * fs.pipe-max-size, the most an unprivileged process may ask), less on a
+ * worker of many cores so that all its pipes stay within 16 MiB: an
+ * unprivileged user whose pipes pass fs.pipe-user-pages-soft (64 MiB) gets
+ * tiny pipes for every new one. */
+static int pyexec_pipe_bytes(int slots)
+{
+    int bytes = 1 << 20;
+
+    while (bytes > (64 << 10) && (long)bytes * 2 * slots > (16L << 20))
+        bytes /= 2;
+    return bytes;
+}
+
 /* Runs on the launcher thread only. */
 static int spawn_pyexec(struct worker_pool *p, struct pyexec_slot *s)
 {
@@ -198,6 +212,12 @@ static int spawn_pyexec(struct worker_pool *p, struct pyexec_slot *s)
     }
     s->to_child = in_pipe[1];
     s->from_child = out_pipe[0];
+    /* A task's text input and a cached partition pass through these pipes
+     * (tens of MB each): with the default 64 KiB the writer blocks and the
+     * reader wakes every 64 KiB. Best effort: a refused size (beyond
+     * fs.pipe-max-size, or the user's pipe pages spent) keeps the default. */
+    fcntl(s->to_child, F_SETPIPE_SZ, pyexec_pipe_bytes(p->size));
+    fcntl(s->from_child, F_SETPIPE_SZ, pyexec_pipe_bytes(p->size));
     s->pipe_capacity = fcntl(s->to_child, F_GETPIPE_SZ);
     worker_pipe_reset(s);
     s->err = worker_stderr_start(err_pipe[0], s->pid);

@@ -190,8 +190,11 @@ static int route_data_frame(struct task_run *t, const struct ember_buf *frame)
     return append_frame(&t->buckets[reduce], frame->data + 4, frame->len - 4);
 }
 
-/* A frame after the CACHE marker: 4-byte slot, then a batch for that cache block. */
-static int route_cache_frame(struct task_run *t, const struct ember_buf *frame)
+/* A frame after the CACHE marker: 4-byte slot, then a batch for that cache block.
+ * The first batch of a block (often its only one: a partition kept as one numpy
+ * array is a single 20 MB pickle) becomes the block without a copy: its slot
+ * number is overwritten with the batch's length, and the read buffer handed over. */
+static int route_cache_frame(struct task_run *t, struct ember_buf *frame)
 {
     uint32_t be, slot;
 
@@ -201,7 +204,17 @@ static int route_cache_frame(struct task_run *t, const struct ember_buf *frame)
     slot = ntohl(be);
     if (slot >= t->spec->n_cache_writes)
         return EMBER_EINVAL;
-    return append_frame(&t->caches[slot], frame->data + 4, frame->len - 4);
+    struct ember_buf *cache = &t->caches[slot];
+    if (cache->len == 0 && cache->cap == 0 && frame->cap == 0) {
+        struct ember_buf empty = *cache;
+
+        be = htonl((uint32_t)(frame->len - 4));
+        memcpy(frame->data, &be, 4);
+        *cache = *frame;
+        *frame = empty;
+        return 0;
+    }
+    return append_frame(cache, frame->data + 4, frame->len - 4);
 }
 
 static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
