@@ -165,6 +165,26 @@ def test_map_side_grouping_matches_python():
         assert (len(fast) > 301) == (len(slow) > 301) == (limit < 1 << 20)
 
 
+def test_map_side_grouping_of_mostly_new_keys_matches_python():
+    """Past shuffle._GROUPING_SAMPLE records of mostly new keys the C path stops
+    grouping and sends one-value lists: merged, the same groups, values in the
+    same order (keys repeat on both sides of the switch)."""
+    rng = random.Random(5)
+    pairs = [(rng.randrange(200_000), i) for i in range(60_000)]
+    pairs += [(k, -1) for k, _ in pairs[:3000]]
+
+    def merged(flushed):
+        groups: dict = {}
+        for k, vs in flushed:
+            groups.setdefault(k, []).extend(vs)
+        return sorted(groups.items())
+    fast, slow = _both(lambda: list(combine_locally(iter(pairs), shuffle.LIST_AGGREGATOR,
+                                                    1 << 30, grouping=True)))
+    assert merged(fast) == merged(slow)
+    assert len(slow) == len({k for k, _ in pairs}) < len(fast)
+    assert fast[-1] == (pairs[-1][0], [-1])
+
+
 def test_group_raises_what_python_raises():
     with pytest.raises(ValueError, match="not enough values to unpack"):
         _ember_fast.group({}, iter([("a", 1), ("b",)]), False, 10)
