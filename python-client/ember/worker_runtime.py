@@ -24,8 +24,10 @@ from ember import accumulators, broadcast, compat, pyfiles
 from ember.function_cache import FunctionCache
 from ember.fused_text import TextLines, line_count, text_lines as _text_lines
 from ember.lineage import SIDE_BOUNDARY
+from ember.replay_frames import ReplayFrames
 from ember.resultiterable import ResultIterable
-from ember.shuffle import RangePartitioner, _ember_fast, portable_hash
+from ember.shuffle import (RangePartitioner, _ember_fast, local_dir, portable_hash,
+                           task_memory_limit)
 from ember.taskcontext import TaskContext
 
 PICKLE_PROTOCOL = 5
@@ -350,6 +352,17 @@ class _Inputs:
             raise RuntimeError("an input kept as objects came with data")
         self.ended += 1
 
+    def skip_to(self, end: int) -> None:
+        """Reads and drops what is left of the inputs before input `end` (a
+        combine node's child that was not read to its end)."""
+        while self.ended < end:
+            frame = io.read_frame()
+            if isinstance(frame, int):
+                if frame != io.END:
+                    raise RuntimeError(f"unexpected marker {frame} in task input")
+                self.ended += 1
+        self.started = max(self.started, end)
+
     def drain(self) -> None:
         """Reads what no iterator consumed, so the pipe stays in step."""
         while self.ended < self.count:
@@ -427,9 +440,14 @@ class _CacheTee:
     Records are drawn from upstream a batch at a time and handed on by
     chain.from_iterable, so there is no Python step per record; a batch is
     written as a record frame when _ember_fast.dump_records can (groupByKey's
-    ResultIterables included), else pickled."""
+    ResultIterables included), else pickled.
 
-    def __init__(self, records: Iterable[Any], slot: int, block_id: str, budget: int) -> None:
+    With replay (the plan reads the partition again: a "repeat" leaf), the
+    records stay available to replay() until the task ends: the objects it
+    keeps for the object cache, else the frames it wrote (ReplayFrames)."""
+
+    def __init__(self, records: Iterable[Any], slot: int, block_id: str, budget: int,
+                 replay: bool = False) -> None:
         self.records = iter(records)
         self.prefix = struct.pack(">i", slot)
         self.sizer = _AdaptiveBatch()
@@ -439,6 +457,10 @@ class _CacheTee:
         self.kept: list[Any] | None = [] if budget > 0 else None
         self.bytes = 0
         self._iterator: Iterator[Any] | None = None
+        self.frames = ReplayFrames(task_memory_limit(), local_dir(), _loads) if replay else None
+        self.path: tuple[int, ...] = ()    # where in the plan (_Plan.build), for _repeat
+        self.position = 0
+        self.frames_on = replay and self.kept is None   # frames kept as they are written
 
     def __iter__(self) -> Iterator[Any]:
         if self._iterator is None:
@@ -465,16 +487,41 @@ class _CacheTee:
         data = _ember_fast.dump_records(batch, self.prefix) if _ember_fast is not None else None
         if data is None:
             data = pickle.dumps(batch, PICKLE_PROTOCOL)
-            size = len(data)
+            start = 0
             io.write_frame(data, self.prefix)      # no copy of a large pickle for 4 bytes
         else:
-            size = len(data) - len(self.prefix)
+            start = len(self.prefix)
             io.write_frame(data)
+        size = len(data) - start
         self.sizer.observe(size)
         self.bytes += size
+        if self.frames_on:
+            self.frames.add(data, start)
         if self.kept is not None and self.bytes > self.budget:
+            if self.frames is not None:    # what it kept so far, to replay as frames
+                self._frames_from(self.kept)
             self.kept = None           # too big to keep as objects
             _long_lived.gave_up()
+
+    def _frames_from(self, records: list[Any]) -> None:
+        """Keeps records (the ones kept as objects so far) as frames for replay."""
+        for start in range(0, len(records), self.sizer.size):
+            batch = records[start:start + self.sizer.size]
+            data = _ember_fast.dump_records(batch, b"") if _ember_fast is not None else None
+            self.frames.add(data if data is not None else pickle.dumps(batch, PICKLE_PROTOCOL), 0)
+        self.frames_on = True
+
+    def replay(self) -> Iterator[Any]:
+        """The partition's records again, once the tee has them all (finish first)."""
+        if self.frames is None or not self.done:
+            raise RuntimeError(f"cache write {self.block_id} cannot be replayed")
+        if self.kept is not None:
+            return iter(self.kept)
+        return self.frames.records()
+
+    def close(self) -> None:
+        if self.frames is not None:
+            self.frames.close()
 
     def finish(self) -> None:
         """A cached partition must be whole even when the task stopped early (take)."""
@@ -528,33 +575,69 @@ class _Plan:
         self.loaded: dict[int, Any] = {}
         self.inputs = inputs
         self.tees: list[_CacheTee] = []
+        self.tee_of_write: dict[int, _CacheTee] = {}
         self.split = header["partition"]
         self.cache_blocks = header.get("cacheBlocks", [])
         self.budget = budget
+        self.repeated = _repeated_writes(header["plan"])
 
-    def build(self, node: dict, split: int) -> Iterator[Any]:
+    def build(self, node: dict, split: int, path: tuple[int, ...] = ()) -> Iterator[Any]:
+        """The node's records; path: the child indexes leading to it from the root."""
         split = node.get("split", split)
         combine = node.get("combine")
-        if combine is None:
-            records: Iterator[Any] = self.inputs.leaf(node["input"])
+        if node.get("input") == "repeat":
+            records: Iterator[Any] = self._repeat(node["of"])
+        elif combine is None:
+            records = self.inputs.leaf(node["input"])
         elif combine == "concat":
-            records = self._concat(node["children"], split)
+            records = self._concat(node["children"], split, path)
         elif combine == "sides":
-            records = self._sides(node["children"], split)
+            records = self._sides(node["children"], split, path)
         elif combine == "zip":
-            records = self._zip(node["children"], split)
+            records = self._zip(node["children"], split, path)
         else:
-            records = self._cartesian(node["children"], split)
-        return self._apply(node, records, split)
+            records = self._cartesian(node["children"], split, path)
+        return self._apply(node, records, split, path)
 
-    def _concat(self, children: list[dict], split: int) -> Iterator[Any]:
+    def _repeat(self, write: int) -> Iterator[Any]:
+        """The records of cache write `write` again, computed once: children
+        are built in the order the master walked them, so its tee came first,
+        in a child finished before this one was built (_child_done)."""
+        tee = self.tee_of_write.get(write)
+        if tee is None or not tee.done:
+            raise RuntimeError(f"the task's plan repeats cache write {write} before computing it")
+        return tee.replay()
+
+    def _child(self, child: dict, split: int, path: tuple[int, ...]) -> Iterator[Any]:
+        """A combine node's child (built when its turn comes: its first input is
+        the next one), whose tees are finished and inputs read to their end
+        once it is exhausted (chained in C: no Python step per record)."""
+        end = self.inputs.started + _input_leaves(child)
+        return chain(self.build(child, split, path), self._after_child(path, end))
+
+    def _after_child(self, path: tuple[int, ...], inputs_end: int) -> Iterator[Any]:
+        self._child_done(path, inputs_end)
+        yield from ()
+
+    def _child_done(self, path: tuple[int, ...], inputs_end: int) -> None:
+        """A reader that stopped early (take, islice) leaves the child's cache
+        tees partial and its inputs unread, and the next child reads the pipe
+        after them: the tees are finished, the outermost first (each drives
+        those inside it), then what is left of the child's inputs is skipped."""
+        inside = [t for t in self.tees if t.path[:len(path)] == path and not t.done]
+        for tee in sorted(inside, key=lambda t: (len(t.path), -t.position)):
+            tee.finish()
+        self.inputs.skip_to(inputs_end)
+
+    def _concat(self, children: list[dict], split: int, path: tuple[int, ...]) -> Iterator[Any]:
         # Each child is built when the one before is exhausted (the pipe's order).
-        return chain.from_iterable(self.build(child, split) for child in children)
+        return chain.from_iterable(self._child(child, split, path + (i,))
+                                   for i, child in enumerate(children))
 
-    def _sides(self, children: list[dict], split: int) -> Iterator[Any]:
+    def _sides(self, children: list[dict], split: int, path: tuple[int, ...]) -> Iterator[Any]:
         first = children[0]
         entry = None
-        if (len(children) == 2 and "combine" not in first and not first.get("funcs")
+        if (len(children) == 2 and first.get("input") == "pickle" and not first.get("funcs")
                 and not first.get("cacheAt")):
             entry = self.inputs.next_object_entry()
 
@@ -562,25 +645,27 @@ class _Plan:
             for i, child in enumerate(children):
                 if i:
                     yield (SIDE_BOUNDARY,)
-                yield entry.records if i == 0 and entry is not None else self.build(child, split)
+                yield (entry.records if i == 0 and entry is not None
+                       else self._child(child, split, path + (i,)))
         records = chain.from_iterable(parts())
         if entry is None:
             return records
-        return CachedLeftSides(records, entry, lambda: self.build(children[1], split))
+        return CachedLeftSides(records, entry, lambda: self.build(children[1], split, path + (1,)))
 
-    def _zip(self, children: list[dict], split: int) -> Iterator[Any]:
-        first = list(self.build(children[0], split))
+    def _zip(self, children: list[dict], split: int, path: tuple[int, ...]) -> Iterator[Any]:
+        first = list(self._child(children[0], split, path + (0,)))
         count = 0
-        for count, second in enumerate(self.build(children[1], split), 1):
+        for count, second in enumerate(self.build(children[1], split, path + (1,)), 1):
             if count > len(first):
                 break
             yield first[count - 1], second
         if count != len(first):
             raise ValueError("Can only zip RDDs with same number of elements in each partition")
 
-    def _cartesian(self, children: list[dict], split: int) -> Iterator[Any]:
-        first = list(self.build(children[0], split))
-        second = list(self.build(children[1], split))
+    def _cartesian(self, children: list[dict], split: int,
+                   path: tuple[int, ...]) -> Iterator[Any]:
+        first = list(self._child(children[0], split, path + (0,)))
+        second = list(self.build(children[1], split, path + (1,)))
         for a in first:
             for b in second:
                 yield a, b
@@ -590,32 +675,57 @@ class _Plan:
             self.loaded[index] = _functions.load(self.funcs[index])
         return self.loaded[index]
 
-    def _apply(self, node: dict, records: Iterable[Any], split: int) -> Iterator[Any]:
+    def _apply(self, node: dict, records: Iterable[Any], split: int,
+               path: tuple[int, ...]) -> Iterator[Any]:
         funcs = node.get("funcs", [])
         tees_at = node.get("cacheAt", [])
         iterator: Iterable[Any] = records
         for position in range(len(funcs) + 1):
             for at, slot in tees_at:
                 if at == position:
-                    tee = _CacheTee(iterator, slot, self.cache_blocks[slot], self.budget)
+                    tee = _CacheTee(iterator, slot, self.cache_blocks[slot], self.budget,
+                                    replay=slot in self.repeated)
+                    tee.path, tee.position = path, at
                     self.tees.append(tee)
+                    self.tee_of_write[slot] = tee
                     iterator = iter(tee)
             if position < len(funcs):
                 iterator = self._func(funcs[position])(split, iterator)
         return iter(iterator)
 
 
+def _input_leaves(node: dict) -> int:
+    """The inputs the plan node reads (a "repeat" leaf reads none)."""
+    if "combine" in node:
+        return sum(_input_leaves(child) for child in node["children"])
+    return 0 if node.get("input") == "repeat" else 1
+
+
+def _repeated_writes(node: dict) -> set[int]:
+    """The cache writes a "repeat" leaf of the plan reads again."""
+    if node.get("input") == "repeat":
+        return {node["of"]}
+    found: set[int] = set()
+    for child in node.get("children", ()):
+        found |= _repeated_writes(child)
+    return found
+
+
 def _run(header: dict, funcs: list[bytes], partitioner_frame: bytes | None,
          inputs: _Inputs, budget: int) -> int:
     plan = _Plan(header, funcs, inputs, budget)
-    iterator = plan.build(header["plan"], header["partition"])
-    if header["numReduce"]:
-        partitioner = _functions.load(partitioner_frame)
-        written = _write_shuffle(iterator, partitioner, header["numReduce"])
-    else:
-        written = _write_results(iterator)
-    for tee in reversed(plan.tees):   # the outermost drives the ones inside it
-        tee.finish()
+    try:
+        iterator = plan.build(header["plan"], header["partition"])
+        if header["numReduce"]:
+            partitioner = _functions.load(partitioner_frame)
+            written = _write_shuffle(iterator, partitioner, header["numReduce"])
+        else:
+            written = _write_results(iterator)
+        for tee in reversed(plan.tees):   # the outermost drives the ones inside it
+            tee.finish()
+    finally:
+        for tee in plan.tees:
+            tee.close()
     return written
 
 
@@ -678,13 +788,15 @@ def run_task(header_frame: bytes) -> None:
 
 def _profiled(run: Callable[[bytes], None], directory: str) -> Callable[[bytes], None]:
     """run_task under cProfile, one stats file per task in directory
-    (EMBER_PYEXEC_PROFILE: where the time of user code and of the runtime goes)."""
+    (EMBER_PYEXEC_PROFILE: where the time of user code and of the runtime goes).
+    Timed in this process's CPU time: on a busy machine wall time counts the
+    time other processes had the core."""
     import cProfile
     os.makedirs(directory, exist_ok=True)
 
     def profiled(header_frame: bytes) -> None:
         header = json.loads(header_frame)
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.process_time)
         profile.runcall(run, header_frame)
         name = f"stage{header.get('stageId', 0)}-part{header.get('partition', 0)}-{os.getpid()}"
         profile.dump_stats(os.path.join(directory, f"{name}-{time.monotonic_ns()}.prof"))

@@ -165,6 +165,50 @@ def test_map_side_grouping_matches_python():
         assert (len(fast) > 301) == (len(slow) > 301) == (limit < 1 << 20)
 
 
+def test_map_side_grouping_of_mostly_new_keys_matches_python():
+    """Past shuffle._GROUPING_SAMPLE records of mostly new keys the C path stops
+    grouping and sends one-value lists: merged, the same groups, values in the
+    same order (keys repeat on both sides of the switch)."""
+    rng = random.Random(5)
+    pairs = [(rng.randrange(200_000), i) for i in range(60_000)]
+    pairs += [(k, -1) for k, _ in pairs[:3000]]
+
+    def merged(flushed):
+        groups: dict = {}
+        for k, vs in flushed:
+            groups.setdefault(k, []).extend(vs)
+        return sorted(groups.items())
+    fast, slow = _both(lambda: list(combine_locally(iter(pairs), shuffle.LIST_AGGREGATOR,
+                                                    1 << 30, grouping=True)))
+    assert merged(fast) == merged(slow)
+    assert len(slow) == len({k for k, _ in pairs}) < len(fast)
+    assert fast[-1] == (pairs[-1][0], [-1])
+
+
+def test_distinct_map_side_of_mostly_new_keys_matches_python():
+    """distinct's map side (keep_first) past _GROUPING_SAMPLE mostly new records
+    passes the rest through: kept first per key, in order, it is the same."""
+    rng = random.Random(6)
+    pairs = [((rng.randrange(500_000), "x"), None) for _ in range(60_000)]
+    pairs += pairs[:3000]
+
+    def first_of_each(records):
+        kept: dict = {}
+        for k, v in records:
+            kept.setdefault(k, v)
+        return list(kept.items())
+    agg = shuffle.SimpleAggregator(shuffle.keep_first)
+    fast, slow = _both(lambda: list(combine_locally(iter(pairs), agg, 1 << 30)))
+    assert first_of_each(fast) == first_of_each(slow) == slow
+    assert len(slow) < len(fast)
+
+    def error():
+        with pytest.raises(ValueError) as raised:
+            list(combine_locally(iter(pairs + [(1, 2, 3)]), agg, 1 << 30))
+        return str(raised.value)
+    assert _both(error) == ("too many values to unpack (expected 2)",) * 2
+
+
 def test_group_raises_what_python_raises():
     with pytest.raises(ValueError, match="not enough values to unpack"):
         _ember_fast.group({}, iter([("a", 1), ("b",)]), False, 10)

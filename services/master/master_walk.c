@@ -3,7 +3,9 @@
  * computes it. A spec carries a plan (JSON): a tree whose leaves each read one
  * of the spec's inputs, in order, and apply funcs; inner nodes combine their
  * children (concat, zip, cartesian) and apply funcs to the result. Cache
- * writes tee a node's records after some of its funcs. */
+ * writes tee a node's records after some of its funcs; a persisted partition
+ * the plan reaches again is a "repeat" leaf of that cache write's records
+ * (computed once per task, as Spark's getOrElseUpdate). */
 #define _GNU_SOURCE
 #include "master.h"
 
@@ -40,6 +42,7 @@ struct plan {
     struct int_list funcs;       /* indexes into the spec's funcs */
     struct int_list cache_at;    /* pairs: funcs applied, index of the cache write */
     int64_t split;               /* the partition its funcs see; -1: the task's own */
+    int repeat_of;               /* a "repeat" leaf: the records of this cache write */
 };
 
 static void int_push(struct int_list *l, int v)
@@ -97,6 +100,10 @@ static void plan_write(struct master_text *t, const struct plan *p)
         MASTER_TEXT_LIT(t, "{\"input\":\"");
         master_text_raw(t, p->input, strlen(p->input));
         MASTER_TEXT_LIT(t, "\"");
+        if (strcmp(p->input, "repeat") == 0) {
+            MASTER_TEXT_LIT(t, ",\"of\":");
+            master_text_int(t, p->repeat_of);
+        }
     } else {
         MASTER_TEXT_LIT(t, "{\"combine\":\"");
         master_text_raw(t, p->combine, strlen(p->combine));
@@ -231,6 +238,27 @@ static void add_cache_write(struct walk *w, const struct rdd_node *n, uint32_t p
 
 static struct plan *walk_plan(struct walk *w, struct rdd_node *n, uint32_t p);
 
+/* When this task's plan computes persisted partition p of n already (a join of
+ * a cached RDD with an RDD derived from it, as PageRank's first iteration):
+ * a leaf replaying the records that cache write tees, which reads no input.
+ * NULL when it is the first time. */
+static struct plan *repeat_plan(struct walk *w, const struct rdd_node *n, uint32_t p)
+{
+    char block_id[64];
+    struct plan *plan;
+
+    snprintf(block_id, sizeof(block_id), "rdd_%u_%u", n->gid, p);
+    for (size_t i = 0; i < w->cache_writes.n; i++) {
+        const Ember__CacheWrite *cw = w->cache_writes.items[i];
+        if (strcmp(cw->block_id, block_id) == 0) {
+            plan = plan_new("repeat", NULL);
+            plan->repeat_of = (int)i;
+            return plan;
+        }
+    }
+    return NULL;
+}
+
 static struct plan *combine_plan(struct walk *w, struct rdd_node *n, uint32_t p)
 {
     const struct concat_group *g = &n->groups[p];
@@ -268,6 +296,11 @@ static struct plan *walk_plan(struct walk *w, struct rdd_node *n, uint32_t p)
 
     if (cached || n->frames_files)
         return source_plan(w, n, p, cached);
+    if (n->persisted && w->spec) {
+        plan = repeat_plan(w, n, p);
+        if (plan)
+            return plan;
+    }
     switch (n->kind) {
     case NODE_MAP:
         plan = walk_plan(w, n->parents[0], p);

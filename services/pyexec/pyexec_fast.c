@@ -148,6 +148,8 @@ static Py_ssize_t group_extend(PyObject *data, PyObject *k, PyObject *vs, int *n
         if (!PyList_Check(values)) {
             PyErr_SetString(PyExc_TypeError, "grouped values must be lists");
             rc = -1;
+        } else if (n == 1) {    /* one value (groupByKey's map side past grouping) */
+            rc = PyList_Append(values, PyList_GET_ITEM(list, 0));
         } else if (n) {
             rc = PyList_SetSlice(values, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, list);
         }

@@ -102,6 +102,10 @@ int main(void)
     struct rdd_node *after = node(10, NODE_MAP, 2, 1, &shuf);
     struct rdd_node *ckpt = node(11, NODE_MAP, 4, 1, &map1);
     struct rdd_node *above = node(12, NODE_MAP, 4, 1, &ckpt);
+    /* A join of a persisted RDD (map2) with a map of it, partition by partition:
+     * the second side replays the first side's cache write. */
+    struct rdd_node *derived = node(13, NODE_MAP, 12, 1, &map2);
+    struct rdd_node *join = node(14, NODE_CONCAT, 12, 2, (struct rdd_node *[]){map2, derived});
     struct shuffle sh = {.id = 3, .node = shuf, .num_maps = 2, .num_reduce = 2};
     struct map_output outs[2] = {{1, "127.0.0.1:7079", (uint64_t[]){5, 6}},
                                  {1, "127.0.0.1:7089", (uint64_t[]){7, 8}}};
@@ -127,8 +131,14 @@ int main(void)
                "\":3}],\"funcs\":[],\"cacheAt\":[]}"},
         {4, 1, "{\"input\":\"pickle\",\"funcs\":[0],\"cacheAt\":[]}"},
         {5, 3, "{\"input\":\"pickle\",\"funcs\":[0],\"cacheAt\":[]}"},
+        {6, 2, "{\"combine\":\"sides\",\"children\":[{\"input\":\"pickle\",\"funcs\":[0,1],"
+               "\"cacheAt\":[[2,0]],\"split\":2},{\"input\":\"repeat\",\"of\":0,\"funcs\":[2],"
+               "\"cacheAt\":[],\"split\":2}],\"funcs\":[],\"cacheAt\":[]}"},
+        {6, 6, "{\"combine\":\"sides\",\"children\":[{\"input\":\"pickle\",\"funcs\":[],"
+               "\"cacheAt\":[],\"split\":6},{\"input\":\"pickle\",\"funcs\":[0],\"cacheAt\":[],"
+               "\"split\":6}],\"funcs\":[],\"cacheAt\":[]}"},
     };
-    struct rdd_node *targets[] = {map1, map2, cat, zip, after, above};
+    struct rdd_node *targets[] = {map1, map2, cat, zip, after, above, join};
 
     ptr_array_push(&m.blockds, &b1);
     ptr_array_push(&m.blockds, &b2);
@@ -140,6 +150,15 @@ int main(void)
     keep(map2->cache[6].locations.items);
     groups(cat);
     groups(zip);
+    join->combine = COMBINE_SIDES;
+    join->groups = keep(ember_xcalloc(12, sizeof(*join->groups)));
+    for (uint32_t p = 0; p < 12; p++) {
+        join->groups[p].n = 2;
+        join->groups[p].parent = keep(ember_xcalloc(2, sizeof(uint32_t)));
+        join->groups[p].partition = keep(ember_xcalloc(2, sizeof(uint32_t)));
+        join->groups[p].parent[1] = 1;
+        join->groups[p].partition[0] = join->groups[p].partition[1] = p;
+    }
     zip->combine = COMBINE_ZIP;
     shuf->shuffle = &sh;
     sh.outputs = outs;
