@@ -75,6 +75,11 @@ class BoundedFloat(float):
         return obj
 
 
+# sortByKey samples in one job when each of its input partitions may send up to the whole
+# sample (numPartitions * 20 keys) and that stays under this many keys in all; past it the
+# driver would receive up to partitions x sample keys, so it counts first as PySpark does.
+_ONE_JOB_SAMPLE_LIMIT = 100_000
+
 _DEBUG_CLASS = {"PipelinedRDD": "PythonRDD", "DataRDD": "ParallelCollectionRDD",
                 "TextFileRDD": "HadoopRDD"}
 
@@ -746,15 +751,20 @@ class RDD:
             rdd = self.coalesce(1) if self.getNumPartitions() > 1 else self
             return rdd.mapPartitions(_partition_sorter(keyfunc, ascending, False), True)
         sample_size = numPartitions * 20.0
-        sketch = self.mapPartitionsWithIndex(SortKeySampler(sample_size, 1).func).collect()
-        size = sum(count for count, _, _ in sketch)
+        if self.getNumPartitions() * sample_size > _ONE_JOB_SAMPLE_LIMIT:
+            sketch = None       # PySpark's two jobs: count, then sample at the known fraction
+            size = self.count()
+        else:
+            sketch = self.mapPartitionsWithIndex(SortKeySampler(sample_size, 1).func).collect()
+            size = sum(count for count, _, _ in sketch)
         if not size:
             return self
         fraction = min(sample_size / max(size, 1), 1.0)
-        if any(u < fraction for _, _, failed in sketch for u in failed):
-            # A sampled record has no key: the sample job raises what PySpark's does.
-            size = self.count()
-            fraction = min(sample_size / max(size, 1), 1.0)
+        if sketch is None or any(u < fraction for _, _, failed in sketch for u in failed):
+            # (Or a sampled record has no key: the sample job raises what PySpark's does.)
+            if sketch is not None:
+                size = self.count()
+                fraction = min(sample_size / max(size, 1), 1.0)
             samples = self.sample(False, fraction, 1).map(lambda kv: kv[0]).collect()
         else:
             samples = [k for _, keys, _ in sketch for u, k in keys if u < fraction]

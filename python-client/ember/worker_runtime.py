@@ -163,21 +163,23 @@ class _ObjectCache:
                 self.drop(block_id)
 
     def over_memory(self, limit: int) -> None:
-        """When this process's resident memory passed limit (the worker's
-        budget for one subprocess): first the freed pymalloc arenas the host
-        keeps for reuse go back to the kernel, then, if that was not enough,
-        every entry is dropped: the copy in the block manager stays, so only
-        the time to read it again is lost."""
+        """Past half of limit (the worker's budget for one subprocess), the
+        freed pymalloc arenas the host keeps for reuse go back to the kernel:
+        the next task's memory from outside pymalloc (numpy arrays, large
+        strings) cannot come from them, and must not meet the hard budget with
+        the pool still held. Past limit itself every entry is dropped too: the
+        copy in the block manager stays, so only the time to read it again is
+        lost."""
         if limit <= 0:
             return
         pooled = io.arena_pool()["held"] >= _ARENA_POOL_CHECKED
-        if not (pooled or self.entries) or _resident() <= limit:
+        if not (pooled or self.entries):
             return
-        if pooled:
+        resident = _resident()
+        if pooled and resident > limit // 2:
             io.release_arenas()
-            if _resident() <= limit:
-                return
-        if self.entries:
+            resident = _resident()
+        if self.entries and resident > limit:
             self.clear()
             gc.collect()
 
@@ -457,7 +459,10 @@ class _CacheTee:
         self.kept: list[Any] | None = [] if budget > 0 else None
         self.bytes = 0
         self._iterator: Iterator[Any] | None = None
-        self.frames = ReplayFrames(task_memory_limit(), local_dir(), _loads) if replay else None
+        # A quarter of the task's limit: the shuffle structures the same task builds (a join's
+        # dict, the groups) count against the whole of it already.
+        self.frames = (ReplayFrames(task_memory_limit() // 4, local_dir(), _loads)
+                       if replay else None)
         self.path: tuple[int, ...] = ()    # where in the plan (_Plan.build), for _repeat
         self.position = 0
         self.frames_on = replay and self.kept is None   # frames kept as they are written

@@ -230,9 +230,12 @@ struct master {
     uint64_t task_base;
     FILE *journal;               /* NULL without --journal */
     /* Job-end lines not yet written (reused buffer): they wait while
-     * journal_holds > 0 (master_journal_hold), else are written at once. */
+     * journal_holds > 0 (master_journal_hold), else are written at once; never
+     * longer than JOURNAL_HOLD_MAX_MS after the first of them was made, since
+     * the holds of overlapping calls could otherwise keep them back for good. */
     struct master_text journal_line;
     int journal_holds;
+    uint64_t journal_waiting_since;   /* monotonic ms; 0: none waiting */
     json_t *history_apps, *history_jobs, *history_stages;
     uint32_t next_shuffle_id;
     uint64_t app_counter;

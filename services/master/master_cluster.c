@@ -517,24 +517,34 @@ static void wait_for_end(struct master *m, struct job *j, uint32_t wait_ms)
     m->job_waiters--;
 }
 
+/* GetJob's answer: a live job's view written into text (returns 1) after
+ * waiting up to wait_ms for its end, else the recorded view (*view, NULL when
+ * the job is found nowhere; returns 0). */
+static int job_answer(struct master *m, const char *app_id, uint32_t job_id, uint32_t wait_ms,
+                      int inline_results, struct master_text *text, json_t **view)
+{
+    struct job *j;
+
+    pthread_mutex_lock(&m->lock);
+    j = find_job(m, app_id, job_id);
+    if (j && j->status == JOB_RUNNING && wait_ms && m->job_waiters < MAX_JOB_WAITERS)
+        wait_for_end(m, j, wait_ms);
+    if (j)
+        master_text_job(text, j, inline_results ? 2 : 1);
+    else
+        *view = master_history_find(m, "job", app_id, job_id);
+    pthread_mutex_unlock(&m->lock);
+    return j != NULL;
+}
+
 static grpc_status_code handle_get_job(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
 {
     const Ember__JobRef *req = (const Ember__JobRef *)msg;
     struct master *m = user;
     struct master_text text = {0};
     json_t *view = NULL;
-    struct job *j;
 
-    pthread_mutex_lock(&m->lock);
-    j = find_job(m, req->app_id, req->job_id);
-    if (j && j->status == JOB_RUNNING && req->wait_ms && m->job_waiters < MAX_JOB_WAITERS)
-        wait_for_end(m, j, req->wait_ms);
-    if (j)
-        master_text_job(&text, j, req->inline_results ? 2 : 1);
-    else
-        view = master_history_find(m, "job", req->app_id, req->job_id);
-    pthread_mutex_unlock(&m->lock);
-    if (j)
+    if (job_answer(m, req->app_id, req->job_id, req->wait_ms, req->inline_results, &text, &view))
         return master_send_text(ctx, &text);
     if (!view)
         return fail_job(ctx, req,
@@ -566,22 +576,13 @@ struct submitted {
  * when its GetJob after SubmitJob failed). */
 static grpc_status_code answer_submitted(struct submitted *sub)
 {
-    struct master *m = sub->m;
     struct master_text text = {0};
     json_t *view = NULL;
-    struct job *j;
+    int live = job_answer(sub->m, sub->app_id, sub->job_id, sub->wait_ms, sub->inline_results,
+                          &text, &view);
 
-    pthread_mutex_lock(&m->lock);
-    j = find_job(m, sub->app_id, sub->job_id);
-    if (j && j->status == JOB_RUNNING && sub->wait_ms && m->job_waiters < MAX_JOB_WAITERS)
-        wait_for_end(m, j, sub->wait_ms);
-    if (j)
-        master_text_job(&text, j, sub->inline_results ? 2 : 1);
-    else
-        view = master_history_find(m, "job", sub->app_id, sub->job_id);
-    pthread_mutex_unlock(&m->lock);
     ember_log_info("app=%s job=%u submitted", sub->app_id, sub->job_id);
-    if (j)
+    if (live)
         return master_send_text(sub->ctx, &text);
     if (!view)
         view = json_pack("{s:I}", "jobId", (json_int_t)sub->job_id);

@@ -108,6 +108,21 @@ static void write_waiting(struct master *m)
     if (fwrite(t->buf, 1, t->len, m->journal) != t->len || fflush(m->journal) != 0)
         ember_log_error_errno("cannot write the journal");
     master_text_reset(t);
+    m->journal_waiting_since = 0;
+}
+
+/* A held line waits for the answer it follows, but not past this: with
+ * SubmitJobAndWait calls overlapping, some hold is nearly always on. */
+#define JOURNAL_HOLD_MAX_MS 50
+
+static void write_unless_held(struct master *m)
+{
+    uint64_t now = ember_monotonic_ms();
+
+    if (m->journal_holds && m->journal_waiting_since == 0)
+        m->journal_waiting_since = now;
+    if (!m->journal_holds || now - m->journal_waiting_since >= JOURNAL_HOLD_MAX_MS)
+        write_waiting(m);
 }
 
 static void append(struct master *m, json_t *entry)
@@ -168,8 +183,7 @@ void master_journal_job_end(struct master *m, const struct job *job)
     MASTER_TEXT_LIT(t, ",\"gids\":");
     master_text_int(t, (int)(m->gid_base + m->nodes_by_gid.n));
     MASTER_TEXT_LIT(t, "}\n");
-    if (!m->journal_holds)
-        write_waiting(m);
+    write_unless_held(m);
 }
 
 void master_journal_hold(struct master *m)
@@ -179,8 +193,10 @@ void master_journal_hold(struct master *m)
 
 void master_journal_release(struct master *m)
 {
-    if (m->journal_holds > 0 && --m->journal_holds == 0)
-        write_waiting(m);
+    if (m->journal_holds > 0)
+        m->journal_holds--;
+    if (m->journal_line.len)
+        write_unless_held(m);
 }
 
 void master_journal_close(struct master *m)

@@ -18,6 +18,7 @@
 #include "pyexec.h"
 
 #include <stdlib.h>
+#include <limits.h>
 #include <sys/mman.h>
 
 #include "error.h"
@@ -67,12 +68,16 @@ static long long parse_bytes(const char *text)
 
     if (end == text || n < 0)
         return -1;
+    int shift = 0;
     switch (*end) {
-    case 'k': case 'K': n <<= 10; end++; break;
-    case 'm': case 'M': n <<= 20; end++; break;
-    case 'g': case 'G': n <<= 30; end++; break;
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
     default: break;
     }
+    if (n > (LLONG_MAX >> shift))
+        return -1;
+    n <<= shift;
     return *end == '\0' ? n : -1;
 }
 

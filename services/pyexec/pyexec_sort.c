@@ -315,9 +315,11 @@ static PyObject *fast_sort_by_int_key(PyObject *self, PyObject *const *args, Py_
         /* Nothing ran Python code since the records were read: the list
          * holds the same references, only their order changes (or equal
          * copies of them: no Python code runs while they are made either). */
-        if (!compact || compact_sorted(items, a, n) != 0)
+        if (!compact || compact_sorted(items, a, n) != 0) {
+            PyErr_Clear();     /* a copy failed (no memory): the plain reorder needs none */
             for (Py_ssize_t i = 0; i < n; i++)
                 items[i] = a[i].record;
+        }
     }
     PyMem_Free(a);
     Py_RETURN_TRUE;

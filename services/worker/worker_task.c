@@ -205,7 +205,10 @@ static int route_cache_frame(struct task_run *t, struct ember_buf *frame)
     if (slot >= t->spec->n_cache_writes)
         return EMBER_EINVAL;
     struct ember_buf *cache = &t->caches[slot];
-    if (cache->len == 0 && cache->cap == 0 && frame->cap == 0) {
+    /* Only a buffer mostly filled by this frame: one grown by an earlier large
+     * frame would be held, mostly empty, until the block is stored. */
+    if (cache->len == 0 && cache->cap == 0 && frame->cap == 0 &&
+        frame->alloc <= 2 * frame->len) {
         struct ember_buf empty = *cache;
 
         be = htonl((uint32_t)(frame->len - 4));

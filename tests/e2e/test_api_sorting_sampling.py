@@ -72,6 +72,21 @@ def test_sort_by_key_samples_in_jobs_of_its_own(sc, gateway):
     assert empty.sortByKey() is empty
 
 
+def test_sort_by_key_of_many_partitions_counts_before_sampling(sc, gateway):
+    # 60 input partitions x a sample of 100 * 20 keys could send 120,000 keys to the
+    # driver in one job: it counts, then samples at the known fraction (PySpark's jobs).
+    rdd = sc.parallelize([(k * 7919 % 5000, k) for k in range(5000)], 60)
+    before = last_job(gateway, sc.applicationId)["jobId"]
+    sorted_rdd = rdd.sortByKey(numPartitions=100)
+    assert last_job(gateway, sc.applicationId)["jobId"] == before + 2
+    samples = sorted(_reference_sample([[k for k, _ in p] for p in rdd.glom().collect()],
+                                       min(100 * 20 / 5000, 1.0), 1))
+    bounds = [samples[int(len(samples) * (i + 1) / 100)] for i in range(99)]
+    parts = sorted_rdd.glom().collect()
+    assert [r for p in parts for r in p] == sorted(rdd.collect())
+    assert [p[-1][0] for p in parts[:-1]] == bounds      # keys are unique: each bound ends a part
+
+
 @pytest.mark.parametrize("memory", [None, "1m"])
 def test_sort_by_key_is_a_stable_sort_in_memory_and_spilling(sc, memory):
     # A reduce task reads the map outputs a block manager at a time, so equal keys
