@@ -117,6 +117,13 @@ static grpc_status_code check_launch(ember_rpc_ctx *ctx, struct worker *w,
         ember_rpc_set_details(ctx, "worker is shutting down");
         return GRPC_STATUS_UNAVAILABLE;
     }
+    /* The master numbers tasks from the clock. A task without an id has no place
+     * in the slot queue (worker_pool_enqueue): one launched on the call's thread
+     * ahead of a queued task would wait behind it for good. */
+    if (spec->task_id == 0) {
+        ember_rpc_set_details(ctx, "a task needs a task id (task_id 0 is not one)");
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    }
     /* The master never makes more (master_job.c's MAX_PARTITIONS); a task
      * that asks for more would have the worker allocate a bucket for each. */
     if (spec->num_reduce > MAX_REDUCE_PARTITIONS) {
