@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence
 
-from ember import lineage
+from ember import lineage, shuffle
 from ember.resultiterable import ResultIterable
 from ember.shuffle import (LIST_AGGREGATOR, ExternalGroupBy, ExternalList, MemoryBudget,
                            Partitioner, _Sizer, portable_hash, task_memory_limit)
@@ -127,16 +127,19 @@ def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iter
             yield from _grouped_join(left, records, dispatch)
             return
     matched: Optional[set] = set() if outer_left else None
-    for k, w in records:
-        values = left.get(k)
-        if values is None:
-            if outer_right:
-                yield k, (None, w)
-            continue
-        if matched is not None:
-            matched.add(k)
-        for v in values:
-            yield k, (v, w)
+    if shuffle._ember_fast is not None:
+        yield from _fast_probe(left, list, records, matched, outer_right)
+    else:
+        for k, w in records:
+            values = left.get(k)
+            if values is None:
+                if outer_right:
+                    yield k, (None, w)
+                continue
+            if matched is not None:
+                matched.add(k)
+            for v in values:
+                yield k, (v, w)
     if matched is not None:
         for k, values in left.items():
             if k not in matched:
@@ -176,19 +179,22 @@ def _probe(index: dict, right: Iterator[Any], outer_left: bool,
     records in the same order."""
     missing = _MISSING
     matched: Optional[set] = set() if outer_left else None
-    for k, w in right:
-        v = index.get(k, missing)
-        if v is missing:
-            if outer_right:
-                yield k, (None, w)
-            continue
-        if matched is not None:
-            matched.add(k)
-        if type(v) is _Several:
-            for one in v:
-                yield k, (one, w)
-        else:
-            yield k, (v, w)
+    if shuffle._ember_fast is not None:
+        yield from _fast_probe(index, _Several, right, matched, outer_right)
+    else:
+        for k, w in right:
+            v = index.get(k, missing)
+            if v is missing:
+                if outer_right:
+                    yield k, (None, w)
+                continue
+            if matched is not None:
+                matched.add(k)
+            if type(v) is _Several:
+                for one in v:
+                    yield k, (one, w)
+            else:
+                yield k, (v, w)
     if matched is not None:
         for k, v in index.items():
             if k not in matched:
@@ -200,6 +206,26 @@ def _probe(index: dict, right: Iterator[Any], outer_left: bool,
 
 
 _MISSING = object()
+
+_PROBE_BATCH = 64        # right records per call into C: a generator step per batch, not per key
+
+
+def _fast_probe(index: dict, several: type, right: Iterator[Any], matched: Optional[set],
+                outer_right: bool) -> Iterator[Any]:
+    """The probe loops of _hash_join (several: list) and _probe (_Several) in
+    _ember_fast: the same records in the same order, and the records before
+    an exception still come out before it. It reads up to _PROBE_BATCH right
+    records ahead of what it has yielded."""
+    probe = shuffle._ember_fast.probe
+    exhausted = False
+    while not exhausted:
+        out: list = []
+        try:
+            exhausted = probe(index, several, right, out, matched, outer_right, _PROBE_BATCH)
+        except BaseException:
+            yield from out
+            raise
+        yield from out
 
 
 def _tag_sides(rest: Iterator[Any]) -> Iterator[tuple]:
