@@ -10,9 +10,10 @@ inputs untagged through a "sides" union (left side, SIDE_BOUNDARY, right side).
 from __future__ import annotations
 
 
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence
 
-from ember import lineage
+from ember import lineage, shuffle
 from ember.resultiterable import ResultIterable
 from ember.shuffle import (LIST_AGGREGATOR, ExternalGroupBy, ExternalList, MemoryBudget,
                            Partitioner, _Sizer, portable_hash, task_memory_limit)
@@ -105,6 +106,14 @@ def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iter
     When the left side outgrows the task's memory limit, the partition is
     grouped the general way instead (ExternalGroupBy spills), so the result is
     the same either way."""
+    return chain.from_iterable(_hash_join_parts(records, dispatch, outer_left, outer_right))
+
+
+def _hash_join_parts(records: Iterator[Any],
+                     dispatch: Callable[[ResultIterable], Iterable[Any]],
+                     outer_left: bool, outer_right: bool) -> Iterator[Iterable[Any]]:
+    """_hash_join's records in parts, for chain.from_iterable: batches of the
+    C probe loop are lists, so the consumer's steps through them are C calls."""
     limit = task_memory_limit()
     sizer = _Sizer()
     left: dict[Any, list] = {}
@@ -124,9 +133,19 @@ def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iter
         if not n & 31:                 # sizes sampled: measuring each value costs more
             used += 32 * sizer.size(v)
         if used > limit:
-            yield from _grouped_join(left, records, dispatch)
+            yield _grouped_join(left, records, dispatch)
             return
     matched: Optional[set] = set() if outer_left else None
+    if shuffle._ember_fast is not None:
+        yield from _fast_probe(left, list, records, matched, outer_right)
+    else:
+        yield _python_probe(left, records, matched, outer_right)
+    if matched is not None:
+        yield _unmatched_lists(left, matched)
+
+
+def _python_probe(left: dict[Any, list], records: Iterator[Any], matched: Optional[set],
+                  outer_right: bool) -> Iterator[Any]:
     for k, w in records:
         values = left.get(k)
         if values is None:
@@ -137,11 +156,13 @@ def _hash_join(records: Iterator[Any], dispatch: Callable[[ResultIterable], Iter
             matched.add(k)
         for v in values:
             yield k, (v, w)
-    if matched is not None:
-        for k, values in left.items():
-            if k not in matched:
-                for v in values:
-                    yield k, (v, None)
+
+
+def _unmatched_lists(left: dict[Any, list], matched: set) -> Iterator[Any]:
+    for k, values in left.items():
+        if k not in matched:
+            for v in values:
+                yield k, (v, None)
 
 
 class _Several(list):
@@ -174,8 +195,17 @@ def _probe(index: dict, right: Iterator[Any], outer_left: bool,
            outer_right: bool) -> Iterator[Any]:
     """_hash_join's second half over an index from _left_index: the same
     records in the same order."""
-    missing = _MISSING
     matched: Optional[set] = set() if outer_left else None
+    if shuffle._ember_fast is not None:
+        return chain(chain.from_iterable(_fast_probe(index, _Several, right, matched,
+                                                     outer_right)),
+                     _unmatched_index(index, matched))
+    return _python_probe_index(index, right, matched, outer_right)
+
+
+def _python_probe_index(index: dict, right: Iterator[Any], matched: Optional[set],
+                        outer_right: bool) -> Iterator[Any]:
+    missing = _MISSING
     for k, w in right:
         v = index.get(k, missing)
         if v is missing:
@@ -189,6 +219,11 @@ def _probe(index: dict, right: Iterator[Any], outer_left: bool,
                 yield k, (one, w)
         else:
             yield k, (v, w)
+    yield from _unmatched_index(index, matched)
+
+
+def _unmatched_index(index: dict, matched: Optional[set]) -> Iterator[Any]:
+    """(k, (v, None)) for each left value of a key no right record had (left outer joins)."""
     if matched is not None:
         for k, v in index.items():
             if k not in matched:
@@ -200,6 +235,26 @@ def _probe(index: dict, right: Iterator[Any], outer_left: bool,
 
 
 _MISSING = object()
+
+_PROBE_BATCH = 64        # right records per call into C: a generator step per batch, not per key
+
+
+def _fast_probe(index: dict, several: type, right: Iterator[Any], matched: Optional[set],
+                outer_right: bool) -> Iterator[list]:
+    """The probe loops of _hash_join (several: list) and _probe (_Several) in
+    _ember_fast, as lists of joined records to chain: the same records in the
+    same order, and the records before an exception still come out before it.
+    It reads up to _PROBE_BATCH right records ahead of what was consumed."""
+    probe = shuffle._ember_fast.probe
+    exhausted = False
+    while not exhausted:
+        out: list = []
+        try:
+            exhausted = probe(index, several, right, out, matched, outer_right, _PROBE_BATCH)
+        except BaseException:
+            yield out
+            raise
+        yield out
 
 
 def _tag_sides(rest: Iterator[Any]) -> Iterator[tuple]:

@@ -1,7 +1,7 @@
 /* _ember_fast: the per-record loops of a shuffle's map side, in C.
  *
  * ember.shuffle.combine_locally and ember.worker_runtime._write_shuffle call
- * these when they run inside ember-pyexec (on the driver the module does not
+ * these (and ember.join its hash join's probe loop) when they run inside ember-pyexec (on the driver the module does not
  * exist and the Python loops run). Each function does exactly what the Python
  * loop it replaces does, in the same order, with the same calls into user
  * code and the same exceptions; it only drops the interpreter's per-record
@@ -412,6 +412,87 @@ static PyObject *fast_portable_hash(PyObject *self, PyObject *x)
     return PyLong_FromSsize_t(h);
 }
 
+/* Appends (k, (v, w)) to out. Returns 0 or -1. */
+static int append_joined(PyObject *out, PyObject *k, PyObject *v, PyObject *w)
+{
+    PyObject *pair = PyTuple_Pack(2, v, w);
+    if (!pair)
+        return -1;
+    PyObject *record = PyTuple_Pack(2, k, pair);
+    Py_DECREF(pair);
+    if (!record)
+        return -1;
+    int rc = PyList_Append(out, record);
+    Py_DECREF(record);
+    return rc;
+}
+
+/* Probes index with one right record (k, w), as ember.join._probe's loop body. */
+static int probe_one(PyObject *index, PyObject *several, PyObject *out, PyObject *matched,
+                     int outer_right, PyObject *k, PyObject *w)
+{
+    PyObject *v = PyDict_GetItemWithError(index, k);   /* borrowed */
+    if (!v) {
+        if (PyErr_Occurred())
+            return -1;
+        return outer_right ? append_joined(out, k, Py_None, w) : 0;
+    }
+    if (matched != Py_None && PySet_Add(matched, k) != 0)
+        return -1;
+    if ((PyObject *)Py_TYPE(v) != several)
+        return append_joined(out, k, v, w);
+    Py_INCREF(v);                  /* the list stays alive while its items are read */
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(v); i++)
+        rc = append_joined(out, k, PyList_GET_ITEM(v, i), w);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* probe(index, several, iterator, out, matched, outer_right, max_records) -> exhausted
+ *
+ * The probe loop of ember.join's co-partitioned hash join for up to
+ * max_records right records (k, w) of iterator: appends to the list out
+ * (k, (v, w)) for each left value v of k (the values of a list of type
+ * `several`, or the value itself), or (k, (None, w)) when k has none and
+ * outer_right; adds matched keys to the set matched unless it is None.
+ * Records appended before an exception stay in out. */
+static PyObject *fast_probe(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "probe(index, several, iterator, out, matched, outer_right, max_records)");
+        return NULL;
+    }
+    PyObject *index = args[0], *several = args[1], *iterator = args[2], *out = args[3];
+    PyObject *matched = args[4];
+    int outer_right = PyObject_IsTrue(args[5]);
+    Py_ssize_t max_records = PyLong_AsSsize_t(args[6]);
+    if (outer_right < 0 || (max_records == -1 && PyErr_Occurred()))
+        return NULL;
+    if (!PyDict_CheckExact(index) || !PyType_Check(several)
+        || !PyType_IsSubtype((PyTypeObject *)several, &PyList_Type) || !PyIter_Check(iterator)
+        || !PyList_CheckExact(out) || (matched != Py_None && !PySet_CheckExact(matched))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "probe needs a dict, a list type, an iterator, a list and a set or None");
+        return NULL;
+    }
+    for (Py_ssize_t n = 0; n < max_records; n++) {
+        PyObject *k, *w;
+        int got = next_pair(iterator, &k, &w);
+        if (got < 0)
+            return NULL;
+        if (got == 0)
+            Py_RETURN_TRUE;
+        int rc = probe_one(index, several, out, matched, outer_right, k, w);
+        Py_DECREF(k);
+        Py_DECREF(w);
+        if (rc != 0)
+            return NULL;
+    }
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef fast_methods[] = {
     {"group", (PyCFunction)(void (*)(void))fast_group, METH_FASTCALL,
      "group(data, iterator, extend, max_records) -> (consumed, exhausted, new_keys, "
@@ -421,6 +502,8 @@ static PyMethodDef fast_methods[] = {
      "combine(data, iterator, create, merge, max_records) -> (consumed, exhausted)"},
     {"partition", (PyCFunction)(void (*)(void))fast_partition, METH_FASTCALL,
      "partition(iterator, partitioner, portable, buckets, max_len) -> full bucket or -1"},
+    {"probe", (PyCFunction)(void (*)(void))fast_probe, METH_FASTCALL,
+     "probe(index, several, iterator, out, matched, outer_right, max_records) -> exhausted"},
     {NULL, NULL, 0, NULL},
 };
 
