@@ -437,14 +437,14 @@ static int probe_one(PyObject *index, PyObject *several, PyObject *out, PyObject
             return -1;
         return outer_right ? append_joined(out, k, Py_None, w) : 0;
     }
-    if (matched != Py_None && PySet_Add(matched, k) != 0)
-        return -1;
-    if ((PyObject *)Py_TYPE(v) != several)
-        return append_joined(out, k, v, w);
-    Py_INCREF(v);                  /* the list stays alive while its items are read */
-    int rc = 0;
-    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(v); i++)
-        rc = append_joined(out, k, PyList_GET_ITEM(v, i), w);
+    /* Held: adding k to matched may run k's own __eq__, which could change index. */
+    Py_INCREF(v);
+    int rc = matched != Py_None ? PySet_Add(matched, k) : 0;
+    if (rc == 0 && (PyObject *)Py_TYPE(v) != several)
+        rc = append_joined(out, k, v, w);
+    else
+        for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(v); i++)
+            rc = append_joined(out, k, PyList_GET_ITEM(v, i), w);
     Py_DECREF(v);
     return rc;
 }
