@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "master.h"
+#include "json_mutate.h"
 #include "test.h"
 
 static const char job[] =
@@ -78,10 +79,7 @@ static void check_deep(void)
     free(text);
 }
 
-static const char special[] = "{}[]\",:\\ \t\n0-1.eEtfnu\x01\x7f\xc3\xa9\xff";
-
-/* Random mutations: replace, delete or insert bytes (a fixed seed, so a
- * failure repeats). */
+/* Random mutations (tests/unit/json_mutate.h; a fixed seed, so a failure repeats). */
 static void check_mutations(const char *base, unsigned rounds)
 {
     size_t n = strlen(base);
@@ -89,30 +87,7 @@ static void check_mutations(const char *base, unsigned rounds)
     unsigned seed = 12345;
 
     for (unsigned r = 0; r < rounds && !test_failures; r++) {
-        size_t len = n;
-        memcpy(text, base, n + 1);
-        for (int k = 0; k < 1 + (int)(rand_r(&seed) % 3); k++) {
-            size_t at = rand_r(&seed) % (len ? len : 1);
-            char c = special[rand_r(&seed) % (sizeof(special) - 1)];
-            switch (rand_r(&seed) % 3) {
-            case 0:
-                if (len)
-                    text[at] = c;
-                break;
-            case 1:
-                if (len) {
-                    memmove(text + at, text + at + 1, len - at);
-                    len--;
-                }
-                break;
-            default:
-                if (len < n + 8) {
-                    memmove(text + at + 1, text + at, len - at + 1);
-                    text[at] = c;
-                    len++;
-                }
-            }
-        }
+        json_mutate(text, base, n, &seed);
         same(text);
     }
     free(text);
