@@ -397,6 +397,25 @@ def _write_results(records: Iterable[Any]) -> int:
     return count + _flush(batch, sizer)
 
 
+def _encode_batch(batch: list[Any], prefix: bytes, records: bool) -> tuple[bytes, int]:
+    """One frame's bytes for batch and where its payload starts: a record frame
+    (when records and every record is made of its simple types) with prefix in
+    front, else a pickle without it (start 0), which _write_encoded sends after
+    prefix from write_frame's own buffer instead of copying a large pickle."""
+    data = (_ember_fast.dump_records(batch, prefix)
+            if records and _ember_fast is not None else None)
+    if data is None:
+        return pickle.dumps(batch, PICKLE_PROTOCOL), 0
+    return data, len(prefix)
+
+
+def _write_encoded(data: bytes, start: int, prefix: bytes) -> None:
+    if start:
+        io.write_frame(data)          # the prefix is in data already
+    else:
+        io.write_frame(data, prefix)
+
+
 def _flush(batch: list[Any], sizer: _AdaptiveBatch, prefix: bytes = b"",
            records: bool = False) -> int:
     """Writes batch as one frame (after prefix): pickled, or with records
@@ -404,14 +423,9 @@ def _flush(batch: list[Any], sizer: _AdaptiveBatch, prefix: bytes = b"",
     every record is made of its simple types."""
     if not batch:
         return 0
-    data = _ember_fast.dump_records(batch, prefix) if records else None
-    if data is None:
-        data = pickle.dumps(batch, PICKLE_PROTOCOL)
-        sizer.observe(len(data))
-        io.write_frame(data, prefix)
-    else:
-        sizer.observe(len(data) - len(prefix))
-        io.write_frame(data)
+    data, start = _encode_batch(batch, prefix, records)
+    sizer.observe(len(data) - start)
+    _write_encoded(data, start, prefix)
     n = len(batch)
     batch.clear()
     return n
@@ -489,14 +503,8 @@ class _CacheTee:
             self.kept.extend(batch)
             _long_lived.keep_new()
         io.write_marker(io.CACHE)
-        data = _ember_fast.dump_records(batch, self.prefix) if _ember_fast is not None else None
-        if data is None:
-            data = pickle.dumps(batch, PICKLE_PROTOCOL)
-            start = 0
-            io.write_frame(data, self.prefix)      # no copy of a large pickle for 4 bytes
-        else:
-            start = len(self.prefix)
-            io.write_frame(data)
+        data, start = _encode_batch(batch, self.prefix, True)
+        _write_encoded(data, start, self.prefix)
         size = len(data) - start
         self.sizer.observe(size)
         self.bytes += size
@@ -511,9 +519,7 @@ class _CacheTee:
     def _frames_from(self, records: list[Any]) -> None:
         """Keeps records (the ones kept as objects so far) as frames for replay."""
         for start in range(0, len(records), self.sizer.size):
-            batch = records[start:start + self.sizer.size]
-            data = _ember_fast.dump_records(batch, b"") if _ember_fast is not None else None
-            self.frames.add(data if data is not None else pickle.dumps(batch, PICKLE_PROTOCOL), 0)
+            self.frames.add(*_encode_batch(records[start:start + self.sizer.size], b"", True))
         self.frames_on = True
 
     def replay(self) -> Iterator[Any]:
