@@ -80,11 +80,13 @@ static json_t *parse_integer(struct parser *ps)
     ps->p += negative;
     if (*ps->p == '0' && ps->p[1] >= '0' && ps->p[1] <= '9')
         return NULL;
-    while (*ps->p >= '0' && *ps->p <= '9' && digits < 19) {
+    /* At most 18 digits fit a long long whatever they are: a 19th is jansson's. */
+    while (*ps->p >= '0' && *ps->p <= '9' && digits < 18) {
         v = v * 10 + (*ps->p++ - '0');
         digits++;
     }
-    if (digits == 0 || digits > 18 || *ps->p == '.' || *ps->p == 'e' || *ps->p == 'E')
+    if (digits == 0 || (*ps->p >= '0' && *ps->p <= '9') || *ps->p == '.' || *ps->p == 'e'
+        || *ps->p == 'E')
         return NULL;
     return json_integer(negative ? -v : v);
 }
