@@ -34,6 +34,9 @@ struct driver {
     /* Failed because its worker stopped heartbeating; that worker process may be
      * merely partitioned and still run it, so its reports and a kill still count. */
     int lost_with_worker;
+    /* A kill was asked for but its worker has not acknowledged it: the worker's next
+     * report that says the driver still runs sends it again. */
+    int kill_unsent;
     uint64_t submitted_ms, ended_ms;
     struct driver_log out, err;
 };
@@ -422,6 +425,19 @@ static grpc_status_code handle_submit_driver(ember_rpc_ctx *ctx, const ProtobufC
     return GRPC_STATUS_OK;
 }
 
+/* The worker answered a kill: it signalled the driver (OK) or runs no such driver
+ * (NOT_FOUND, its final report says how it ended). No report needs to carry it again. */
+static void kill_delivered(struct master *m, const char *driver_id, grpc_status_code st)
+{
+    if (st != GRPC_STATUS_OK && st != GRPC_STATUS_NOT_FOUND)
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct driver *d = find_driver(m, driver_id);
+    if (d)
+        d->kill_unsent = 0;
+    pthread_mutex_unlock(&m->lock);
+}
+
 static grpc_status_code handle_report_driver(ember_rpc_ctx *ctx, const ProtobufCMessage *msg,
                                              void *user)
 {
@@ -446,8 +462,10 @@ static grpc_status_code handle_report_driver(ember_rpc_ctx *ctx, const ProtobufC
             free(d->message);
             d->message = NULL;
             ember_log_info("driver=%s worker=%s reports again", d->id, d->worker_id);
+        }
+        if (running && d->kill_unsent) {
             struct worker_info *w = master_find_worker(m, d->worker_id);
-            if (running && d->kill_requested && w && w->channel)
+            if (w && w->channel)
                 kill_channel = w->channel;   /* asked while we could not reach it */
         }
         if (!terminal(d->state) && !running) {
@@ -468,11 +486,13 @@ static grpc_status_code handle_report_driver(ember_rpc_ctx *ctx, const ProtobufC
         ProtobufCMessage *kill_ack = NULL;
 
         ref.driver_id = r->driver_id;
-        ember_rpc_call(kill_channel, &ember__worker__descriptor, "KillDriver", &ref.base,
-                       &kill_ack, NULL, NULL, KILL_TIMEOUT_MS, NULL);
+        grpc_status_code st = ember_rpc_call(kill_channel, &ember__worker__descriptor,
+                                             "KillDriver", &ref.base, &kill_ack, NULL, NULL,
+                                             KILL_TIMEOUT_MS, NULL);
         if (kill_ack)
             protobuf_c_message_free_unpacked(kill_ack, NULL);
         ember_log_info("driver=%s kill requested again", r->driver_id);
+        kill_delivered(m, r->driver_id, st);
     }
     ember_rpc_send(ctx, &ack.base);
     return GRPC_STATUS_OK;
@@ -512,42 +532,55 @@ static grpc_status_code handle_kill_driver(ember_rpc_ctx *ctx, const ProtobufCMe
     const Ember__DriverRef *ref = (const Ember__DriverRef *)msg;
     struct master *m = user;
     grpc_channel *channel = NULL;
+    grpc_status_code st = GRPC_STATUS_UNAVAILABLE;
     struct worker_info *w;
     json_t *view = NULL;
     struct driver *d;
 
     pthread_mutex_lock(&m->lock);
     d = find_driver(m, ref->driver_id);
-    if (d && d->lost_with_worker) {
-        /* Failed with its worker, which may still run it: ask it anyway. */
+    if (d && (d->lost_with_worker || !terminal(d->state))) {
+        /* Ask its worker even when that worker was declared dead: it may still run the
+         * driver, and may already have said so in a report before its next heartbeat. */
         d->kill_requested = 1;
+        d->kill_unsent = 1;
         w = master_find_worker(m, d->worker_id);
-        if (w && w->alive)
+        if (w && w->channel)
             channel = w->channel;
-    } else if (d && !terminal(d->state)) {
-        d->kill_requested = 1;
-        w = master_find_worker(m, d->worker_id);
-        if (w && w->alive)
-            channel = w->channel;
-        else
-        {
-            end_driver(d, DRIVER_KILLED, "killed while its worker was unreachable");
-            prune_finished(m);
-        }
     }
-    if (d)
-        view = json_driver(d);
     pthread_mutex_unlock(&m->lock);
     if (!d)
         return not_found(ctx, ref->driver_id);
     if (channel) {
         ProtobufCMessage *ack = NULL;
-        ember_rpc_call(channel, &ember__worker__descriptor, "KillDriver", &ref->base, &ack, NULL,
-                       NULL, KILL_TIMEOUT_MS, NULL);
+        st = ember_rpc_call(channel, &ember__worker__descriptor, "KillDriver", &ref->base, &ack,
+                            NULL, NULL, KILL_TIMEOUT_MS, NULL);
         if (ack)
             protobuf_c_message_free_unpacked(ack, NULL);
-        ember_log_info("driver=%s kill requested", ref->driver_id);
+        ember_log_info("driver=%s kill requested (%s)", ref->driver_id,
+                       st == GRPC_STATUS_OK ? "its worker has it" : "its worker did not answer");
     }
+    kill_delivered(m, ref->driver_id, st);
+    pthread_mutex_lock(&m->lock);
+    d = find_driver(m, ref->driver_id);
+    int ended_here = 0;
+    if (d && d->kill_unsent && !terminal(d->state)) {
+        w = master_find_worker(m, d->worker_id);
+        if (!w || !w->alive) {
+            /* Nobody can stop it now, so it ends KILLED. If its worker comes back still
+             * running it, that worker's next report gets the kill and its exit code. */
+            end_driver(d, DRIVER_KILLED, "killed while its worker was unreachable");
+            d->lost_with_worker = 1;
+            ended_here = 1;
+        }
+    }
+    if (d)
+        view = json_driver(d);
+    if (ended_here)
+        prune_finished(m);
+    pthread_mutex_unlock(&m->lock);
+    if (!view)
+        return not_found(ctx, ref->driver_id);
     return master_send_json(ctx, view);
 }
 

@@ -241,6 +241,28 @@ def test_a_driver_of_a_partitioned_worker_can_be_followed_and_killed_after_it_re
     assert wait_until(lambda: not is_alive(pid), 10)
 
 
+def test_a_driver_killed_while_its_worker_is_partitioned_is_killed_when_it_returns(
+        cluster: SparkContext, gw: Gateway, master_url: str, tmp_path: Path) -> None:
+    """A kill its worker cannot hear is kept: the worker's first report after it
+    comes back, whether before or after its next heartbeat, gets the kill, and the
+    driver ends KILLED with the exit code of SIGTERM."""
+    driver = start_long_running(master_url, tmp_path)
+    assert wait_until(lambda: "STARTED" in gw.get(f"/api/v1/drivers/{driver}/stdout")[1], 60)
+    pid = driver_pid(cluster, driver)
+    worker_pid = [w for w in cluster._cluster.pids("ember-worker") if pid in children(w)][0]
+    os.kill(worker_pid, signal.SIGSTOP)
+    try:
+        assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "FAILED", 30)
+        assert submit(["--master", master_url, "--kill", driver]).returncode == 0
+        assert is_alive(pid)
+    finally:
+        os.kill(worker_pid, signal.SIGCONT)
+    assert wait_until(lambda: not is_alive(pid), 30)
+    assert wait_until(lambda: gw.api(f"/drivers/{driver}")["exitCode"] is not None, 30)
+    view = gw.api(f"/drivers/{driver}")
+    assert (view["state"], view["exitCode"]) == ("KILLED", 128 + signal.SIGTERM), view
+
+
 def test_status_and_kill_of_unknown_drivers_say_so(master_url: str, gw: Gateway) -> None:
     done = submit(["--master", master_url, "--status", "driver-nope"])
     assert done.returncode == 1 and "no driver 'driver-nope'" in done.stderr
