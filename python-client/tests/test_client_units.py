@@ -345,3 +345,13 @@ def test_a_whole_head_in_the_buffer_is_not_read_line_by_line():
     conn.rfile = io.BufferedReader(_Dribble(_ANSWERS[0], 1 << 16))
     conn._line = None                      # any line-by-line read would fail
     assert conn._response("POST") == (201, "Created", b'{"jobId":7}', "11", False)
+
+
+def test_submission_tokens_differ_within_a_driver_and_between_drivers():
+    from types import SimpleNamespace
+    from ember.jobs import JobRunner
+    fake = SimpleNamespace(_client=None, applicationId="app-1", _conf=SparkConf())
+    first, second = JobRunner(fake), JobRunner(fake)
+    tokens = [first._new_token() for _ in range(1000)] + [second._new_token() for _ in range(1000)]
+    assert len(set(tokens)) == len(tokens)
+    assert all(len(t) == 32 and int(t, 16) >= 0 for t in tokens)
