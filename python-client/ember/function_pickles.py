@@ -17,6 +17,7 @@ else is pickled as before.
 
 from __future__ import annotations
 
+import base64
 import types
 from typing import Any, Callable
 
@@ -37,6 +38,12 @@ _MAX_DEPTH = 8
 # id() of each input, in order -> (the inputs, the bytes). The entry holds the
 # inputs, so none of those ids can be reused by another object while it lives.
 _cache: dict[tuple[int, ...], tuple[list[Any], bytes]] = {}
+# id(bytes of a remembered pickle) -> (those bytes, their base64 text once asked
+# for): the job description carries the text, which a remembered function then
+# does not encode again. Only bytes _cache holds are entered, and both are
+# cleared together, so this keeps no pickle alive that _cache does not.
+_remembered: dict[int, bytes] = {}
+_texts: dict[int, tuple[bytes, str]] = {}
 # id(code object) -> (the code object, the global names its code reads).
 _code_names: dict[int, tuple[types.CodeType, Any]] = {}
 
@@ -116,5 +123,19 @@ def dumps(func: Callable, pickle: Callable[[Callable], bytes]) -> bytes:
     data = pickle(func)
     if len(_cache) >= _MAX_ENTRIES:
         _cache.clear()
+        _remembered.clear()
+        _texts.clear()
     _cache[key] = (inputs, data)
+    _remembered[id(data)] = data
     return data
+
+
+def base64_text(data: bytes) -> str:
+    """base64 of data as ASCII text, kept for the bytes of a remembered pickle."""
+    hit = _texts.get(id(data))
+    if hit is not None and hit[0] is data:
+        return hit[1]
+    text = base64.b64encode(data).decode("ascii")
+    if _remembered.get(id(data)) is data:
+        _texts[id(data)] = (data, text)
+    return text

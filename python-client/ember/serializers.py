@@ -81,27 +81,7 @@ def dumps_function(func: Callable, sc: Any = None) -> str:
         where = f": it captures {culprit}" if culprit else ""
         raise UnpicklableClosureError(
             f"could not serialize a function for the cluster{where} ({err})") from None
-    return _base64_text(data)
-
-
-# id(pickle bytes) -> (those bytes, their base64 text): function_pickles hands
-# back the identical bytes object for a remembered function, whose text is then
-# not encoded again. The entry holds the bytes, so the id cannot be reused.
-_texts: dict[int, tuple[bytes, str]] = {}
-_MAX_TEXTS = 512
-_MAX_TEXT_BYTES = 64 * 1024
-
-
-def _base64_text(data: bytes) -> str:
-    hit = _texts.get(id(data))
-    if hit is not None and hit[0] is data:
-        return hit[1]
-    text = base64.b64encode(data).decode("ascii")
-    if len(data) <= _MAX_TEXT_BYTES:          # bounds what the entries keep alive
-        if len(_texts) >= _MAX_TEXTS:
-            _texts.clear()
-        _texts[id(data)] = (data, text)
-    return text
+    return function_pickles.base64_text(data)
 
 
 def dumps_batch(records: list[Any]) -> str:

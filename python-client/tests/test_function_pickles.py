@@ -141,3 +141,18 @@ def test_by_reference_or_by_value_as_cloudpickle_decides_it_whatever_the_qualifi
     calls = pickle.calls
     check(wrapped, pickle)
     assert pickle.calls == calls                 # remembered
+
+
+def test_base64_text_is_kept_only_for_remembered_pickles():
+    import base64
+    function_pickles._cache.clear()
+    tiny = lambda x: x  # noqa: E731
+    data = check(wrap(tiny), Counting())
+    assert check(wrap(tiny), Counting()) is data         # remembered: the same bytes
+    text = function_pickles.base64_text(data)
+    assert text == base64.b64encode(data).decode("ascii")
+    assert function_pickles.base64_text(data) is text
+    other = data[:1] + data[1:]                          # equal, but not a remembered object
+    assert other is not data
+    assert function_pickles.base64_text(other) == text
+    assert id(other) not in function_pickles._texts
