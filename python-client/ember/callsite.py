@@ -13,6 +13,10 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _IN_EMBER: dict[str, bool] = {}
 
 
+# co_filename -> what a call site shows of it.
+_BASENAMES: dict[str, str] = {}
+
+
 def _in_ember(filename: str) -> bool:
     inside = _IN_EMBER.get(filename)
     if inside is None:
@@ -32,14 +36,25 @@ def call_site() -> tuple[str, str]:
     """
     frame = sys._getframe(1)
     action = "action"
-    while frame is not None and _in_ember(frame.f_code.co_filename):
-        name = frame.f_code.co_name
+    known = _IN_EMBER.get                  # every RDD and job comes here: no call per frame
+    while frame is not None:
+        code = frame.f_code
+        inside = known(code.co_filename)
+        if inside is None:
+            inside = _in_ember(code.co_filename)
+        if not inside:
+            break
+        name = code.co_name
         if not name.startswith("_"):
             action = name
         frame = frame.f_back
     if frame is None:
         return action, ""
     filename = frame.f_code.co_filename
-    base = filename if filename.startswith("<") else os.path.basename(filename)
+    base = _BASENAMES.get(filename)
+    if base is None:
+        base = filename if filename.startswith("<") else os.path.basename(filename)
+        if len(_BASENAMES) < 4096:
+            _BASENAMES[filename] = base
     site = f"{base}:{frame.f_lineno}"
     return f"{action} at {site}", site

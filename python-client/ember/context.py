@@ -80,6 +80,9 @@ class SparkContext:
         self._rdd_ids = itertools.count(1)
         self._stopped = False
         self._checkpoint_dir: Optional[str] = None
+        # Set for good by the first RDD.checkpoint(): until then no job has
+        # checkpoint files to write after it, and none walks its lineage for them.
+        self._checkpoint_requested = False
         self.startTime = int(time.time() * 1000)
         with SparkContext._lock:
             if SparkContext._active is not None:

@@ -17,6 +17,7 @@ else is pickled as before.
 
 from __future__ import annotations
 
+import base64
 import types
 from typing import Any, Callable
 
@@ -37,6 +38,28 @@ _MAX_DEPTH = 8
 # id() of each input, in order -> (the inputs, the bytes). The entry holds the
 # inputs, so none of those ids can be reused by another object while it lives.
 _cache: dict[tuple[int, ...], tuple[list[Any], bytes]] = {}
+# id(bytes of a remembered pickle) -> (those bytes, their base64 text once asked
+# for): the job description carries the text, which a remembered function then
+# does not encode again. Only bytes _cache holds are entered, and both are
+# cleared together, so this keeps no pickle alive that _cache does not.
+_remembered: dict[int, bytes] = {}
+_texts: dict[int, tuple[bytes, str]] = {}
+# id(code object) -> (the code object, the global names its code reads).
+_code_names: dict[int, tuple[types.CodeType, Any]] = {}
+
+
+def _code_globals(code: types.CodeType) -> Any:
+    """_extract_code_globals(code), kept here too: cloudpickle's own cache is a
+    WeakKeyDictionary, whose get() is Python code. The entry holds the code
+    object (immutable), so its id names it for as long as the entry lives."""
+    hit = _code_names.get(id(code))
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    names = _extract_code_globals(code)
+    if len(_code_names) >= _MAX_ENTRIES:
+        _code_names.clear()
+    _code_names[id(code)] = (code, names)
+    return names
 
 
 def _inputs(func: Any, out: list[Any], depth: int = 0) -> bool:
@@ -46,28 +69,38 @@ def _inputs(func: Any, out: list[Any], depth: int = 0) -> bool:
         return False
     if func.__defaults__ is not None or func.__kwdefaults__ is not None or func.__dict__:
         return False
-    if type(func.__doc__) not in _ATOMS or _should_pickle_by_reference(func):
+    doc = func.__doc__
+    if type(doc) not in _ATOMS:
+        return False
+    # A qualified name through <locals> is never found by reference: cloudpickle's
+    # lookup (pickle's _getattribute) refuses that part, so the function goes by
+    # value; the lookup is skipped for the wrappers RDD.map and friends make.
+    if "<locals>" not in func.__qualname__.split(".") and _should_pickle_by_reference(func):
         return False
     code, f_globals = func.__code__, func.__globals__
-    out += (code, func.__name__, func.__qualname__, func.__module__, func.__doc__, f_globals)
+    out += (code, func.__name__, func.__qualname__, func.__module__, doc, f_globals)
+    get = f_globals.get
     for key in _BASE_GLOBALS:
-        value = f_globals.get(key, _MISSING)
+        value = get(key, _MISSING)
         if value is not _MISSING and type(value) not in _ATOMS:
             return False
         out.append(value)
-    if any(name in f_globals for name in _extract_code_globals(code)):
-        return False                   # a global's value may change in place
+    for name in _code_globals(code):
+        if name in f_globals:
+            return False               # a global's value may change in place
     annotations = func.__annotations__
     out.append(len(annotations))
-    for key, value in annotations.items():
-        if type(key) is not str or type(value) is not str:
-            return False
-        out += (key, value)
-    if func.__closure__ is None:
+    if annotations:
+        for key, value in annotations.items():
+            if type(key) is not str or type(value) is not str:
+                return False
+            out += (key, value)
+    closure = func.__closure__
+    if closure is None:
         out.append(None)
         return True
-    out.append(len(func.__closure__))
-    for cell in func.__closure__:
+    out.append(len(closure))
+    for cell in closure:
         try:
             value = cell.cell_contents
         except ValueError:             # an empty cell
@@ -90,5 +123,19 @@ def dumps(func: Callable, pickle: Callable[[Callable], bytes]) -> bytes:
     data = pickle(func)
     if len(_cache) >= _MAX_ENTRIES:
         _cache.clear()
+        _remembered.clear()
+        _texts.clear()
     _cache[key] = (inputs, data)
+    _remembered[id(data)] = data
     return data
+
+
+def base64_text(data: bytes) -> str:
+    """base64 of data as ASCII text, kept for the bytes of a remembered pickle."""
+    hit = _texts.get(id(data))
+    if hit is not None and hit[0] is data:
+        return hit[1]
+    text = base64.b64encode(data).decode("ascii")
+    if _remembered.get(id(data)) is data:
+        _texts[id(data)] = (data, text)
+    return text

@@ -260,20 +260,10 @@ class _Connection:
         return line
 
     def _response(self, method: str) -> tuple[int, str, bytes, Optional[str], bool]:
-        while True:
-            line = self._line()
-            if not line:
-                raise http.client.RemoteDisconnected(
-                    "Remote end closed connection without response")
-            parts = line.decode("iso-8859-1").rstrip("\r\n").split(None, 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") \
-                    or not parts[1].isdigit() or len(parts[1]) != 3:
-                raise http.client.BadStatusLine(line.decode("iso-8859-1", "replace"))
-            version, status = parts[0], int(parts[1])
-            reason = parts[2] if len(parts) > 2 else ""
-            fields = self._headers()
-            if status >= 200 or status == 101:
-                break                  # 1xx: an interim answer, the real one follows
+        head = self._buffered_head()
+        if head is None:
+            head = self._head_by_lines()
+        version, status, reason, fields = head
         connection = fields.get("connection", "").lower()
         will_close = "close" in connection or (version == "HTTP/1.0"
                                                and "keep-alive" not in connection)
@@ -295,17 +285,58 @@ class _Connection:
             raise http.client.IncompleteRead(payload, want - len(payload))
         return status, reason, payload, length, will_close
 
+    def _buffered_head(self) -> Optional[tuple[str, int, str, dict[str, str]]]:
+        """The status line and headers when the read buffer already holds all of
+        them (the gateway's answers come in one segment), parsed as
+        _head_by_lines would, without a call per line; None (nothing consumed)
+        when they are not all there, or for an interim 1xx answer."""
+        buf = self.rfile.peek(1)
+        status_end = buf.find(b"\n")
+        if status_end < 0:
+            return None
+        ends = [at for at in (buf.find(b"\n\r\n", status_end), buf.find(b"\n\n", status_end))
+                if at >= 0]
+        if not ends:
+            return None
+        end = min(ends)
+        consumed = end + (3 if buf[end + 1:end + 2] == b"\r" else 2)
+        if consumed > _MAX_LINE:
+            return None
+        version, status, reason = _status_line(buf[:status_end + 1])
+        if 100 <= status < 200 and status != 101:
+            return None
+        lines = buf[status_end + 1:end].decode("iso-8859-1").split("\n") \
+            if end > status_end else []
+        if len(lines) > _MAX_HEADERS:
+            return None
+        fields: dict[str, str] = {}
+        for line in lines:                # _header_line's rule, inlined: a call each cost more
+            name, sep, value = line.partition(":")
+            if sep:
+                key = name.strip().lower()
+                value = value.strip()
+                fields[key] = f"{fields[key]}, {value}" if key in fields else value
+        self.rfile.read(consumed)         # from the buffer: no system call
+        return version, status, reason, fields
+
+    def _head_by_lines(self) -> tuple[str, int, str, dict[str, str]]:
+        while True:
+            line = self._line()
+            if not line:
+                raise http.client.RemoteDisconnected(
+                    "Remote end closed connection without response")
+            version, status, reason = _status_line(line)
+            fields = self._headers()
+            if status >= 200 or status == 101:
+                return version, status, reason, fields   # 1xx: interim, the real one follows
+
     def _headers(self) -> dict[str, str]:
         fields: dict[str, str] = {}
         for _ in range(_MAX_HEADERS + 1):
             line = self._line()
             if line in (b"\r\n", b"\n", b""):
                 return fields
-            name, sep, value = line.decode("iso-8859-1").partition(":")
-            if sep:
-                key = name.strip().lower()
-                value = value.strip()
-                fields[key] = f"{fields[key]}, {value}" if key in fields else value
+            _header_line(fields, line.decode("iso-8859-1"))
         raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
 
     def _chunked(self) -> bytes:
@@ -325,6 +356,25 @@ class _Connection:
                 raise http.client.IncompleteRead(b"".join(parts) + chunk, size - len(chunk))
             parts.append(chunk)
             self.rfile.read(2)          # the CRLF after the chunk
+
+
+def _status_line(line: bytes) -> tuple[str, int, str]:
+    """(version, status, reason) of a status line (with its line end)."""
+    parts = line.decode("iso-8859-1").rstrip("\r\n").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") \
+            or not parts[1].isdigit() or len(parts[1]) != 3:
+        raise http.client.BadStatusLine(line.decode("iso-8859-1", "replace"))
+    return parts[0], int(parts[1]), parts[2] if len(parts) > 2 else ""
+
+
+def _header_line(fields: dict[str, str], line: str) -> None:
+    """Adds one header line (decoded; its line end may still be on) to fields;
+    repeated names are joined with ", ", lines without a colon are ignored."""
+    name, sep, value = line.partition(":")
+    if sep:
+        key = name.strip().lower()
+        value = value.strip()
+        fields[key] = f"{fields[key]}, {value}" if key in fields else value
 
 
 def _exactly(data: bytes, want: int, path: str) -> bytes:

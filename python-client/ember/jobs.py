@@ -9,6 +9,7 @@ another thread by job group or all at once.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import pickle
 import struct
@@ -36,12 +37,13 @@ def _lineage(rdd: "RDD", known: set[int]) -> list["RDD"]:
     stack: list[tuple["RDD", bool]] = [(rdd, False)]
     while stack:
         node, expanded = stack.pop()
-        if node.id in known or (node.id in seen and not expanded):
+        node_id = node._id              # not .id: that builds an _RddId each time
+        if node_id in known or (node_id in seen and not expanded):
             continue
         if expanded:
             order.append(node)
             continue
-        seen.add(node.id)
+        seen.add(node_id)
         stack.append((node, True))
         for parent in node._lineage_parents():
             stack.append((parent, False))
@@ -55,8 +57,8 @@ def _walk(rdd: "RDD") -> list["RDD"]:
     stack = [rdd]
     while stack:
         node = stack.pop()
-        if node.id not in seen:
-            seen.add(node.id)
+        if node._id not in seen:
+            seen.add(node._id)
             found.append(node)
             stack.extend(node._lineage_parents())
     return found
@@ -70,9 +72,9 @@ def _lineage_needs(rdd: "RDD") -> dict[str, Any]:
     broadcasts: set[int] = set()
     for node in _walk(rdd):
         if node.is_cached:
-            storage[str(node.id)] = node.getStorageLevel()._to_json()
+            storage[str(node._id)] = node.getStorageLevel()._to_json()
         if node._checkpoint_files is not None:
-            checkpoints[str(node.id)] = {"files": node._checkpoint_files}
+            checkpoints[str(node._id)] = {"files": node._checkpoint_files}
         broadcasts |= node._broadcast_ids
     return {"storage": storage, "checkpoints": checkpoints, "broadcasts": sorted(broadcasts)}
 
@@ -141,6 +143,10 @@ class JobRunner:
         self._in_flight: dict[str, tuple[Optional[str], set[str]]] = {}
         self._cancel_in_flight: dict[str, str] = {}
         self._first_status: dict[int, dict] = {}         # job id -> final status from the POST
+        self._parsed_max_result_size: Optional[tuple[Any, int]] = None
+        # Submission tokens: unique per submission, made without a system call each.
+        self._token_prefix = uuid.uuid4().hex[:16]
+        self._token_numbers = itertools.count()
 
     # ---- running ------------------------------------------------------------------
     def run(self, rdd: "RDD", partitions: Optional[Iterable[int]] = None) -> list[Any]:
@@ -165,6 +171,8 @@ class JobRunner:
         return results
 
     def _write_checkpoints(self, rdd: "RDD") -> None:
+        if not self.sc._checkpoint_requested:
+            return
         for node in _walk(rdd):
             if node._checkpoint_wanted and node._checkpoint_files is None:
                 node._checkpoint_wanted = False
@@ -197,7 +205,7 @@ class JobRunner:
         props = self._properties()
         group = props.get("spark.jobGroup.id")
         tags = set(filter(None, props.get("spark.job.tags", "").split(",")))
-        token = uuid.uuid4().hex
+        token = self._new_token()
         if wait_first:
             with self._running_lock:
                 self._in_flight[token] = (group, tags)
@@ -221,7 +229,7 @@ class JobRunner:
                     self.app = self.sc.applicationId
                     self.known.clear()
                     job = self._post(rdd, partitions, props, description, site,
-                                     uuid.uuid4().hex, wait=False)
+                                     self._new_token(), wait=False)
         finally:
             with self._running_lock:
                 self._in_flight.pop(token, None)
@@ -239,13 +247,17 @@ class JobRunner:
             self._cancel(job_id, f"Job {job_id} {why}")
         return job_id
 
+    def _new_token(self) -> str:
+        """A submission token no other submission of this driver has (32 hex digits)."""
+        return f"{self._token_prefix}{next(self._token_numbers):016x}"
+
     def _post(self, rdd: "RDD", partitions: Optional[Iterable[int]], props: dict[str, str],
               description: str, site: str, token: str, wait: bool) -> dict:
         """POSTs the job with the lineage nodes the master lacks (lock held)."""
         new = _lineage(rdd, self.known)
         nodes = [node._node() for node in new]      # pickles functions: may add broadcasts
         body: dict[str, Any] = {
-            "rdd": rdd.id,
+            "rdd": rdd._id,
             "description": props.get("spark.job.description") or description,
             "callSite": site,
             "properties": props,
@@ -263,7 +275,7 @@ class JobRunner:
         query = f"?inlineResults=1&waitMs={_SUBMIT_WAIT_MS}" if wait else ""
         job = self.client.request("POST", f"/applications/{self.app}/jobs{query}", body,
                                   retry=True)
-        self.known.update(node.id for node in new)
+        self.known.update(node._id for node in new)
         return job
 
     def _properties(self) -> dict[str, str]:
@@ -285,8 +297,11 @@ class JobRunner:
 
     def max_result_size(self) -> int:
         """spark.driver.maxResultSize in bytes (0 means no limit)."""
-        return parse_size(self.sc._conf.get("spark.driver.maxResultSize",
-                                            DEFAULT_MAX_RESULT_SIZE))
+        text = self.sc._conf.get("spark.driver.maxResultSize", DEFAULT_MAX_RESULT_SIZE)
+        parsed = self._parsed_max_result_size     # (text, bytes): parsed twice per job
+        if parsed is None or parsed[0] != text:
+            parsed = self._parsed_max_result_size = (text, parse_size(text))
+        return parsed[1]
 
     def wait(self, job_id: int) -> dict:
         """Waits for the job; returns its status, or raises JobFailedError."""

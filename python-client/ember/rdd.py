@@ -235,6 +235,7 @@ class RDD:
             raise EmberError("Checkpoint directory has not been set in the SparkContext: call "
                              "sc.setCheckpointDir(dir) first")
         self._checkpoint_wanted = True
+        self.ctx._checkpoint_requested = True
         self.is_checkpointed = True
 
     def localCheckpoint(self) -> None:

@@ -81,7 +81,7 @@ def dumps_function(func: Callable, sc: Any = None) -> str:
         where = f": it captures {culprit}" if culprit else ""
         raise UnpicklableClosureError(
             f"could not serialize a function for the cluster{where} ({err})") from None
-    return base64.b64encode(data).decode("ascii")
+    return function_pickles.base64_text(data)
 
 
 def dumps_batch(records: list[Any]) -> str:

@@ -1,5 +1,6 @@
 """Unit tests of the client's pure parts: no cluster needed."""
 
+import io
 import json
 import os
 import pickle
@@ -273,3 +274,84 @@ def test_an_error_after_a_retry_says_an_earlier_attempt_may_have_arrived():
     finally:
         server.close()
     assert len(server.requests) == 3
+
+
+class _Dribble(io.RawIOBase):
+    """A socket's raw reads: at most `step` bytes each, then end of stream."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step = data, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        part = self.data[:min(self.step, len(buf))]
+        self.data = self.data[len(part):]
+        buf[:len(part)] = part
+        return len(part)
+
+
+def _parse(answer: bytes, step: int, method: str = "GET"):
+    """What _Connection makes of answer arriving `step` bytes per read: its
+    result and the bytes left unread, or the exception's type and text."""
+    from ember.gateway_client import _Connection
+    conn = object.__new__(_Connection)
+    conn.rfile = io.BufferedReader(_Dribble(answer, step))
+    try:
+        got = conn._response(method)
+    except Exception as err:   # noqa: BLE001 - the failure is what is compared
+        return (type(err).__name__, str(err))   # the connection is dropped then
+    return got, conn.rfile.read()
+
+
+_ANSWERS = [
+    b'HTTP/1.1 201 Created\r\nDate: x\r\nContent-Type: application/json\r\n'
+    b'Content-Length: 11\r\n\r\n{"jobId":7}NEXT',
+    b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n0\r\n\r\nNEXT',
+    b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnullNEXT',
+    b'HTTP/1.1 200 OK\nContent-Length: 2\nX-A: 1\nx-a: 2\nno colon here\n\n{}NEXT',
+    b'HTTP/1.1 200 OK\r\n\r\n',
+    b'HTTP/1.1 200 OK\r\n\nbody until close',
+    b'HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}',
+    b'HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\n{}',
+    b'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}',
+    b'HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\nNEXT',
+    b'HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n',
+    b'HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n',
+    b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort',
+    b'HTTP/1.1 200\r\nContent-Length:   3  \r\n\r\nabc',
+    b'SSH-2.0-OpenSSH\r\n\r\n',
+    b'\r\n\r\n',
+    b'',
+    b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n',
+    b'HTTP/1.1 200 OK\r\n' + b'X: y\r\n' * 100 + b'\r\n',
+    b'HTTP/1.1 200 OK\r\n' + b'X: y\r\n' * 101 + b'\r\n',
+]
+
+
+@pytest.mark.parametrize("answer", _ANSWERS)
+def test_a_head_read_from_the_buffer_is_parsed_as_line_by_line(answer):
+    # The whole answer in one read takes the buffered head; one byte per read
+    # leaves it incomplete in the buffer, so it is read line by line.
+    for method in ("GET", "HEAD"):
+        whole, by_lines = _parse(answer, 1 << 16, method), _parse(answer, 1, method)
+        assert whole == by_lines, (whole, by_lines)
+
+
+def test_a_whole_head_in_the_buffer_is_not_read_line_by_line():
+    from ember.gateway_client import _Connection
+    conn = object.__new__(_Connection)
+    conn.rfile = io.BufferedReader(_Dribble(_ANSWERS[0], 1 << 16))
+    conn._line = None                      # any line-by-line read would fail
+    assert conn._response("POST") == (201, "Created", b'{"jobId":7}', "11", False)
+
+
+def test_submission_tokens_differ_within_a_driver_and_between_drivers():
+    from types import SimpleNamespace
+    from ember.jobs import JobRunner
+    fake = SimpleNamespace(_client=None, applicationId="app-1", _conf=SparkConf())
+    first, second = JobRunner(fake), JobRunner(fake)
+    tokens = [first._new_token() for _ in range(1000)] + [second._new_token() for _ in range(1000)]
+    assert len(set(tokens)) == len(tokens)
+    assert all(len(t) == 32 and int(t, 16) >= 0 for t in tokens)

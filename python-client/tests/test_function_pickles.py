@@ -113,3 +113,46 @@ def test_identity_not_equality_decides():
     shared, distinct = make(a, a), make(a, b)
     assert check(shared, pickle) != check(distinct, pickle)
     assert pickle.calls == 2
+
+
+def module_level(x):
+    return x
+
+
+def test_by_reference_or_by_value_as_cloudpickle_decides_it_whatever_the_qualified_name():
+    """The check skips cloudpickle's lookup for names through <locals> (never
+    found by reference); a name that only contains the text still gets it."""
+    function_pickles._cache.clear()
+    pickle = Counting()
+    names = ["module_level", "x<locals>y", "wrap.<locals>.module_level"]
+    for name in names:
+        module_level.__qualname__ = name
+        try:
+            for _ in range(2):
+                got = check(module_level, pickle)
+                by_reference = cloudpickle.cloudpickle._should_pickle_by_reference(module_level)
+                assert (b"_make_function" not in got) == by_reference, name
+        finally:
+            module_level.__qualname__ = "module_level"
+    wrapped = wrap(lambda x: x)
+    assert "<locals>" in wrapped.__qualname__.split(".")
+    assert not cloudpickle.cloudpickle._should_pickle_by_reference(wrapped)
+    check(wrapped, pickle)
+    calls = pickle.calls
+    check(wrapped, pickle)
+    assert pickle.calls == calls                 # remembered
+
+
+def test_base64_text_is_kept_only_for_remembered_pickles():
+    import base64
+    function_pickles._cache.clear()
+    tiny = lambda x: x  # noqa: E731
+    data = check(wrap(tiny), Counting())
+    assert check(wrap(tiny), Counting()) is data         # remembered: the same bytes
+    text = function_pickles.base64_text(data)
+    assert text == base64.b64encode(data).decode("ascii")
+    assert function_pickles.base64_text(data) is text
+    other = data[:1] + data[1:]                          # equal, but not a remembered object
+    assert other is not data
+    assert function_pickles.base64_text(other) == text
+    assert id(other) not in function_pickles._texts
