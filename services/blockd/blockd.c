@@ -162,7 +162,10 @@ static grpc_status_code put_block_local(ember_rpc_ctx *ctx, const ProtobufCMessa
         off += n;
     } while (st == GRPC_STATUS_OK && off < req->size);
     blockd_local_unmap(data, req->size);
-    return st == GRPC_STATUS_OK ? reply(ctx, &ack.base) : st;
+    if (st != GRPC_STATUS_OK)
+        return st;
+    ember_log_debug("block=%s was read from this host's memory (%s)", req->block_id, req->path);
+    return reply(ctx, &ack.base);
 }
 
 static grpc_status_code read_failed(ember_rpc_ctx *ctx, struct blockd *b, const char *id)
