@@ -131,9 +131,11 @@ static grpc_status_code put_block(ember_rpc_ctx *ctx, const ProtobufCMessage *in
     return st == GRPC_STATUS_OK ? reply(ctx, &ack.base) : st;
 }
 
-/* A whole block in a memfd of a process on this host: stored as the chunks of
- * PutBlock would be (same sizes, same order, so the store cannot tell), read
- * from the memfd's pages instead of from a socket. */
+/* A whole block in a memfd of a process on this host: its mapping becomes the
+ * block where the chunks of PutBlock would have stayed in memory (no copy);
+ * elsewhere (DISK_ONLY, a block over the memory limit) it is stored as those
+ * chunks would be (same sizes, same order), read from the memfd's pages
+ * instead of from a socket. */
 static grpc_status_code put_block_local(ember_rpc_ctx *ctx, const ProtobufCMessage *in,
                                         void *user)
 {
@@ -144,6 +146,7 @@ static grpc_status_code put_block_local(ember_rpc_ctx *ctx, const ProtobufCMessa
     const uint8_t *data;
     char *why = NULL;
     uint64_t off = 0;
+    int rc;
 
     if (st != GRPC_STATUS_OK)
         return st;
@@ -153,6 +156,13 @@ static grpc_status_code put_block_local(ember_rpc_ctx *ctx, const ProtobufCMessa
                   req->block_id, why);
         free(why);
         return st;
+    }
+    rc = blockd_store_put_mapped(b->store, req->block_id, (uint8_t *)data, (size_t)req->size,
+                                 (enum blockd_storage)req->storage);
+    if (rc == 0) {
+        ember_log_debug("block=%s was read from this host's memory (%s), kept as mapped",
+                        req->block_id, req->path);
+        return reply(ctx, &ack.base);
     }
     do {
         size_t n = req->size - off < CHUNK_BYTES ? (size_t)(req->size - off) : CHUNK_BYTES;
