@@ -40,6 +40,9 @@ const struct ember_option blockd_options[] = {
      "or dropped, by storage level"},
     {"dir", "EMBER_BLOCKD_DIR", NULL,
      "spill directory, created at start and removed at exit (default /tmp/ember-blockd-<id>)"},
+    {"local-puts", "EMBER_BLOCKD_LOCAL_PUTS", "1",
+     "1: take blocks a worker on this host hands over in memory (PutBlockLocal); 0: refuse "
+     "them, so that they come in chunks"},
     {0},
 };
 
@@ -52,6 +55,7 @@ struct blockd {
     char *id, *address, *host;
     char *dir;                    /* the spill directory */
     uint64_t memory;
+    int local_puts;               /* --local-puts: PutBlockLocal is served */
     pthread_t heartbeat;
     int grpc_started, heartbeat_started;
     int master_down;              /* heartbeat thread only: the outage was logged */
@@ -150,6 +154,10 @@ static grpc_status_code put_block_local(ember_rpc_ctx *ctx, const ProtobufCMessa
 
     if (st != GRPC_STATUS_OK)
         return st;
+    if (!b->local_puts)
+        return fail(ctx, GRPC_STATUS_FAILED_PRECONDITION,
+                    "block %s: this block manager takes no blocks from memory (--local-puts 0); "
+                    "send it in chunks", req->block_id);
     if (blockd_local_map(req->path, req->token, req->size, &data, &why) != 0) {
         st = fail(ctx, GRPC_STATUS_FAILED_PRECONDITION,
                   "block %s cannot be read from this host's memory (%s); send it in chunks",
@@ -496,6 +504,12 @@ static int read_options(struct blockd *b)
     }
     b->memory = (uint64_t)memory;
     b->master_address = ember_daemon_opt(b->d, "master");
+    const char *local = ember_daemon_opt(b->d, "local-puts");
+    if (strcmp(local, "0") != 0 && strcmp(local, "1") != 0) {
+        ember_log_error("option --local-puts must be 0 or 1, not '%s'", local);
+        return EMBER_EINVAL;
+    }
+    b->local_puts = strcmp(local, "1") == 0;
     return 0;
 }
 

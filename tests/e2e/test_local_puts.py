@@ -61,10 +61,16 @@ def test_big_cached_partitions_come_from_memory_and_read_back(sc: SparkContext,
     sizes = [3 * MIB + 12345, MIB, 100, 0]
     lineage = sc.parallelize(range(4), 4).mapPartitionsWithIndex(sized(sizes))
     expected = lineage.collect()
-    cached = lineage.map(lambda b: b).persist(getattr(StorageLevel, level))
+    acc = sc.accumulator(0)
+
+    def counted(b):
+        acc.add(1)
+        return b
+    cached = lineage.map(counted).persist(getattr(StorageLevel, level))
     before = read_locally(sc)
     assert cached.count() == 4
     assert read_back(sc, cached) == expected
+    assert acc.value == 4, "the cached partitions were computed again"
     new = {b for b in read_locally(sc) - before if b.startswith("rdd_")}
     # Partitions 0 and 1 pickle to more than 1 MiB, 2 and 3 to far less.
     assert {b.rsplit("_", 1)[1] for b in new} == {"0", "1"}, new
@@ -103,3 +109,4 @@ def test_big_shuffle_outputs_and_results_come_from_memory(sc: SparkContext) -> N
     new = read_locally(sc) - before
     assert any(b.startswith("shuffle_") for b in new), new
     assert any(b.startswith("result_") for b in new), new
+
