@@ -341,6 +341,22 @@ static void test_local_put(grpc_channel *ch)
           f.buf.len, f.chunks);
     ember_buf_free(&f.buf);
 
+    /* Replaced by a smaller one from a memfd, then by chunks: each read sees the newest. */
+    st = put_local(ch, "rdd_9_0", data + 5, 2 * MIB, EMBER__BLOCK_STORAGE__MEMORY_ONLY);
+    fetch_init(&f);
+    CHECK(st == GRPC_STATUS_OK && get(ch, "rdd_9_0", &f, NULL) == GRPC_STATUS_OK
+              && f.buf.len == 2 * MIB && memcmp(f.buf.data, data + 5, 2 * MIB) == 0,
+          "local put over a local put: status %d, %zu bytes back (or different ones)", st,
+          f.buf.len);
+    ember_buf_free(&f.buf);
+    st = put_block(ch, "rdd_9_0", data + 9, MIB + 3);
+    fetch_init(&f);
+    CHECK(st == GRPC_STATUS_OK && get(ch, "rdd_9_0", &f, NULL) == GRPC_STATUS_OK
+              && f.buf.len == MIB + 3 && memcmp(f.buf.data, data + 9, MIB + 3) == 0,
+          "chunks over a local put: status %d, %zu bytes back (or different ones)", st,
+          f.buf.len);
+    ember_buf_free(&f.buf);
+
     st = put_local(ch, "rdd_9_1", data, 0, EMBER__BLOCK_STORAGE__MEMORY_ONLY);
     fetch_init(&f);
     CHECK(st == GRPC_STATUS_OK && get(ch, "rdd_9_1", &f, NULL) == GRPC_STATUS_OK
