@@ -59,7 +59,6 @@ int blockd_local_map(const char *path, const char *token, uint64_t size, const u
     int fd, seals;
     void *p;
 
-    *data = NULL;
     if (!proc_fd_path(path))
         return refuse(why, path, "not a /proc/<pid>/fd/<fd> path", 0);
     if (!valid_token(token))
@@ -91,6 +90,7 @@ int blockd_local_map(const char *path, const char *token, uint64_t size, const u
     }
     if (size == 0) {
         close(fd);
+        *data = NULL;
         return 0;
     }
     if (size > SIZE_MAX) {

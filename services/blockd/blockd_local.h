@@ -10,7 +10,7 @@
  * that it is the one named "ember-block-<token>", exactly `size` bytes long
  * and sealed against writing, shrinking and growing (so the mapping cannot
  * change under the reader nor fault past its end). 0 and *data (NULL for an
- * empty block) on success; otherwise -1 and *why, a new sentence. */
+ * empty block) on success; otherwise -1 and *why, a new sentence (*data untouched). */
 int blockd_local_map(const char *path, const char *token, uint64_t size, const uint8_t **data,
                      char **why);
 void blockd_local_unmap(const uint8_t *data, uint64_t size);
