@@ -14,6 +14,7 @@
 #include <grpc/grpc_security.h>
 
 #include "blockd.pb-c.h"
+#include "blockd_local.h"
 #include "blockd_store.h"
 #include "common.pb-c.h"
 #include "log.h"
@@ -39,6 +40,9 @@ const struct ember_option blockd_options[] = {
      "or dropped, by storage level"},
     {"dir", "EMBER_BLOCKD_DIR", NULL,
      "spill directory, created at start and removed at exit (default /tmp/ember-blockd-<id>)"},
+    {"local-puts", "EMBER_BLOCKD_LOCAL_PUTS", "1",
+     "1: take blocks a worker on this host hands over in memory (PutBlockLocal); 0: refuse "
+     "them, so that they come in chunks"},
     {0},
 };
 
@@ -51,6 +55,7 @@ struct blockd {
     char *id, *address, *host;
     char *dir;                    /* the spill directory */
     uint64_t memory;
+    int local_puts;               /* --local-puts: PutBlockLocal is served */
     pthread_t heartbeat;
     int grpc_started, heartbeat_started;
     int master_down;              /* heartbeat thread only: the outage was logged */
@@ -80,36 +85,104 @@ static grpc_status_code reply(ember_rpc_ctx *ctx, const ProtobufCMessage *msg)
     return ember_rpc_send(ctx, msg) == 0 ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED;
 }
 
-static grpc_status_code put_block(ember_rpc_ctx *ctx, const ProtobufCMessage *in, void *user)
+/* The checks both puts make before storing anything; OK when they pass. */
+static grpc_status_code check_put(ember_rpc_ctx *ctx, const char *id, int storage)
 {
-    const Ember__PutChunk *req = (const Ember__PutChunk *)in;
-    struct blockd *b = user;
-    Ember__Ack ack = EMBER__ACK__INIT;
-    int rc;
-
-    if (!blockd_store_valid_id(req->block_id))
+    if (!blockd_store_valid_id(id))
         return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT,
                     "block id '%s' is invalid: a block id is 1 to 200 characters of A-Z, a-z, "
-                    "0-9 and _", req->block_id);
-    if ((int)req->storage < BLOCKD_PINNED || (int)req->storage > BLOCKD_DISK_ONLY)
+                    "0-9 and _", id);
+    if (storage < BLOCKD_PINNED || storage > BLOCKD_DISK_ONLY)
         return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT,
                     "block %s: storage level %d is unknown (PINNED, MEMORY_ONLY, "
-                    "MEMORY_AND_DISK or DISK_ONLY)", req->block_id, (int)req->storage);
-    rc = blockd_store_put_chunk(b->store, req->block_id, req->offset, req->data.data,
-                                req->data.len, req->last, (enum blockd_storage)req->storage);
+                    "MEMORY_AND_DISK or DISK_ONLY)", id, storage);
+    return GRPC_STATUS_OK;
+}
+
+/* Stores one chunk; a status other than OK has been set on ctx. */
+static grpc_status_code put_chunk(ember_rpc_ctx *ctx, struct blockd *b, const char *id,
+                                  uint64_t offset, const uint8_t *data, size_t len, int last,
+                                  int storage)
+{
+    int rc = blockd_store_put_chunk(b->store, id, offset, data, len, last,
+                                    (enum blockd_storage)storage);
+
     if (rc == EMBER_EINVAL)
         return fail(ctx, GRPC_STATUS_INVALID_ARGUMENT,
                     "block %s: chunk at offset %" PRIu64 " is out of order; chunks must be "
                     "appended in order starting at offset 0, each after the previous one "
                     "was acknowledged",
-                    req->block_id, req->offset);
+                    id, offset);
     if (rc != 0)
         return fail(ctx, GRPC_STATUS_INTERNAL,
                     "block %s cannot be stored: writing it to %s failed and it could not be "
-                    "kept in memory", req->block_id, b->dir);
-    if (req->last)
-        ember_log_debug("block=%s stored, %" PRIu64 " bytes", req->block_id,
-                        req->offset + req->data.len);
+                    "kept in memory", id, b->dir);
+    if (last)
+        ember_log_debug("block=%s stored, %" PRIu64 " bytes", id, offset + len);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code put_block(ember_rpc_ctx *ctx, const ProtobufCMessage *in, void *user)
+{
+    const Ember__PutChunk *req = (const Ember__PutChunk *)in;
+    struct blockd *b = user;
+    Ember__Ack ack = EMBER__ACK__INIT;
+    grpc_status_code st = check_put(ctx, req->block_id, (int)req->storage);
+
+    if (st == GRPC_STATUS_OK)
+        st = put_chunk(ctx, b, req->block_id, req->offset, req->data.data, req->data.len,
+                       req->last, (int)req->storage);
+    return st == GRPC_STATUS_OK ? reply(ctx, &ack.base) : st;
+}
+
+/* A whole block in a memfd of a process on this host: its mapping becomes the
+ * block where the chunks of PutBlock would have stayed in memory (no copy);
+ * elsewhere (DISK_ONLY, a block over the memory limit) it is stored as those
+ * chunks would be (same sizes, same order), read from the memfd's pages
+ * instead of from a socket. */
+static grpc_status_code put_block_local(ember_rpc_ctx *ctx, const ProtobufCMessage *in,
+                                        void *user)
+{
+    const Ember__PutLocalRequest *req = (const Ember__PutLocalRequest *)in;
+    struct blockd *b = user;
+    Ember__Ack ack = EMBER__ACK__INIT;
+    grpc_status_code st = check_put(ctx, req->block_id, (int)req->storage);
+    const uint8_t *data;
+    char *why = NULL;
+    uint64_t off = 0;
+    int rc;
+
+    if (st != GRPC_STATUS_OK)
+        return st;
+    if (!b->local_puts)
+        return fail(ctx, GRPC_STATUS_FAILED_PRECONDITION,
+                    "block %s: this block manager takes no blocks from memory (--local-puts 0); "
+                    "send it in chunks", req->block_id);
+    if (blockd_local_map(req->path, req->token, req->size, &data, &why) != 0) {
+        st = fail(ctx, GRPC_STATUS_FAILED_PRECONDITION,
+                  "block %s cannot be read from this host's memory (%s); send it in chunks",
+                  req->block_id, why);
+        free(why);
+        return st;
+    }
+    rc = blockd_store_put_mapped(b->store, req->block_id, (uint8_t *)data, (size_t)req->size,
+                                 (enum blockd_storage)req->storage);
+    if (rc == 0) {
+        ember_log_debug("block=%s was read from this host's memory (%s), kept as mapped",
+                        req->block_id, req->path);
+        return reply(ctx, &ack.base);
+    }
+    do {
+        size_t n = req->size - off < CHUNK_BYTES ? (size_t)(req->size - off) : CHUNK_BYTES;
+        const uint8_t *at = data ? data + off : (const uint8_t *)"";  /* empty: not NULL */
+        st = put_chunk(ctx, b, req->block_id, off, at, n, off + n == req->size,
+                       (int)req->storage);
+        off += n;
+    } while (st == GRPC_STATUS_OK && off < req->size);
+    blockd_local_unmap(data, req->size);
+    if (st != GRPC_STATUS_OK)
+        return st;
+    ember_log_debug("block=%s was read from this host's memory (%s)", req->block_id, req->path);
     return reply(ctx, &ack.base);
 }
 
@@ -316,6 +389,8 @@ static const ember_rpc_method_impl block_manager_methods[] = {
     {"GetRanges", EMBER_RPC_SERVER_STREAM, get_ranges},
     {"RemoveBlocks", EMBER_RPC_UNARY, remove_blocks},
     {"Stats", EMBER_RPC_UNARY, stats},
+    /* Last: the fuzzer's seeds name methods by their index here. */
+    {"PutBlockLocal", EMBER_RPC_UNARY, put_block_local},
 };
 
 /* ---- membership: registration and heartbeats -------------------------- */
@@ -429,6 +504,12 @@ static int read_options(struct blockd *b)
     }
     b->memory = (uint64_t)memory;
     b->master_address = ember_daemon_opt(b->d, "master");
+    const char *local = ember_daemon_opt(b->d, "local-puts");
+    if (strcmp(local, "0") != 0 && strcmp(local, "1") != 0) {
+        ember_log_error("option --local-puts must be 0 or 1, not '%s'", local);
+        return EMBER_EINVAL;
+    }
+    b->local_puts = strcmp(local, "1") == 0;
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@ struct blockd_block {
     uint64_t size;
     uint64_t generation; /* of the complete block it shows (see blockd_block_generation) */
     uint8_t *data; /* in memory, or NULL for a view of a file */
+    int mapped;    /* data is a mapping (blockd_store_put_mapped), unmapped at the end */
     int fd;        /* a view of a file: open for reading (it may be unlinked) */
     char *path;    /* that file, for error messages */
 };
@@ -50,6 +52,7 @@ struct write {
     int evicted;          /* left memory because it alone exceeds the limit */
     int disk_failed;      /* do not try the disk again for this write */
     int busy, detached;
+    uint8_t *mapped;      /* the whole block, a mapping taken over (blockd_store_put_mapped) */
 };
 
 /* One block id: a complete block (in memory or on disk), a write in progress,
@@ -437,6 +440,8 @@ static void free_write(struct write *w)
     }
     free(w->tmp);
     ember_buf_free(&w->buf);
+    if (w->mapped)
+        munmap(w->mapped, (size_t)w->len);
     free(w);
 }
 
@@ -613,11 +618,19 @@ static int file_to_block(struct blockd_store *s, struct entry *e, struct write *
 static void place_in_memory(struct blockd_store *s, struct entry *e, struct write *w)
 {
     size_t n;
-    uint8_t *data = ember_buf_steal(&w->buf, &n);
+    uint8_t *data;
 
-    /* Give back the slack of the doubling buffer; an empty block gets a real
-     * (one-byte) allocation so readers never see a NULL pointer. */
-    e->mem = new_view(n, ember_xrealloc(data, n), -1, NULL);
+    if (w->mapped) {                   /* taken over as it is */
+        n = (size_t)w->len;
+        e->mem = new_view(n, w->mapped, -1, NULL);
+        e->mem->mapped = 1;
+        w->mapped = NULL;
+    } else {
+        /* Give back the slack of the doubling buffer; an empty block gets a
+         * real (one-byte) allocation so readers never see a NULL pointer. */
+        data = ember_buf_steal(&w->buf, &n);
+        e->mem = new_view(n, ember_xrealloc(data, n), -1, NULL);
+    }
     e->mem->generation = e->generation;
     lru_push_newest(&s->lru, e);
     s->stats.blocks++;
@@ -716,6 +729,38 @@ out:
     return rc;
 }
 
+int blockd_store_put_mapped(struct blockd_store *s, const char *id, uint8_t *data, size_t len,
+                            enum blockd_storage storage)
+{
+    struct spill *spills = NULL;
+    struct entry *e;
+    struct write *w;
+    int rc;
+
+    /* Where chunks of it would not have stayed in memory all along (DISK_ONLY,
+     * a block that alone exceeds the limit), they are what the store gets. */
+    if (!blockd_store_valid_id(id) || (int)storage < BLOCKD_PINNED
+        || (int)storage > BLOCKD_DISK_ONLY)
+        return EMBER_EINVAL;
+    if (len == 0 || storage == BLOCKD_DISK_ONLY || (s->memory_limit && len > s->memory_limit))
+        return EMBER_ENOENT;
+    pthread_mutex_lock(&s->lock);
+    rc = start_chunk(s, id, 0, storage, &e);
+    if (rc == 0) {
+        /* As add_chunk of the whole block, then complete, of a W_MEMORY write. */
+        w = e->w;
+        w->mapped = data;
+        w->len = len;
+        s->stats.write_bytes += len;
+        s->pending_mem += len;
+        w->mem_counted = len;
+        rc = complete(s, e, &spills);
+    }
+    pthread_mutex_unlock(&s->lock);
+    run_spills(s, spills);
+    return rc;
+}
+
 /* ---- reads ------------------------------------------------------------- */
 
 static int open_view(struct blockd_store *s, struct entry *e, struct blockd_block **out)
@@ -788,7 +833,10 @@ void blockd_block_release(struct blockd_block *b)
     if (b->fd >= 0)
         close(b->fd);
     free(b->path);
-    free(b->data);
+    if (b->mapped)
+        munmap(b->data, (size_t)b->size);
+    else
+        free(b->data);
     free(b);
 }
 

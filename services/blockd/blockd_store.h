@@ -70,6 +70,16 @@ int blockd_store_put_chunk(struct blockd_store *s, const char *id, uint64_t offs
                            const void *data, size_t len, int last,
                            enum blockd_storage storage) EMBER_MUST_CHECK;
 
+/* The whole block `id` in one go, as a mapping of `len` bytes the store takes
+ * over (blockd_block_release unmaps it once no reader holds it): exactly what
+ * blockd_store_put_chunk of its bytes in order would store, without copying
+ * them. EMBER_ENOENT (nothing changed, the mapping is still the caller's) when
+ * those chunks would not have stayed in memory (DISK_ONLY, a block larger than
+ * the limit) or for an empty block: put its chunks instead. EMBER_EINVAL for a
+ * bad id or level. */
+int blockd_store_put_mapped(struct blockd_store *s, const char *id, uint8_t *data, size_t len,
+                            enum blockd_storage storage) EMBER_MUST_CHECK;
+
 /* On success *out is a new reference to complete block `id` (release it with
  * blockd_block_release), which becomes the most recently used; EMBER_ENOENT
  * when there is no complete block `id`, EMBER_EIO when its file cannot be

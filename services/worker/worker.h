@@ -53,6 +53,8 @@ struct worker {
     struct task_run *queue_head, *queue_tail;
     int runners;                     /* threads running tasks, at most one per core */
     int inline_runners;              /* of them, server threads after a LaunchTask call */
+    int local_puts_refused;          /* worker_blocks.c: our block manager cannot read our
+                                      * memfds (another host): blocks go in chunks (atomic) */
 };
 
 /* Threads of the Worker gRPC server; at most WORKER_INLINE_RUNNERS of them run

@@ -24,7 +24,7 @@ MASTER = ["RegisterWorker", "RegisterBlockManager", "Heartbeat", "ReportTask",
           "Unpersist", "AddBroadcast", "RemoveBroadcast", "Query", "ReportTasks",
           "SubmitDriver", "ReportDriver", "DriverStatus", "KillDriver", "DriverLog"]
 WORKER = ["LaunchTask", "KillTask", "LaunchTasks", "LaunchDriver", "KillDriver"]
-BLOCKD = ["PutBlock", "GetBlock", "GetRanges", "RemoveBlocks", "Stats"]
+BLOCKD = ["PutBlock", "GetBlock", "GetRanges", "RemoveBlocks", "Stats", "PutBlockLocal"]
 
 
 def varint(n: int) -> bytes:
@@ -167,6 +167,8 @@ def blockd_seeds() -> None:
                                       (1, msg((1, "rdd_1_0"), (2, 1), (3, 1)))))
     put("RemoveBlocks", "RemoveBlocks", msg((1, "shuffle_")))
     put("Stats", "Stats", b"")
+    put("PutBlockLocal", "PutBlockLocal", msg((1, "rdd_1_0"), (2, 1), (3, "/proc/1/fd/0"),
+                                              (4, "0123456789abcdef0123456789abcdef"), (5, 3)))
 
 
 def gateway_seeds() -> None:

@@ -3,11 +3,15 @@
  * prefix, stats, SIGTERM during a stream, registration with a master that
  * starts late and later forgets it (a fake master in this process), and a
  * 4 MiB memory limit with blocks of every storage level spilled to --dir,
- * dropped ones reported in heartbeats, and the directory removed at exit.
+ * dropped ones reported in heartbeats, and the directory removed at exit;
+ * blocks handed over in a sealed memfd of this process (PutBlockLocal) are
+ * the blocks their chunks make (the memory-limit case runs both ways), and
+ * anything but that memfd is refused with FAILED_PRECONDITION.
  * EMBER_TEST_WRAPPER="valgrind --leak-check=full ..." runs the daemon under a
  * wrapper (timeouts are then tripled). */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -15,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +38,7 @@ extern char **environ;
 #define RPC_TIMEOUT_MS 10000
 
 static int timeout_scale = 1;
+static int put_locally;   /* put_block_level hands blocks over in a memfd */
 
 static void sleep_ms(int ms)
 {
@@ -162,13 +168,72 @@ static grpc_status_code put(grpc_channel *ch, const char *id, uint64_t offset, c
     return put_level(ch, id, offset, data, len, last, EMBER__BLOCK_STORAGE__PINNED, details);
 }
 
-/* Puts a whole block in 1 MiB chunks. */
+#define TOKEN "0123456789abcdef0123456789abcdef"
+
+/* A memfd named ember-block-<token> holding data, sealed as the worker seals it
+ * when `seal`; -1 on failure. */
+static int block_memfd(const char *token, const uint8_t *data, size_t len, int seal)
+{
+    char name[96];
+    int fd;
+
+    snprintf(name, sizeof(name), "ember-block-%s", token);
+    fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    if ((len && write(fd, data, len) != (ssize_t)len)
+        || (seal && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static grpc_status_code put_local_path(grpc_channel *ch, const char *id,
+                                       Ember__BlockStorage storage, const char *path,
+                                       const char *token, uint64_t size, char **details)
+{
+    Ember__PutLocalRequest req = EMBER__PUT_LOCAL_REQUEST__INIT;
+    ProtobufCMessage *rep = NULL;
+    grpc_status_code st;
+
+    req.block_id = (char *)id;
+    req.storage = storage;
+    req.path = (char *)path;
+    req.token = (char *)token;
+    req.size = size;
+    st = ember_rpc_call(ch, &ember__block_manager__descriptor, "PutBlockLocal", &req.base, &rep,
+                        NULL, NULL, RPC_TIMEOUT_MS, details);
+    if (rep)
+        protobuf_c_message_free_unpacked(rep, NULL);
+    return st;
+}
+
+/* Puts a whole block from a sealed memfd of this process. */
+static grpc_status_code put_local(grpc_channel *ch, const char *id, const uint8_t *data,
+                                  size_t len, Ember__BlockStorage storage)
+{
+    char path[64];
+    int fd = block_memfd(TOKEN, data, len, 1);
+    grpc_status_code st;
+
+    if (fd < 0)
+        return GRPC_STATUS_UNKNOWN;
+    snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)getpid(), fd);
+    st = put_local_path(ch, id, storage, path, TOKEN, len, NULL);
+    close(fd);
+    return st;
+}
+
+/* Puts a whole block in 1 MiB chunks (or from a memfd: put_locally). */
 static grpc_status_code put_block_level(grpc_channel *ch, const char *id, const uint8_t *data,
                                         size_t len, Ember__BlockStorage storage)
 {
     size_t off = 0;
     grpc_status_code st;
 
+    if (put_locally)
+        return put_local(ch, id, data, len, storage);
     do {
         size_t n = len - off < MIB ? len - off : MIB;
         st = put_level(ch, id, off, data + off, n, off + n == len, storage, NULL);
@@ -251,6 +316,109 @@ static void test_large_block(grpc_channel *ch)
     CHECK(f.total_size == LARGE_SIZE, "get 3.5 MiB: total_size %llu",
           (unsigned long long)f.total_size);
     ember_buf_free(&f.buf);
+    free(data);
+}
+
+/* A memfd block reads back as its bytes; every other descriptor, path, token
+ * or size is refused without storing anything. */
+static void test_local_put(grpc_channel *ch)
+{
+    uint8_t *data = ember_xmalloc(LARGE_SIZE);
+    char path[64], *details = NULL;
+    struct fetch f;
+    grpc_status_code st;
+    int fd, pipe_fds[2];
+
+    for (size_t i = 0; i < LARGE_SIZE; i++)
+        data[i] = pattern(i * 7);
+    st = put_local(ch, "rdd_9_0", data, LARGE_SIZE, EMBER__BLOCK_STORAGE__MEMORY_ONLY);
+    CHECK(st == GRPC_STATUS_OK, "local put 3.5 MiB: status %d", st);
+    fetch_init(&f);
+    st = get(ch, "rdd_9_0", &f, NULL);
+    CHECK(st == GRPC_STATUS_OK && f.buf.len == LARGE_SIZE
+              && memcmp(f.buf.data, data, LARGE_SIZE) == 0 && f.chunks == 4,
+          "local put 3.5 MiB: get status %d, %zu bytes in %d chunks (or different ones)", st,
+          f.buf.len, f.chunks);
+    ember_buf_free(&f.buf);
+
+    /* Replaced by a smaller one from a memfd, then by chunks: each read sees the newest. */
+    st = put_local(ch, "rdd_9_0", data + 5, 2 * MIB, EMBER__BLOCK_STORAGE__MEMORY_ONLY);
+    fetch_init(&f);
+    CHECK(st == GRPC_STATUS_OK && get(ch, "rdd_9_0", &f, NULL) == GRPC_STATUS_OK
+              && f.buf.len == 2 * MIB && memcmp(f.buf.data, data + 5, 2 * MIB) == 0,
+          "local put over a local put: status %d, %zu bytes back (or different ones)", st,
+          f.buf.len);
+    ember_buf_free(&f.buf);
+    st = put_block(ch, "rdd_9_0", data + 9, MIB + 3);
+    fetch_init(&f);
+    CHECK(st == GRPC_STATUS_OK && get(ch, "rdd_9_0", &f, NULL) == GRPC_STATUS_OK
+              && f.buf.len == MIB + 3 && memcmp(f.buf.data, data + 9, MIB + 3) == 0,
+          "chunks over a local put: status %d, %zu bytes back (or different ones)", st,
+          f.buf.len);
+    ember_buf_free(&f.buf);
+
+    st = put_local(ch, "rdd_9_1", data, 0, EMBER__BLOCK_STORAGE__MEMORY_ONLY);
+    fetch_init(&f);
+    CHECK(st == GRPC_STATUS_OK && get(ch, "rdd_9_1", &f, NULL) == GRPC_STATUS_OK
+              && f.buf.len == 0,
+          "local put of an empty block: status %d, %zu bytes back", st, f.buf.len);
+    ember_buf_free(&f.buf);
+
+    struct {
+        const char *what;
+        int seal;
+        const char *token;
+        int64_t size_delta;
+        int pipe;
+        const char *path;
+    } bad[] = {
+        {"a wrong token", 1, "fedcba9876543210fedcba9876543210", 0, 0, NULL},
+        {"a short token", 1, "0123", 0, 0, NULL},
+        {"an unsealed memfd", 0, TOKEN, 0, 0, NULL},
+        {"a wrong size", 1, TOKEN, -1, 0, NULL},
+        {"a pipe", 0, TOKEN, 0, 1, NULL},
+        {"a file", 0, TOKEN, 0, 0, "/etc/hostname"},
+        {"a path with more after the fd", 1, TOKEN, 0, 0, "+/x"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fd = -1;
+        pipe_fds[0] = pipe_fds[1] = -1;
+        if (bad[i].pipe) {
+            if (pipe(pipe_fds) != 0)
+                continue;
+            fd = pipe_fds[0];
+        } else if (!bad[i].path || bad[i].path[0] == '+') {
+            fd = block_memfd(TOKEN, data, MIB, bad[i].seal);
+        }
+        if (bad[i].path && bad[i].path[0] != '+')
+            snprintf(path, sizeof(path), "%s", bad[i].path);
+        else
+            snprintf(path, sizeof(path), "/proc/%d/fd/%d%s", (int)getpid(), fd,
+                     bad[i].path ? bad[i].path + 1 : "");
+        st = put_local_path(ch, "rdd_9_2", EMBER__BLOCK_STORAGE__MEMORY_ONLY, path,
+                            bad[i].token, (uint64_t)(MIB + bad[i].size_delta), &details);
+        CHECK(st == GRPC_STATUS_FAILED_PRECONDITION && details
+                  && strstr(details, "send it in chunks"),
+              "local put from %s: status %d (%s), want FAILED_PRECONDITION", bad[i].what, st,
+              details ? details : "");
+        free(details);
+        details = NULL;
+        fetch_init(&f);
+        st = get(ch, "rdd_9_2", &f, NULL);
+        CHECK(st == GRPC_STATUS_NOT_FOUND, "after a refused local put from %s: get status %d",
+              bad[i].what, st);
+        ember_buf_free(&f.buf);
+        if (fd >= 0 && !bad[i].pipe)
+            close(fd);
+        if (bad[i].pipe) {
+            close(pipe_fds[0]);
+            close(pipe_fds[1]);
+        }
+    }
+    st = put_local_path(ch, "bad id!", EMBER__BLOCK_STORAGE__MEMORY_ONLY, "/proc/1/fd/0", TOKEN,
+                        0, &details);
+    CHECK(st == GRPC_STATUS_INVALID_ARGUMENT, "local put with a bad id: status %d", st);
+    free(details);
     free(data);
 }
 
@@ -807,11 +975,14 @@ int main(int argc, char **argv)
     test_empty_block(ch);
     test_remove(ch);
     test_stats(ch);
+    test_local_put(ch);            /* after test_stats, which counts every put and get */
     test_stop_during_stream(ch, &p);
     grpc_channel_destroy(ch);
     stop_blockd(&p, &ms); /* already stopped by the last case; removes the ready file */
     check_default_dir_removed(&p);
     test_registration(argv[1]);
+    test_memory_limit(argv[1]);
+    put_locally = 1;               /* the same blocks, handed over in memfds */
     test_memory_limit(argv[1]);
     grpc_shutdown();
     return TEST_EXIT();
