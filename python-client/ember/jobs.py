@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import pickle
 import struct
 import threading
@@ -145,6 +146,7 @@ class JobRunner:
         self._first_status: dict[int, dict] = {}         # job id -> final status from the POST
         self._parsed_max_result_size: Optional[tuple[Any, int]] = None
         # Submission tokens: unique per submission, made without a system call each.
+        self._token_pid = os.getpid()
         self._token_prefix = uuid.uuid4().hex[:16]
         self._token_numbers = itertools.count()
 
@@ -248,7 +250,12 @@ class JobRunner:
         return job_id
 
     def _new_token(self) -> str:
-        """A submission token no other submission of this driver has (32 hex digits)."""
+        """A submission token no other submission of this driver has (32 hex digits).
+        A forked child draws its own prefix: it would otherwise repeat the parent's
+        next tokens, and the master answers a repeated token with the first job."""
+        if os.getpid() != self._token_pid:
+            self._token_pid = os.getpid()
+            self._token_prefix = uuid.uuid4().hex[:16]
         return f"{self._token_prefix}{next(self._token_numbers):016x}"
 
     def _post(self, rdd: "RDD", partitions: Optional[Iterable[int]], props: dict[str, str],

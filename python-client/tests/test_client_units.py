@@ -355,3 +355,20 @@ def test_submission_tokens_differ_within_a_driver_and_between_drivers():
     tokens = [first._new_token() for _ in range(1000)] + [second._new_token() for _ in range(1000)]
     assert len(set(tokens)) == len(tokens)
     assert all(len(t) == 32 and int(t, 16) >= 0 for t in tokens)
+
+
+def test_a_forked_child_draws_submission_tokens_of_its_own():
+    from types import SimpleNamespace
+    from ember.jobs import JobRunner
+    runner = JobRunner(SimpleNamespace(_client=None, applicationId="app-1", _conf=SparkConf()))
+    runner._new_token()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                     # the child: its next token, then exit
+        os.write(write_end, runner._new_token().encode())
+        os._exit(0)
+    os.close(write_end)
+    child_token = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert len(child_token) == 32 and child_token != runner._new_token()

@@ -158,8 +158,11 @@ static grpc_status_code put_block_local(ember_rpc_ctx *ctx, const ProtobufCMessa
         return fail(ctx, GRPC_STATUS_FAILED_PRECONDITION,
                     "block %s: this block manager takes no blocks from memory (--local-puts 0); "
                     "send it in chunks", req->block_id);
-    if (blockd_local_map(req->path, req->token, req->size, &data, &why) != 0) {
-        st = fail(ctx, GRPC_STATUS_FAILED_PRECONDITION,
+    rc = blockd_local_map(req->path, req->token, req->size, &data, &why);
+    if (rc != 0) {
+        /* RESOURCE_EXHAUSTED: this block in chunks, the next one from memory again. */
+        st = fail(ctx, rc == BLOCKD_LOCAL_TRY_LATER ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                                                    : GRPC_STATUS_FAILED_PRECONDITION,
                   "block %s cannot be read from this host's memory (%s); send it in chunks",
                   req->block_id, why);
         free(why);

@@ -47,37 +47,60 @@ static int refuse(char **why, const char *path, const char *what, int err)
 {
     *why = err ? ember_xasprintf("%s: %s: %s", path, what, strerror(err))
                : ember_xasprintf("%s: %s", path, what);
-    return -1;
+    return BLOCKD_LOCAL_REFUSED;
+}
+
+/* Out of descriptors, memory or mappings for now: the next block may do. */
+static int transient(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOMEM || err == EAGAIN;
+}
+
+static int failed(char **why, const char *path, const char *what, int err)
+{
+    refuse(why, path, what, err);
+    return transient(err) ? BLOCKD_LOCAL_TRY_LATER : BLOCKD_LOCAL_REFUSED;
 }
 
 int blockd_local_map(const char *path, const char *token, uint64_t size, const uint8_t **data,
                      char **why)
 {
-    char link[256], expected[128];
+    char pinned[64], link[256], expected[128];
     struct stat st;
     ssize_t n;
-    int fd, seals;
+    int at, fd, seals;
     void *p;
 
     if (!proc_fd_path(path))
         return refuse(why, path, "not a /proc/<pid>/fd/<fd> path", 0);
     if (!valid_token(token))
         return refuse(why, path, "its token is not 16 to 64 lower-case letters and digits", 0);
+    /* O_PATH opens nothing (no device or FIFO side effects) but pins the file the
+     * descriptor names now, so every check below is of that one file even if the
+     * caller's descriptor number is closed and reused meanwhile. */
+    at = open(path, O_PATH | O_CLOEXEC);
+    if (at < 0)
+        return failed(why, path, "cannot open it", errno);
+    snprintf(pinned, sizeof(pinned), "/proc/self/fd/%d", at);
     /* Another host's or another pid namespace's descriptor of that number is
      * some other file (or none): only the memfd with the caller's random name
      * is the block. */
-    n = readlink(path, link, sizeof(link) - 1);
-    if (n < 0)
-        return refuse(why, path, "cannot read the link", errno);
+    n = readlink(pinned, link, sizeof(link) - 1);
+    if (n < 0) {
+        int err = errno;
+        close(at);
+        return failed(why, path, "cannot read the link", err);
+    }
     link[n] = '\0';
     snprintf(expected, sizeof(expected), "/memfd:ember-block-%s (deleted)", token);
-    if (strcmp(link, expected) != 0)
+    if (strcmp(link, expected) != 0 || fstat(at, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(at);
         return refuse(why, path, "not the memfd the call names", 0);
-    /* O_NONBLOCK: should the descriptor have changed since, a FIFO must not
-     * hold the call; the checks below refuse anything but the sealed memfd. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    }
+    fd = open(pinned, O_RDONLY | O_CLOEXEC | O_NOCTTY);   /* the same file, readable */
+    close(at);
     if (fd < 0)
-        return refuse(why, path, "cannot open it", errno);
+        return failed(why, path, "cannot open it for reading", errno);
     seals = fcntl(fd, F_GET_SEALS);
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || seals < 0
         || (seals & NEEDED_SEALS) != NEEDED_SEALS) {
@@ -98,9 +121,10 @@ int blockd_local_map(const char *path, const char *token, uint64_t size, const u
         return refuse(why, path, "too large to map", 0);
     }
     p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+    int err = errno;
     close(fd);                          /* the mapping keeps the memfd */
     if (p == MAP_FAILED)
-        return refuse(why, path, "cannot map it", errno);
+        return failed(why, path, "cannot map it", err);
     *data = p;
     return 0;
 }

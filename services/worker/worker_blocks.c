@@ -3,7 +3,9 @@
 #define _GNU_SOURCE
 #include "worker.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,12 @@
 #define LOCAL_PUT_MIN_BYTES CHUNK_BYTES
 #define PUT_IN_CHUNKS 1     /* put_local: not done, send the chunks */
 #define BLOCK_DEADLINE_MS 60000
+/* A local put is one call for the whole block (which the block manager may
+ * still write to its disk in chunks): its deadline grows with the size. */
+#define LOCAL_PUT_MS_PER_MIB 100
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
 
 /* Retired channels stay in the list (other tasks may still use them) until
  * the worker exits; lookups skip them. */
@@ -116,7 +124,11 @@ static int sealed_memfd(const struct ember_buf *parts, size_t n_parts, char *tok
     snprintf(token, token_size, "%016llx%016llx", (unsigned long long)r[0],
              (unsigned long long)r[1]);
     snprintf(name, sizeof(name), "ember-block-%s", token);
-    fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    /* Not executable (and sealed so), which vm.memfd_noexec may require; kernels
+     * before 6.3 know no such flag and refuse it. */
+    fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+    if (fd < 0 && errno == EINVAL)
+        fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return -1;
     for (size_t i = 0; i < n_parts; i++) {
@@ -130,6 +142,13 @@ static int sealed_memfd(const struct ember_buf *parts, size_t n_parts, char *tok
         return -1;
     }
     return fd;
+}
+
+static int local_put_deadline_ms(uint64_t size)
+{
+    uint64_t extra = (size >> 20) * LOCAL_PUT_MS_PER_MIB;
+
+    return BLOCK_DEADLINE_MS + (int)(extra < INT_MAX / 2 ? extra : INT_MAX / 2);
 }
 
 /* Hands the whole block to our own block manager as a memfd it reads from
@@ -155,10 +174,16 @@ static int put_local(struct worker *w, grpc_channel *ch, const char *address,
     req.token = token;
     req.size = size;
     st = ember_rpc_call(ch, &ember__block_manager__descriptor, "PutBlockLocal", &req.base,
-                        &reply, NULL, NULL, BLOCK_DEADLINE_MS, &details);
+                        &reply, NULL, NULL, local_put_deadline_ms(size), &details);
     close(fd);
     if (reply)
         protobuf_c_message_free_unpacked(reply, NULL);
+    if (st == GRPC_STATUS_RESOURCE_EXHAUSTED) {
+        /* Out of descriptors or mappings there for now: only this block in chunks. */
+        ember_log_debug("block=%s in chunks: %s", block_id, details ? details : "");
+        free(details);
+        return PUT_IN_CHUNKS;
+    }
     if (st == GRPC_STATUS_FAILED_PRECONDITION || st == GRPC_STATUS_UNIMPLEMENTED) {
         /* Another host or pid namespace, or an older block manager: it will
          * not change while we run. */
@@ -188,7 +213,10 @@ int worker_store_block(struct worker *w, const char *address, const char *block_
 
     for (size_t i = 0; i < n_parts; i++)
         size += parts[i].len;
-    if (size >= LOCAL_PUT_MIN_BYTES && strcmp(address, w->block_addr) == 0
+    /* DISK_ONLY goes in chunks: a memfd would hold the whole block in memory
+     * first, which is what the user chose that level to avoid. */
+    if (size >= LOCAL_PUT_MIN_BYTES && storage != EMBER__BLOCK_STORAGE__DISK_ONLY
+        && strcmp(address, w->block_addr) == 0
         && !__atomic_load_n(&w->local_puts_refused, __ATOMIC_RELAXED)) {
         rc = put_local(w, ch, address, block_id, storage, parts, n_parts, size, error);
         if (rc != PUT_IN_CHUNKS)
