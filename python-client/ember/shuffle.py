@@ -958,6 +958,27 @@ def _one_value_lists(records: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, 
     return ((k, [v]) for k, v in records)
 
 
+class PairRecords(itertools.chain):
+    """groupByKey's map side: the records as (k, v) tuples, unpacked as
+    ``for k, v in records`` unpacks them (with its errors), not combined (as in
+    Spark, whose groupByKey has no map-side combine; the reduce side appends the
+    values in the order the combined lists would have brought them).
+
+    ``records`` is the input: the shuffle writer hands it to
+    ``_ember_fast.partition(..., pairs=True)``, which unpacks in C, so a
+    record that is a 2-tuple already goes out as it is, with no Python step."""
+
+    records: Iterator[Any]
+
+
+def pair_records(records: Iterable[Any]) -> PairRecords:
+    """The records as (k, v) tuples (PairRecords)."""
+    records = iter(records)
+    result = PairRecords((k, v) for k, v in records)
+    result.records = records
+    return result
+
+
 def _records_until(room: int, average: int) -> int:
     """Records to hand a C loop before the next memory check: 64, or fewer when
     that many records of the average size would pass the limit."""
@@ -1067,7 +1088,9 @@ def _combined(iterator: Iterable[tuple[Any, Any]], agg: Aggregator, limit: int,
                 # Mostly distinct records: the reduce side keeps the first
                 # record of each key just the same (in fetch order).
                 yield data.items()
-                yield ((k, v) for k, v in records)
+                # distinct's (x, None) records are exact pairs already (made in C)
+                yield (records if type(records) is fused_text.PairedWith
+                       else ((k, v) for k, v in records))
                 return
     else:
         tracker = _DictSizeTracker()
