@@ -945,11 +945,11 @@ def _key_hash(record: tuple[Any, Any]) -> int:
     return hash(record[0])
 
 
-# groupByKey's and distinct's map sides stop combining when, after
-# _GROUPING_SAMPLE records, more than _MOSTLY_NEW of them had a key not seen
-# before (PageRank's links: 2.5M edges of 1.4M pages per map task, where
-# building the groups took a third of the task; Spark's groupByKey never
-# combines on the map side; distinct of mostly distinct edges saves nothing).
+# distinct's map side (and combine_locally's grouping mode) stop combining when,
+# after _GROUPING_SAMPLE records, more than _MOSTLY_NEW of them had a key not
+# seen before (distinct of mostly distinct edges saves nothing). groupByKey no
+# longer groups on the map side at all (pair_records); the grouping mode is the
+# path it replaced, which python-client/tests/test_group_pairs.py holds it against.
 _GROUPING_SAMPLE = 20_000
 _MOSTLY_NEW = 0.75
 
