@@ -321,7 +321,13 @@ class RDD:
         [('a', 1), ('b', 1), ('c', 1)]
         """
         native = simple_functions.map_function(f)     # e.g. lambda w: (w, 1), run in C
-        if native is not None:
+        split = simple_functions.tuple_split_call(f)  # lambda line: tuple(line.split())
+        if split is not None:
+            splitter, sep = split
+
+            def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
+                return fused_text.split_tuples(iterator, splitter, sep)
+        elif native is not None:
             def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
                 return native(iterator)
         else:
