@@ -139,7 +139,8 @@ def count_words(fast: Any, source: tuple, limit: int, tracker: Any,
     yield counts.items()
 
 
-def split_tuples(lines: Any, splitter: Callable[[str], list], sep: Optional[str]) -> Iterator[tuple]:
+def split_tuples(lines: Any, splitter: Callable[[str], list],
+                 sep: Optional[str]) -> Iterator[tuple]:
     """``map(lambda line: tuple(line.split(sep)), lines)`` (splitter: the C callable of the
     split call). An untouched text input's ASCII frames are cut into lines and fields in C
     (``_ember_fast.split_lines``), the same tuples of the same strs without a str per

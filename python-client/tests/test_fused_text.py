@@ -165,7 +165,8 @@ def test_word_counts_rejects_what_it_cannot_count():
     assert counts.items() == [] and len(counts) == 0
 
 
-TUPLE_SPLITS = [(lambda line: tuple(line.split()), None), (lambda line: tuple(line.split(" ")), " "),
+TUPLE_SPLITS = [(lambda line: tuple(line.split()), None),
+                (lambda line: tuple(line.split(" ")), " "),
                 (lambda line: tuple(line.split("\t")), "\t"),
                 (lambda line: tuple(line.split(",")), ",")]
 
