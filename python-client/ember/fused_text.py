@@ -1,4 +1,5 @@
-"""Word count's map side counted in C, straight from the text frames.
+"""Word count's map side counted in C, straight from the text frames (and text
+lines split into tuples in C: split_tuples).
 
 ``textFile(...).flatMap(lambda l: l.split()).map(lambda w: (w, c)).reduceByKey(add)``
 (``split(sep)`` with a one-character separator too) builds, per word, a str, a
@@ -23,6 +24,11 @@ from __future__ import annotations
 import inspect
 from itertools import chain, repeat
 from typing import Any, Callable, Iterator, Optional
+
+try:        # inside ember-pyexec (services/pyexec/pyexec_lines.c)
+    import _ember_fast
+except ImportError:  # on the driver
+    _ember_fast = None
 
 
 def text_lines(frame: bytes) -> list[str]:
@@ -132,3 +138,23 @@ def count_words(fast: Any, source: tuple, limit: int, tracker: Any,
             room = batch = tracker.records_to_check(limit, check_every)
     yield counts.items()
 
+
+def split_tuples(lines: Any, splitter: Callable[[str], list],
+                 sep: Optional[str]) -> Iterator[tuple]:
+    """``map(lambda line: tuple(line.split(sep)), lines)`` (splitter: the C callable of the
+    split call). An untouched text input's ASCII frames are cut into lines and fields in C
+    (``_ember_fast.split_lines``), the same tuples of the same strs without a str per
+    line, a list per line or a Python call; other frames and inputs go through
+    ``map(tuple, map(splitter, ...))``. The input counts the same lines either way."""
+    if _ember_fast is not None and type(lines) is TextLines and _countable_sep(sep):
+        frames = lines.raw_frames()
+        if frames is not None:
+            return chain.from_iterable(_split_frames(frames, lines.lines_of, splitter, sep))
+    return map(tuple, map(splitter, lines))
+
+
+def _split_frames(frames: Iterator[bytes], lines_of: Callable[[bytes], list],
+                  splitter: Callable[[str], list], sep: Optional[str]) -> Iterator[list]:
+    for frame in frames:
+        tuples = _ember_fast.split_lines(frame, sep)
+        yield tuples if tuples is not None else list(map(tuple, map(splitter, lines_of(frame))))

@@ -23,7 +23,7 @@ import warnings
 import zlib
 from collections import defaultdict
 from functools import reduce as _reduce
-from itertools import chain, islice, repeat
+from itertools import chain, islice
 from math import ceil, isinf, isnan, log, sqrt
 from subprocess import PIPE, Popen
 from threading import Thread
@@ -41,7 +41,8 @@ from ember.resultiterable import ResultIterable
 from ember.serializers import dumps_batch, dumps_function
 from ember.shuffle import (LIST_AGGREGATOR, Aggregator, ExternalGroupBy, ExternalMerger,
                            ExternalSorter, Partitioner, RangePartitioner, combine_locally,
-                           first_item, identity, keep_first, portable_hash, task_memory_limit)
+                           first_item, identity, keep_first, pair_records, portable_hash,
+                           task_memory_limit)
 from ember.statcounter import StatCounter
 from ember.storagelevel import StorageLevel
 
@@ -321,7 +322,13 @@ class RDD:
         [('a', 1), ('b', 1), ('c', 1)]
         """
         native = simple_functions.map_function(f)     # e.g. lambda w: (w, 1), run in C
-        if native is not None:
+        split = simple_functions.tuple_split_call(f)  # lambda line: tuple(line.split())
+        if split is not None:
+            splitter, sep = split
+
+            def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
+                return fused_text.split_tuples(iterator, splitter, sep)
+        elif native is not None:
             def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
                 return native(iterator)
         else:
@@ -966,12 +973,9 @@ class RDD:
         """
         agg = LIST_AGGREGATOR
 
-        def combine(iterator: Iterable[Any]) -> Iterator[Any]:
-            return combine_locally(iterator, agg, int(task_memory_limit() * 0.9), grouping=True)
-
         def groupByKey(iterator: Iterable[Any]) -> Iterator[Any]:
             merger = ExternalGroupBy(agg, task_memory_limit())
-            merger.mergeCombiners(iterator)
+            merger.mergeValues(iterator)
             return merger.items_with(ResultIterable)
 
         if numPartitions is None:
@@ -982,8 +986,10 @@ class RDD:
                 merger.mergeValues(iterator)
                 return merger.items_with(ResultIterable)
             return self.mapPartitions(groupAll, True)
-        locally_combined = self.mapPartitions(combine, preservesPartitioning=True)
-        shuffled = locally_combined.partitionBy(numPartitions, partitionFunc)
+        # No map-side combine (as in Spark): (k, v) pairs, unpacked on the map
+        # side as the old combine did, unpacked in C by the shuffle writer.
+        pairs = self.mapPartitions(pair_records, preservesPartitioning=True)
+        shuffled = pairs.partitionBy(numPartitions, partitionFunc)
         return shuffled.mapPartitions(groupByKey, True)
 
     def groupBy(self, f: Callable[[Any], Hashable], numPartitions: Optional[int] = None,
@@ -1743,8 +1749,9 @@ class RDD:
 
 
 def _paired_with_none(iterator: Iterable[Any]) -> Iterator[Any]:
-    """(x, None) for every x, the tuples made in C."""
-    return zip(iterator, repeat(None))
+    """(x, None) for every x, the tuples made in C (a zip that distinct's map
+    side recognises as exact pairs: ember.shuffle.combine_locally)."""
+    return fused_text.paired_with(iterator, None)
 
 
 def _write_text_lines(fh: IO[bytes], iterator: Iterable[Any]) -> None:

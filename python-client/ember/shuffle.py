@@ -945,17 +945,38 @@ def _key_hash(record: tuple[Any, Any]) -> int:
     return hash(record[0])
 
 
-# groupByKey's and distinct's map sides stop combining when, after
-# _GROUPING_SAMPLE records, more than _MOSTLY_NEW of them had a key not seen
-# before (PageRank's links: 2.5M edges of 1.4M pages per map task, where
-# building the groups took a third of the task; Spark's groupByKey never
-# combines on the map side; distinct of mostly distinct edges saves nothing).
+# distinct's map side (and combine_locally's grouping mode) stop combining when,
+# after _GROUPING_SAMPLE records, more than _MOSTLY_NEW of them had a key not
+# seen before (distinct of mostly distinct edges saves nothing). groupByKey no
+# longer groups on the map side at all (pair_records); the grouping mode is the
+# path it replaced, which python-client/tests/test_group_pairs.py holds it against.
 _GROUPING_SAMPLE = 20_000
 _MOSTLY_NEW = 0.75
 
 
 def _one_value_lists(records: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, list]]:
     return ((k, [v]) for k, v in records)
+
+
+class PairRecords(itertools.chain):
+    """groupByKey's map side: the records as (k, v) tuples, unpacked as
+    ``for k, v in records`` unpacks them (with its errors), not combined (as in
+    Spark, whose groupByKey has no map-side combine; the reduce side appends the
+    values in the order the combined lists would have brought them).
+
+    ``records`` is the input: the shuffle writer hands it to
+    ``_ember_fast.partition(..., pairs=True)``, which unpacks in C, so a
+    record that is a 2-tuple already goes out as it is, with no Python step."""
+
+    records: Iterator[Any]
+
+
+def pair_records(records: Iterable[Any]) -> PairRecords:
+    """The records as (k, v) tuples (PairRecords)."""
+    records = iter(records)
+    result = PairRecords((k, v) for k, v in records)
+    result.records = records
+    return result
 
 
 def _records_until(room: int, average: int) -> int:
@@ -1067,7 +1088,9 @@ def _combined(iterator: Iterable[tuple[Any, Any]], agg: Aggregator, limit: int,
                 # Mostly distinct records: the reduce side keeps the first
                 # record of each key just the same (in fetch order).
                 yield data.items()
-                yield ((k, v) for k, v in records)
+                # distinct's (x, None) records are exact pairs already (made in C)
+                yield (records if type(records) is fused_text.PairedWith
+                       else ((k, v) for k, v in records))
                 return
     else:
         tracker = _DictSizeTracker()

@@ -1,7 +1,8 @@
 """Simple lambdas of PySpark programs, recognised and run as C callables.
 
 ``lambda w: (w, 1)``, ``lambda line: line.split(" ")``, ``lambda kv: kv[0]`` and
-``lambda a, b: a + b`` are in nearly every PySpark program, and calling a Python
+``lambda a, b: a + b`` are in nearly every PySpark program (and
+``lambda line: tuple(line.split())`` in every one that parses text), and calling a Python
 function per record costs more than the work it does. A function is replaced
 only when its bytecode is exactly that of one of the templates below (same
 instructions, same number of constants and names, no closure, no defaults that
@@ -57,6 +58,10 @@ _METHOD_CALLS = {                                             # x.name(c1, ...)
     _shape((lambda x: x.m(0, 1)).__code__): 2,
 }
 _ITEM = _shape((lambda x: x[0]).__code__)                     # x[c]
+_TUPLE_OF_METHOD_CALLS = {                                    # tuple(x.name(c1, ...))
+    _shape((lambda x: tuple(x.m())).__code__): 0,
+    _shape((lambda x: tuple(x.m(0))).__code__): 1,
+}
 _BINARY = {
     _shape((lambda a, b: a + b).__code__): operator.add,
     _shape((lambda a, b: a * b).__code__): operator.mul,
@@ -113,6 +118,26 @@ def split_call(f: Any) -> Optional[tuple]:
     return constants if constants else (None,)
 
 
+def tuple_split_call(f: Any) -> Optional[tuple]:
+    """``(splitter, sep)`` when f is ``lambda x: tuple(x.split())`` (sep None) or
+    ``lambda x: tuple(x.split(c))`` for a constant c, with ``tuple`` the builtin
+    where f runs; splitter is the C callable of the call, so that
+    ``map(tuple, map(splitter, records))`` is ``map(f, records)``. None otherwise."""
+    code = _code_of(f)
+    if code is None or code.co_names[:2] != ("tuple", "split"):
+        return None
+    count = _TUPLE_OF_METHOD_CALLS.get(_shape(code))
+    if count is None:
+        return None
+    constants = _constants(code, count)
+    if constants is None:
+        return None
+    # a global named tuple, or other builtins, would change what the name means
+    if "tuple" in f.__globals__ or f.__builtins__.get("tuple") is not tuple:
+        return None
+    return operator.methodcaller("split", *constants), (constants or (None,))[0]
+
+
 def map_function(f: Any) -> Optional[Callable[[Iterator[Any]], Iterator[Any]]]:
     """A function of an iterator equal to ``map(f, iterator)`` built from C
     parts, when f is a recognised lambda; None otherwise."""
@@ -139,7 +164,9 @@ def _works() -> bool:
                 == "operator.methodcaller('get', 'k', 'v')"
                 and repr(as_callable(lambda x: x[1])) == "operator.itemgetter(1)"
                 and list(map_function(lambda w: (w, 2))(iter("a"))) == [("a", 2)]
-                and binary_operator(lambda a, b: a + b) is operator.add)
+                and binary_operator(lambda a, b: a + b) is operator.add
+                and repr(tuple_split_call(lambda x: tuple(x.split(",")))[0])
+                == "operator.methodcaller('split', ',')")
     except Exception:  # noqa: BLE001 - any surprise turns recognition off
         return False
 
@@ -160,6 +187,9 @@ if not _works():
         return None
 
     def split_call(f: Any) -> Optional[tuple]:  # noqa: F811
+        return None
+
+    def tuple_split_call(f: Any) -> Optional[tuple]:  # noqa: F811
         return None
 
     def binary_operator(f: Any) -> Any:  # noqa: F811

@@ -26,7 +26,7 @@ from ember.fused_text import TextLines, line_count, text_lines as _text_lines
 from ember.lineage import SIDE_BOUNDARY
 from ember.replay_frames import ReplayFrames
 from ember.resultiterable import ResultIterable
-from ember.shuffle import (RangePartitioner, _ember_fast, local_dir, portable_hash,
+from ember.shuffle import (PairRecords, RangePartitioner, _ember_fast, local_dir, portable_hash,
                            task_memory_limit)
 from ember.taskcontext import TaskContext
 
@@ -436,12 +436,15 @@ def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], nu
     module is always there in ember-pyexec, like _ember_io): a frame goes out
     whenever a bucket reaches the batch size, the rest at the end."""
     records = iter(records)
+    pairs = type(records) is PairRecords       # groupByKey's map side: unpacked in C
+    if pairs:
+        records = records.records
     buckets: list[list[Any]] = [[] for _ in range(num_reduce)]
     sizer = _AdaptiveBatch()
     portable = partitioner is portable_hash
     count = 0
     while True:
-        full = _ember_fast.partition(records, partitioner, portable, buckets, sizer.size)
+        full = _ember_fast.partition(records, partitioner, portable, buckets, sizer.size, pairs)
         if full < 0:
             break
         count += _flush(buckets[full], sizer, struct.pack(">i", full), records=True)

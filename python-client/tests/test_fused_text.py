@@ -163,3 +163,68 @@ def test_word_counts_rejects_what_it_cannot_count():
     assert counts.sample(1, 1) == [("café", 2), ("x", 1)]
     counts.clear()
     assert counts.items() == [] and len(counts) == 0
+
+
+TUPLE_SPLITS = [(lambda line: tuple(line.split()), None),
+                (lambda line: tuple(line.split(" ")), " "),
+                (lambda line: tuple(line.split("\t")), "\t"),
+                (lambda line: tuple(line.split(",")), ",")]
+
+
+def _typed_fields(records):
+    return [(type(r), [(type(x), x) for x in r]) for r in records]
+
+
+@pytest.mark.parametrize("f, sep", TUPLE_SPLITS)
+def test_split_tuples_equal_the_lambda(f, sep, monkeypatch):
+    """textFile(...).map(lambda line: tuple(line.split(sep))): ASCII frames split in C
+    (_ember_fast.split_lines), others by Python; the records are the lambda's, with the
+    same types."""
+    rng = random.Random(11)
+    frames = _random_frames(rng, 300) + [b"", b"\n", b"\r\n", b"a", b"a\n\n", b" a  b \r\n"]
+    splitter, recognised_sep = simple_functions.tuple_split_call(f)
+    assert recognised_sep == sep
+    calls = []
+    real = _ember_fast.split_lines
+    monkeypatch.setattr(fused_text, "_ember_fast", type("Fast", (), {
+        "split_lines": staticmethod(lambda *a: calls.append(1) or real(*a))}))
+    leaf = _leaf(frames)
+    got = list(fused_text.split_tuples(leaf, splitter, sep))
+    want = [f(line) for line in chain.from_iterable(text_lines(frame) for frame in frames)]
+    assert _typed_fields(got) == _typed_fields(want)
+    assert len(calls) == len(frames) and len(want) > 300
+    monkeypatch.setattr(fused_text, "_ember_fast", None)         # on the driver
+    assert list(fused_text.split_tuples(_leaf(frames), splitter, sep)) == want
+
+
+def test_split_tuples_of_read_lines_or_other_inputs_use_the_python_calls(monkeypatch):
+    monkeypatch.setattr(fused_text, "_ember_fast", _ember_fast)
+    splitter, sep = simple_functions.tuple_split_call(lambda line: tuple(line.split()))
+    lines = _leaf([b"a b\n", b"c\n"])
+    next(lines)                                  # a line read: the frames are not untouched
+    assert list(fused_text.split_tuples(lines, splitter, sep)) == [("c",)]
+    assert list(fused_text.split_tuples(iter(["x y"]), splitter, sep)) == [("x", "y")]
+    with pytest.raises(AttributeError, match="split"):
+        list(fused_text.split_tuples(iter([1]), splitter, sep))      # the lambda's error
+    splitter, sep = simple_functions.tuple_split_call(lambda line: tuple(line.split("ab")))
+    assert list(fused_text.split_tuples(_leaf([b"1ab2\n"]), splitter, sep)) == [("1", "2")]
+
+
+def test_split_lines_is_text_lines_then_str_split():
+    rng = random.Random(12)
+    alphabet = ["a", "b", " ", "\t", "\r", "\n", ",", "\x1c", "\x0b", "\x0c", "\x00", "xyz",
+                "\r\n", "  ", "\x85", "é"]
+    for _ in range(20_000):
+        frame = "".join(rng.choice(alphabet) for _ in range(rng.randrange(30))).encode()
+        for sep in (None, ",", " ", "a", "\t"):
+            got = _ember_fast.split_lines(frame, sep)
+            if not frame.isascii():
+                assert got is None
+                continue
+            want = [tuple(line.split(sep)) for line in text_lines(frame)]
+            assert _typed_fields(got) == _typed_fields(want), (frame, sep)
+    many = b"1 2 3 4 5 6 7 8 9 10 11\n"                      # more fields than kept inline
+    assert _ember_fast.split_lines(many, None) == [tuple(many.decode().split())]
+    for bad in ("\n", "\r", "ab", "é", 1):
+        with pytest.raises(TypeError):
+            _ember_fast.split_lines(b"a\n", bad)

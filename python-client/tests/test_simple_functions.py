@@ -91,3 +91,25 @@ def test_constants_come_from_the_instructions():
     assert repr(as_callable(lambda x: x.pop(0))) == "operator.methodcaller('pop', 0)"
     assert list(map_function(lambda w: (w, 0))(iter("ab"))) == [("a", 0), ("b", 0)]
     assert simple_functions._works()
+
+
+def test_tuple_of_split_is_recognised_only_as_the_template():
+    call = simple_functions.tuple_split_call
+    splitter, sep = call(lambda line: tuple(line.split()))
+    assert repr(splitter) == "operator.methodcaller('split')" and sep is None
+    splitter, sep = call(lambda line: tuple(line.split(",")))
+    assert repr(splitter) == "operator.methodcaller('split', ',')" and sep == ","
+    assert call(lambda line: tuple(line.split(",", 1))) is None
+    assert call(lambda line: tuple(line.rsplit())) is None
+    assert call(lambda line: list(line.split())) is None
+    assert call(lambda line: tuple(line.split(sep))) is None          # a global: not constant
+    assert call(lambda line, t=tuple: t(line.split())) is None
+
+
+def test_tuple_of_split_is_not_recognised_where_tuple_is_another_name():
+    scope = {"tuple": list}
+    exec("f = lambda line: tuple(line.split())", scope)
+    assert simple_functions.tuple_split_call(scope["f"]) is None
+    scope = {"__builtins__": {"tuple": list}}
+    exec("f = lambda line: tuple(line.split())", scope)
+    assert simple_functions.tuple_split_call(scope["f"]) is None

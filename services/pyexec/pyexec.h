@@ -35,6 +35,8 @@ PyObject *pyexec_fast_init(void);
 int pyexec_words_add(PyObject *module);
 /* pyexec_records.c: adds dump_records/load_records (shuffle frames without pickle). */
 int pyexec_records_add(PyObject *module);
+/* pyexec_lines.c: adds split_lines (text frames to tuples of fields). */
+int pyexec_lines_add(PyObject *module);
 
 /* pyexec_sort.c: adds sort_by_int_key and set_range_partitioner (sortByKey). */
 int pyexec_sort_add(PyObject *module);

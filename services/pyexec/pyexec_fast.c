@@ -325,23 +325,42 @@ static Py_ssize_t reduce_partition(PyObject *key, PyObject *partitioner, int por
     return r;
 }
 
-/* partition(iterator, partitioner, portable, buckets, max_len) -> int
+/* The record partition() buckets: itself, or with pairs (groupByKey's map
+ * side) `(k, v)` as `for k, v in records` unpacks it, with its errors: an
+ * exact 2-tuple as it is, anything else as a new tuple. New reference. */
+static PyObject *bucketed_record(PyObject *record, int pairs)
+{
+    if (!pairs || (PyTuple_CheckExact(record) && PyTuple_GET_SIZE(record) == 2))
+        return Py_NewRef(record);
+    PyObject *k, *v;
+    if (unpack_pair(record, &k, &v) != 0)
+        return NULL;
+    PyObject *pair = PyTuple_Pack(2, k, v);
+    Py_DECREF(k);
+    Py_DECREF(v);
+    return pair;
+}
+
+/* partition(iterator, partitioner, portable, buckets, max_len[, pairs]) -> int
  *
  * Appends each record of iterator to buckets[partitioner(record[0]) % len(buckets)]
  * until one bucket holds max_len records (returns its index) or the iterator
  * is exhausted (returns -1). portable_hash and sortByKey's RangePartitioner
- * are computed in C (pyexec_sort.c), any other partitioner is called. */
+ * are computed in C (pyexec_sort.c), any other partitioner is called. With
+ * pairs true each record is first unpacked as a (key, value) pair
+ * (bucketed_record). */
 static PyObject *fast_partition(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5) {
+    if (nargs != 5 && nargs != 6) {
         PyErr_SetString(PyExc_TypeError,
-                        "partition(iterator, partitioner, portable, buckets, max_len)");
+                        "partition(iterator, partitioner, portable, buckets, max_len[, pairs])");
         return NULL;
     }
     PyObject *iterator = args[0], *partitioner = args[1], *buckets = args[3];
     int portable = PyObject_IsTrue(args[2]);
+    int pairs = nargs == 6 ? PyObject_IsTrue(args[5]) : 0;
     Py_ssize_t max_len = PyLong_AsSsize_t(args[4]);
-    if (portable < 0 || (max_len == -1 && PyErr_Occurred()))
+    if (portable < 0 || pairs < 0 || (max_len == -1 && PyErr_Occurred()))
         return NULL;
     if (!PyIter_Check(iterator) || !PyList_CheckExact(buckets) || PyList_GET_SIZE(buckets) == 0) {
         PyErr_SetString(PyExc_TypeError, "partition needs an iterator and a list of lists");
@@ -364,12 +383,16 @@ static PyObject *fast_partition(PyObject *self, PyObject *const *args, Py_ssize_
     }
     Py_ssize_t full = -1;
     for (;;) {
-        PyObject *record = PyIter_Next(iterator);
-        if (!record) {
+        PyObject *next = PyIter_Next(iterator);
+        if (!next) {
             if (PyErr_Occurred())
                 goto fail;
             break;
         }
+        PyObject *record = bucketed_record(next, pairs);
+        Py_DECREF(next);
+        if (!record)
+            goto fail;
         PyObject *key = PyTuple_CheckExact(record) && PyTuple_GET_SIZE(record) > 0
                             ? Py_NewRef(PyTuple_GET_ITEM(record, 0))
                             : PyObject_GetItem(record, zero);
@@ -501,7 +524,7 @@ static PyMethodDef fast_methods[] = {
     {"combine", (PyCFunction)(void (*)(void))fast_combine, METH_FASTCALL,
      "combine(data, iterator, create, merge, max_records) -> (consumed, exhausted)"},
     {"partition", (PyCFunction)(void (*)(void))fast_partition, METH_FASTCALL,
-     "partition(iterator, partitioner, portable, buckets, max_len) -> full bucket or -1"},
+     "partition(iterator, partitioner, portable, buckets, max_len[, pairs]) -> full bucket or -1"},
     {"probe", (PyCFunction)(void (*)(void))fast_probe, METH_FASTCALL,
      "probe(index, several, iterator, out, matched, outer_right, max_records) -> exhausted"},
     {NULL, NULL, 0, NULL},
@@ -524,7 +547,8 @@ PyObject *pyexec_fast_init(void)
         return NULL;
     PyObject *module = PyModule_Create(&fast_module);
     if (module && (pyexec_words_add(module) != 0 || pyexec_records_add(module) != 0 ||
-                   pyexec_sort_add(module) != 0))
+                   pyexec_sort_add(module) != 0 ||
+                   pyexec_lines_add(module) != 0))
         Py_CLEAR(module);
     return module;
 }

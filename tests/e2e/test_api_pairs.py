@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from operator import add
 
+import pytest
+
+import ember
 from conftest import job_stages, last_job
 from ember import ResultIterable
 from ember.shuffle import Partitioner, portable_hash
@@ -73,6 +76,26 @@ def test_group_by_key_gives_result_iterables(sc):
     assert isinstance(values, ResultIterable) and len(values) == 2 and list(values) == [1, 1]
     assert grouped.getNumPartitions() == 2
     assert rdd.groupByKey(5).getNumPartitions() == 5
+
+
+def test_group_by_key_unpacks_records_on_the_map_side_and_keeps_their_order(sc):
+    """groupByKey sends (k, v) pairs without a map-side combine: records that are lists,
+    strings or other iterables are unpacked as `for k, v in records` would, each key's
+    values keep the order of its map partition, and a record that is not a pair fails
+    the job with Python's own error."""
+    records = [(i % 7, i) for i in range(30_000)] + [[1, "list"], "ab", range(3, 5)]
+    grouped = dict(sc.parallelize(records, 1).groupByKey(3).mapValues(list).collect())
+    expected: dict = {}
+    for k, v in records:
+        expected.setdefault(k, []).append(v)
+    assert grouped == expected
+    assert type(grouped["a"][0]) is str
+    many = sc.parallelize([(i, str(i)) for i in range(50_000)], 4).groupByKey(3)
+    assert sorted(many.mapValues(tuple).collect()) == [(i, (str(i),)) for i in range(50_000)]
+    for bad, error in ((("k", 1, 2), "too many values to unpack"),
+                       (5, "cannot unpack non-iterable int object")):
+        with pytest.raises(ember.JobFailedError, match=re.escape(error)):
+            sc.parallelize([("k", 0)] * 10 + [bad], 2).groupByKey(2).count()
 
 
 def test_cogroup_and_group_with(sc):
