@@ -986,11 +986,27 @@ class RDD:
                 merger.mergeValues(iterator)
                 return merger.items_with(ResultIterable)
             return self.mapPartitions(groupAll, True)
-        # No map-side combine (as in Spark): (k, v) pairs, unpacked on the map
-        # side as the old combine did, unpacked in C by the shuffle writer.
-        pairs = self.mapPartitions(pair_records, preservesPartitioning=True)
-        shuffled = pairs.partitionBy(numPartitions, partitionFunc)
-        return shuffled.mapPartitions(groupByKey, True)
+        if partitionFunc is portable_hash:
+            # No map-side combine (as Scala Spark's groupByKey): (k, v) pairs,
+            # unpacked in C by the shuffle writer. Only for the default hash: it
+            # is then not observable how often the partition function runs.
+            pairs = self.mapPartitions(pair_records, preservesPartitioning=True)
+            shuffled = pairs.partitionBy(numPartitions, partitionFunc)
+            return shuffled.mapPartitions(groupByKey, True)
+
+        # A partition function of the user's runs once per key and map task, as
+        # after PySpark's map-side combine (it may count calls, or not be pure).
+        def combine(iterator: Iterable[Any]) -> Iterator[Any]:
+            return combine_locally(iterator, agg, int(task_memory_limit() * 0.9), grouping=True)
+
+        def groupCombined(iterator: Iterable[Any]) -> Iterator[Any]:
+            merger = ExternalGroupBy(agg, task_memory_limit())
+            merger.mergeCombiners(iterator)
+            return merger.items_with(ResultIterable)
+
+        locally_combined = self.mapPartitions(combine, preservesPartitioning=True)
+        shuffled = locally_combined.partitionBy(numPartitions, partitionFunc)
+        return shuffled.mapPartitions(groupCombined, True)
 
     def groupBy(self, f: Callable[[Any], Hashable], numPartitions: Optional[int] = None,
                 partitionFunc: Callable[[Any], int] = portable_hash) -> "RDD":

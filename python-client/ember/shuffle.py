@@ -959,13 +959,13 @@ def _one_value_lists(records: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, 
 
 
 class PairRecords(itertools.chain):
-    """groupByKey's map side: the records as (k, v) tuples, unpacked as
-    ``for k, v in records`` unpacks them (with its errors), not combined (as in
-    Spark, whose groupByKey has no map-side combine; the reduce side appends the
+    """groupByKey's map side with the default hash: the records as (k, v)
+    tuples, unpacked as ``for k, v in records`` unpacks them (with its errors),
+    not combined (as Scala Spark's groupByKey; the reduce side appends the
     values in the order the combined lists would have brought them).
 
     ``records`` is the input: the shuffle writer hands it to
-    ``_ember_fast.partition(..., pairs=True)``, which unpacks in C, so a
+    ``_ember_fast.partition`` with its positional ``pairs`` flag set, which unpacks in C, so a
     record that is a 2-tuple already goes out as it is, with no Python step."""
 
     records: Iterator[Any]

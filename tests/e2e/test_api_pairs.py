@@ -6,6 +6,7 @@ reduce partitions and a cogroup/join of two has 4 (PySpark groups their union).
 
 from __future__ import annotations
 
+import random
 import re
 from operator import add
 
@@ -140,6 +141,22 @@ def test_subtract_by_key(sc):
     rdd1 = sc.parallelize([("a", 1), ("b", 4), ("b", 5), ("a", 2)])
     rdd2 = sc.parallelize([("a", 3), ("c", None)])
     assert sorted(rdd1.subtractByKey(rdd2).collect()) == [("b", 4), ("b", 5)]
+
+
+def test_group_by_key_calls_a_users_partition_func_once_per_key_and_map_task(sc):
+    """As after PySpark's map-side combine: a partition function that counts its calls,
+    or is not pure, sees each key once per map task, so one key stays one group."""
+    calls = sc.accumulator(0)
+
+    def counted(key):
+        calls.add(1)
+        return portable_hash(key)
+    grouped = sc.parallelize([("a", i) for i in range(1000)], 2).groupByKey(3, counted)
+    assert grouped.mapValues(sorted).collect() == [("a", list(range(1000)))]
+    assert calls.value == 2
+    scattered = sc.parallelize([("k", i) for i in range(100)], 1).groupByKey(
+        4, lambda k: random.randrange(4))
+    assert scattered.mapValues(len).collect() == [("k", 100)]
 
 
 def test_partition_by_places_keys_at_partition_func_mod_n(sc):
