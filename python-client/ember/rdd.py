@@ -981,11 +981,7 @@ class RDD:
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
         if self.partitioner == Partitioner(numPartitions, partitionFunc):
-            def groupAll(iterator: Iterable[Any]) -> Iterator[Any]:
-                merger = ExternalGroupBy(agg, task_memory_limit())
-                merger.mergeValues(iterator)
-                return merger.items_with(ResultIterable)
-            return self.mapPartitions(groupAll, True)
+            return self.mapPartitions(groupByKey, True)
         if partitionFunc is portable_hash:
             # No map-side combine (as Scala Spark's groupByKey): (k, v) pairs,
             # unpacked in C by the shuffle writer. Only for the default hash: it
