@@ -30,7 +30,7 @@ from threading import Thread
 from typing import (IO, TYPE_CHECKING, Any, Callable, Hashable, Iterable, Iterator, Optional,
                     Sequence, Union)
 
-from ember import fused_text, lineage, simple_functions
+from ember import fused_text, lineage, per_record, simple_functions
 from ember.broadcast import collect_broadcasts
 from ember.callsite import call_site
 from ember.errors import EmberError
@@ -403,9 +403,9 @@ class RDD:
         ... # doctest: +SKIP
         [('a', 2), ('b', 1)]
         """
-        def map_values(kv: Any) -> Any:
-            return kv[0], f(kv[1])
-        return self.map(map_values, preservesPartitioning=True)
+        def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
+            return per_record.map_values(f, iterator)   # no wrapper frame per record
+        return self.mapPartitionsWithIndex(func, preservesPartitioning=True)
 
     def flatMapValues(self, f: Callable[[Any], Iterable[Any]]) -> "RDD":
         """(key, w) for every w in f(value); keeps the partitioner.
@@ -1153,7 +1153,7 @@ class RDD:
         >>> sc.parallelize([2, 3, 4]).count()  # doctest: +SKIP
         3
         """
-        return self.mapPartitions(lambda it: [sum(1 for _ in it)]).sum()
+        return self.mapPartitions(lambda it: [per_record.count(it)]).sum()
 
     def reduce(self, f: Callable[[Any, Any], Any]) -> Any:
         """Reduces the elements with a commutative, associative f.

@@ -38,6 +38,10 @@ int pyexec_records_add(PyObject *module);
 /* pyexec_lines.c: adds split_lines (text frames to tuples of fields). */
 int pyexec_lines_add(PyObject *module);
 
+/* pyexec_values.c: adds ResultIterableBase, map_values and count (per-key steps of
+ * groupByKey's values, mapValues and count). */
+int pyexec_values_add(PyObject *module);
+
 /* pyexec_sort.c: adds sort_by_int_key and set_range_partitioner (sortByKey). */
 int pyexec_sort_add(PyObject *module);
 /* A registered ember.shuffle.RangePartitioner's fields, read once per call of
