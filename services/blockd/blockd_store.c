@@ -696,6 +696,12 @@ static int start_chunk(struct blockd_store *s, const char *id, uint64_t offset,
     return 0;
 }
 
+static int put_args_valid(const char *id, enum blockd_storage storage)
+{
+    return blockd_store_valid_id(id) && (int)storage >= BLOCKD_PINNED
+           && (int)storage <= BLOCKD_DISK_ONLY;
+}
+
 int blockd_store_put_chunk(struct blockd_store *s, const char *id, uint64_t offset,
                            const void *data, size_t len, int last, enum blockd_storage storage)
 {
@@ -704,8 +710,7 @@ int blockd_store_put_chunk(struct blockd_store *s, const char *id, uint64_t offs
     struct write *w;
     int rc;
 
-    if (!blockd_store_valid_id(id) || (int)storage < BLOCKD_PINNED
-        || (int)storage > BLOCKD_DISK_ONLY)
+    if (!put_args_valid(id, storage))
         return EMBER_EINVAL;
     pthread_mutex_lock(&s->lock);
     rc = start_chunk(s, id, offset, storage, &e);
@@ -739,8 +744,7 @@ int blockd_store_put_mapped(struct blockd_store *s, const char *id, uint8_t *dat
 
     /* Where chunks of it would not have stayed in memory all along (DISK_ONLY,
      * a block that alone exceeds the limit), they are what the store gets. */
-    if (!blockd_store_valid_id(id) || (int)storage < BLOCKD_PINNED
-        || (int)storage > BLOCKD_DISK_ONLY)
+    if (!put_args_valid(id, storage))
         return EMBER_EINVAL;
     if (len == 0 || storage == BLOCKD_DISK_ONLY || (s->memory_limit && len > s->memory_limit))
         return EMBER_ENOENT;

@@ -558,7 +558,9 @@ static grpc_status_code handle_kill_driver(ember_rpc_ctx *ctx, const ProtobufCMe
         if (ack)
             protobuf_c_message_free_unpacked(ack, NULL);
         ember_log_info("driver=%s kill requested (%s)", ref->driver_id,
-                       st == GRPC_STATUS_OK ? "its worker has it" : "its worker did not answer");
+                       st == GRPC_STATUS_OK          ? "its worker has it"
+                       : st == GRPC_STATUS_NOT_FOUND ? "its worker does not run it"
+                                                     : "its worker did not answer");
     }
     kill_delivered(m, ref->driver_id, st);
     pthread_mutex_lock(&m->lock);

@@ -218,16 +218,25 @@ def test_kill_reaches_sigkill_when_the_driver_closed_its_output(
     assert wait_until(lambda: not is_alive(pid), 10)
 
 
-def test_a_driver_of_a_partitioned_worker_can_be_followed_and_killed_after_it_returns(
-        cluster: SparkContext, gw: Gateway, master_url: str, tmp_path: Path) -> None:
-    """A worker that misses heartbeats (here: stopped) is declared dead and its
-    driver FAILED, but the same worker process comes back still running it: the
-    driver is RUNNING again and --kill stops it."""
+def start_long_running_and_stop_its_worker(cluster: SparkContext, gw: Gateway, master_url: str,
+                                           tmp_path: Path) -> tuple[str, int, int]:
+    """A long-running driver once it printed, its pid, and the pid of its worker, which is
+    then stopped (SIGSTOP: a partitioned worker that will come back)."""
     driver = start_long_running(master_url, tmp_path)
     assert wait_until(lambda: "STARTED" in gw.get(f"/api/v1/drivers/{driver}/stdout")[1], 60)
     pid = driver_pid(cluster, driver)
     worker_pid = [w for w in cluster._cluster.pids("ember-worker") if pid in children(w)][0]
     os.kill(worker_pid, signal.SIGSTOP)
+    return driver, pid, worker_pid
+
+
+def test_a_driver_of_a_partitioned_worker_can_be_followed_and_killed_after_it_returns(
+        cluster: SparkContext, gw: Gateway, master_url: str, tmp_path: Path) -> None:
+    """A worker that misses heartbeats (here: stopped) is declared dead and its
+    driver FAILED, but the same worker process comes back still running it: the
+    driver is RUNNING again and --kill stops it."""
+    driver, pid, worker_pid = start_long_running_and_stop_its_worker(cluster, gw, master_url,
+                                                                     tmp_path)
     try:
         assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "FAILED", 30)
         assert "no heartbeat" in gw.api(f"/drivers/{driver}")["message"]
@@ -246,11 +255,8 @@ def test_a_driver_killed_while_its_worker_is_partitioned_is_killed_when_it_retur
     """A kill its worker cannot hear is kept: the worker's first report after it
     comes back, whether before or after its next heartbeat, gets the kill, and the
     driver ends KILLED with the exit code of SIGTERM."""
-    driver = start_long_running(master_url, tmp_path)
-    assert wait_until(lambda: "STARTED" in gw.get(f"/api/v1/drivers/{driver}/stdout")[1], 60)
-    pid = driver_pid(cluster, driver)
-    worker_pid = [w for w in cluster._cluster.pids("ember-worker") if pid in children(w)][0]
-    os.kill(worker_pid, signal.SIGSTOP)
+    driver, pid, worker_pid = start_long_running_and_stop_its_worker(cluster, gw, master_url,
+                                                                     tmp_path)
     try:
         assert wait_until(lambda: gw.api(f"/drivers/{driver}")["state"] == "FAILED", 30)
         assert submit(["--master", master_url, "--kill", driver]).returncode == 0

@@ -18,8 +18,8 @@ import pytest
 
 from conftest import start_sc
 from ember import SparkContext, StorageLevel
+from test_cache_store import blobs, read_back
 
-OBJECT_CACHE = "spark.ember.pyexec.objectCache"
 LOCAL_LINE = r"block=(\w+) was read from this host's memory"
 MIB = 1 << 20
 
@@ -38,28 +38,11 @@ def read_locally(sc: SparkContext) -> set[str]:
     return found
 
 
-def sized(sizes: list[int]):
-    """A partition function: one bytes record per partition, of that partition's size."""
-    def one_blob(split: int, records):
-        n = sizes[split]
-        yield bytes((split * 7 + i) % 251 for i in range(min(n, 251))) * (n // 251) \
-            + bytes(n % 251)
-    return one_blob
-
-
-def read_back(sc: SparkContext, rdd) -> list:
-    sc.setLocalProperty(OBJECT_CACHE, "0")             # the blocks' bytes, not kept objects
-    try:
-        return rdd.collect()
-    finally:
-        sc.setLocalProperty(OBJECT_CACHE, None)
-
-
 @pytest.mark.parametrize("level", ["MEMORY_ONLY", "MEMORY_AND_DISK", "DISK_ONLY"])
 def test_big_cached_partitions_come_from_memory_unless_disk_only_and_read_back(sc: SparkContext,
                                                               level: str) -> None:
     sizes = [3 * MIB + 12345, MIB, 100, 0]
-    lineage = sc.parallelize(range(4), 4).mapPartitionsWithIndex(sized(sizes))
+    lineage = sc.parallelize(range(4), 4).mapPartitionsWithIndex(blobs(sizes))
     expected = lineage.collect()
     acc = sc.accumulator(0)
 
@@ -81,7 +64,7 @@ def test_big_cached_partitions_come_from_memory_unless_disk_only_and_read_back(s
 
 def test_replica_goes_in_chunks(sc: SparkContext) -> None:
     sizes = [2 * MIB, 2 * MIB]
-    lineage = sc.parallelize(range(2), 2).mapPartitionsWithIndex(sized(sizes))
+    lineage = sc.parallelize(range(2), 2).mapPartitionsWithIndex(blobs(sizes))
     expected = lineage.collect()
     cached = lineage.map(lambda b: b).persist(StorageLevel.MEMORY_ONLY_2)
     before = read_locally(sc)

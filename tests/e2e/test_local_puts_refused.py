@@ -11,7 +11,8 @@ import pytest
 
 from conftest import start_sc
 from ember import SparkContext, StorageLevel
-from test_local_puts import MIB, read_back, read_locally, sized
+from test_cache_store import blobs, read_back
+from test_local_puts import MIB, read_locally
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def sc(request: pytest.FixtureRequest):
 
 def test_a_block_manager_that_refuses_gets_chunks(sc: SparkContext) -> None:
     sizes = [3 * MIB + 5, 2 * MIB, 3 * MIB, MIB + 1]
-    lineage = sc.parallelize(range(4), 4).mapPartitionsWithIndex(sized(sizes))
+    lineage = sc.parallelize(range(4), 4).mapPartitionsWithIndex(blobs(sizes))
     expected = lineage.collect()
     for _ in range(2):
         acc = sc.accumulator(0)
