@@ -158,6 +158,9 @@ struct ember_rpc_ctx {
   void *after_arg;
   int finished;            /* ember_rpc_reply_now sent the reply and status */
   int deferred;            /* ember_rpc_defer moved the call to a copy on the heap */
+  /* The unpacked request, freed once the handler returns unless it took it
+   * (ember_rpc_take_request). */
+  ProtobufCMessage *request;
 };
 
 /* TLS when this process has a certificate (security.h), else plain HTTP/2. */
@@ -334,8 +337,10 @@ static grpc_status_code run_method(ember_rpc_ctx *ctx, const method_t *m, const 
     ember_rpc_set_details(ctx, "cannot parse request");
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
+  ctx->request = req;
   st = m->impl.fn(ctx, req, m->user);
-  protobuf_c_message_free_unpacked(req, NULL);
+  if (ctx->request) protobuf_c_message_free_unpacked(ctx->request, NULL);
+  ctx->request = NULL;
   if (ctx->deferred) return GRPC_STATUS_OK; /* ember_rpc_deferred_finish checks */
   if (st == GRPC_STATUS_OK && m->impl.kind == EMBER_RPC_UNARY && ctx->nsent != 1) {
     ember_rpc_set_details(ctx, "unary handler must send exactly one reply");
@@ -513,6 +518,12 @@ int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg) {
   if (!ok) { ctx->dead = 1; return -1; } /* cancelled, deadline, peer gone */
   ctx->nsent++;
   return 0;
+}
+
+ProtobufCMessage *ember_rpc_take_request(ember_rpc_ctx *ctx) {
+  ProtobufCMessage *req = ctx->request;
+  ctx->request = NULL;
+  return req;
 }
 
 int ember_rpc_reply_now(ember_rpc_ctx *ctx) {
