@@ -211,6 +211,11 @@ int worker_metrics_parse_quick(const char *data, size_t len, struct worker_metri
 int worker_metrics_parse_jansson(const char *data, size_t len, struct worker_metrics *out);
 void worker_metrics_free(struct worker_metrics *m);
 
+/* ---- worker_plan_check.c ---- */
+/* 1 when text is certainly JSON that json_loads(text, 0) accepts; 0 when
+ * unsure (Jansson then decides). */
+int worker_plan_quick_check(const char *text);
+
 /* ---- worker_header.c: a task's JSON header for its pyexec ---- */
 struct broadcast_load;
 /* 1 when the header of s can be written: its plan is JSON (an object or an
