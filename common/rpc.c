@@ -546,6 +546,7 @@ ember_rpc_ctx *ember_rpc_defer(ember_rpc_ctx *ctx) {
   ember_rpc_ctx *d = malloc(sizeof *d);
   if (!d) abort();
   *d = *ctx;                   /* the reply, details and after-reply work go along */
+  d->request = NULL;           /* freed with ctx: take it before deferring */
   ctx->deferred = 1;
   ctx->details = NULL;
   ctx->reply = NULL;

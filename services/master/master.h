@@ -233,7 +233,8 @@ struct master {
      * journal_holds > 0 (master_journal_hold), else are written at once; never
      * longer than JOURNAL_HOLD_MAX_MS after the first of them ended, since
      * the holds of overlapping calls could otherwise keep them back for good.
-     * Their lines are made when written, in journal_line (a reused buffer). */
+     * A succeeded job's line is made when written, any other one at its
+     * job's end (master_journal_job_end), in journal_line (a reused buffer). */
     struct journal_end {
         const struct job *job;
         uint32_t next_shuffle, gids;   /* the master's ids when the job ended */

@@ -6,6 +6,7 @@
 #include "master.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,16 +122,24 @@ static void make_line(struct master *m, const struct journal_end *end)
     MASTER_TEXT_LIT(t, "}\n");
 }
 
-/* Writes the job-end lines that waited, made now (lock held). */
+/* Makes the lines of the job ends that waited, in their order. */
+static void make_waiting(struct master *m)
+{
+    for (size_t i = 0; i < m->n_journal_ends; i++)
+        make_line(m, &m->journal_ends[i]);
+    m->n_journal_ends = 0;
+}
+
+/* Writes the job-end lines that waited, making those not made yet (lock held). */
 static void write_waiting(struct master *m)
 {
     struct master_text *t = &m->journal_line;
 
-    if (!m->journal || m->n_journal_ends == 0)
+    if (!m->journal)
         return;
-    for (size_t i = 0; i < m->n_journal_ends; i++)
-        make_line(m, &m->journal_ends[i]);
-    m->n_journal_ends = 0;
+    make_waiting(m);
+    if (t->len == 0)
+        return;
     if (fwrite(t->buf, 1, t->len, m->journal) != t->len || fflush(m->journal) != 0)
         ember_log_error_errno("cannot write the journal");
     master_text_reset(t);
@@ -186,11 +195,22 @@ void master_journal_app_state(struct master *m, const char *app_id)
     json_decref(apps);
 }
 
-/* At the end of every job, under the lock. A held line (its job ended in a
- * SubmitJobAndWait's launch replies) is made when it is written, after the
- * answer it follows: making it was a tenth of the master's work per trivial
- * job, on the way to that answer. What it records of the master (ids) is
- * taken now; the job is never freed before the journal is closed. */
+/* Nothing a succeeded job's line records of its tasks and stages changes once
+ * its last task is over. A failed job may still have tasks running, whose
+ * reports would change the line after the job's end. */
+static bool line_can_wait(const struct job *job)
+{
+    return job->status == JOB_SUCCEEDED && master_job_totals(job).active_tasks == 0;
+}
+
+/* At the end of every job, under the lock. A held line of a succeeded job (it
+ * ended in a SubmitJobAndWait's launch replies) is made when it is written,
+ * after the answer it follows: making it was a tenth of the master's work per
+ * trivial job, on the way to that answer. What it records of the master (ids)
+ * is taken now; its RDDs' persisted and checkpointed flags are as of the
+ * write (at most JOURNAL_HOLD_MAX_MS later). Any other line is made now, with
+ * those that waited before it. The job is never freed before the journal is
+ * closed. */
 void master_journal_job_end(struct master *m, const struct job *job)
 {
     if (!m->journal)
@@ -205,6 +225,8 @@ void master_journal_job_end(struct master *m, const struct job *job)
         .next_shuffle = m->next_shuffle_id,
         .gids = m->gid_base + (uint32_t)m->nodes_by_gid.n,
     };
+    if (!line_can_wait(job))
+        make_waiting(m);
     write_unless_held(m);
 }
 
@@ -217,7 +239,7 @@ void master_journal_release(struct master *m)
 {
     if (m->journal_holds > 0)
         m->journal_holds--;
-    if (m->n_journal_ends)
+    if (m->n_journal_ends || m->journal_line.len)
         write_unless_held(m);
 }
 
@@ -226,6 +248,7 @@ void master_journal_close(struct master *m)
     write_waiting(m);
     if (m->journal)
         fclose(m->journal);
+    m->journal = NULL;
     master_text_free(&m->journal_line);
     free(m->journal_ends);
     m->journal_ends = NULL;

@@ -226,8 +226,11 @@ static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
 
     if (!worker_metrics_parse((const char *)frame->data, frame->len, &m))
         return;
-    t->reported_objects = m.objects;
-    m.objects = NULL;
+    if (m.objects) {
+        json_decref(t->reported_objects);
+        t->reported_objects = m.objects;
+        m.objects = NULL;
+    }
     t->object_inputs = m.object_inputs;
     t->records_in = m.records_in;
     t->records_out = m.records_out;
