@@ -57,6 +57,11 @@ const char *ember_rpc_server_method_name(const ember_rpc_server *s, size_t index
 grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, const uint8_t *data,
                                          size_t len, char **details);
 
+/* The request the handler was given, which it now owns (free it, or the
+ * parts it keeps, with protobuf-c's free_unpacked): the server does not free
+ * it when the handler returns. Spares a handler that keeps the request past
+ * its return a copy. Call it before ember_rpc_defer; NULL the second time. */
+ProtobufCMessage *ember_rpc_take_request(ember_rpc_ctx *ctx);
 /* 0 ok, -1 dead. A unary reply is only packed here: it goes out with the
  * status, in one batch, when the handler returns (one write, one wait). */
 int ember_rpc_send(ember_rpc_ctx *ctx, const ProtobufCMessage *msg);

@@ -209,6 +209,7 @@ void master_destroy(struct master *m)
     }
     if (m->server)
         ember_rpc_server_shutdown(m->server);
+    master_journal_close(m);           /* lines still waiting are made from the jobs */
     for (size_t i = 0; i < m->apps.n; i++)
         free_app(m->apps.items[i]);
     for (size_t i = 0; i < m->workers.n; i++) {
@@ -240,7 +241,6 @@ void master_destroy(struct master *m)
     for (size_t i = 0; i < m->retired_channels.n; i++)
         grpc_channel_destroy(m->retired_channels.items[i]);
     free(m->retired_channels.items);
-    master_journal_close(m);
     for (size_t i = 0; i < m->kills.n; i++)
         free(m->kills.items[i]);
     free(m->kills.items);

@@ -229,10 +229,17 @@ struct master {
     uint32_t job_base, stage_base, gid_base;
     uint64_t task_base;
     FILE *journal;               /* NULL without --journal */
-    /* Job-end lines not yet written (reused buffer): they wait while
+    /* Job ends whose lines are not written yet: they wait while
      * journal_holds > 0 (master_journal_hold), else are written at once; never
-     * longer than JOURNAL_HOLD_MAX_MS after the first of them was made, since
-     * the holds of overlapping calls could otherwise keep them back for good. */
+     * longer than JOURNAL_HOLD_MAX_MS after the first of them ended, since
+     * the holds of overlapping calls could otherwise keep them back for good.
+     * A succeeded job's line is made when written, any other one at its
+     * job's end (master_journal_job_end), in journal_line (a reused buffer). */
+    struct journal_end {
+        const struct job *job;
+        uint32_t next_shuffle, gids;   /* the master's ids when the job ended */
+    } *journal_ends;
+    size_t n_journal_ends, cap_journal_ends;
     struct master_text journal_line;
     int journal_holds;
     uint64_t journal_waiting_since;   /* monotonic ms; 0: none waiting */

@@ -6,6 +6,7 @@
 #include "master.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,12 +99,46 @@ int master_journal_open(struct master *m, const char *path)
     return 0;
 }
 
-/* Writes the job-end lines that waited (lock held). */
+/* The line of a job's end: the same bytes as
+ * {"type":"job","job":job view,"stages":[stage views],"nextShuffle":n,"gids":n}
+ * dumped by jansson, made as text (master_json_text.c), not as a tree. */
+static void make_line(struct master *m, const struct journal_end *end)
+{
+    struct master_text *t = &m->journal_line;
+    const struct job *job = end->job;
+
+    MASTER_TEXT_LIT(t, "{\"type\":\"job\",\"job\":");
+    master_text_job(t, job, 0);
+    MASTER_TEXT_LIT(t, ",\"stages\":[");
+    for (size_t i = 0; i < job->stages.n; i++) {
+        if (i)
+            MASTER_TEXT_LIT(t, ",");
+        master_text_stage(t, job->stages.items[i]);
+    }
+    MASTER_TEXT_LIT(t, "],\"nextShuffle\":");
+    master_text_int(t, (int)end->next_shuffle);
+    MASTER_TEXT_LIT(t, ",\"gids\":");
+    master_text_int(t, (int)end->gids);
+    MASTER_TEXT_LIT(t, "}\n");
+}
+
+/* Makes the lines of the job ends that waited, in their order. */
+static void make_waiting(struct master *m)
+{
+    for (size_t i = 0; i < m->n_journal_ends; i++)
+        make_line(m, &m->journal_ends[i]);
+    m->n_journal_ends = 0;
+}
+
+/* Writes the job-end lines that waited, making those not made yet (lock held). */
 static void write_waiting(struct master *m)
 {
     struct master_text *t = &m->journal_line;
 
-    if (!m->journal || t->len == 0)
+    if (!m->journal)
+        return;
+    make_waiting(m);
+    if (t->len == 0)
         return;
     if (fwrite(t->buf, 1, t->len, m->journal) != t->len || fflush(m->journal) != 0)
         ember_log_error_errno("cannot write the journal");
@@ -160,29 +195,38 @@ void master_journal_app_state(struct master *m, const char *app_id)
     json_decref(apps);
 }
 
-/* Written as text (master_json_text.c), not as a tree: at the end of every job,
- * under the lock, with every task of the job. The same bytes as
- * {"type":"job","job":job view,"stages":[stage views],"nextShuffle":n,"gids":n}
- * dumped by jansson. */
+/* Nothing a succeeded job's line records of its tasks and stages changes once
+ * its last task is over. A failed job may still have tasks running, whose
+ * reports would change the line after the job's end. */
+static bool line_can_wait(const struct job *job)
+{
+    return job->status == JOB_SUCCEEDED && master_job_totals(job).active_tasks == 0;
+}
+
+/* At the end of every job, under the lock. A held line of a succeeded job (it
+ * ended in a SubmitJobAndWait's launch replies) is made when it is written,
+ * after the answer it follows: making it was a tenth of the master's work per
+ * trivial job, on the way to that answer. What it records of the master (ids)
+ * is taken now; its RDDs' persisted and checkpointed flags are as of the
+ * write (at most JOURNAL_HOLD_MAX_MS later). Any other line is made now, with
+ * those that waited before it. The job is never freed before the journal is
+ * closed. */
 void master_journal_job_end(struct master *m, const struct job *job)
 {
-    struct master_text *t = &m->journal_line;
-
     if (!m->journal)
         return;
-    MASTER_TEXT_LIT(t, "{\"type\":\"job\",\"job\":");
-    master_text_job(t, job, 0);
-    MASTER_TEXT_LIT(t, ",\"stages\":[");
-    for (size_t i = 0; i < job->stages.n; i++) {
-        if (i)
-            MASTER_TEXT_LIT(t, ",");
-        master_text_stage(t, job->stages.items[i]);
+    if (m->n_journal_ends == m->cap_journal_ends) {
+        m->cap_journal_ends = m->cap_journal_ends ? 2 * m->cap_journal_ends : 8;
+        m->journal_ends = ember_xrealloc(m->journal_ends,
+                                         m->cap_journal_ends * sizeof(*m->journal_ends));
     }
-    MASTER_TEXT_LIT(t, "],\"nextShuffle\":");
-    master_text_int(t, (int)m->next_shuffle_id);
-    MASTER_TEXT_LIT(t, ",\"gids\":");
-    master_text_int(t, (int)(m->gid_base + m->nodes_by_gid.n));
-    MASTER_TEXT_LIT(t, "}\n");
+    m->journal_ends[m->n_journal_ends++] = (struct journal_end){
+        .job = job,
+        .next_shuffle = m->next_shuffle_id,
+        .gids = m->gid_base + (uint32_t)m->nodes_by_gid.n,
+    };
+    if (!line_can_wait(job))
+        make_waiting(m);
     write_unless_held(m);
 }
 
@@ -195,7 +239,7 @@ void master_journal_release(struct master *m)
 {
     if (m->journal_holds > 0)
         m->journal_holds--;
-    if (m->journal_line.len)
+    if (m->n_journal_ends || m->journal_line.len)
         write_unless_held(m);
 }
 
@@ -204,7 +248,11 @@ void master_journal_close(struct master *m)
     write_waiting(m);
     if (m->journal)
         fclose(m->journal);
+    m->journal = NULL;
     master_text_free(&m->journal_line);
+    free(m->journal_ends);
+    m->journal_ends = NULL;
+    m->n_journal_ends = m->cap_journal_ends = 0;
     json_decref(m->history_apps);
     json_decref(m->history_jobs);
     json_decref(m->history_stages);

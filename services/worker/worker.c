@@ -133,17 +133,6 @@ static grpc_status_code check_launch(ember_rpc_ctx *ctx, struct worker *w,
     return GRPC_STATUS_OK;
 }
 
-/* The request is freed when the handler returns: the task keeps its own copy. */
-static void start_copy(struct worker *w, const Ember__TaskSpec *spec, struct launch_call *call)
-{
-    size_t n = protobuf_c_message_get_packed_size(&spec->base);
-    uint8_t *copy = ember_xmalloc(n);
-
-    protobuf_c_message_pack(&spec->base, copy);
-    worker_task_start(w, ember__task_spec__unpack(NULL, n, copy), call);
-    free(copy);
-}
-
 static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage *msg, void *user)
 {
     struct worker *w = user;
@@ -153,7 +142,8 @@ static grpc_status_code handle_launch(ember_rpc_ctx *ctx, const ProtobufCMessage
 
     if (st != GRPC_STATUS_OK)
         return st;
-    start_copy(w, (const Ember__TaskSpec *)msg, &call);
+    /* the task keeps the request (the call's own copy), which then outlives the call */
+    worker_task_start(w, (Ember__TaskSpec *)ember_rpc_take_request(ctx), &call);
     ember_rpc_send(ctx, &ack.base);
     return GRPC_STATUS_OK;
 }
@@ -176,8 +166,15 @@ static grpc_status_code handle_launch_batch(ember_rpc_ctx *ctx, const ProtobufCM
         if (st != GRPC_STATUS_OK)
             return st;
     }
-    for (size_t i = 0; i < batch->n_tasks; i++)
-        start_copy(w, batch->tasks[i], &call);
+    /* Each task keeps its spec from the request, which then outlives the
+     * call: the batch is freed without them. */
+    Ember__TaskSpecs *owned = (Ember__TaskSpecs *)ember_rpc_take_request(ctx);
+    for (size_t i = 0; i < owned->n_tasks; i++) {
+        worker_task_start(w, owned->tasks[i], &call);
+        owned->tasks[i] = NULL;
+    }
+    owned->n_tasks = 0;
+    ember__task_specs__free_unpacked(owned, NULL);
     worker_task_reply(w, &call);
     return GRPC_STATUS_OK;
 }

@@ -194,6 +194,28 @@ void worker_objects_after_task(struct worker *w, struct pyexec_slot *slot,
                                json_t *reported, const uint8_t *stored);
 void worker_object_plan_free(struct object_plan *plan);
 
+/* ---- worker_metrics.c: the metrics frame that ends a pyexec's task ---- */
+struct worker_metrics {
+    uint64_t records_in, records_out, python_ms, object_inputs;
+    json_t *objects;             /* new reference: the objects it keeps (an array), or NULL */
+    char *accumulators;          /* new: base64 of its accumulator updates, or NULL */
+};
+/* Reads a metrics frame into *out: 1 when it is a JSON object with the
+ * figures (Jansson's json_unpack "{s:I, s:I, s:I, s?s, s?o, s?I}" of
+ * recordsIn, recordsOut, pythonMs, accumulators, objects, objectInputs),
+ * else 0 with *out untouched. Free with worker_metrics_free. */
+int worker_metrics_parse(const char *data, size_t len, struct worker_metrics *out);
+/* Its two ways, for tests: the text pyexec writes for a plain task only (0
+ * for any other), and Jansson for any text. */
+int worker_metrics_parse_quick(const char *data, size_t len, struct worker_metrics *out);
+int worker_metrics_parse_jansson(const char *data, size_t len, struct worker_metrics *out);
+void worker_metrics_free(struct worker_metrics *m);
+
+/* ---- worker_plan_check.c ---- */
+/* 1 when text is certainly JSON that json_loads(text, 0) accepts; 0 when
+ * unsure (Jansson then decides). */
+int worker_plan_quick_check(const char *text);
+
 /* ---- worker_header.c: a task's JSON header for its pyexec ---- */
 struct broadcast_load;
 /* 1 when the header of s can be written: its plan is JSON (an object or an

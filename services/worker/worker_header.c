@@ -108,9 +108,15 @@ static int put_lists(struct ember_buf *b, const Ember__TaskSpec *s,
 
 int worker_header_valid(const Ember__TaskSpec *s)
 {
-    json_t *plan = json_loads(s->plan, 0, NULL);
-    int ok = plan && ember_is_utf8(s->app_id);
+    json_t *plan;
+    int ok;
 
+    if (!ember_is_utf8(s->app_id))
+        return 0;
+    if (worker_plan_quick_check(s->plan))
+        return 1;
+    plan = json_loads(s->plan, 0, NULL);
+    ok = plan != NULL;
     json_decref(plan);
     return ok;
 }

@@ -222,29 +222,24 @@ static int route_cache_frame(struct task_run *t, struct ember_buf *frame)
 
 static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
 {
-    json_t *m = json_loadb((const char *)frame->data, frame->len, 0, NULL);
-    json_int_t in = 0, out = 0, py = 0;
+    struct worker_metrics m;
 
-    const char *acc = NULL;
-
-    json_t *objects = NULL;
-    json_int_t served = 0;
-
-    if (m && json_unpack(m, "{s:I, s:I, s:I, s?s, s?o, s?I}", "recordsIn", &in, "recordsOut",
-                         &out, "pythonMs", &py, "accumulators", &acc, "objects", &objects,
-                         "objectInputs", &served) == 0) {
-        if (json_is_array(objects))
-            t->reported_objects = json_incref(objects);
-        t->object_inputs = (uint64_t)served;
-        t->records_in = (uint64_t)in;
-        t->records_out = (uint64_t)out;
-        t->python_ms = (uint64_t)py;
-        if (acc && ember_base64_decode(acc, strlen(acc), &t->accumulators,
-                                       &t->accumulators_len) != 0)
-            ember_log_warn("task=%llu accumulator updates are not valid base64",
-                           (unsigned long long)t->spec->task_id);
+    if (!worker_metrics_parse((const char *)frame->data, frame->len, &m))
+        return;
+    if (m.objects) {
+        json_decref(t->reported_objects);
+        t->reported_objects = m.objects;
+        m.objects = NULL;
     }
-    json_decref(m);
+    t->object_inputs = m.object_inputs;
+    t->records_in = m.records_in;
+    t->records_out = m.records_out;
+    t->python_ms = m.python_ms;
+    if (m.accumulators && ember_base64_decode(m.accumulators, strlen(m.accumulators),
+                                              &t->accumulators, &t->accumulators_len) != 0)
+        ember_log_warn("task=%llu accumulator updates are not valid base64",
+                       (unsigned long long)t->spec->task_id);
+    worker_metrics_free(&m);
 }
 
 /* Sends the held launch reply, with rep (borrowed) or no report. 1 when the
