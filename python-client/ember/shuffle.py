@@ -1024,11 +1024,35 @@ def combine_locally(iterator: Iterable[tuple[Any, Any]], agg: Aggregator,
     if words is not None:
         return itertools.chain.from_iterable(fused_text.count_words(
             _ember_fast, words, limit, _DictSizeTracker(), _CHECK_MASK + 1))
-    return itertools.chain.from_iterable(_combined(iterator, agg, limit, grouping))
+    tail = SplitTextTail()
+    combined = CombinedRecords.from_iterable(_combined(iterator, agg, limit, grouping, tail))
+    combined.split_text_tail = tail
+    return combined
+
+
+class SplitTextTail:
+    """distinct's map side over split text lines, once it stopped combining:
+    the shuffle writer sets ``wanted`` before reading, and then, instead of
+    the records of the frames not split yet, finds here (``rest``: frames,
+    lines_of, splitter, sep) what it writes itself as (tuple(line.split(sep)),
+    None) records (worker_runtime._write_split_pairs)."""
+
+    __slots__ = ("wanted", "rest")
+
+    def __init__(self) -> None:
+        self.wanted = False
+        self.rest: Optional[tuple] = None
+
+
+class CombinedRecords(itertools.chain):
+    """combine_locally's records (a chain of its flushes)."""
+
+    split_text_tail: SplitTextTail
 
 
 def _combined(iterator: Iterable[tuple[Any, Any]], agg: Aggregator, limit: int,
-              grouping: bool) -> Iterator[Iterable[tuple[Any, Any]]]:
+              grouping: bool, tail: Optional[SplitTextTail] = None
+              ) -> Iterator[Iterable[tuple[Any, Any]]]:
     """combine_locally's loops; they yield each flush's items whole (chained by
     the caller), so no Python frame is resumed per record."""
     create, merge = agg.createCombiner, agg.mergeValue
@@ -1088,6 +1112,14 @@ def _combined(iterator: Iterable[tuple[Any, Any]], agg: Aggregator, limit: int,
                 # Mostly distinct records: the reduce side keeps the first
                 # record of each key just the same (in fetch order).
                 yield data.items()
+                if (tail is not None and tail.wanted and type(records) is fused_text.PairedWith
+                        and records.constant is None
+                        and type(records.records) is fused_text.SplitTuples):
+                    # The rest of the current frame as records; the frames
+                    # after it the shuffle writer splits and writes itself.
+                    current, *tail.rest = records.records.take_rest()
+                    yield fused_text.paired_with(current, None)
+                    return
                 # distinct's (x, None) records are exact pairs already (made in C)
                 yield (records if type(records) is fused_text.PairedWith
                        else ((k, v) for k, v in records))
