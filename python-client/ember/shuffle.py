@@ -725,12 +725,19 @@ class ExternalMerger:
     def _merge_fast(self, records: Iterator[tuple[Any, Any]],
                     create: Optional[Callable[[Any], Any]],
                     merge: Callable[[Any, Any], Any]) -> None:
-        """The merge loops in C, 64 records at a time between memory checks
-        (create None: a record's value is its own combiner)."""
+        """The merge loops in C, a memory check every 64 records (create None:
+        a record's value is its own combiner). The C loop runs on through the
+        checks that could neither measure the dict nor pass the limit
+        (records_to_check): they would change nothing but the count, so one
+        update for all of them returns what the last would (a Python step per
+        64 records cost distinct's reduce side a tenth of its time)."""
+        merge = _c_merge(merge)
+        tracker, limit = self._tracker, self.memory_limit
         while True:
-            consumed, exhausted = _ember_fast.combine(self.data, records, create,
-                                                      _c_merge(merge), _CHECK_MASK + 1)
-            if self._tracker.update(self.data, consumed) > self.memory_limit:
+            consumed, exhausted = _ember_fast.combine(
+                self.data, records, create, merge,
+                tracker.records_to_check(limit, _CHECK_MASK + 1))
+            if tracker.update(self.data, consumed) > limit:
                 self._spill()
             if exhausted:
                 return
