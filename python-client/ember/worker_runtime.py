@@ -461,7 +461,7 @@ def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], nu
     return count
 
 
-_SPLIT_PAIRS_FRAME_BYTES = 512 * 1024
+_SPLIT_PAIRS_FRAME_BYTES = 64 * 1024     # about what _AdaptiveBatch settles at for edges
 
 
 def _write_split_pairs(frames: Iterable[bytes], lines_of: Callable[[bytes], list],
@@ -473,32 +473,24 @@ def _write_split_pairs(frames: Iterable[bytes], lines_of: Callable[[bytes], list
     _ember_fast.SplitPairsWriter without making them. A frame that is not
     ASCII goes the object way (after what is held is written, so each
     bucket keeps the input's order)."""
-    writer = _ember_fast.SplitPairsWriter(num_reduce, sep)
-    prefixes = [struct.pack(">i", i) for i in range(num_reduce)]
+    writer = _ember_fast.SplitPairsWriter(num_reduce, sep, _SPLIT_PAIRS_FRAME_BYTES)
     count = 0
 
-    def take(index: int) -> int:
-        taken = writer.take(index, prefixes[index])
-        if taken is None:
-            return 0
-        io.write_frame(taken[0])
-        return taken[1]
+    def write(done: list) -> int:
+        for frame, _ in done:
+            io.write_frame(frame)
+        return sum(n for _, n in done)
 
     for frame in frames:
         if writer.feed(frame) < 0:
-            for i in range(num_reduce):
-                count += take(i)
+            count += write(writer.flush())
             count += _write_shuffle(
                 fused_text.paired_with(iter(fused_text.split_frame(frame, lines_of, splitter,
                                                                    sep)), None),
                 portable_hash, num_reduce)
             continue
-        for i, size in enumerate(writer.sizes()):
-            if size >= _SPLIT_PAIRS_FRAME_BYTES:
-                count += take(i)
-    for i in range(num_reduce):
-        count += take(i)
-    return count
+        count += write(writer.frames())
+    return count + write(writer.flush())
 
 
 class _CacheTee:

@@ -15,10 +15,17 @@ from fast_extension import _ember_fast
 
 from ember import fused_text, shuffle  # noqa: E402
 from ember.fused_text import TextLines, text_lines  # noqa: E402
-from ember.shuffle import (CombinedRecords, SimpleAggregator, combine_locally,  # noqa: E402
-                           keep_first, portable_hash)
+from ember.shuffle import SimpleAggregator, combine_locally, keep_first, portable_hash  # noqa: E402
 
 DISTINCT = SimpleAggregator(keep_first)
+
+
+@pytest.fixture(autouse=True)
+def with_c_module(monkeypatch):
+    """The C module in both modules whatever imported ember before the extension
+    was on the path (they then hold None, as on the driver)."""
+    monkeypatch.setattr(fused_text, "_ember_fast", _ember_fast)
+    monkeypatch.setattr(shuffle, "_ember_fast", _ember_fast)
 ALPHABET = ["1", "22", "abc", " ", " ", "\t", "\n", "\n", "\n", "\r\n", "\r", "\x0b", "\x1c",
             "\x1f", ",", ",", "", "\x00", "x" * 40]
 
@@ -28,14 +35,14 @@ def _frames(rng, count, size=300):
              + rng.choice(["", "\n"])).encode() for _ in range(count)]
 
 
-def _object_frames(tuples, reduce, prefix_of):
-    """What _write_shuffle writes of these (t, None) records when all fit one
-    frame per bucket: partition's buckets, each through dump_records."""
-    buckets = [[] for _ in range(reduce)]
-    for t in tuples:
-        buckets[portable_hash(t) % reduce].append((t, None))
-    return [(_ember_fast.dump_records(b, prefix_of(i)), len(b)) if b else None
-            for i, b in enumerate(buckets)]
+def _records_by_bucket(taken):
+    """{reduce id: [records]} of the writer's frames, in their order."""
+    out = {}
+    for frame, n in taken:
+        records = _ember_fast.load_records(frame[4:])
+        assert len(records) == n
+        out.setdefault(int.from_bytes(frame[:4], "big"), []).extend(records)
+    return out
 
 
 @pytest.mark.parametrize("sep", [None, ",", " ", "\t"])
@@ -44,37 +51,47 @@ def test_the_writer_writes_the_frames_dump_records_makes_of_the_split_records(se
     for trial in range(300):
         frames = _frames(rng, rng.randint(1, 3))
         reduce = rng.randint(1, 5)
-        writer = _ember_fast.SplitPairsWriter(reduce, sep)
-        tuples = []
+        frame_bytes = rng.choice([1, 50, 1 << 20])
+        writer = _ember_fast.SplitPairsWriter(reduce, sep, frame_bytes)
+        tuples, taken = [], []
         for frame in frames:
             assert writer.feed(frame) == len(text_lines(frame))
             tuples += _ember_fast.split_lines(frame, sep)
+            taken += writer.frames()
+        taken += writer.flush()
+        assert writer.flush() == [] and writer.frames() == []
         assert tuples == [tuple(line.split(sep)) for frame in frames for line in text_lines(frame)]
-        prefix_of = (lambda i: i.to_bytes(4, "big"))
-        taken = [writer.take(i, prefix_of(i)) for i in range(reduce)]
-        assert taken == _object_frames(tuples, reduce, prefix_of)
-        assert [writer.take(i, b"") for i in range(reduce)] == [None] * reduce
-        back = [r for t in taken if t for r in _ember_fast.load_records(t[0][4:])]
-        assert sorted(back) == sorted((t, None) for t in tuples)
-        assert all(type(s) is str for t, _ in back for s in t)
+        buckets = {}
+        for t in tuples:
+            buckets.setdefault(portable_hash(t) % reduce, []).append((t, None))
+        assert _records_by_bucket(taken) == buckets
+        for frame, n in taken:     # each frame is what dump_records makes of its records
+            records = _ember_fast.load_records(frame[4:])
+            assert frame == _ember_fast.dump_records(records, frame[:4])
+            assert all(type(s) is str for t, _ in records for s in t)
+            assert n == 1 or frame_bytes > 1
+            assert len(frame) - 4 < frame_bytes + 40 + max(len(f) for f in frames) * 2
 
 
 def test_a_frame_that_is_not_ascii_is_refused_whole():
-    writer = _ember_fast.SplitPairsWriter(2, None)
+    writer = _ember_fast.SplitPairsWriter(2, None, 1 << 20)
     assert writer.feed(b"a b\nc d\n") == 2
     assert writer.feed("x y\n\u00e9 z\n".encode()) == -1
     assert writer.feed(b"a b\xff\n") == -1
-    held = writer.sizes()
-    frames = [writer.take(i, b"") for i in range(2)]
-    assert sum(n for _, n in filter(None, frames)) == 2 and sum(held) > 0
-    assert writer.sizes() == [0, 0]
+    assert writer.frames() == []
+    frames = writer.flush()
+    assert sum(n for _, n in frames) == 2
+    assert sorted(r for rs in _records_by_bucket(frames).values() for r in rs) == \
+        [(("a", "b"), None), (("c", "d"), None)]
     assert writer.feed(b"") == 1                      # "" is one empty line: ()
-    (frame, n), = filter(None, (writer.take(i, b"") for i in range(2)))
-    assert n == 1 and _ember_fast.load_records(frame) == [((), None)]
+    (frame, n), = writer.flush()
+    assert n == 1 and _ember_fast.load_records(frame[4:]) == [((), None)]
     with pytest.raises(TypeError):
-        _ember_fast.SplitPairsWriter(2, "ab")
+        _ember_fast.SplitPairsWriter(2, "ab", 10)
     with pytest.raises(ValueError):
-        _ember_fast.SplitPairsWriter(0, None)
+        _ember_fast.SplitPairsWriter(0, None, 10)
+    with pytest.raises(ValueError):
+        _ember_fast.SplitPairsWriter(2, None, 0)
     with pytest.raises(TypeError):
         writer.feed("text")
 
@@ -97,7 +114,7 @@ def _map_side(frames, wanted):
     split = fused_text.split_tuples(_leaf(frames), str.split, None)
     assert type(split) is fused_text.SplitTuples
     records = combine_locally(fused_text.paired_with(split, None), DISTINCT, 1 << 30)
-    assert type(records) is CombinedRecords
+    assert type(records) is shuffle.CombinedRecords
     records.split_text_tail.wanted = wanted
     out = list(records)
     rest = records.split_text_tail.rest
@@ -151,13 +168,8 @@ def test_a_map_side_that_keeps_combining_hands_nothing_over():
     assert new == _plain(frames)
 
 
-def test_the_object_path_is_taken_without_the_c_module():
-    saved = fused_text._ember_fast
-    fused_text._ember_fast = None
-    try:
-        split = fused_text.split_tuples(_leaf([b"a b\n"]), str.split, None)
-        assert type(split) is not fused_text.SplitTuples
-        assert list(split) == [("a", "b")]
-    finally:
-        fused_text._ember_fast = saved
-    assert shuffle._ember_fast is not None
+def test_the_object_path_is_taken_without_the_c_module(monkeypatch):
+    monkeypatch.setattr(fused_text, "_ember_fast", None)
+    split = fused_text.split_tuples(_leaf([b"a b\n"]), str.split, None)
+    assert type(split) is not fused_text.SplitTuples
+    assert list(split) == [("a", "b")]
