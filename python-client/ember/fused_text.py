@@ -139,6 +139,32 @@ def count_words(fast: Any, source: tuple, limit: int, tracker: Any,
     yield counts.items()
 
 
+class SplitTuples(chain):
+    """``map(lambda line: tuple(line.split(sep)), lines)`` of an untouched text input,
+    split a frame at a time by ``_ember_fast.split_lines``; ``state`` knows the
+    frame being read, so that a consumer may take the rest of the input as it is
+    (take_rest)."""
+
+    state: "_SplitState"
+
+    def take_rest(self) -> tuple[Iterator[tuple], Iterator[bytes], Callable[[bytes], list],
+                                 Callable[[str], list], Optional[str]]:
+        """(the tuples of the current frame not read yet, the raw frames after
+        it, lines_of, splitter, sep). Reading this chain any further after
+        this would skip those frames: the caller reads them instead."""
+        state = self.state
+        return state.current, state.frames, state.lines_of, state.splitter, state.sep
+
+
+class _SplitState:
+    __slots__ = ("frames", "current", "lines_of", "splitter", "sep")
+
+    def __init__(self, frames: Iterator[bytes], lines_of: Callable[[bytes], list],
+                 splitter: Callable[[str], list], sep: Optional[str]) -> None:
+        self.frames, self.lines_of, self.splitter, self.sep = frames, lines_of, splitter, sep
+        self.current: Iterator[tuple] = iter(())
+
+
 def split_tuples(lines: Any, splitter: Callable[[str], list],
                  sep: Optional[str]) -> Iterator[tuple]:
     """``map(lambda line: tuple(line.split(sep)), lines)`` (splitter: the C callable of the
@@ -149,12 +175,23 @@ def split_tuples(lines: Any, splitter: Callable[[str], list],
     if _ember_fast is not None and type(lines) is TextLines and _countable_sep(sep):
         frames = lines.raw_frames()
         if frames is not None:
-            return chain.from_iterable(_split_frames(frames, lines.lines_of, splitter, sep))
+            state = _SplitState(frames, lines.lines_of, splitter, sep)
+            result = SplitTuples.from_iterable(_split_frames(state))
+            result.state = state
+            return result
     return map(tuple, map(splitter, lines))
 
 
-def _split_frames(frames: Iterator[bytes], lines_of: Callable[[bytes], list],
-                  splitter: Callable[[str], list], sep: Optional[str]) -> Iterator[list]:
-    for frame in frames:
-        tuples = _ember_fast.split_lines(frame, sep)
-        yield tuples if tuples is not None else list(map(tuple, map(splitter, lines_of(frame))))
+def split_frame(frame: bytes, lines_of: Callable[[bytes], list], splitter: Callable[[str], list],
+                sep: Optional[str]) -> list:
+    """A frame's tuples: split in C when it is ASCII, else by Python."""
+    tuples = _ember_fast.split_lines(frame, sep)
+    return tuples if tuples is not None else list(map(tuple, map(splitter, lines_of(frame))))
+
+
+def _split_frames(state: _SplitState) -> Iterator[Iterator[tuple]]:
+    # Iterators of the frames' lists, held by state: chain reads one to its
+    # end before it asks for the next frame, so state.frames is never ahead.
+    for frame in state.frames:
+        state.current = iter(split_frame(frame, state.lines_of, state.splitter, state.sep))
+        yield state.current

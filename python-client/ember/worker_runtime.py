@@ -16,18 +16,18 @@ from itertools import chain, islice
 import struct
 import time
 import traceback
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import _ember_io as io  # provided by the C host
 
-from ember import accumulators, broadcast, compat, pyfiles
+from ember import accumulators, broadcast, compat, fused_text, pyfiles
 from ember.function_cache import FunctionCache
 from ember.fused_text import TextLines, line_count, text_lines as _text_lines
 from ember.lineage import SIDE_BOUNDARY
 from ember.replay_frames import ReplayFrames
 from ember.resultiterable import ResultIterable
-from ember.shuffle import (PairRecords, RangePartitioner, _ember_fast, local_dir, portable_hash,
-                           task_memory_limit)
+from ember.shuffle import (CombinedRecords, PairRecords, RangePartitioner, _ember_fast, local_dir,
+                           portable_hash, task_memory_limit)
 from ember.taskcontext import TaskContext
 
 PICKLE_PROTOCOL = 5
@@ -442,6 +442,12 @@ def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], nu
     buckets: list[list[Any]] = [[] for _ in range(num_reduce)]
     sizer = _AdaptiveBatch()
     portable = partitioner is portable_hash
+    # distinct over split text lines: the frames it no longer combines are
+    # written from the text by _write_split_pairs (with the default hash only,
+    # which it computes itself)
+    tail = records.split_text_tail if type(records) is CombinedRecords and portable else None
+    if tail is not None:
+        tail.wanted = True
     count = 0
     while True:
         full = _ember_fast.partition(records, partitioner, portable, buckets, sizer.size, pairs)
@@ -450,7 +456,41 @@ def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], nu
         count += _flush(buckets[full], sizer, struct.pack(">i", full), records=True)
     for reduce_id, bucket in enumerate(buckets):
         count += _flush(bucket, sizer, struct.pack(">i", reduce_id), records=True)
+    if tail is not None and tail.rest is not None:
+        count += _write_split_pairs(*tail.rest, num_reduce)
     return count
+
+
+_SPLIT_PAIRS_FRAME_BYTES = 64 * 1024     # about what _AdaptiveBatch settles at for edges
+
+
+def _write_split_pairs(frames: Iterable[bytes], lines_of: Callable[[bytes], list],
+                       splitter: Callable[[str], list], sep: Optional[str],
+                       num_reduce: int) -> int:
+    """The shuffle output of (tuple(line.split(sep)), None) for every line of
+    the text frames, bucketed by portable_hash: what partition and
+    dump_records make of the records split_lines gives, written by
+    _ember_fast.SplitPairsWriter without making them. A frame that is not
+    ASCII goes the object way (after what is held is written, so each
+    bucket keeps the input's order)."""
+    writer = _ember_fast.SplitPairsWriter(num_reduce, sep, _SPLIT_PAIRS_FRAME_BYTES)
+    count = 0
+
+    def write(done: list) -> int:
+        for frame, _ in done:
+            io.write_frame(frame)
+        return sum(n for _, n in done)
+
+    for frame in frames:
+        if writer.feed(frame) < 0:
+            count += write(writer.flush())
+            count += _write_shuffle(
+                fused_text.paired_with(iter(fused_text.split_frame(frame, lines_of, splitter,
+                                                                   sep)), None),
+                portable_hash, num_reduce)
+            continue
+        count += write(writer.frames())
+    return count + write(writer.flush())
 
 
 class _CacheTee:

@@ -275,3 +275,44 @@ def test_an_error_from_a_records_own_iter_passes_unchanged():
                 list(combine_locally(iter([Broken()]), SimpleAggregator(operator.add)))
         finally:
             shuffle._ember_fast = _ember_fast
+
+
+def _merge_every_64(self, records, create, merge):
+    """ExternalMerger._merge_fast as it was: a memory check after every 64 records."""
+    while True:
+        consumed, exhausted = _ember_fast.combine(self.data, records, create,
+                                                  shuffle._c_merge(merge), 64)
+        if self._tracker.update(self.data, consumed) > self.memory_limit:
+            self._spill()
+        if exhausted:
+            return
+
+
+@pytest.mark.parametrize("limit", [1 << 30, 200 << 10, 48 << 10, 6 << 10])
+def test_external_merger_checks_memory_at_the_records_the_64_record_loop_did(limit, monkeypatch):
+    """_merge_fast runs the C loop past checks that could change nothing: the same
+    spills at the same records, so the same items in the same order (spilled
+    items come out bucket by bucket, which shows where each spill happened)."""
+    rng = random.Random(17)
+    distinct = [((str(rng.randint(0, 9000)), str(rng.randint(0, 99))), None) for _ in range(30000)]
+    sums = [(rng.randint(0, 3000), rng.random()) for _ in range(30000)]
+    spilled_at = []
+
+    def run(agg, method, records):
+        merger = shuffle.ExternalMerger(agg, limit)
+        spill = merger._spill
+        merger._spill = lambda: (spilled_at.append(len(merger.data)), spill())
+        getattr(merger, method)(iter(records))
+        return list(merger.items()), merger.spills
+
+    for agg, method, records in ((SimpleAggregator(shuffle.keep_first), "mergeCombiners", distinct),
+                                 (SimpleAggregator(operator.add), "mergeValues", sums)):
+        spilled_at.clear()
+        new = run(agg, method, records)
+        new_at = list(spilled_at)
+        spilled_at.clear()
+        with monkeypatch.context() as m:
+            m.setattr(shuffle.ExternalMerger, "_merge_fast", _merge_every_64)
+            old = run(agg, method, records)
+        assert new == old and new_at == spilled_at
+        assert (new[1] > 0) == (limit < 1 << 20)

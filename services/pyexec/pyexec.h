@@ -37,6 +37,8 @@ int pyexec_words_add(PyObject *module);
 int pyexec_records_add(PyObject *module);
 /* pyexec_lines.c: adds split_lines (text frames to tuples of fields). */
 int pyexec_lines_add(PyObject *module);
+/* pyexec_split_pairs.c: adds SplitPairsWriter (distinct's map side of split text lines). */
+int pyexec_split_pairs_add(PyObject *module);
 
 /* pyexec_values.c: adds ResultIterableBase, map_values and count (per-key steps of
  * groupByKey's values, mapValues and count). */
