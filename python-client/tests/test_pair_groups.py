@@ -128,6 +128,12 @@ def test_add_needs_a_dict_and_an_iterator():
         groups.add({}, [], 10)
     with pytest.raises(TypeError):
         groups.flush([])
+    groups.add({}, iter([("a", 1)]), 10)
+    with pytest.raises(RuntimeError, match="flush before"):   # its groups would be split
+        groups.add({"b": [2]}, iter([("a", 2)]), 10)
+    data = {}
+    groups.flush(data)
+    assert data == {"a": [1]} and len(groups) == 0
 
 
 def _merged(records, memory_limit, pair_groups, monkeypatch):

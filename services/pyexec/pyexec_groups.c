@@ -383,6 +383,10 @@ static PyObject *pg_add(PairGroups *g, PyObject *const *args, Py_ssize_t nargs)
     if (max_records == -1 && PyErr_Occurred())
         return NULL;
     struct tally t = {0, 0, 0, Py_NewRef(Py_None), Py_NewRef(Py_None)};
+    if (g->used > 0 && PyDict_GET_SIZE(data) > 0) {
+        PyErr_SetString(PyExc_RuntimeError, "PairGroups.add: flush before adding to the dict");
+        return NULL;
+    }
     int use_table = g->used > 0 || PyDict_GET_SIZE(data) == 0;
     int ended = 0, rc = 0;
     struct keyed batch[BATCH];
@@ -395,7 +399,9 @@ static PyObject *pg_add(PairGroups *g, PyObject *const *args, Py_ssize_t nargs)
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);     /* the iterator's error comes after */
         rc = add_batch(g, batch, n, &t);
-        if (rc == 0 && other) {
+        if (rc != 0 && other)
+            Py_DECREF(other);
+        else if (other) {
             if (use_table && flush_into(g, data) != 0) {
                 Py_DECREF(other);
                 rc = -1;
