@@ -48,6 +48,9 @@ except ImportError:  # on the driver
 PICKLE_PROTOCOL = 5
 DEFAULT_WORKER_MEMORY = "512m"
 SPILL_PARTITIONS = 59            # as PySpark's ExternalMerger
+# groupByKey's reduce side groups str and bytes keys in _ember_fast.PairGroups
+# (tests turn it off to hold it against _ember_fast.group's dict loop).
+_PAIR_GROUPS = True
 _MAX_MERGE_DEPTH = 4             # recursive re-partitioning of an oversized spill file
 _CHUNK_BYTES = 256 * 1024        # values of one key are spilled in chunks of this size
 _FRAME_RECORDS = 1024
@@ -884,18 +887,28 @@ class ExternalGroupBy(ExternalMerger):
         """mergeValues/mergeCombiners with the loop in C, a chunk of records at
         a time, the memory estimate updated and checked after each chunk."""
         value_size, key_size = self._value_sizer.size, self._key_sizer.size
-        while True:
-            chunk = _records_until(self.memory_limit - self._used, self._value_sizer.average)
-            _, exhausted, new_keys, added, key, value = _ember_fast.group(
-                self.data, records, extend, chunk)
-            if added:
-                self._used += new_keys * (120 + key_size(key)) + added * value_size(value)
-            else:
-                self._used += new_keys * 120
-            if self._used > self.memory_limit:
-                self._spill()
-            if exhausted:
-                return
+        # Appending, the groups of str and bytes keys are built keyed on the
+        # keys' bytes (PairGroups: the same dict, filled when data is read).
+        groups = _ember_fast.PairGroups() if _PAIR_GROUPS and not extend else None
+        try:
+            while True:
+                chunk = _records_until(self.memory_limit - self._used, self._value_sizer.average)
+                _, exhausted, new_keys, added, key, value = (
+                    groups.add(self.data, records, chunk) if groups is not None
+                    else _ember_fast.group(self.data, records, extend, chunk))
+                if added:
+                    self._used += new_keys * (120 + key_size(key)) + added * value_size(value)
+                else:
+                    self._used += new_keys * 120
+                if self._used > self.memory_limit:
+                    if groups is not None:
+                        groups.flush(self.data)
+                    self._spill()
+                if exhausted:
+                    return
+        finally:
+            if groups is not None:
+                groups.flush(self.data)
 
     def _spill(self) -> None:
         average = self._value_sizer.average

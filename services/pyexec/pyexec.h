@@ -31,6 +31,12 @@ void pyexec_arenas_stats(size_t *held, unsigned long long *reused, size_t *limit
 
 /* pyexec_fast.c: _ember_fast, the shuffle's per-record loops in C. */
 PyObject *pyexec_fast_init(void);
+/* From pyexec_fast.c for pyexec_groups.c: `k, v = record` with Python's errors (new
+ * references), and group()'s append of v to data[k] (1 or -1; *new_key set for a new key). */
+int pyexec_unpack_pair(PyObject *record, PyObject **k, PyObject **v);
+Py_ssize_t pyexec_group_append(PyObject *data, PyObject *k, PyObject *v, int *new_key);
+/* pyexec_groups.c: adds PairGroups (groupByKey's reduce side keyed on the key's bytes). */
+int pyexec_groups_add(PyObject *module);
 /* pyexec_words.c: adds _ember_fast.WordCounts (word count's map side) to module. */
 int pyexec_words_add(PyObject *module);
 /* pyexec_records.c: adds dump_records/load_records (shuffle frames without pickle). */

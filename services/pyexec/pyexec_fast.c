@@ -13,7 +13,7 @@ static PyObject *operator_add;     /* operator.add: merged with PyNumber_Add, wh
 static PyObject *zero;             /* 0, for record[0] on records that are not tuples */
 
 /* Unpacks `k, v = record` with Python's own errors. New references. */
-static int unpack_pair(PyObject *record, PyObject **k, PyObject **v)
+int pyexec_unpack_pair(PyObject *record, PyObject **k, PyObject **v)
 {
     if (PyTuple_CheckExact(record) && PyTuple_GET_SIZE(record) == 2) {
         *k = Py_NewRef(PyTuple_GET_ITEM(record, 0));
@@ -62,7 +62,7 @@ static int next_pair(PyObject *iterator, PyObject **k, PyObject **v)
     PyObject *record = PyIter_Next(iterator);
     if (!record)
         return PyErr_Occurred() ? -1 : 0;
-    int rc = unpack_pair(record, k, v);
+    int rc = pyexec_unpack_pair(record, k, v);
     Py_DECREF(record);
     return rc == 0 ? 1 : -1;
 }
@@ -191,7 +191,7 @@ static Py_ssize_t group_extend(PyObject *data, PyObject *k, PyObject *vs, int *n
 }
 
 /* Adds one (k, v) record to data in append mode. Returns 1 or -1. */
-static Py_ssize_t group_append(PyObject *data, PyObject *k, PyObject *v, int *new_key)
+Py_ssize_t pyexec_group_append(PyObject *data, PyObject *k, PyObject *v, int *new_key)
 {
     PyObject *values = PyDict_GetItemWithError(data, k);   /* borrowed */
     if (values)
@@ -249,7 +249,7 @@ static PyObject *fast_group(PyObject *self, PyObject *const *args, Py_ssize_t na
         int new_key = 0;
         PyObject *first = NULL;
         Py_ssize_t n = extend ? group_extend(data, k, v, &new_key, &first)
-                              : group_append(data, k, v, &new_key);
+                              : pyexec_group_append(data, k, v, &new_key);
         if (n > 0) {
             Py_SETREF(sample_value, extend ? first : Py_NewRef(v));
             Py_SETREF(sample_key, Py_NewRef(k));
@@ -352,7 +352,7 @@ static PyObject *bucketed_record(PyObject *record, int pairs)
     if (!pairs || (PyTuple_CheckExact(record) && PyTuple_GET_SIZE(record) == 2))
         return Py_NewRef(record);
     PyObject *k, *v;
-    if (unpack_pair(record, &k, &v) != 0)
+    if (pyexec_unpack_pair(record, &k, &v) != 0)
         return NULL;
     PyObject *pair = PyTuple_Pack(2, k, v);
     Py_DECREF(k);
@@ -568,7 +568,7 @@ PyObject *pyexec_fast_init(void)
     if (module && (pyexec_words_add(module) != 0 || pyexec_records_add(module) != 0 ||
                    pyexec_sort_add(module) != 0 || pyexec_values_add(module) != 0 ||
                    pyexec_lines_add(module) != 0 ||
-                   pyexec_split_pairs_add(module) != 0))
+                   pyexec_split_pairs_add(module) != 0 || pyexec_groups_add(module) != 0))
         Py_CLEAR(module);
     return module;
 }
