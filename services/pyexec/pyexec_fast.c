@@ -567,7 +567,7 @@ PyObject *pyexec_fast_init(void)
     PyObject *module = PyModule_Create(&fast_module);
     if (module && (pyexec_words_add(module) != 0 || pyexec_records_add(module) != 0 ||
                    pyexec_sort_add(module) != 0 || pyexec_values_add(module) != 0 ||
-                   pyexec_lines_add(module) != 0))
+                   pyexec_lines_add(module) != 0 || pyexec_merge_add(module) != 0))
         Py_CLEAR(module);
     return module;
 }
