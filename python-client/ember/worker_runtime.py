@@ -26,8 +26,8 @@ from ember.fused_text import TextLines, line_count, text_lines as _text_lines
 from ember.lineage import SIDE_BOUNDARY
 from ember.replay_frames import ReplayFrames
 from ember.resultiterable import ResultIterable
-from ember.shuffle import (CombinedRecords, PairRecords, RangePartitioner, _ember_fast, local_dir,
-                           portable_hash, task_memory_limit)
+from ember.shuffle import (CombinedRecords, PairRecords, RangePartitioner, RecordBatches,
+                           _ember_fast, local_dir, portable_hash, task_memory_limit)
 from ember.taskcontext import TaskContext
 
 PICKLE_PROTOCOL = 5
@@ -278,7 +278,11 @@ class _Inputs:
         Text lines come as a TextLines, which word count may read as raw
         frames instead (ember.fused_text)."""
         if kind != "text":
-            return chain.from_iterable(self._batches(kind))
+            batches = self._batches(kind)
+            records = RecordBatches.from_iterable(batches)
+            records.batches = batches
+            records.raw_source = lambda: self._batches(kind, raw=True)
+            return records
         batches = self._batches(kind)
         lines = TextLines.from_iterable(batches)
         lines.batches = batches
@@ -313,7 +317,7 @@ class _Inputs:
                                f"{self.count}")
         block_id = self.from_objects.get(str(index))
         if block_id is not None:
-            if raw:     # only cached inputs are kept as objects, never text
+            if raw and kind == "text":     # only cached inputs are kept as objects, never text
                 raise RuntimeError(f"input {index + 1} is kept as objects, not text frames")
             entry = self._take_entry(block_id)
             yield entry.records
@@ -334,10 +338,16 @@ class _Inputs:
                 if kept is not None:
                     _objects.put(keep_as, kept, size)
                 return
-            if raw:
+            if raw and kind == "text":
                 self.records += line_count(frame)
                 yield frame
                 continue
+            if raw and kept is None and frame[:1] == _RECORDS_MAGIC:
+                count = _record_count(frame)
+                if count >= 0:         # else decoded below, which raises its error
+                    self.records += count
+                    yield frame
+                    continue
             batch = _text_lines(frame) if kind == "text" else _loads(frame)
             self.records += len(batch)
             if kept is not None:
@@ -371,6 +381,17 @@ class _Inputs:
             frame = io.read_frame()
             if isinstance(frame, int):
                 self.ended += 1
+
+
+def _record_count(frame: bytes) -> int:
+    """The record count in a record frame's header (-1 when it does not parse)."""
+    count = shift = 0
+    for byte in frame[2:12]:
+        count |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return count
+        shift += 7
+    return -1
 
 
 def _loads(frame: bytes) -> list:

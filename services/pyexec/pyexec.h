@@ -49,6 +49,8 @@ int pyexec_split_pairs_add(PyObject *module);
 /* pyexec_values.c: adds ResultIterableBase, map_values and count (per-key steps of
  * groupByKey's values, mapValues and count). */
 int pyexec_values_add(PyObject *module);
+/* pyexec_merge.c: adds merge_float_frame (reduceByKey(add)'s reduce side from record frames). */
+int pyexec_merge_add(PyObject *module);
 
 /* pyexec_sort.c: adds sort_by_int_key and set_range_partitioner (sortByKey). */
 int pyexec_sort_add(PyObject *module);

@@ -568,7 +568,8 @@ PyObject *pyexec_fast_init(void)
     if (module && (pyexec_words_add(module) != 0 || pyexec_records_add(module) != 0 ||
                    pyexec_sort_add(module) != 0 || pyexec_values_add(module) != 0 ||
                    pyexec_lines_add(module) != 0 ||
-                   pyexec_split_pairs_add(module) != 0 || pyexec_groups_add(module) != 0))
+                   pyexec_split_pairs_add(module) != 0 || pyexec_groups_add(module) != 0 ||
+                   pyexec_merge_add(module) != 0))
         Py_CLEAR(module);
     return module;
 }
