@@ -756,7 +756,9 @@ class ExternalMerger:
         what follows it in its frame, as _merge_fast merges them; the memory
         checks come after the same numbers of records (every 64, across frames)
         as _merge_fast's, so the dict, its spills and the order of items() are
-        the same."""
+        the same. A corrupt frame raises load_records's error as before, but
+        after the records before the bad one were merged (the task fails
+        either way)."""
         window = _CHECK_MASK + 1
         room = window
         merge_frame = _ember_fast.merge_float_frame
@@ -772,7 +774,8 @@ class ExternalMerger:
                         room = window
                     if stopped:         # the rest of the frame the Python way
                         records = _ember_fast.load_records(item)   # raises for a bad frame
-                        item = records[len(records) - remaining:] if remaining > 0 else []
+                        item = (records if remaining == len(records)
+                                else records[len(records) - remaining:] if remaining > 0 else [])
                         break
                     if not remaining:
                         item = None

@@ -384,7 +384,10 @@ class _Inputs:
 
 
 def _record_count(frame: bytes) -> int:
-    """The record count in a record frame's header (-1 when it does not parse)."""
+    """The record count in a record frame's header (-1 when it does not parse:
+    the frame is decoded then, which raises its error before anything is counted)."""
+    if frame[1:2] != _RECORDS_VERSION:
+        return -1
     count = shift = 0
     for byte in frame[2:12]:
         count |= (byte & 0x7F) << shift
@@ -402,6 +405,7 @@ def _loads(frame: bytes) -> list:
 
 
 _RECORDS_MAGIC = bytes([_ember_fast.RECORDS_MAGIC]) if _ember_fast is not None else b""
+_RECORDS_VERSION = bytes([_ember_fast.RECORDS_VERSION]) if _ember_fast is not None else b""
 if _ember_fast is not None:
     _ember_fast.set_result_iterable(ResultIterable)   # record frames carry groupByKey's values
     _ember_fast.set_range_partitioner(RangePartitioner)   # sortByKey's bisect, in C

@@ -52,6 +52,10 @@ int pyexec_values_add(PyObject *module);
 /* pyexec_merge.c: adds merge_float_frame (reduceByKey(add)'s reduce side from record frames). */
 int pyexec_merge_add(PyObject *module);
 
+/* A record frame (pyexec_records.c) starts with these two bytes. */
+#define RECORDS_MAGIC 0xE5
+#define RECORDS_VERSION 0x01
+
 /* pyexec_sort.c: adds sort_by_int_key and set_range_partitioner (sortByKey). */
 int pyexec_sort_add(PyObject *module);
 /* A registered ember.shuffle.RangePartitioner's fields, read once per call of

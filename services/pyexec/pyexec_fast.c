@@ -68,15 +68,20 @@ static int next_pair(PyObject *iterator, PyObject **k, PyObject **v)
 }
 
 /* merge(old, v), with operator.add done directly and None meaning
- * ember.shuffle.keep_first (old). New reference. */
+ * ember.shuffle.keep_first (old). New reference. old is held for the call:
+ * the dict that lends it could change under Python code (an __add__). */
 static PyObject *merge_values(PyObject *merge, PyObject *old, PyObject *v)
 {
     if (merge == Py_None)
         return Py_NewRef(old);
+    PyObject *result;
+    Py_INCREF(old);
     if (merge == operator_add)
-        return PyNumber_Add(old, v);
-    PyObject *args[2] = {old, v};
-    return PyObject_Vectorcall(merge, args, 2, NULL);
+        result = PyNumber_Add(old, v);
+    else
+        result = PyObject_Vectorcall(merge, (PyObject *[]){old, v}, 2, NULL);
+    Py_DECREF(old);
+    return result;
 }
 
 /* old += v when that cannot be told from data[k] = old + v: both exact

@@ -14,9 +14,6 @@
 
 #include <string.h>
 
-#define RECORDS_MAGIC 0xE5
-#define RECORDS_VERSION 0x01
-
 static int read_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
 {
     uint64_t x = 0;
@@ -81,8 +78,12 @@ static int merge_one(PyObject *data, const unsigned char *k, Py_ssize_t len, dou
     }
     PyObject *value = PyFloat_FromDouble(v);
     PyObject *updated = NULL;
-    if (value)
-        updated = old ? PyNumber_Add(old, value) : Py_NewRef(value);
+    if (value && old) {
+        Py_INCREF(old);       /* an __add__ of a subclass may change the dict */
+        updated = PyNumber_Add(old, value);
+        Py_DECREF(old);
+    } else if (value)
+        updated = Py_NewRef(value);
     int rc = updated ? PyDict_SetItem(data, key, updated) : -1;
     Py_XDECREF(updated);
     Py_XDECREF(value);
@@ -123,9 +124,10 @@ static PyObject *fast_merge_float_frame(PyObject *self, PyObject *const *args, P
     p = start + offset;
     if (offset == 0) {
         uint64_t n;
-        p = start + 2;
-        if (view.len < 2 || start[0] != RECORDS_MAGIC || start[1] != RECORDS_VERSION
-            || read_varint(&p, end, &n) != 0 || n > (uint64_t)(end - p)) {
+        int header = view.len >= 2 && start[0] == RECORDS_MAGIC && start[1] == RECORDS_VERSION;
+        if (header)
+            p = start + 2;
+        if (!header || read_varint(&p, end, &n) != 0 || n > (uint64_t)(end - p)) {
             /* load_records raises its own error for it */
             result = Py_BuildValue("(nnnO)", (Py_ssize_t)0, (Py_ssize_t)0, (Py_ssize_t)-1,
                                    Py_True);

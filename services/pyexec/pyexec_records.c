@@ -25,8 +25,6 @@
 
 #include <string.h>
 
-#define RECORDS_MAGIC 0xE5
-#define RECORDS_VERSION 0x01
 #define MAX_DEPTH 64
 
 enum { T_NONE = 'N', T_TRUE = 'T', T_FALSE = 'F', T_INT = 'i', T_FLOAT = 'f', T_STR = 's',
@@ -456,6 +454,8 @@ static PyMethodDef records_methods[] = {
 int pyexec_records_add(PyObject *module)
 {
     if (PyModule_AddFunctions(module, records_methods) != 0)
+        return -1;
+    if (PyModule_AddIntConstant(module, "RECORDS_VERSION", RECORDS_VERSION) != 0)
         return -1;
     return PyModule_AddIntConstant(module, "RECORDS_MAGIC", RECORDS_MAGIC);
 }

@@ -100,3 +100,29 @@ def test_pagerank_steps_match_a_python_run(sc: SparkContext) -> None:
     got = dict(ranks.collect())
     assert got == in_python(3)
     assert all(type(v) is float for v in got.values())
+
+
+def test_reduce_by_key_add_read_as_frames_counts_and_sums_as_a_lambda(sc: SparkContext,
+                                                                       gateway) -> None:
+    """reduceByKey(add)'s reduce side reads its shuffle input as raw record frames
+    (_ember_fast.merge_float_frame): the same sums, types and stage record counts as
+    a merge function it does not recognise, with ints, non-ASCII keys and a cached
+    input mixed in."""
+    from conftest import job_stages, last_job
+    pairs = [(f"k{i % 997}", i / 8) for i in range(20_000)]
+    pairs += [("é", 1.5), ("k1", 2), ("", 0.25), ("k2", True)]
+    cached = sc.parallelize(pairs, 3).cache()
+    cached.count()
+    app = sc.applicationId
+
+    def run(merge):
+        got = cached.reduceByKey(merge, 4).collect()
+        stages = job_stages(gateway, app, last_job(gateway, app)["jobId"])
+        counts = sorted((s["inputRecords"], s["outputRecords"]) for s in stages
+                        if s["status"] == "COMPLETE")
+        return sorted((k, type(v), v) for k, v in got), counts
+
+    fast, slow = run(operator.add), run(lambda a, b: a + b)
+    assert fast == slow
+    assert len(fast[0]) == 999
+    assert fast[1][-1][0] == len(pairs)
