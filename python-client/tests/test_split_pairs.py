@@ -257,3 +257,21 @@ def test_text_that_is_not_ascii_is_written_in_frames_as_large_as_the_object_path
     assert _decoded(fused) == _decoded(plain)
     assert len(fused) <= 1.5 * len(plain), (len(fused), len(plain))
 
+
+def test_a_writer_not_initialised_raises():
+    writer = _ember_fast.SplitPairsWriter.__new__(_ember_fast.SplitPairsWriter)
+    for call in (lambda: writer.feed(b"a b\n"), writer.frames, writer.flush):
+        with pytest.raises(RuntimeError, match="not initialised"):
+            call()
+
+
+def test_a_writer_whose_second_init_failed_is_not_initialised():
+    writer = _ember_fast.SplitPairsWriter(2, None, 10)
+    assert writer.feed(b"a b\n") == 1
+    with pytest.raises(MemoryError):
+        writer.__init__(1 << 60, None, 10)          # more buckets than memory
+    for call in (lambda: writer.feed(b"a b\n"), writer.frames, writer.flush):
+        with pytest.raises(RuntimeError, match="not initialised"):
+            call()
+    writer.__init__(3, None, 10)                    # and can be made again
+    assert writer.feed(b"a b\n") == 1 and len(writer.flush()) == 1
