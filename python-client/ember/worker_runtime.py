@@ -473,17 +473,27 @@ def _write_shuffle(records: Iterable[Any], partitioner: Callable[[Any], int], nu
     tail = records.split_text_tail if type(records) is CombinedRecords and portable else None
     if tail is not None:
         tail.wanted = True
+    count = _partition_all(records, partitioner, portable, buckets, sizer, pairs)
+    if tail is not None and tail.rest is not None:
+        written, records = _write_split_pairs(*tail.rest, buckets, sizer)
+        count += written
+        if records is not None:
+            count += _partition_all(records, portable_hash, True, buckets, sizer, False)
+    for reduce_id, bucket in enumerate(buckets):
+        count += _flush(bucket, sizer, struct.pack(">i", reduce_id), records=True)
+    return count
+
+
+def _partition_all(records: Iterator[Any], partitioner: Callable[[Any], int], portable: bool,
+                   buckets: list[list[Any]], sizer: _AdaptiveBatch, pairs: bool) -> int:
+    """Buckets records in C, writing out a bucket whenever it is full; the
+    records left in buckets are the caller's to write."""
     count = 0
     while True:
         full = _ember_fast.partition(records, partitioner, portable, buckets, sizer.size, pairs)
         if full < 0:
-            break
+            return count
         count += _flush(buckets[full], sizer, struct.pack(">i", full), records=True)
-    for reduce_id, bucket in enumerate(buckets):
-        count += _flush(bucket, sizer, struct.pack(">i", reduce_id), records=True)
-    if tail is not None and tail.rest is not None:
-        count += _write_split_pairs(*tail.rest, num_reduce)
-    return count
 
 
 _SPLIT_PAIRS_FRAME_BYTES = 64 * 1024     # about what _AdaptiveBatch settles at for edges
@@ -491,15 +501,25 @@ _SPLIT_PAIRS_FRAME_BYTES = 64 * 1024     # about what _AdaptiveBatch settles at 
 
 def _write_split_pairs(frames: Iterable[bytes], lines_of: Callable[[bytes], list],
                        splitter: Callable[[str], list], sep: Optional[str],
-                       num_reduce: int) -> int:
+                       buckets: list[list[Any]], sizer: _AdaptiveBatch
+                       ) -> tuple[int, Optional[Iterator[Any]]]:
     """The shuffle output of (tuple(line.split(sep)), None) for every line of
-    the text frames, bucketed by portable_hash: what partition and
-    dump_records make of the records split_lines gives, written by
-    _ember_fast.SplitPairsWriter without making them. A frame that is not
-    ASCII goes the object way (after what is held is written, so each
-    bucket keeps the input's order)."""
-    writer = _ember_fast.SplitPairsWriter(num_reduce, sep, _SPLIT_PAIRS_FRAME_BYTES)
+    the text frames, bucketed by portable_hash: the records partition and
+    dump_records make of what split_lines gives, per bucket in the same order,
+    written by _ember_fast.SplitPairsWriter without making them (its frames
+    are cut at _SPLIT_PAIRS_FRAME_BYTES). buckets hold _write_shuffle's
+    records so far, written out before the writer's first frame so that each
+    bucket keeps the input's order. At the first frame that is not ASCII
+    (refused by the writer) what the writer holds is written and that frame's
+    and all later frames' records are given back (with the records written)
+    for _write_shuffle to bucket into the same buckets: one shuffle writer
+    per refused frame would write every bucket's few records out per 512 KiB
+    text frame, and real UTF-8 text has a non-ASCII byte in nearly every
+    frame."""
+    frames = iter(frames)
+    writer = _ember_fast.SplitPairsWriter(len(buckets), sep, _SPLIT_PAIRS_FRAME_BYTES)
     count = 0
+    buckets_written = False
 
     def write(done: list) -> int:
         for frame, _ in done:
@@ -508,14 +528,17 @@ def _write_split_pairs(frames: Iterable[bytes], lines_of: Callable[[bytes], list
 
     for frame in frames:
         if writer.feed(frame) < 0:
-            count += write(writer.flush())
-            count += _write_shuffle(
-                fused_text.paired_with(iter(fused_text.split_frame(frame, lines_of, splitter,
-                                                                   sep)), None),
-                portable_hash, num_reduce)
-            continue
+            count += write(writer.flush())      # empty unless a frame was fed
+            tuples = chain.from_iterable(
+                fused_text.split_frame(f, lines_of, splitter, sep)
+                for f in chain((frame,), frames))
+            return count, iter(fused_text.paired_with(tuples, None))
+        if not buckets_written:
+            for reduce_id, bucket in enumerate(buckets):
+                count += _flush(bucket, sizer, struct.pack(">i", reduce_id), records=True)
+            buckets_written = True
         count += write(writer.frames())
-    return count + write(writer.flush())
+    return count + write(writer.flush()), None
 
 
 class _CacheTee:

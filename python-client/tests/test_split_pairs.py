@@ -1,7 +1,8 @@
 """distinct's map side over split text lines written from the text frames in C
 (_ember_fast.SplitPairsWriter, ember.shuffle.SplitTextTail) against the object path
-it replaces: the same frames as partition + dump_records make of split_lines's
-records, and the same records before the hand-over as the combine gives.
+it replaces: the same records per bucket (order and counts) as partition +
+dump_records make of split_lines's records, and the same records before the
+hand-over as the combine gives.
 
 Like test_fused_text.py, _ember_fast is loaded from build/lib.
 """
@@ -173,3 +174,104 @@ def test_the_object_path_is_taken_without_the_c_module(monkeypatch):
     split = fused_text.split_tuples(_leaf([b"a b\n"]), str.split, None)
     assert type(split) is not fused_text.SplitTuples
     assert list(split) == [("a", "b")]
+
+
+# The whole map side as the worker writes it: worker_runtime._write_shuffle with
+# _ember_io.write_frame caught (the C host provides _ember_io; a stub here).
+
+def _worker_runtime(monkeypatch, written):
+    import sys
+    import types
+    stub = types.ModuleType("_ember_io")
+    stub.write_frame = lambda data, prefix=b"": written.append(bytes(prefix) + bytes(data))
+    monkeypatch.setitem(sys.modules, "_ember_io", stub)
+    from ember import worker_runtime
+    monkeypatch.setattr(worker_runtime, "io", stub)
+    monkeypatch.setattr(worker_runtime, "_ember_fast", _ember_fast)
+    return worker_runtime
+
+
+def _decoded(frames):
+    """{reduce id: records in order} of shuffle frames (record frames or pickles)."""
+    import pickle
+    out = {}
+    for frame in frames:
+        body = frame[4:]
+        records = (_ember_fast.load_records(body) if body[0] == _ember_fast.RECORDS_MAGIC
+                   else pickle.loads(body))
+        out.setdefault(int.from_bytes(frame[:4], "big"), []).extend(records)
+    return out
+
+
+def _write_map_side(wr, written, frames, reduce, fused):
+    """(records counted, frames written, whether the text was handed over) of
+    distinct's map side over frames, fused (split_tuples) or the object way."""
+    written.clear()
+    if fused:
+        split = fused_text.split_tuples(_leaf(frames), str.split, None)
+        assert type(split) is fused_text.SplitTuples
+    else:
+        split = (tuple(line.split()) for frame in frames for line in text_lines(frame))
+    records = combine_locally(fused_text.paired_with(split, None), DISTINCT, 1 << 30)
+    count = wr._write_shuffle(records, portable_hash, reduce)
+    tail = getattr(records, "split_text_tail", None)
+    return count, list(written), tail is not None and tail.rest is not None
+
+
+@pytest.mark.parametrize("non_ascii_every", [None, 5_000, 3])
+def test_the_written_map_side_has_the_object_paths_records_in_each_bucket(
+        monkeypatch, non_ascii_every):
+    written = []
+    wr = _worker_runtime(monkeypatch, written)
+    rng = random.Random(11)
+    edges = [f"{i * 7919 % 1000003} {rng.randint(0, 99)}" for i in range(60_000)]
+    if non_ascii_every:
+        for i in range(0, len(edges), non_ascii_every):
+            edges[i] = f"\u00e9{i} x"
+    edges[100:200] = edges[:100]
+    text = ("\n".join(edges) + "\n").encode()
+    for cut, reduce in ((7_000, 3), (65_536, 7), (150_000, 1)):
+        frames = _whole_frames(text, cut)
+        count, fused, handed = _write_map_side(wr, written, frames, reduce, True)
+        plain_count, plain, _ = _write_map_side(wr, written, frames, reduce, False)
+        assert handed                      # the C writer (or its refusal) did run
+        assert count == plain_count == len(edges) - 100
+        assert _decoded(fused) == _decoded(plain)
+
+
+def test_text_that_is_not_ascii_is_written_in_frames_as_large_as_the_object_paths(
+        monkeypatch):
+    """Frames refused by the writer go through one shuffle writer, not one each
+    (which wrote every bucket's few records out per text frame)."""
+    written = []
+    wr = _worker_runtime(monkeypatch, written)
+    edges = [f"{i * 7919 % 1000003} {i % 977}" for i in range(200_000)]
+    for i in range(0, len(edges), 500):
+        edges[i] = f"\u00e9 {i}"
+    text = ("\n".join(edges) + "\n").encode()
+    frames = _whole_frames(text, 20_000)
+    reduce = 50
+    _, fused, handed = _write_map_side(wr, written, frames, reduce, True)
+    _, plain, _ = _write_map_side(wr, written, frames, reduce, False)
+    assert handed
+    assert _decoded(fused) == _decoded(plain)
+    assert len(fused) <= 1.5 * len(plain), (len(fused), len(plain))
+
+
+def test_a_writer_not_initialised_raises():
+    writer = _ember_fast.SplitPairsWriter.__new__(_ember_fast.SplitPairsWriter)
+    for call in (lambda: writer.feed(b"a b\n"), writer.frames, writer.flush):
+        with pytest.raises(RuntimeError, match="not initialised"):
+            call()
+
+
+def test_a_writer_whose_second_init_failed_is_not_initialised():
+    writer = _ember_fast.SplitPairsWriter(2, None, 10)
+    assert writer.feed(b"a b\n") == 1
+    with pytest.raises(MemoryError):
+        writer.__init__(1 << 60, None, 10)          # more buckets than memory
+    for call in (lambda: writer.feed(b"a b\n"), writer.frames, writer.flush):
+        with pytest.raises(RuntimeError, match="not initialised"):
+            call()
+    writer.__init__(3, None, 10)                    # and can be made again
+    assert writer.feed(b"a b\n") == 1 and len(writer.flush()) == 1

@@ -13,9 +13,12 @@
  * the tuple's hash is ember.shuffle.portable_hash's mix, and the record's
  * bytes are what dump_records writes for it (pyexec_records.c: tags '(' 's'
  * 'N', varint lengths); a bucket goes out as a frame (with the shuffle's
- * 4-byte reduce id in front) once it holds frame_bytes. A frame with a
- * non-ASCII byte is refused (feed gives -1) and left to the object path. Only MemoryError (and TypeError on bad
- * arguments) is raised. */
+ * 4-byte reduce id in front) once it holds frame_bytes. So each bucket gets
+ * the records partition and dump_records give it, in the same order and
+ * number; only where its frames are cut differs (frame_bytes here, the
+ * adaptive batch size there). A frame with a non-ASCII byte is refused (feed
+ * gives -1) and left to the object path. Raises MemoryError, TypeError and
+ * ValueError on bad arguments, RuntimeError when used before __init__. */
 #include "pyexec.h"
 
 #include <string.h>
@@ -43,11 +46,16 @@ typedef struct {
     PyObject *done;              /* list of (frame, records) not handed out yet */
 } SplitPairsWriter;
 
-static int reserve(struct bucket *b, size_t more)
+/* Room for one record of at most this many bytes past frame_bytes: a bucket's
+ * buffer starts at frame_bytes plus this (or plus the first record, if larger), so
+ * it is not doubled by the record that crosses frame_bytes. */
+#define RECORD_MARGIN 4096
+
+static int reserve(struct bucket *b, size_t more, size_t frame_bytes)
 {
     if (b->len + more <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 64 * 1024;
+    size_t cap = b->cap ? b->cap : frame_bytes + (more > RECORD_MARGIN ? more : RECORD_MARGIN);
     while (cap < b->len + more)
         cap *= 2;
     char *data = PyMem_Realloc(b->data, cap);
@@ -178,7 +186,7 @@ static int write_line(SplitPairsWriter *w, const char *p, Py_ssize_t n, struct f
     h ^= (uint64_t)f->count;
     Py_ssize_t index = (Py_ssize_t)(h % (uint64_t)w->num_reduce);
     struct bucket *bucket = &w->buckets[index];
-    if (reserve(bucket, bytes) != 0)
+    if (reserve(bucket, bytes, w->frame_bytes) != 0)
         return -1;
     char *o = bucket->data + bucket->len;
     *o++ = '(';
@@ -201,6 +209,16 @@ static int write_line(SplitPairsWriter *w, const char *p, Py_ssize_t n, struct f
     return bucket->len >= w->frame_bytes ? finish_frame(w, index) : 0;
 }
 
+/* 0 when __init__ ran to its end; else -1 with RuntimeError (a writer made by
+ * __new__ alone, or whose __init__ failed, has no buckets to write into). */
+static int check_ready(SplitPairsWriter *w)
+{
+    if (w->buckets && w->num_reduce > 0 && w->done)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "SplitPairsWriter not initialised (call __init__)");
+    return -1;
+}
+
 /* feed(frame: bytes) -> the records written (its lines, as split_lines cuts
  * them), or -1 when the frame has a non-ASCII byte (nothing written). */
 static PyObject *writer_feed(SplitPairsWriter *w, PyObject *frame)
@@ -209,6 +227,8 @@ static PyObject *writer_feed(SplitPairsWriter *w, PyObject *frame)
         PyErr_SetString(PyExc_TypeError, "feed(frame: bytes)");
         return NULL;
     }
+    if (check_ready(w) != 0)
+        return NULL;
     const char *buf = PyBytes_AS_STRING(frame);
     Py_ssize_t len = PyBytes_GET_SIZE(frame);
     unsigned char any = 0;
@@ -240,6 +260,8 @@ static PyObject *writer_feed(SplitPairsWriter *w, PyObject *frame)
  * call, each the 4-byte big-endian reduce id and the record frame. */
 static PyObject *writer_frames(SplitPairsWriter *w, PyObject *unused)
 {
+    if (check_ready(w) != 0)
+        return NULL;
     PyObject *fresh = PyList_New(0);
     if (!fresh)
         return NULL;
@@ -251,6 +273,8 @@ static PyObject *writer_frames(SplitPairsWriter *w, PyObject *unused)
 /* flush() -> frames() after every bucket's records went into a frame. */
 static PyObject *writer_flush(SplitPairsWriter *w, PyObject *unused)
 {
+    if (check_ready(w) != 0)
+        return NULL;
     for (Py_ssize_t i = 0; i < w->num_reduce; i++)
         if (finish_frame(w, i) != 0)
             return NULL;
@@ -284,20 +308,28 @@ static int writer_init(SplitPairsWriter *w, PyObject *args, PyObject *kwargs)
         }
         sep = (int)PyUnicode_READ_CHAR(sep_obj, 0);
     }
-    if (w->buckets)
-        for (Py_ssize_t i = 0; i < w->num_reduce; i++)
-            PyMem_Free(w->buckets[i].data);
+    /* a second __init__ starts over; if it fails, the writer is left not
+     * initialised (check_ready) rather than half made */
+    for (Py_ssize_t i = 0; w->buckets && i < w->num_reduce; i++)
+        PyMem_Free(w->buckets[i].data);
     PyMem_Free(w->buckets);
+    w->buckets = NULL;
+    w->num_reduce = 0;
+    Py_CLEAR(w->done);
+    PyObject *done = PyList_New(0);
+    if (!done)
+        return -1;
     w->buckets = PyMem_Calloc((size_t)num_reduce, sizeof(*w->buckets));
-    w->num_reduce = w->buckets ? num_reduce : 0;
     if (!w->buckets) {
+        Py_DECREF(done);
         PyErr_NoMemory();
         return -1;
     }
+    w->num_reduce = num_reduce;
+    w->done = done;
     w->sep = sep;
     w->frame_bytes = (size_t)frame_bytes;
-    Py_XSETREF(w->done, PyList_New(0));
-    return w->done ? 0 : -1;
+    return 0;
 }
 
 static void writer_dealloc(SplitPairsWriter *w)
