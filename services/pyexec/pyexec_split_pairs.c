@@ -25,8 +25,6 @@
 
 /* The record frame of pyexec_records.c (load_records reads what take writes:
  * python-client/tests/test_split_pairs.py). */
-#define RECORDS_MAGIC 0xE5
-#define RECORDS_VERSION 0x01
 
 /* ASCII whitespace for str.split(), as pyexec_lines.c. */
 static unsigned char is_space[256];
