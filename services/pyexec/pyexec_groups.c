@@ -259,62 +259,70 @@ static Py_ssize_t table_bytes(const PairGroups *g)
            + (g->slots ? (Py_ssize_t)(g->mask + 1) * (Py_ssize_t)sizeof(*g->slots) : 0);
 }
 
-/* The values of every key, one key after another in first-seen order and
- * each key's in record order (a counting sort), in one buffer; the values'
- * references move into it and the per-record arrays are freed. NULL on
- * failure, with the table left as it was. */
-static PyObject **sort_values(PairGroups *g)
+/* The lists of every key (new references in lists[]), filled in record
+ * order; the values' references move into them and the per-record arrays
+ * are freed. Each list is made empty with room for its values, and the sizes
+ * are set once every value is in place: a collection (PyList_New may run
+ * one) only ever sees lists of 0 items, never one of NULL slots. */
+static int make_lists(PairGroups *g, PyObject **lists)
 {
-    PyObject **sorted = malloc((size_t)(g->records ? g->records : 1) * sizeof(*sorted));
-    Py_ssize_t *next = malloc((size_t)g->used * sizeof(*next));
-    if (!sorted || !next) {
-        free(sorted);
-        free(next);
+    PyObject ***next = PyMem_Malloc((size_t)g->used * sizeof(*next));
+    if (!next) {
         PyErr_NoMemory();
-        return NULL;
+        return -1;
     }
-    Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < g->used; i++) {
-        next[i] = at;
-        at += g->entries[i].count;
+        PyObject *list = PyList_New(0);
+        PyObject **items = list ? PyMem_Malloc((size_t)g->entries[i].count * sizeof(*items)) : NULL;
+        if (!items) {
+            if (list)
+                PyErr_NoMemory();
+            Py_XDECREF(list);
+            while (i--)
+                Py_DECREF(lists[i]);
+            PyMem_Free(next);
+            return -1;
+        }
+        ((PyListObject *)list)->ob_item = items;
+        ((PyListObject *)list)->allocated = g->entries[i].count;
+        lists[i] = list;
+        next[i] = items;
     }
     for (Py_ssize_t r = 0; r < g->records; r++) {
         if (r + 16 < g->records)
-            __builtin_prefetch(&sorted[next[g->ids[r + 16]]], 1);
-        sorted[next[g->ids[r]]++] = g->values[r];
+            __builtin_prefetch(next[g->ids[r + 16]], 1);
+        *next[g->ids[r]]++ = g->values[r];
     }
-    free(next);
+    for (Py_ssize_t i = 0; i < g->used; i++)
+        Py_SET_SIZE(lists[i], g->entries[i].count);
+    g->records = 0;                 /* the references are the lists' now */
     free_records(g);
-    return sorted;
+    PyMem_Free(next);
+    return 0;
 }
 
 /* Moves the groups into dict (empty: the caller sees to it), keys in
- * first-seen order, and empties the table. Each list is filled as soon as it
- * is made, so a collection never sees one half built. */
+ * first-seen order, and empties the table, freeing each array as soon as
+ * it is no longer needed. */
 static int flush_into(PairGroups *g, PyObject *dict)
 {
-    PyObject **sorted = g->used ? sort_values(g) : NULL;
-    if (g->used && !sorted)
-        return -1;
-    int rc = 0;
-    Py_ssize_t at = 0;
-    for (Py_ssize_t i = 0; i < g->used; i++) {
-        Py_ssize_t n = g->entries[i].count;
-        PyObject *list = rc == 0 ? PyList_New(n) : NULL;
-        if (!list) {
-            for (Py_ssize_t j = at; j < at + n; j++)
-                Py_DECREF(sorted[j]);
-            rc = -1;
-        } else {
-            memcpy(((PyListObject *)list)->ob_item, &sorted[at], (size_t)n * sizeof(*sorted));
+    if (!g->used)
+        return 0;
+    free(g->slots);                 /* only lookups use them */
+    g->slots = NULL;
+    g->mask = 0;
+    PyObject **lists = PyMem_Malloc((size_t)g->used * sizeof(*lists));
+    int rc = lists ? make_lists(g, lists) : (PyErr_NoMemory(), -1);
+    if (rc == 0) {
+        for (Py_ssize_t i = 0; i < g->used; i++) {
             if (i + 8 < g->used)
                 __builtin_prefetch(g->entries[i + 8].key);   /* its hash is read next */
-            rc = PyDict_SetItem(dict, g->entries[i].key, list);
-            Py_DECREF(list);
+            if (rc == 0)
+                rc = PyDict_SetItem(dict, g->entries[i].key, lists[i]);
+            Py_DECREF(lists[i]);
         }
-        at += n;
     }
-    free(sorted);
+    PyMem_Free(lists);
     clear_table(g);
     return rc;
 }
