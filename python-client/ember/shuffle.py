@@ -941,26 +941,42 @@ class ExternalGroupBy(ExternalMerger):
         value_size, key_size = self._value_sizer.size, self._key_sizer.size
         # Appending, the groups of str and bytes keys are built keyed on the
         # keys' bytes (PairGroups: the same dict, filled when data is read).
+        # Its table's own bytes (table) count against the limit while it holds
+        # records: a flush makes the lists while the table still exists.
         groups = _ember_fast.PairGroups() if _PAIR_GROUPS and not extend else None
+        table = 0
         try:
             while True:
-                chunk = _records_until(self.memory_limit - self._used, self._value_sizer.average)
-                _, exhausted, new_keys, added, key, value = (
-                    groups.add(self.data, records, chunk) if groups is not None
-                    else _ember_fast.group(self.data, records, extend, chunk))
+                chunk = _records_until(self.memory_limit - self._used - table,
+                                       self._value_sizer.average)
+                if groups is not None:
+                    _, exhausted, new_keys, added, key, value, table = groups.add(
+                        self.data, records, chunk)
+                else:
+                    _, exhausted, new_keys, added, key, value = _ember_fast.group(
+                        self.data, records, extend, chunk)
                 if added:
                     self._used += new_keys * (120 + key_size(key)) + added * value_size(value)
                 else:
                     self._used += new_keys * 120
-                if self._used > self.memory_limit:
+                if self._used + table > self.memory_limit:
                     if groups is not None:
-                        groups.flush(self.data)
+                        self._flush_groups(groups)
+                        table = 0
                     self._spill()
                 if exhausted:
                     return
         finally:
             if groups is not None:
-                groups.flush(self.data)
+                self._flush_groups(groups)
+
+    def _flush_groups(self, groups: Any) -> None:
+        """Moves PairGroups' groups into data. The table holds groups only
+        while data is empty, so they become data: one dict, made at its size."""
+        if len(groups):
+            if self.data:
+                groups.flush(self.data)     # raises: the groups would replace data's lists
+            self.data = groups.flush()
 
     def _spill(self) -> None:
         average = self._value_sizer.average

@@ -17,7 +17,15 @@
  * tuple. The table is used only while data is empty; the first record that is
  * not an exact 2-tuple with such a key moves the groups into data (flush) and
  * that record and the rest go through group()'s own loop, with its errors.
- * The caller flushes before it reads data (a spill, the end). */
+ * The caller flushes before it reads data (a spill, the end): flush() with no
+ * argument returns a new dict of the groups (made at its final size, so no
+ * second dict exists at once), flush(data) fills data, which must be empty
+ * while the table holds groups (else they would replace data's lists).
+ *
+ * Memory: add() returns a 7th item, the bytes the table's own arrays hold,
+ * which the caller counts with its estimate of the groups. A flush frees the
+ * per-record arrays as soon as the values are placed and the per-key arrays
+ * at its end, so nothing of the table outlives it (spills, later rounds). */
 #include "pyexec.h"
 
 #include <stdint.h>
@@ -27,6 +35,11 @@
 #define KEY_INLINE 20
 #define BATCH 64
 #define KIND_BYTES 8            /* str kinds are 1, 2 and 4 */
+
+/* Records one table may hold (ids are uint32_t); past it the groups go into
+ * data and the rest goes through the dict loop, as group() would. A static
+ * only so that a test can lower it (_set_records_cap). */
+static Py_ssize_t records_cap = (Py_ssize_t)UINT32_MAX - 1;
 
 struct key_entry {
     uint64_t hash;
@@ -146,10 +159,6 @@ static int grow_slots(PairGroups *g)
  * cannot fail half way. */
 static int reserve(PairGroups *g)
 {
-    if (g->records >= (Py_ssize_t)UINT32_MAX - 1) {
-        PyErr_SetString(PyExc_MemoryError, "too many records to group in one table");
-        return -1;
-    }
     if (g->records == g->records_room) {
         Py_ssize_t room = g->records_room ? g->records_room * 2 : 4096;
         uint32_t *ids = realloc(g->ids, (size_t)room * sizeof(*ids));
@@ -216,19 +225,45 @@ static int add_keyed(PairGroups *g, const struct keyed *r, int *new_key)
     return 0;
 }
 
+static void free_records(PairGroups *g)
+{
+    free(g->ids);
+    free(g->values);
+    g->ids = NULL;
+    g->values = NULL;
+    g->records = g->records_room = 0;
+}
+
+/* Drops every reference and frees every array: an empty table holds nothing. */
 static void clear_table(PairGroups *g)
 {
     for (Py_ssize_t i = 0; i < g->records; i++)
         Py_DECREF(g->values[i]);
     for (Py_ssize_t i = 0; i < g->used; i++)
         Py_DECREF(g->entries[i].key);
-    g->records = g->used = 0;
-    if (g->slots)
-        memset(g->slots, 0, (g->mask + 1) * sizeof(*g->slots));
+    free_records(g);
+    free(g->entries);
+    free(g->slots);
+    g->entries = NULL;
+    g->slots = NULL;
+    g->used = g->room = 0;
+    g->mask = 0;
 }
 
-/* The lists of every key, at their final sizes, filled in record order; the
- * values' references move into them. New references in lists[]. */
+/* Bytes the table's arrays hold now (what the caller counts beside its
+ * estimate of the groups themselves). */
+static Py_ssize_t table_bytes(const PairGroups *g)
+{
+    return g->records_room * (Py_ssize_t)(sizeof(*g->ids) + sizeof(*g->values))
+           + g->room * (Py_ssize_t)sizeof(*g->entries)
+           + (g->slots ? (Py_ssize_t)(g->mask + 1) * (Py_ssize_t)sizeof(*g->slots) : 0);
+}
+
+/* The lists of every key (new references in lists[]), filled in record
+ * order; the values' references move into them and the per-record arrays
+ * are freed. Each list is made empty with room for its values, and the sizes
+ * are set once every value is in place: a collection (PyList_New may run
+ * one) only ever sees lists of 0 items, never one of NULL slots. */
 static int make_lists(PairGroups *g, PyObject **lists)
 {
     PyObject ***next = PyMem_Malloc((size_t)g->used * sizeof(*next));
@@ -237,51 +272,56 @@ static int make_lists(PairGroups *g, PyObject **lists)
         return -1;
     }
     for (Py_ssize_t i = 0; i < g->used; i++) {
-        lists[i] = PyList_New(g->entries[i].count);
-        if (!lists[i]) {
+        PyObject *list = PyList_New(0);
+        PyObject **items = list ? PyMem_Malloc((size_t)g->entries[i].count * sizeof(*items)) : NULL;
+        if (!items) {
+            if (list)
+                PyErr_NoMemory();
+            Py_XDECREF(list);
             while (i--)
                 Py_DECREF(lists[i]);
             PyMem_Free(next);
             return -1;
         }
-        next[i] = ((PyListObject *)lists[i])->ob_item;
+        ((PyListObject *)list)->ob_item = items;
+        ((PyListObject *)list)->allocated = g->entries[i].count;
+        lists[i] = list;
+        next[i] = items;
     }
     for (Py_ssize_t r = 0; r < g->records; r++) {
         if (r + 16 < g->records)
             __builtin_prefetch(next[g->ids[r + 16]], 1);
         *next[g->ids[r]]++ = g->values[r];
     }
-    g->records = 0;
+    for (Py_ssize_t i = 0; i < g->used; i++)
+        Py_SET_SIZE(lists[i], g->entries[i].count);
+    g->records = 0;                 /* the references are the lists' now */
+    free_records(g);
     PyMem_Free(next);
     return 0;
 }
 
-/* Moves the groups into data (keys in first-seen order) and empties the table. */
-static int flush_into(PairGroups *g, PyObject *data)
+/* Moves the groups into dict (empty: the caller sees to it), keys in
+ * first-seen order, and empties the table, freeing each array as soon as
+ * it is no longer needed. */
+static int flush_into(PairGroups *g, PyObject *dict)
 {
     if (!g->used)
         return 0;
+    free(g->slots);                 /* only lookups use them */
+    g->slots = NULL;
+    g->mask = 0;
     PyObject **lists = PyMem_Malloc((size_t)g->used * sizeof(*lists));
-    if (!lists) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    /* Filled at its final size, then merged into data (empty, see add) in
-     * one step, instead of growing data 20 times over. */
-    PyObject *groups = _PyDict_NewPresized(g->used);
-    int rc = groups ? make_lists(g, lists) : -1;
+    int rc = lists ? make_lists(g, lists) : (PyErr_NoMemory(), -1);
     if (rc == 0) {
         for (Py_ssize_t i = 0; i < g->used; i++) {
             if (i + 8 < g->used)
                 __builtin_prefetch(g->entries[i + 8].key);   /* its hash is read next */
             if (rc == 0)
-                rc = PyDict_SetItem(groups, g->entries[i].key, lists[i]);
+                rc = PyDict_SetItem(dict, g->entries[i].key, lists[i]);
             Py_DECREF(lists[i]);
         }
     }
-    if (rc == 0)
-        rc = PyDict_Update(data, groups);
-    Py_XDECREF(groups);
     PyMem_Free(lists);
     clear_table(g);
     return rc;
@@ -382,15 +422,22 @@ static PyObject *pg_add(PairGroups *g, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t max_records = PyLong_AsSsize_t(args[2]);
     if (max_records == -1 && PyErr_Occurred())
         return NULL;
-    struct tally t = {0, 0, 0, Py_NewRef(Py_None), Py_NewRef(Py_None)};
     if (g->used > 0 && PyDict_GET_SIZE(data) > 0) {
         PyErr_SetString(PyExc_RuntimeError, "PairGroups.add: flush before adding to the dict");
         return NULL;
     }
+    struct tally t = {0, 0, 0, Py_NewRef(Py_None), Py_NewRef(Py_None)};
     int use_table = g->used > 0 || PyDict_GET_SIZE(data) == 0;
     int ended = 0, rc = 0;
     struct keyed batch[BATCH];
     while (rc == 0 && !ended && t.consumed < max_records) {
+        if (use_table && g->records > records_cap - BATCH) {
+            /* Full (see records_cap): data is empty while the table is used. */
+            rc = flush_into(g, data);
+            use_table = 0;
+            if (rc != 0)
+                break;
+        }
         Py_ssize_t want = max_records - t.consumed;
         PyObject *other = NULL;
         int n = read_batch(g, iterator, use_table, want < BATCH ? (int)want : BATCH, batch,
@@ -420,22 +467,51 @@ static PyObject *pg_add(PairGroups *g, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *result = NULL;
     if (rc == 0 && ended >= 0)
-        result = Py_BuildValue("(nOnnOO)", t.consumed, ended ? Py_True : Py_False, t.new_keys,
-                               t.added, t.sample_key, t.sample_value);
+        result = Py_BuildValue("(nOnnOOn)", t.consumed, ended ? Py_True : Py_False, t.new_keys,
+                               t.added, t.sample_key, t.sample_value, table_bytes(g));
     Py_DECREF(t.sample_key);
     Py_DECREF(t.sample_value);
     return result;
 }
 
-static PyObject *pg_flush(PairGroups *g, PyObject *data)
+static PyObject *pg_flush(PairGroups *g, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!PyDict_CheckExact(data)) {
-        PyErr_SetString(PyExc_TypeError, "flush(data: dict)");
+    if (nargs > 1 || (nargs == 1 && !PyDict_CheckExact(args[0]))) {
+        PyErr_SetString(PyExc_TypeError, "flush([data: dict])");
+        return NULL;
+    }
+    if (nargs == 0) {
+        /* A new dict at its final size: cheaper than growing one, and no
+         * second dict to copy from. */
+        PyObject *groups = _PyDict_NewPresized(g->used);
+        if (groups && flush_into(g, groups) != 0)
+            Py_CLEAR(groups);
+        return groups;
+    }
+    PyObject *data = args[0];
+    if (g->used > 0 && PyDict_GET_SIZE(data) > 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "PairGroups.flush: data must be empty while the table holds groups");
         return NULL;
     }
     if (flush_into(g, data) != 0)
         return NULL;
     Py_RETURN_NONE;
+}
+
+static PyObject *pg_set_records_cap(PyObject *cls, PyObject *arg)
+{
+    (void)cls;
+    Py_ssize_t cap = PyLong_AsSsize_t(arg);
+    if (cap == -1 && PyErr_Occurred())
+        return NULL;
+    if (cap < BATCH || cap > (Py_ssize_t)UINT32_MAX - 1) {
+        PyErr_SetString(PyExc_ValueError, "records cap out of range");
+        return NULL;
+    }
+    Py_ssize_t old = records_cap;
+    records_cap = cap;
+    return PyLong_FromSsize_t(old);
 }
 
 static Py_ssize_t pg_len(PairGroups *g)
@@ -446,10 +522,6 @@ static Py_ssize_t pg_len(PairGroups *g)
 static void pg_dealloc(PairGroups *g)
 {
     clear_table(g);
-    free(g->entries);
-    free(g->slots);
-    free(g->ids);
-    free(g->values);
     Py_TYPE(g)->tp_free((PyObject *)g);
 }
 
@@ -465,7 +537,10 @@ static PyObject *pg_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static PyMethodDef pg_methods[] = {
     {"add", (PyCFunction)(void (*)(void))pg_add, METH_FASTCALL,
      "add(data, iterator, max_records) -> group(data, iterator, False, max_records)'s tuple"},
-    {"flush", (PyCFunction)pg_flush, METH_O, "flush(data): moves the groups into data"},
+    {"flush", (PyCFunction)(void (*)(void))pg_flush, METH_FASTCALL,
+     "flush() -> a new dict of the groups; flush(data): moves them into data (empty)"},
+    {"_set_records_cap", (PyCFunction)pg_set_records_cap, METH_O | METH_STATIC,
+     "tests only: sets the records one table holds, returns the old cap"},
     {NULL, NULL, 0, NULL},
 };
 
