@@ -167,7 +167,8 @@ def test_flush_returns_the_groups_as_a_new_dict_and_frees_the_table():
     old = {}
     _ember_fast.group(old, iter(records), False, len(records))
     assert list(data.items()) == list(old.items())
-    assert groups.add({}, iter([("a", 1)]), 10)[6] < 150_000   # the arrays were freed (their first sizes)
+    # the arrays were freed: the table holds only their first sizes again
+    assert groups.add({}, iter([("a", 1)]), 10)[6] < 150_000
     assert groups.flush() == {"a": [1]}
 
 

@@ -13,9 +13,10 @@ from itertools import chain
 import pytest
 
 from fast_extension import _ember_fast
+from test_fused_text import _leaf
 
 from ember import fused_text, shuffle  # noqa: E402
-from ember.fused_text import TextLines, text_lines  # noqa: E402
+from ember.fused_text import text_lines  # noqa: E402
 from ember.shuffle import SimpleAggregator, combine_locally, keep_first, portable_hash  # noqa: E402
 
 DISTINCT = SimpleAggregator(keep_first)
@@ -95,17 +96,6 @@ def test_a_frame_that_is_not_ascii_is_refused_whole():
         _ember_fast.SplitPairsWriter(2, None, 0)
     with pytest.raises(TypeError):
         writer.feed("text")
-
-
-def _leaf(frames):
-    """A text input as worker_runtime._Inputs.leaf makes it, over these frames."""
-    def batches(raw=False):
-        for frame in frames:
-            yield frame if raw else text_lines(frame)
-    first = batches()
-    lines = TextLines.from_iterable(first)
-    lines.batches, lines.source, lines.lines_of = first, batches, text_lines
-    return lines
 
 
 def _map_side(frames, wanted):

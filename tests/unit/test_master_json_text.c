@@ -221,6 +221,18 @@ static char *tree_journal_line(struct master *m, const struct job *j)
     return line;
 }
 
+/* Frees what a journal check made and the master's journal buffers. */
+static void forget_journal(struct master *m, const char *path, char *want, char *got)
+{
+    master_text_free(&m->journal_line);
+    free(m->journal_ends);
+    m->journal_ends = NULL;
+    m->n_journal_ends = m->cap_journal_ends = 0;
+    unlink(path);
+    free(want);
+    free(got);
+}
+
 static void check_journal(struct master *m, const struct job *j)
 {
     char path[] = "/tmp/test_master_json_text_XXXXXX";
@@ -245,13 +257,7 @@ static void check_journal(struct master *m, const struct job *j)
           "restored %zu jobs, %zu stages, job base %u", json_array_size(restored.history_jobs),
           json_array_size(restored.history_stages), restored.job_base);
     master_journal_close(&restored);
-    master_text_free(&m->journal_line);
-    free(m->journal_ends);
-    m->journal_ends = NULL;
-    m->n_journal_ends = m->cap_journal_ends = 0;
-    unlink(path);
-    free(want);
-    free(got);
+    forget_journal(m, path, want, got);
 }
 
 /* A line held for an answer (master_journal_hold) is written on release:
@@ -284,13 +290,7 @@ static void check_journal_held(struct master *m, const struct job *j, struct tas
     CHECK(getline(&got, &cap, fp) > 0 && strcmp(got, want) == 0, "held:\n got %s\nwant %s",
           got, want);
     fclose(fp);
-    master_text_free(&m->journal_line);
-    free(m->journal_ends);
-    m->journal_ends = NULL;
-    m->n_journal_ends = m->cap_journal_ends = 0;
-    unlink(path);
-    free(want);
-    free(got);
+    forget_journal(m, path, want, got);
 }
 
 /* Text-only cases: escapes jansson's tree cannot hold (bytes that are not
