@@ -7,6 +7,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>  /* must come before any system header */
 
+#include <string.h>
+
 /* Dies with the spawning worker thread; EMBER_EDEAD if it is already gone. */
 int pyexec_guard_parent(void);
 /* Moves the frame channel off fd 1 (to *out_fd) and points fd 1 at stderr, so
@@ -55,6 +57,34 @@ int pyexec_merge_add(PyObject *module);
 /* A record frame (pyexec_records.c) starts with these two bytes. */
 #define RECORDS_MAGIC 0xE5
 #define RECORDS_VERSION 0x01
+
+/* Text frames (split_lines, SplitPairsWriter): 1 when no byte is past ASCII. */
+static inline int pyexec_text_is_ascii(const char *buf, Py_ssize_t len)
+{
+    unsigned char any = 0;
+    for (Py_ssize_t i = 0; i < len; i++)
+        any |= (unsigned char)buf[i];
+    return !(any & 0x80);
+}
+
+/* The next line of a text frame from *at: 1 with its start and length (no
+ * \n, nor a \r before it), or 0 when none is left. As "".split("\n") is
+ * [""], an empty frame is one empty line, and no line follows a final \n. */
+static inline int pyexec_next_line(const char *buf, Py_ssize_t len, Py_ssize_t *at,
+                                   Py_ssize_t *start, Py_ssize_t *line_len)
+{
+    Py_ssize_t begin = *at;
+    if (begin >= len && !(begin == 0 && len == 0))
+        return 0;
+    const char *nl = memchr(buf + begin, '\n', (size_t)(len - begin));
+    Py_ssize_t end = nl ? nl - buf : len;
+    *at = end + 1;
+    if (end > begin && buf[end - 1] == '\r')
+        end--;
+    *start = begin;
+    *line_len = end - begin;
+    return 1;
+}
 
 /* pyexec_sort.c: adds sort_by_int_key and set_range_partitioner (sortByKey). */
 int pyexec_sort_add(PyObject *module);

@@ -122,30 +122,20 @@ static PyObject *fast_split_lines(PyObject *self, PyObject *const *args, Py_ssiz
     }
     const char *buf = PyBytes_AS_STRING(args[0]);
     Py_ssize_t len = PyBytes_GET_SIZE(args[0]);
-    unsigned char any = 0;
-    for (Py_ssize_t i = 0; i < len; i++)
-        any |= (unsigned char)buf[i];
-    if (any & 0x80)
+    if (!pyexec_text_is_ascii(buf, len))
         Py_RETURN_NONE;
     PyObject *out = PyList_New(0);
     if (!out)
         return NULL;
-    Py_ssize_t begin = 0;
-    /* "".split("\n") is [""]: one empty line; no line after a final \n */
-    while (begin < len || (begin == 0 && len == 0)) {
-        const char *nl = memchr(buf + begin, '\n', (size_t)(len - begin));
-        Py_ssize_t end = nl ? nl - buf : len;
-        Py_ssize_t next = end + 1;
-        if (end > begin && buf[end - 1] == '\r')
-            end--;
-        PyObject *t = split_line(buf + begin, end - begin, sep);
+    Py_ssize_t at = 0, start, line_len;
+    while (pyexec_next_line(buf, len, &at, &start, &line_len)) {
+        PyObject *t = split_line(buf + start, line_len, sep);
         int rc = t ? PyList_Append(out, t) : -1;
         Py_XDECREF(t);
         if (rc != 0) {
             Py_DECREF(out);
             return NULL;
         }
-        begin = next;
     }
     return out;
 }

@@ -229,26 +229,16 @@ static PyObject *writer_feed(SplitPairsWriter *w, PyObject *frame)
         return NULL;
     const char *buf = PyBytes_AS_STRING(frame);
     Py_ssize_t len = PyBytes_GET_SIZE(frame);
-    unsigned char any = 0;
-    for (Py_ssize_t i = 0; i < len; i++)
-        any |= (unsigned char)buf[i];
-    if (any & 0x80)
+    if (!pyexec_text_is_ascii(buf, len))
         return PyLong_FromLong(-1);
     struct fields f = {0};
-    Py_ssize_t lines = 0, begin = 0;
-    /* "".split("\n") is [""]: one empty line; no line after a final \n */
-    while (begin < len || (begin == 0 && len == 0)) {
-        const char *nl = memchr(buf + begin, '\n', (size_t)(len - begin));
-        Py_ssize_t end = nl ? nl - buf : len;
-        Py_ssize_t next = end + 1;
-        if (end > begin && buf[end - 1] == '\r')
-            end--;
-        if (write_line(w, buf + begin, end - begin, &f) != 0) {
+    Py_ssize_t lines = 0, at = 0, start, line_len;
+    while (pyexec_next_line(buf, len, &at, &start, &line_len)) {
+        if (write_line(w, buf + start, line_len, &f) != 0) {
             PyMem_Free(f.at);
             return NULL;
         }
         lines++;
-        begin = next;
     }
     PyMem_Free(f.at);
     return PyLong_FromSsize_t(lines);

@@ -221,6 +221,25 @@ static char *tree_journal_line(struct master *m, const struct job *j)
     return line;
 }
 
+/* Closes the master's journal and reads back its first line (NULL: none). */
+static char *close_and_read_line(struct master *m, const char *path)
+{
+    FILE *fp;
+    char *line = NULL;
+    size_t cap = 0;
+
+    fclose(m->journal);
+    m->journal = NULL;
+    fp = fopen(path, "r");
+    if (!fp || getline(&line, &cap, fp) <= 0) {
+        free(line);
+        line = NULL;
+    }
+    if (fp)
+        fclose(fp);
+    return line;
+}
+
 /* Frees what a journal check made and the master's journal buffers. */
 static void forget_journal(struct master *m, const char *path, char *want, char *got)
 {
@@ -237,19 +256,13 @@ static void check_journal(struct master *m, const struct job *j)
 {
     char path[] = "/tmp/test_master_json_text_XXXXXX";
     int fd = mkstemp(path);
-    char *want = tree_journal_line(m, j), *got = NULL;
-    size_t cap = 0;
+    char *want = tree_journal_line(m, j), *got;
     struct master restored = {0};
-    FILE *fp;
 
     m->journal = fdopen(fd, "a+");
     master_journal_job_end(m, j);
-    fclose(m->journal);
-    m->journal = NULL;
-    fp = fopen(path, "r");
-    CHECK(getline(&got, &cap, fp) > 0 && strcmp(got, want) == 0, "journal:\n got %s\nwant %s",
-          got, want);
-    fclose(fp);
+    got = close_and_read_line(m, path);
+    CHECK(got && strcmp(got, want) == 0, "journal:\n got %s\nwant %s", got, want);
     CHECK(master_journal_open(&restored, path) == 0, "journal %s not read back", path);
     CHECK(json_array_size(restored.history_jobs) == 1
               && json_array_size(restored.history_stages) == j->stages.n
@@ -268,10 +281,8 @@ static void check_journal_held(struct master *m, const struct job *j, struct tas
 {
     char path[] = "/tmp/test_master_json_text_XXXXXX";
     int fd = mkstemp(path);
-    char *want = tree_journal_line(m, j), *got = NULL;
-    size_t cap = 0;
+    char *want = tree_journal_line(m, j), *got;
     struct stat st;
-    FILE *fp;
 
     m->journal = fdopen(fd, "a+");
     master_journal_hold(m);
@@ -284,12 +295,8 @@ static void check_journal_held(struct master *m, const struct job *j, struct tas
     m->next_shuffle_id -= 5;
     if (late)
         late->metrics.records_in -= 1000;
-    fclose(m->journal);
-    m->journal = NULL;
-    fp = fopen(path, "r");
-    CHECK(getline(&got, &cap, fp) > 0 && strcmp(got, want) == 0, "held:\n got %s\nwant %s",
-          got, want);
-    fclose(fp);
+    got = close_and_read_line(m, path);
+    CHECK(got && strcmp(got, want) == 0, "held:\n got %s\nwant %s", got, want);
     forget_journal(m, path, want, got);
 }
 
