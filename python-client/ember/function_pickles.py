@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import types
+from itertools import chain
 from typing import Any, Callable
 
 import cloudpickle
@@ -31,7 +32,18 @@ except ImportError:
 
 _ATOMS = (type(None), bool, int, str, bytes)
 _BASE_GLOBALS = ("__package__", "__name__", "__path__", "__file__")
-_MISSING = object()
+
+
+class _Missing:
+    """The value of a base global the module does not have."""
+
+
+_MISSING = _Missing()
+_MISSINGS = (_MISSING,) * len(_BASE_GLOBALS)
+# Types a base global may have (or be missing); set tests run in C, one per
+# function instead of a Python step per value.
+_BASE_TYPES = frozenset(_ATOMS) | {_Missing}
+_STR_ONLY = frozenset((str,))
 _MAX_ENTRIES = 512
 _MAX_DEPTH = 8
 
@@ -78,23 +90,22 @@ def _inputs(func: Any, out: list[Any], depth: int = 0) -> bool:
     if "<locals>" not in func.__qualname__.split(".") and _should_pickle_by_reference(func):
         return False
     code, f_globals = func.__code__, func.__globals__
+    if type(f_globals) is not dict:    # a subclass's lookups could answer otherwise
+        return False
     out += (code, func.__name__, func.__qualname__, func.__module__, doc, f_globals)
-    get = f_globals.get
-    for key in _BASE_GLOBALS:
-        value = get(key, _MISSING)
-        if value is not _MISSING and type(value) not in _ATOMS:
-            return False
-        out.append(value)
-    for name in _code_globals(code):
-        if name in f_globals:
-            return False               # a global's value may change in place
+    base = tuple(map(f_globals.get, _BASE_GLOBALS, _MISSINGS))
+    if not _BASE_TYPES.issuperset(map(type, base)):
+        return False
+    out += base
+    if not f_globals.keys().isdisjoint(_code_globals(code)):
+        return False                   # a global's value may change in place
     annotations = func.__annotations__
     out.append(len(annotations))
     if annotations:
-        for key, value in annotations.items():
-            if type(key) is not str or type(value) is not str:
-                return False
-            out += (key, value)
+        if not (_STR_ONLY.issuperset(map(type, annotations))
+                and _STR_ONLY.issuperset(map(type, annotations.values()))):
+            return False
+        out += chain.from_iterable(annotations.items())
     closure = func.__closure__
     if closure is None:
         out.append(None)

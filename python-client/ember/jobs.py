@@ -9,6 +9,7 @@ another thread by job group or all at once.
 from __future__ import annotations
 
 import base64
+import binascii
 import itertools
 import json
 import os
@@ -107,6 +108,35 @@ def _frames(data: bytes) -> Iterator[Any]:
         pos += length
 
 
+def _inline_records(results: list) -> Optional[list[Any]]:
+    """Every record of results, in order, when the master held them all inline
+    (each entry has its "data"); None otherwise. What list(_frames(...)) of each
+    entry in turn gives, and the same errors, without a generator per frame."""
+    for entry in results:
+        if "data" not in entry:
+            return None
+    records: list[Any] = []
+    for entry in results:
+        text = entry["data"]
+        # b64decode of a str is a2b_base64 of it (non-ASCII: the same ValueError);
+        # anything else goes through b64decode for its own error.
+        data = binascii.a2b_base64(text) if type(text) is str else base64.b64decode(text)
+        pos, end = 0, len(data)
+        while pos < end:
+            if pos + 4 > end:
+                raise GatewayError(f"an inline result breaks off inside a frame header at {pos}")
+            (length,) = _FRAME_HEADER.unpack_from(data, pos)
+            pos += 4
+            if length < 0 or pos + length > end:
+                raise GatewayError(f"an inline result's frame at {pos - 4} runs past its end")
+            records.extend(pickle.loads(data[pos:pos + length]))
+            pos += length
+    return records
+
+
+_FRAME_HEADER = struct.Struct(">i")
+
+
 def _result_lost(err: GatewayError) -> bool:
     """The gateway's answer when a result block's block manager lost it (or the
     master dropped a result it held): 404 before the download started, or a
@@ -163,7 +193,9 @@ class JobRunner:
             job_id = self.submit(rdd, partitions, wait_first=True)
             status = self.wait(job_id)
             try:
-                results = list(self._records(job_id, status))
+                results = _inline_records(status.get("results", []))
+                if results is None:
+                    results = list(self._records(job_id, status))
                 break
             except GatewayError as err:
                 if not _result_lost(err) or attempt + 1 == _RESULT_ATTEMPTS \

@@ -98,19 +98,22 @@ class RDD:
     [[2, 4], [6, 8]]
     """
 
+    # What a new RDD starts with; an RDD that changes one sets its own (every
+    # job makes RDDs: class defaults cost nothing per RDD).
+    _name: Optional[str] = None
+    partitioner: Optional[Partitioner] = None
+    is_cached = False
+    is_checkpointed = False
+    _storage_level = StorageLevel.NONE
+    _checkpoint_wanted = False
+    _checkpoint_files: Optional[list[str]] = None
+    _locally_checkpointed = False
+
     def __init__(self, ctx: "SparkContext", num_partitions: int) -> None:
         self.ctx = ctx
         self._id = ctx._new_rdd_id()
         self._num_partitions = num_partitions
-        self._name: Optional[str] = None
-        self.partitioner: Optional[Partitioner] = None
-        self.is_cached = False
-        self.is_checkpointed = False
-        self._storage_level = StorageLevel.NONE
         self._broadcast_ids: set[int] = set()   # broadcasts its functions use
-        self._checkpoint_wanted = False
-        self._checkpoint_files: Optional[list[str]] = None
-        self._locally_checkpointed = False
         # Where the user made it ("map at wc.py:5"): the UI's name for it.
         self._creation_site = call_site()[0]
 

@@ -43,7 +43,24 @@ _FLAGS = (inspect.CO_OPTIMIZED | inspect.CO_NEWLOCALS | inspect.CO_VARARGS
           | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR)
 
 
+# id(code object) -> (the code object, its shape): RDD.map asks for the shape
+# of the same lambda's code at every job, twice. Code objects are immutable and
+# the entry holds its own, so the id names it while the entry lives.
+_SHAPES: dict[int, tuple[types.CodeType, tuple]] = {}
+
+
 def _shape(code: types.CodeType) -> tuple:
+    hit = _SHAPES.get(id(code))
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    shape = _shape_of(code)
+    if len(_SHAPES) >= 1024:
+        _SHAPES.clear()
+    _SHAPES[id(code)] = (code, shape)
+    return shape
+
+
+def _shape_of(code: types.CodeType) -> tuple:
     return (code.co_code, code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
             code.co_flags & _FLAGS, len(code.co_consts), len(code.co_names),
             code.co_freevars, code.co_cellvars, code.co_nlocals)

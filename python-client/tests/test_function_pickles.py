@@ -156,3 +156,111 @@ def test_base64_text_is_kept_only_for_remembered_pickles():
     assert other is not data
     assert function_pickles.base64_text(other) == text
     assert id(other) not in function_pickles._texts
+
+
+def reference_inputs(func, out, depth=0):
+    """_inputs as it was before its checks ran as set operations in C: the
+    same verdict and the same inputs, in the same order, for every function."""
+    import types
+    from cloudpickle.cloudpickle import _should_pickle_by_reference
+    atoms = function_pickles._ATOMS
+    missing = function_pickles._MISSING
+    if type(func) is not types.FunctionType or depth > function_pickles._MAX_DEPTH:
+        return False
+    if func.__defaults__ is not None or func.__kwdefaults__ is not None or func.__dict__:
+        return False
+    doc = func.__doc__
+    if type(doc) not in atoms:
+        return False
+    if "<locals>" not in func.__qualname__.split(".") and _should_pickle_by_reference(func):
+        return False
+    code, f_globals = func.__code__, func.__globals__
+    out += (code, func.__name__, func.__qualname__, func.__module__, doc, f_globals)
+    for key in function_pickles._BASE_GLOBALS:
+        value = f_globals.get(key, missing)
+        if value is not missing and type(value) not in atoms:
+            return False
+        out.append(value)
+    for name in function_pickles._code_globals(code):
+        if name in f_globals:
+            return False
+    annotations = func.__annotations__
+    out.append(len(annotations))
+    if annotations:
+        for key, value in annotations.items():
+            if type(key) is not str or type(value) is not str:
+                return False
+            out += (key, value)
+    closure = func.__closure__
+    if closure is None:
+        out.append(None)
+        return True
+    out.append(len(closure))
+    for cell in closure:
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            return False
+        out.append(value)
+        if type(value) not in atoms and not reference_inputs(value, out, depth + 1):
+            return False
+    return True
+
+
+def _functions_to_examine():
+    """Functions of every shape _inputs tells apart."""
+    import types
+    found = []
+    tiny = lambda x: x  # noqa: E731
+    found += [tiny, wrap(tiny), wrap(wrap(tiny)), module_level, wrap(module_level)]
+
+    def annotated(x: int) -> "str":
+        return x
+    found.append(annotated)                        # int: not a str annotation
+    def str_annotated(x: "int") -> "str":  # noqa: E306
+        return x
+    found += [str_annotated, wrap(str_annotated)]
+    uses_global = lambda x: GLOBAL_LIST  # noqa: E731
+    found += [uses_global, wrap(uses_global)]
+    found.append(lambda x, y=1: x)                 # defaults
+    with_dict = lambda x: x  # noqa: E731
+    with_dict.attr = 1
+    found.append(with_dict)
+    with_doc = lambda x: x  # noqa: E731
+    with_doc.__doc__ = ["not an atom"]
+    found.append(with_doc)
+    captured = [1]
+    found.append(lambda x: captured)               # a mutable cell
+    number, text = 3, "s"
+    found.append(lambda x: (number, text, x))      # atom cells
+    for base in ({"__name__": "m"}, {"__name__": "m", "__package__": None, "__file__": "/f.py"},
+                 {"__name__": "m", "__path__": ["/p"]}, {"__name__": "m", "__file__": 3},
+                 {"__name__": "m", "missing": 1}, {}):
+        space = dict(base)
+        exec("def f(x):\n    return missing if x else x\n", space)
+        found += [space["f"], wrap(space["f"])]
+    found.append(types.FunctionType((lambda: 0).__code__, {"__name__": "m"}))
+    deep = tiny
+    for _ in range(function_pickles._MAX_DEPTH + 2):
+        deep = wrap(deep)
+    found.append(deep)
+    found += [len, 3, None]
+    return found
+
+
+def test_inputs_agree_with_the_python_loops_they_replaced():
+    for func in _functions_to_examine():
+        new, old = [], []
+        verdict = function_pickles._inputs(func, new)
+        assert verdict == reference_inputs(func, old), func
+        if verdict:
+            assert len(new) == len(old) and all(a is b for a, b in zip(new, old)), func
+
+
+def test_functions_with_a_globals_subclass_are_never_remembered():
+    import types
+
+    class Globals(dict):
+        pass
+    func = types.FunctionType((lambda x: x).__code__, Globals(__name__="m"))
+    assert not function_pickles._inputs(func, [])

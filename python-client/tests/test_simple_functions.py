@@ -113,3 +113,25 @@ def test_tuple_of_split_is_not_recognised_where_tuple_is_another_name():
     scope = {"__builtins__": {"tuple": list}}
     exec("f = lambda line: tuple(line.split())", scope)
     assert simple_functions.tuple_split_call(scope["f"]) is None
+
+
+def test_a_remembered_shape_is_the_shape_of_that_very_code_object():
+    from ember import simple_functions as sf
+    made = [eval(f"lambda x: x.m({i})") for i in range(3)] + [lambda x: (x, 1), lambda a, b: a + b]
+    for _ in range(2):
+        for f in made:
+            assert sf._shape(f.__code__) == sf._shape_of(f.__code__)
+    # A code object at the id of a forgotten one is examined afresh.
+    for _ in range(200):
+        f = eval("lambda x: x.split()")
+        assert sf._shape(f.__code__) == sf._shape_of(f.__code__)
+        del f
+    saved = dict(sf._SHAPES)
+    try:
+        sf._SHAPES.update({-i: (None, ()) for i in range(1, 1100)})
+        fresh = eval("lambda x: x[2]")
+        assert sf._shape(fresh.__code__) == sf._shape_of(fresh.__code__)
+        assert len(sf._SHAPES) == 1
+    finally:
+        sf._SHAPES.clear()
+        sf._SHAPES.update(saved)
