@@ -14,6 +14,9 @@ import pytest
 from conftest import BIN_DIR, start_sc
 
 MiB = 1 << 20
+# AddressSanitizer brings its own allocator: glibc's heap is not the one in use.
+glibc_heap = pytest.mark.skipif(bool(os.environ.get("EMBER_SANITIZED")),
+                                reason="AddressSanitizer has its own allocator")
 
 
 def churn(rounds: int, blocks: int, size: int):
@@ -49,6 +52,7 @@ def run_on_cluster(request: pytest.FixtureRequest, name: str, job, **env: str):
         sc.stop()
 
 
+@glibc_heap
 def test_freed_heap_memory_is_reused_and_results_match_glibcs_own(
         request: pytest.FixtureRequest) -> None:
     # Six 8 MiB buffers freed together are 48 MiB at the heap's top: glibc by default
@@ -68,6 +72,7 @@ def test_freed_heap_memory_is_reused_and_results_match_glibcs_own(
         assert r["after"]["limit"] == 0, r
 
 
+@glibc_heap
 def test_only_the_configured_size_is_kept_at_the_top(request: pytest.FixtureRequest) -> None:
     sc = start_sc(request, "e2e-heap-small", EMBER_PYEXEC_HEAP_KEEP="16m")
     (r,) = sc.parallelize([0], 1).mapPartitionsWithIndex(churn(2, 6, 8 * MiB)).collect()
@@ -75,8 +80,7 @@ def test_only_the_configured_size_is_kept_at_the_top(request: pytest.FixtureRequ
     assert r["after"]["free"] < 24 * MiB, r
 
 
-@pytest.mark.skipif(bool(os.environ.get("EMBER_SANITIZED")),
-                    reason="AddressSanitizer has its own allocator")
+@glibc_heap
 def test_the_heap_is_released_when_the_process_passes_its_memory_budget(
         request: pytest.FixtureRequest) -> None:
     # The soft budget (one core per worker: all of it per subprocess) is under what the
