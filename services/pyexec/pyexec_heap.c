@@ -7,9 +7,10 @@
  * task's large temporaries (KMeans: the 24 MB text of a partition joined and
  * stripped, its 20 MB numpy block, kmeans_partial's arrays of the same size,
  * the block's pickle) therefore came from pages faulted in and zeroed again in
- * every task: 0.15-0.4 s of the first iteration's 5.5 CPU-s in profiles,
- * mostly clearing transparent huge pages that numpy asks for, and about 25,000
- * of its 158,000 pyexec page faults. Here every allocation
+ * every task: about 25,000 of a first iteration's 158,000 pyexec page
+ * faults, many of them transparent huge pages that numpy asks for (zeroing
+ * pages took 0.15-0.4 of its 5.5 CPU-s in profiles, partly for pages that
+ * must be new anyway). Here every allocation
  * under 32 MiB comes from the heap, and freed memory stays there, up to a
  * configured size at its top, for the next task to reuse. Nothing else
  * changes: malloc never promised zeroed bytes, and calloc still clears what
