@@ -164,20 +164,21 @@ class _ObjectCache:
 
     def over_memory(self, limit: int) -> None:
         """Past half of limit (the worker's budget for one subprocess), the
-        freed pymalloc arenas the host keeps for reuse go back to the kernel:
-        the next task's memory from outside pymalloc (numpy arrays, large
-        strings) cannot come from them, and must not meet the hard budget with
-        the pool still held. Past limit itself every entry is dropped too: the
-        copy in the block manager stays, so only the time to read it again is
-        lost."""
+        freed pymalloc arenas and the free heap memory the host keeps for
+        reuse go back to the kernel: the next task's memory from outside
+        pymalloc (numpy arrays, large strings) cannot come from the arenas, and
+        must not meet the hard budget with them still held. Past limit itself
+        every entry is dropped too: the copy in the block manager stays, so only
+        the time to read it again is lost."""
         if limit <= 0:
             return
-        pooled = io.arena_pool()["held"] >= _ARENA_POOL_CHECKED
+        pooled = io.arena_pool()["held"] + io.heap()["free"] >= _ARENA_POOL_CHECKED
         if not (pooled or self.entries):
             return
         resident = _resident()
         if pooled and resident > limit // 2:
             io.release_arenas()
+            io.release_heap()
             resident = _resident()
         if self.entries and resident > limit:
             self.clear()
@@ -188,7 +189,7 @@ class _ObjectCache:
 
 
 _OBJECT_BUDGET_DEFAULT = 128 << 20
-# Below this, arenas the host keeps for reuse are not worth a look at statm.
+# Below this, arenas and heap memory the host keeps for reuse are not worth a look at statm.
 _ARENA_POOL_CHECKED = 64 << 20
 
 

@@ -30,6 +30,14 @@ PyObject *pyexec_io_init(void);
 int pyexec_arenas_install(void);
 void pyexec_arenas_release(void);
 void pyexec_arenas_stats(size_t *held, unsigned long long *reused, size_t *limit);
+/* "512m", "1g", "65536": bytes; -1 when malformed. */
+long long pyexec_parse_bytes(const char *text);
+
+/* pyexec_heap.c: keeps glibc's freed heap memory for reuse (EMBER_PYEXEC_HEAP_KEEP);
+ * install before the interpreter starts. EMBER_EINVAL for a malformed size. */
+int pyexec_heap_install(void);
+void pyexec_heap_release(void);
+void pyexec_heap_stats(size_t *free_bytes, size_t *limit);
 
 /* pyexec_fast.c: _ember_fast, the shuffle's per-record loops in C. */
 PyObject *pyexec_fast_init(void);

@@ -60,8 +60,7 @@ static void arena_free(void *ctx, void *arena, size_t size)
     munmap(arena, size);
 }
 
-/* "512m", "1g", "65536": bytes; -1 when malformed. */
-static long long parse_bytes(const char *text)
+long long pyexec_parse_bytes(const char *text)
 {
     char *end;
     long long n = strtoll(text, &end, 10);
@@ -87,7 +86,7 @@ int pyexec_arenas_install(void)
     long long limit = ARENA_POOL_DEFAULT;
 
     if (env && *env) {
-        limit = parse_bytes(env);
+        limit = pyexec_parse_bytes(env);
         if (limit < 0) {
             fprintf(stderr, "ember-pyexec: EMBER_PYEXEC_ARENA_POOL=%s is not a size in bytes "
                     "(like 512m; 0 turns the pool off)\n", env);

@@ -92,7 +92,7 @@ int pyexec_interp_start(const char *argv0)
     char *path = env_path && *env_path ? strdup(env_path) : default_python_path(argv0);
     int rc = EMBER_EINVAL;
 
-    if (pyexec_arenas_install() != 0)
+    if (pyexec_arenas_install() != 0 || pyexec_heap_install() != 0)
         goto out_path;
     if (PyImport_AppendInittab("_ember_io", pyexec_io_init) != 0
         || PyImport_AppendInittab("_ember_fast", pyexec_fast_init) != 0)

@@ -234,6 +234,21 @@ static PyObject *io_arena_pool(PyObject *self, PyObject *unused)
                          "limit", (Py_ssize_t)limit);
 }
 
+static PyObject *io_release_heap(PyObject *self, PyObject *unused)
+{
+    pyexec_heap_release();
+    Py_RETURN_NONE;
+}
+
+static PyObject *io_heap(PyObject *self, PyObject *unused)
+{
+    size_t free_bytes, limit;
+
+    pyexec_heap_stats(&free_bytes, &limit);
+    return Py_BuildValue("{s:n,s:n}", "free", (Py_ssize_t)free_bytes, "limit",
+                         (Py_ssize_t)limit);
+}
+
 static PyMethodDef io_methods[] = {
     {"flush", io_flush, METH_NOARGS, "Write the frames held back (before a pause or a read)."},
     {"read_frame", io_read_frame, METH_NOARGS, "Read one frame: bytes, or an int marker."},
@@ -244,6 +259,10 @@ static PyMethodDef io_methods[] = {
      "Unmap the freed pymalloc arenas kept for reuse (pyexec_arenas.c)."},
     {"arena_pool", io_arena_pool, METH_NOARGS,
      "The arena pool: bytes held, arenas reused, the limit (0: off)."},
+    {"release_heap", io_release_heap, METH_NOARGS,
+     "Give glibc's free heap memory back to the kernel (pyexec_heap.c)."},
+    {"heap", io_heap, METH_NOARGS,
+     "glibc's heap: free bytes it holds, the limit kept at its top (0: glibc's defaults)."},
     {NULL, NULL, 0, NULL},
 };
 

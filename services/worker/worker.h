@@ -158,6 +158,15 @@ struct worker_pipe_wait {
 /* As ember_frame_read on slot->from_child; wait may be NULL. */
 int worker_pipe_read_frame(struct pyexec_slot *s, struct ember_buf *buf, int32_t *marker,
                            const struct worker_pipe_wait *wait) EMBER_MUST_CHECK;
+/* Copies the next n (at most 16) bytes of the stream to p without taking them. */
+int worker_pipe_peek(struct pyexec_slot *s, void *p, size_t n,
+                     const struct worker_pipe_wait *wait) EMBER_MUST_CHECK;
+/* Takes the next n bytes of the stream (at most what the last peek saw). */
+void worker_pipe_skip(struct pyexec_slot *s, size_t n);
+/* Moves the next n bytes of the stream to fd's end: the buffered ones written,
+ * the rest spliced from the pipe (one copy, no buffer of ours). */
+int worker_pipe_splice(struct pyexec_slot *s, int fd, size_t n,
+                       const struct worker_pipe_wait *wait) EMBER_MUST_CHECK;
 /* Forgets buffered bytes (the process is replaced); _free also the buffer. */
 void worker_pipe_reset(struct pyexec_slot *s);
 void worker_pipe_free(struct pyexec_slot *s);
@@ -308,6 +317,25 @@ void worker_channels_free(struct worker *w);
 /* Stores the concatenation of parts as block_id in the block manager at address. */
 int worker_store_block(struct worker *w, const char *address, const char *block_id,
                        Ember__BlockStorage storage, const struct ember_buf *parts, size_t n_parts,
+                       char **error) EMBER_MUST_CHECK;
+/* A block's bytes in a memfd named ember-block-<token>, made by the worker (a
+ * cache write read from the pyexec's pipe straight into it: worker_task.c). */
+struct worker_memfd {
+    int fd;                 /* -1: none */
+    size_t len;             /* bytes written */
+    int sealed;
+    char token[40];         /* 128 random bits in hex */
+};
+/* Creates an empty one: 0, or EMBER_EIO with m->fd == -1. */
+int worker_memfd_open(struct worker_memfd *m) EMBER_MUST_CHECK;
+void worker_memfd_close(struct worker_memfd *m);
+/* Whether a block of that storage may go to our own block manager as a memfd
+ * (not DISK_ONLY, and it has not refused one). */
+int worker_memfd_wanted(struct worker *w, Ember__BlockStorage storage);
+/* worker_store_block for m's bytes: to our own block manager m itself, sealed;
+ * elsewhere (or when it refuses) in chunks from a read-only mapping of it. */
+int worker_store_memfd(struct worker *w, const char *address, const char *block_id,
+                       Ember__BlockStorage storage, struct worker_memfd *m,
                        char **error) EMBER_MUST_CHECK;
 /* The generation of block_id at address (see blockd_block_generation): 0, or
  * EMBER_ENOENT when it is not there or the block manager did not answer. */

@@ -110,38 +110,63 @@ static int put_chunk(grpc_channel *ch, const char *address, const char *block_id
     return st == GRPC_STATUS_OK ? 0 : EMBER_ERPC;
 }
 
-/* A memfd holding the block's parts, sealed so that the block manager's
- * mapping of it can neither change nor shrink; -1 when one cannot be made. */
-static int sealed_memfd(const struct ember_buf *parts, size_t n_parts, char *token,
-                        size_t token_size)
+int worker_memfd_open(struct worker_memfd *m)
 {
     uint64_t r[2];
     char name[64];
-    int fd;
 
+    m->fd = -1;
+    m->len = 0;
+    m->sealed = 0;
     if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-        return -1;
-    snprintf(token, token_size, "%016llx%016llx", (unsigned long long)r[0],
+        return EMBER_EIO;
+    snprintf(m->token, sizeof(m->token), "%016llx%016llx", (unsigned long long)r[0],
              (unsigned long long)r[1]);
-    snprintf(name, sizeof(name), "ember-block-%s", token);
+    snprintf(name, sizeof(name), "ember-block-%s", m->token);
     /* Not executable (and sealed so), which vm.memfd_noexec may require; kernels
      * before 6.3 know no such flag and refuse it. */
-    fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
-    if (fd < 0 && errno == EINVAL)
-        fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return -1;
+    m->fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+    if (m->fd < 0 && errno == EINVAL)
+        m->fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    return m->fd < 0 ? EMBER_EIO : 0;
+}
+
+void worker_memfd_close(struct worker_memfd *m)
+{
+    if (m->fd >= 0)
+        close(m->fd);
+    m->fd = -1;
+    m->len = 0;
+}
+
+/* Seals m against writing, shrinking and growing, so that the block manager's
+ * mapping of it can neither change nor shrink. */
+static int seal(struct worker_memfd *m)
+{
+    if (!m->sealed
+        && fcntl(m->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
+        return EMBER_EIO;
+    m->sealed = 1;
+    return 0;
+}
+
+/* A sealed memfd holding the block's parts; EMBER_EIO when one cannot be made. */
+static int sealed_memfd(const struct ember_buf *parts, size_t n_parts, struct worker_memfd *m)
+{
+    if (worker_memfd_open(m) != 0)
+        return EMBER_EIO;
     for (size_t i = 0; i < n_parts; i++) {
-        if (parts[i].len && ember_write_full(fd, parts[i].data, parts[i].len) != 0) {
-            close(fd);
-            return -1;
+        if (parts[i].len && ember_write_full(m->fd, parts[i].data, parts[i].len) != 0) {
+            worker_memfd_close(m);
+            return EMBER_EIO;
         }
+        m->len += parts[i].len;
     }
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
-        close(fd);
-        return -1;
+    if (seal(m) != 0) {
+        worker_memfd_close(m);
+        return EMBER_EIO;
     }
-    return fd;
+    return 0;
 }
 
 static int local_put_deadline_ms(uint64_t size)
@@ -157,25 +182,21 @@ static int local_put_deadline_ms(uint64_t size)
  * EMBER_ERPC with *error when the block manager refused the block. */
 static int put_local(struct worker *w, grpc_channel *ch, const char *address,
                      const char *block_id, Ember__BlockStorage storage,
-                     const struct ember_buf *parts, size_t n_parts, uint64_t size, char **error)
+                     const struct worker_memfd *m, char **error)
 {
     Ember__PutLocalRequest req = EMBER__PUT_LOCAL_REQUEST__INIT;
     ProtobufCMessage *reply = NULL;
-    char token[40], path[64], *details = NULL;
+    char path[64], *details = NULL;
     grpc_status_code st;
-    int fd = sealed_memfd(parts, n_parts, token, sizeof(token));
 
-    if (fd < 0)
-        return PUT_IN_CHUNKS;
-    snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)getpid(), fd);
+    snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)getpid(), m->fd);
     req.block_id = (char *)block_id;
     req.storage = storage;
     req.path = path;
-    req.token = token;
-    req.size = size;
+    req.token = (char *)m->token;
+    req.size = m->len;
     st = ember_rpc_call(ch, &ember__block_manager__descriptor, "PutBlockLocal", &req.base,
-                        &reply, NULL, NULL, local_put_deadline_ms(size), &details);
-    close(fd);
+                        &reply, NULL, NULL, local_put_deadline_ms(m->len), &details);
     if (reply)
         protobuf_c_message_free_unpacked(reply, NULL);
     if (st == GRPC_STATUS_RESOURCE_EXHAUSTED) {
@@ -201,30 +222,31 @@ static int put_local(struct worker *w, grpc_channel *ch, const char *address,
     return st == GRPC_STATUS_OK ? 0 : EMBER_ERPC;
 }
 
-int worker_store_block(struct worker *w, const char *address, const char *block_id,
-                       Ember__BlockStorage storage, const struct ember_buf *parts, size_t n_parts,
-                       char **error)
+/* Whether a block of size bytes for address goes to our own block manager
+ * through a memfd. DISK_ONLY goes in chunks: a memfd would hold the whole block
+ * in memory first, which is what the user chose that level to avoid. */
+static int goes_local(struct worker *w, const char *address, Ember__BlockStorage storage,
+                      uint64_t size)
 {
-    grpc_channel *ch = worker_channel(w, address);
-    uint8_t *staging;
+    return size >= LOCAL_PUT_MIN_BYTES && worker_memfd_wanted(w, storage)
+        && strcmp(address, w->block_addr) == 0;
+}
+
+int worker_memfd_wanted(struct worker *w, Ember__BlockStorage storage)
+{
+    return storage != EMBER__BLOCK_STORAGE__DISK_ONLY
+        && !__atomic_load_n(&w->local_puts_refused, __ATOMIC_RELAXED);
+}
+
+/* The concatenation of parts in 1 MiB PutBlock calls. */
+static int put_chunks(grpc_channel *ch, const char *address, const char *block_id,
+                      Ember__BlockStorage storage, const struct ember_buf *parts, size_t n_parts,
+                      char **error)
+{
+    uint8_t *staging = ember_xmalloc(CHUNK_BYTES);
     size_t fill = 0, part = 0, pos = 0;
-    uint64_t offset = 0, size = 0;
+    uint64_t offset = 0;
     int rc = 0;
-
-    for (size_t i = 0; i < n_parts; i++)
-        size += parts[i].len;
-    /* DISK_ONLY goes in chunks: a memfd would hold the whole block in memory
-     * first, which is what the user chose that level to avoid. */
-    if (size >= LOCAL_PUT_MIN_BYTES && storage != EMBER__BLOCK_STORAGE__DISK_ONLY
-        && strcmp(address, w->block_addr) == 0
-        && !__atomic_load_n(&w->local_puts_refused, __ATOMIC_RELAXED)) {
-        rc = put_local(w, ch, address, block_id, storage, parts, n_parts, size, error);
-        if (rc != PUT_IN_CHUNKS)
-            return rc;
-        rc = 0;
-    }
-    staging = ember_xmalloc(CHUNK_BYTES);
-
     /* Chunks are cut across part boundaries, so every chunk but the last is full.
      * A chunk that lies within one part goes out from there, without the copy. */
     for (;;) {
@@ -264,6 +286,52 @@ int worker_store_block(struct worker *w, const char *address, const char *block_
         pos += n;
     }
     free(staging);
+    return rc;
+}
+
+int worker_store_block(struct worker *w, const char *address, const char *block_id,
+                       Ember__BlockStorage storage, const struct ember_buf *parts, size_t n_parts,
+                       char **error)
+{
+    grpc_channel *ch = worker_channel(w, address);
+    uint64_t size = 0;
+
+    for (size_t i = 0; i < n_parts; i++)
+        size += parts[i].len;
+    if (goes_local(w, address, storage, size)) {
+        struct worker_memfd m;
+        if (sealed_memfd(parts, n_parts, &m) == 0) {
+            int rc = put_local(w, ch, address, block_id, storage, &m, error);
+            worker_memfd_close(&m);
+            if (rc != PUT_IN_CHUNKS)
+                return rc;
+        }
+    }
+    return put_chunks(ch, address, block_id, storage, parts, n_parts, error);
+}
+
+int worker_store_memfd(struct worker *w, const char *address, const char *block_id,
+                       Ember__BlockStorage storage, struct worker_memfd *m, char **error)
+{
+    grpc_channel *ch = worker_channel(w, address);
+    int rc;
+
+    if (goes_local(w, address, storage, m->len) && seal(m) == 0) {
+        rc = put_local(w, ch, address, block_id, storage, m, error);
+        if (rc != PUT_IN_CHUNKS)
+            return rc;
+    }
+    if (m->len == 0)
+        return put_chunks(ch, address, block_id, storage, NULL, 0, error);
+    void *map = mmap(NULL, m->len, PROT_READ, MAP_SHARED, m->fd, 0);
+    if (map == MAP_FAILED) {
+        *error = ember_xasprintf("cannot store block %s in block manager %s: cannot map its "
+                                 "%zu bytes: %s", block_id, address, m->len, strerror(errno));
+        return EMBER_EIO;
+    }
+    struct ember_buf part = {.data = map, .len = m->len, .alloc = m->len};
+    rc = put_chunks(ch, address, block_id, storage, &part, 1, error);
+    munmap(map, m->len);
     return rc;
 }
 

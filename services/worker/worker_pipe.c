@@ -7,6 +7,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -95,4 +96,74 @@ int worker_pipe_read_frame(struct pyexec_slot *s, struct ember_buf *buf, int32_t
 {
     struct pipe_source from = {s, wait};
     return ember_frame_read_from(take_from, &from, buf, marker);
+}
+
+int worker_pipe_peek(struct pyexec_slot *s, void *p, size_t n, const struct worker_pipe_wait *wait)
+{
+    if (n > 16)
+        return EMBER_EINVAL;
+    if (!s->rbuf)
+        s->rbuf = ember_xmalloc(PIPE_BUFFER);
+    if (s->rbuf_end - s->rbuf_start < n) {
+        /* Too few buffered: move them to the front and read behind them. */
+        memmove(s->rbuf, s->rbuf + s->rbuf_start, s->rbuf_end - s->rbuf_start);
+        s->rbuf_end -= s->rbuf_start;
+        s->rbuf_start = 0;
+    }
+    while (s->rbuf_end - s->rbuf_start < n) {
+        if (wait)
+            wait->fn(wait->arg, s->from_child);
+        ssize_t r = read(s->from_child, s->rbuf + s->rbuf_end, PIPE_BUFFER - s->rbuf_end);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0)
+            return EMBER_EEOF;
+        if (r < 0)
+            return EMBER_EIO;
+        s->rbuf_end += (size_t)r;
+    }
+    memcpy(p, s->rbuf + s->rbuf_start, n);
+    return 0;
+}
+
+void worker_pipe_skip(struct pyexec_slot *s, size_t n)
+{
+    size_t buffered = s->rbuf_end - s->rbuf_start;
+
+    s->rbuf_start += n < buffered ? n : buffered;
+}
+
+int worker_pipe_splice(struct pyexec_slot *s, int fd, size_t n, const struct worker_pipe_wait *wait)
+{
+    size_t buffered = s->rbuf_end - s->rbuf_start;
+
+    if (buffered > n)
+        buffered = n;
+    if (buffered && ember_write_full(fd, s->rbuf + s->rbuf_start, buffered) != 0)
+        return EMBER_EIO;
+    s->rbuf_start += buffered;
+    n -= buffered;
+    while (n > 0) {
+        if (wait)
+            wait->fn(wait->arg, s->from_child);
+        ssize_t r = splice(s->from_child, NULL, fd, NULL, n, SPLICE_F_MOVE);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EINVAL || errno == ENOSYS)) {
+            /* No splice into that file here: through the buffer instead. */
+            int rc = fill(s, NULL);
+            if (rc != 0)
+                return EMBER_EIO;
+            buffered = s->rbuf_end < n ? s->rbuf_end : n;
+            if (ember_write_full(fd, s->rbuf, buffered) != 0)
+                return EMBER_EIO;
+            s->rbuf_start = buffered;
+            n -= buffered;
+            continue;
+        }
+        if (r <= 0)
+            return EMBER_EIO;       /* the end mid-frame, or the memfd cannot grow */
+        n -= (size_t)r;
+    }
+    return 0;
 }

@@ -33,6 +33,7 @@ struct task_run {
     struct ember_buf *buckets;   /* one per reduce partition, or one result block */
     size_t n_buckets;
     struct ember_buf *caches;    /* one per spec->cache_writes entry */
+    struct worker_memfd *cache_fds; /* the same blocks when read into a memfd instead */
     Ember__CachedBlock *cached;  /* what store_caches stored, for the report */
     size_t n_cached;
     char *error;                 /* why the task failed; NULL on success */
@@ -220,6 +221,51 @@ static int route_cache_frame(struct task_run *t, struct ember_buf *frame)
     return append_frame(cache, frame->data + 4, frame->len - 4);
 }
 
+/* A block's first cache frame of at least this size goes into a memfd. */
+#define MEMFD_CACHE_MIN_BYTES (1 << 20)
+
+/* A cache frame (4-byte slot, then a batch) that starts its block with a batch
+ * of 1 MiB or more, and every later one of that block, goes from the pipe
+ * straight into a memfd (worker_pipe_splice), laid out as route_cache_frame
+ * lays out the buffer: each batch after its 4-byte length. The block manager
+ * then takes that memfd itself (worker_store_memfd). Before, a KMeans
+ * partition's 20 MB pickle was read into a fresh buffer (5,000 page faults)
+ * and copied again into a memfd. *handled 0: the frame was not taken. */
+static int splice_cache_frame(struct task_run *t, const struct worker_pipe_wait *wait,
+                              int *handled)
+{
+    uint32_t head[2], be;
+    struct worker_memfd *m;
+    int32_t len;
+    uint32_t slot;
+    int rc;
+
+    *handled = 0;
+    if (worker_pipe_peek(t->slot, head, sizeof(head), wait) != 0)
+        return 0;                      /* the usual read meets the same end */
+    len = (int32_t)ntohl(head[0]);
+    slot = ntohl(head[1]);
+    if (len < 4 || len > EMBER_FRAME_MAX || slot >= t->spec->n_cache_writes)
+        return 0;
+    m = &t->cache_fds[slot];
+    if (m->fd < 0) {
+        if ((size_t)len - 4 < MEMFD_CACHE_MIN_BYTES || t->caches[slot].len != 0
+            || !worker_memfd_wanted(t->w, t->spec->cache_writes[slot]->storage)
+            || worker_memfd_open(m) != 0)
+            return 0;
+    }
+    worker_pipe_skip(t->slot, sizeof(head));
+    *handled = 1;
+    be = htonl((uint32_t)(len - 4));
+    rc = ember_write_full(m->fd, &be, 4);
+    if (rc == 0)
+        rc = worker_pipe_splice(t->slot, m->fd, (size_t)len - 4, wait);
+    if (rc != 0)
+        return EMBER_EIO;
+    m->len += (size_t)len;
+    return 0;
+}
+
 static void parse_metrics(struct task_run *t, const struct ember_buf *frame)
 {
     struct worker_metrics m;
@@ -313,6 +359,12 @@ static void collect_output(struct task_run *t)
     do {
         rc = worker_pipe_read_frame(slot, &frame, &marker, &wait);
         if (rc == 0 && marker == EMBER_FRAME_CACHE) {
+            int spliced;
+            rc = splice_cache_frame(t, &wait, &spliced);
+            if (spliced) {
+                marker = 0;
+                continue;
+            }
             rc = worker_pipe_read_frame(slot, &frame, &marker, &wait);
             if (rc == 0)
                 rc = marker == 0 ? route_cache_frame(t, &frame) : EMBER_EIO;
@@ -368,6 +420,17 @@ static void store_outputs(struct task_run *t)
     free(id);
 }
 
+/* Stores cache write i's block (from its memfd or its buffer) at address. */
+static int store_cache(struct task_run *t, size_t i, const char *address, char **error)
+{
+    const Ember__CacheWrite *cw = t->spec->cache_writes[i];
+
+    if (t->cache_fds[i].fd >= 0)
+        return worker_store_memfd(t->w, address, cw->block_id, cw->storage, &t->cache_fds[i],
+                                  error);
+    return worker_store_block(t->w, address, cw->block_id, cw->storage, &t->caches[i], 1, error);
+}
+
 /* Stores each cached partition locally, and a copy where the master asked. */
 static void store_caches(struct task_run *t)
 {
@@ -377,7 +440,7 @@ static void store_caches(struct task_run *t)
     t->stored = ember_xcalloc(s->n_cache_writes + 1, 1);
     uint64_t bytes = 0;
     for (size_t i = 0; i < s->n_cache_writes; i++)
-        bytes += t->caches[i].len;
+        bytes += t->caches[i].len + t->cache_fds[i].len;
     if (s->n_cache_writes) {
         reply_without_report(t);
         worker_report_flush(t->w, bytes > LONG_STORE_BYTES);
@@ -387,17 +450,15 @@ static void store_caches(struct task_run *t)
         Ember__CachedBlock *cb = &t->cached[t->n_cached];
         ember__cached_block__init(cb);
         cb->block_id = cw->block_id;
-        cb->size = t->caches[i].len;
+        cb->size = t->caches[i].len + t->cache_fds[i].len;
         cb->locations = ember_xcalloc(2, sizeof(char *));
         /* A cache that cannot be stored costs a recomputation later, not the task. */
         char *error = NULL;
-        if (worker_store_block(t->w, t->w->block_addr, cw->block_id, cw->storage, &t->caches[i],
-                               1, &error) == 0) {
+        if (store_cache(t, i, t->w->block_addr, &error) == 0) {
             cb->locations[cb->n_locations++] = t->w->block_addr;
             t->stored[i] = 1;
         }
-        if (*cw->replica_addr && worker_store_block(t->w, cw->replica_addr, cw->block_id,
-                                                    cw->storage, &t->caches[i], 1, &error) == 0)
+        if (*cw->replica_addr && store_cache(t, i, cw->replica_addr, &error) == 0)
             cb->locations[cb->n_locations++] = cw->replica_addr;
         if (error)
             ember_log_warn("task=%llu %s", (unsigned long long)s->task_id, error);
@@ -524,9 +585,12 @@ static void task_free(struct task_run *t)
     for (size_t i = 0; i < t->n_buckets; i++)
         ember_buf_free(&t->buckets[i]);
     free(t->buckets);
-    for (size_t i = 0; i < t->spec->n_cache_writes; i++)
+    for (size_t i = 0; i < t->spec->n_cache_writes; i++) {
         ember_buf_free(&t->caches[i]);
+        worker_memfd_close(&t->cache_fds[i]);
+    }
     free(t->caches);
+    free(t->cache_fds);
     for (size_t i = 0; i < t->n_cached; i++)
         free(t->cached[i].locations);
     free(t->cached);
@@ -695,8 +759,11 @@ void worker_task_start(struct worker *w, Ember__TaskSpec *spec, struct launch_ca
     for (size_t i = 0; i < t->n_buckets; i++)
         ember_buf_init(&t->buckets[i], 0);
     t->caches = ember_xcalloc(spec->n_cache_writes + 1, sizeof(*t->caches));
-    for (size_t i = 0; i < spec->n_cache_writes; i++)
+    t->cache_fds = ember_xcalloc(spec->n_cache_writes + 1, sizeof(*t->cache_fds));
+    for (size_t i = 0; i < spec->n_cache_writes; i++) {
         ember_buf_init(&t->caches[i], 0);
+        t->cache_fds[i].fd = -1;
+    }
     pthread_mutex_lock(&w->lock);
     w->running_tasks++;
     pthread_mutex_unlock(&w->lock);
