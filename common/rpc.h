@@ -30,7 +30,8 @@ typedef struct ember_rpc_ctx ember_rpc_ctx; /* one in-flight server call */
 typedef enum { EMBER_RPC_UNARY, EMBER_RPC_SERVER_STREAM } ember_rpc_kind;
 
 /* Send replies with ember_rpc_send() (exactly once for EMBER_RPC_UNARY), then return
- * the status. Runs on one of the server's threads; may block. A unary reply
+ * the status. Runs on one of the server's threads; may block, unless its method
+ * is marked EMBER_RPC_QUICK (see there). A unary reply
  * leaves with the status, once the handler returned (one batch, one write). */
 typedef grpc_status_code (*ember_rpc_handler)(ember_rpc_ctx *ctx,
                                         const ProtobufCMessage *req,
