@@ -135,6 +135,12 @@ struct ember_rpc_server {
   int nthreads, shutting_down;
   pthread_mutex_t mu;
   char shutdown_tag;
+  /* One thread at a time listens on cq (see EMBER_RPC_QUICK): gRPC's epoll
+   * poller otherwise wakes another waiting thread on every event it takes,
+   * only for that thread to poll again. */
+  pthread_mutex_t listen_mu;
+  pthread_cond_t listen_turn;
+  int listener_taken;
   /* Pluck CQs of finished calls (every batch plucked, so none holds an
    * event), bound to the next calls armed: creating and shutting down one per
    * call cost more than the call's own handling for small requests. */
@@ -203,6 +209,8 @@ ember_rpc_server *ember_rpc_server_create(const char *addr, int *bound_port,
   ember_rpc_server *s = calloc(1, sizeof *s);
   pthread_once(&absl_once, quiet_absl_deadlock_detection);
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->listen_mu, NULL);
+  pthread_cond_init(&s->listen_turn, NULL);
   /* Requests such as a job with its parallelized data can be large. */
   grpc_arg big = {.type = GRPC_ARG_INTEGER,
                   .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -220,6 +228,9 @@ ember_rpc_server *ember_rpc_server_create(const char *addr, int *bound_port,
     while (grpc_completion_queue_next(s->cq, INF, NULL).type !=
            GRPC_QUEUE_SHUTDOWN) {}
     grpc_completion_queue_destroy(s->cq);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->listen_mu);
+    pthread_cond_destroy(&s->listen_turn);
     free(s);
     return NULL;
   }
@@ -439,22 +450,49 @@ grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, cons
 
 static void async_call_ended(void *tag);
 
+/* The server whose completion queue this thread has the turn to listen on. */
+static __thread ember_rpc_server *listening_on;
+
+static void take_listening(ember_rpc_server *s) {
+  if (listening_on == s) return;
+  pthread_mutex_lock(&s->listen_mu);
+  while (s->listener_taken) pthread_cond_wait(&s->listen_turn, &s->listen_mu);
+  s->listener_taken = 1;
+  pthread_mutex_unlock(&s->listen_mu);
+  listening_on = s;
+}
+
+void ember_rpc_release_listener(void) {
+  ember_rpc_server *s = listening_on;
+  if (!s) return;
+  listening_on = NULL;
+  pthread_mutex_lock(&s->listen_mu);
+  s->listener_taken = 0;
+  pthread_cond_signal(&s->listen_turn);
+  pthread_mutex_unlock(&s->listen_mu);
+}
+
 static void *serve(void *arg) {
   ember_rpc_server *s = arg;
   for (;;) {
+    take_listening(s);
     grpc_event ev = grpc_completion_queue_next(s->cq, INF, NULL);
-    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;       /* drained: exit */
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) {            /* drained: exit, and */
+      ember_rpc_release_listener();                  /* let the next see it */
+      break;
+    }
     if (ev.tag == &s->shutdown_tag) {                /* all calls done */
       grpc_completion_queue_shutdown(s->cq);
       continue;
     }
     if (*(enum tag_kind *)ev.tag == TAG_ASYNC_CALL) { /* ember_rpc_unary_many_async */
-      async_call_ended(ev.tag);
+      async_call_ended(ev.tag);                      /* a quick handler's: see rpc.h */
       continue;
     }
     slot_t *sl = ev.tag, c = *sl;                    /* take the call out */
     if (!ev.success) { release_slot_state(s, &c, 0); continue; } /* shutting down */
     arm(s, sl);                                      /* accept the next one */
+    if (!c.m || !c.m->impl.quick) ember_rpc_release_listener(); /* may block */
     void (*after)(void *) = NULL;
     void *after_arg = NULL;
     handle(s, &c, &after, &after_arg);
@@ -488,6 +526,8 @@ void ember_rpc_server_shutdown(ember_rpc_server *s) {
   for (size_t i = 0; i < s->n_idle_cqs; i++) destroy_pluck_cq(s->idle_cqs[i]);
   free(s->idle_cqs);
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->listen_mu);
+  pthread_cond_destroy(&s->listen_turn);
   free(s->threads);
   free(s->slots);
   free(s);
@@ -637,6 +677,7 @@ grpc_status_code ember_rpc_call_path(grpc_channel *ch, const char *path,
                                const ProtobufCMessage *req,
                                ProtobufCMessage **reply, ember_rpc_on_message on_msg,
                                void *user, int64_t timeout_ms, char **details) {
+  ember_rpc_release_listener(); /* the reply may be slow: let others serve */
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
   /* A copied slice: callers pass paths built in stack buffers, and gRPC may
    * keep a static slice's pointer past this call (its HPACK encoder indexes
@@ -845,6 +886,7 @@ static void end_unary_call(ember_rpc_unary *c, unary_state *u) {
 }
 
 void ember_rpc_unary_many(ember_rpc_unary *calls, size_t n, int64_t timeout_ms) {
+  ember_rpc_release_listener(); /* the replies may be slow: let others serve */
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
   unary_state *st = calloc(n ? n : 1, sizeof *st);
 

@@ -30,7 +30,8 @@ typedef struct ember_rpc_ctx ember_rpc_ctx; /* one in-flight server call */
 typedef enum { EMBER_RPC_UNARY, EMBER_RPC_SERVER_STREAM } ember_rpc_kind;
 
 /* Send replies with ember_rpc_send() (exactly once for EMBER_RPC_UNARY), then return
- * the status. Runs on one of the server's threads; may block. A unary reply
+ * the status. Runs on one of the server's threads; may block, unless its method
+ * is marked EMBER_RPC_QUICK (see there). A unary reply
  * leaves with the status, once the handler returned (one batch, one write). */
 typedef grpc_status_code (*ember_rpc_handler)(ember_rpc_ctx *ctx,
                                         const ProtobufCMessage *req,
@@ -39,7 +40,25 @@ typedef struct {
   const char *method; /* short name as in the .proto, e.g. "Echo" */
   ember_rpc_kind kind;
   ember_rpc_handler fn;
+  int quick;          /* EMBER_RPC_QUICK, or 0 */
 } ember_rpc_method_impl;
+
+/* Threads of a server take turns: one at a time listens on its completion
+ * queue, the others wait for their turn. A call of a method marked
+ * EMBER_RPC_QUICK is served by the thread that took it, which listens again
+ * afterwards: no other thread is woken. Any other call hands the listening to
+ * a waiting thread first (what gRPC's own poller hand-off did for every event,
+ * a thread woken per call and per reply).
+ * A quick handler (and its ember_rpc_after_reply function, and the done
+ * function of its ember_rpc_unary_many_async) must not wait for other calls
+ * to be served: it may wait for a lock and make calls of its own (ember_rpc_call
+ * and ember_rpc_unary_many hand the listening over first), but before any other
+ * wait (a condition variable, a sleep, a pipe) it calls
+ * ember_rpc_release_listener(). */
+#define EMBER_RPC_QUICK 1
+/* Hands this thread's listening, if it has it, to a waiting server thread:
+ * called before a wait in a quick handler. Does nothing on other threads. */
+void ember_rpc_release_listener(void);
 
 ember_rpc_server *ember_rpc_server_create(const char *addr, int *bound_port,
                               const grpc_channel_args *args);

@@ -510,6 +510,7 @@ static void wait_for_end(struct master *m, struct job *j, uint32_t wait_ms)
     if (wait_ms > MAX_JOB_WAIT_MS)
         wait_ms = MAX_JOB_WAIT_MS;
     until = ember_realtime_after_ms(wait_ms);
+    ember_rpc_release_listener();      /* reports must get through meanwhile */
     m->job_waiters++;
     while (j->status == JOB_RUNNING && !ember_daemon_is_stopping(m->daemon)
            && pthread_cond_timedwait(&m->job_ended, &m->lock, &until) == 0)
@@ -744,18 +745,18 @@ void master_check_liveness(struct master *m)
 const ember_rpc_method_impl master_methods[] = {
     {"RegisterWorker", EMBER_RPC_UNARY, handle_register_worker},
     {"RegisterBlockManager", EMBER_RPC_UNARY, handle_register_blockd},
-    {"Heartbeat", EMBER_RPC_UNARY, handle_heartbeat},
-    {"ReportTask", EMBER_RPC_UNARY, handle_report},
+    {"Heartbeat", EMBER_RPC_UNARY, handle_heartbeat, EMBER_RPC_QUICK},
+    {"ReportTask", EMBER_RPC_UNARY, handle_report, EMBER_RPC_QUICK},
     {"CreateApplication", EMBER_RPC_UNARY, handle_create_app},
     {"EndApplication", EMBER_RPC_UNARY, handle_end_app},
-    {"SubmitJob", EMBER_RPC_UNARY, handle_submit},
-    {"GetJob", EMBER_RPC_UNARY, handle_get_job},
-    {"SubmitJobAndWait", EMBER_RPC_UNARY, handle_submit_and_wait},
+    {"SubmitJob", EMBER_RPC_UNARY, handle_submit, EMBER_RPC_QUICK},
+    {"GetJob", EMBER_RPC_UNARY, handle_get_job, EMBER_RPC_QUICK},
+    {"SubmitJobAndWait", EMBER_RPC_UNARY, handle_submit_and_wait, EMBER_RPC_QUICK},
     {"CancelJob", EMBER_RPC_UNARY, handle_cancel},
     {"Unpersist", EMBER_RPC_UNARY, handle_unpersist},
     {"AddBroadcast", EMBER_RPC_UNARY, handle_add_broadcast},
     {"RemoveBroadcast", EMBER_RPC_UNARY, handle_remove_broadcast},
     {"Query", EMBER_RPC_UNARY, handle_query},
-    {"ReportTasks", EMBER_RPC_UNARY, handle_reports},
+    {"ReportTasks", EMBER_RPC_UNARY, handle_reports, EMBER_RPC_QUICK},
 };
 const size_t master_n_methods = sizeof(master_methods) / sizeof(master_methods[0]);

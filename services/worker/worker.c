@@ -196,7 +196,7 @@ static grpc_status_code handle_kill(ember_rpc_ctx *ctx, const ProtobufCMessage *
 static const ember_rpc_method_impl worker_methods[] = {
     {"LaunchTask", EMBER_RPC_UNARY, handle_launch},
     {"KillTask", EMBER_RPC_UNARY, handle_kill},
-    {"LaunchTasks", EMBER_RPC_UNARY, handle_launch_batch},
+    {"LaunchTasks", EMBER_RPC_UNARY, handle_launch_batch, EMBER_RPC_QUICK},
 };
 
 static char *default_pyexec_path(void)

@@ -323,8 +323,10 @@ struct pyexec_slot *worker_pool_acquire_unless_killed(struct worker_pool *p, uin
                 best = score;
             }
         }
-        if (!found)
+        if (!found) {
+            ember_rpc_release_listener();  /* a launch's quick handler may wait here */
             pthread_cond_wait(p->waiters == me ? &p->changed : &me->turn, &p->lock);
+        }
     }
     leave_queue(p, me);
     if (found) {

@@ -135,6 +135,7 @@ char *worker_stderr_finish(struct stderr_tail *t)
         return ember_xstrdup("");
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += 1;
+    ember_rpc_release_listener();      /* a launch's quick handler may wait here */
     pthread_mutex_lock(&t->lock);
     while (!t->done && pthread_cond_timedwait(&t->done_cond, &t->lock, &until) == 0) {
     }

@@ -311,6 +311,7 @@ static int send_reply(struct task_run *t, const Ember__TaskReport *rep)
  * now, and the task reports the usual way. */
 static void reply_without_report(struct task_run *t)
 {
+    ember_rpc_release_listener();      /* the task goes on: others serve calls */
     if (t->reply)
         (void)send_reply(t, NULL);
 }
@@ -706,6 +707,7 @@ static void inline_runner_main(void *arg)
 {
     struct worker *w = ((struct task_run *)arg)->w;
 
+    ember_rpc_release_listener();      /* tasks take any time: others serve calls */
     runner_main(arg);
     pthread_mutex_lock(&w->queue_lock);
     w->inline_runners--;
