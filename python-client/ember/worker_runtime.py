@@ -172,7 +172,9 @@ class _ObjectCache:
         the time to read it again is lost."""
         if limit <= 0:
             return
-        pooled = io.arena_pool()["held"] + io.heap()["free"] >= _ARENA_POOL_CHECKED
+        # The heap's free top stays under its keep (pyexec_heap.c): counting its
+        # free memory exactly (mallinfo2) walks every free chunk, so the keep stands for it.
+        pooled = io.arena_pool()["held"] + _heap_keep >= _ARENA_POOL_CHECKED
         if not (pooled or self.entries):
             return
         resident = _resident()
@@ -189,6 +191,8 @@ class _ObjectCache:
 
 
 _OBJECT_BUDGET_DEFAULT = 128 << 20
+# The heap keep in force (io.bound_heap: at most a quarter of the task's memory budget).
+_heap_keep = 0
 # Below this, arenas and heap memory the host keeps for reuse are not worth a look at statm.
 _ARENA_POOL_CHECKED = 64 << 20
 
@@ -846,7 +850,10 @@ def _metrics_json(source: _Inputs, written: int, python_ms: int, updates: str | 
 
 
 def run_task(header_frame: bytes) -> None:
+    global _heap_keep
     header = json.loads(header_frame.decode())
+    memory_limit = header.get("objectMemoryLimit", 0)
+    _heap_keep = io.bound_heap(memory_limit)
     funcs = [io.read_frame() for _ in range(header["numFuncs"])]
     partitioner_frame = io.read_frame() if header["numReduce"] else None
     for bid in header.get("broadcasts", []):
@@ -857,6 +864,7 @@ def run_task(header_frame: bytes) -> None:
     TaskContext._set(header)
     accumulators.reset_task()
     puts_before = _objects.puts
+    failure = None
     try:
         budget = _object_budget(header)
         _objects.begin_task(header.get("appId", ""), budget,
@@ -867,22 +875,26 @@ def run_task(header_frame: bytes) -> None:
         written = _run(header, funcs, partitioner_frame, source, budget)
         source.drain()
     except BaseException:  # noqa: BLE001 - everything a user function raises is reported
-        text = traceback.format_exc()
+        failure = traceback.format_exc()
         source.drain()
         if _objects.puts != puts_before:
             # The worker stores nothing of a failed task: what it kept would
             # not match the blocks the worker knows of.
             _objects.drop_since(puts_before)
-        io.write_marker(io.ERROR)
-        io.write_frame(text.encode("utf-8", "replace"))
-        io.flush()
-        return
     finally:
         TaskContext._set(None)
         _objects.end_task()
+    if failure is not None:
+        # What the failed task freed goes back past half the budget too: the
+        # process stays for the next task.
+        _objects.over_memory(memory_limit)
+        io.write_marker(io.ERROR)
+        io.write_frame(failure.encode("utf-8", "replace"))
+        io.flush()
+        return
     python_ms = int((time.monotonic() - started) * 1000)
     updates = accumulators.task_updates()
-    _objects.over_memory(header.get("objectMemoryLimit", 0))
+    _objects.over_memory(memory_limit)
     io.write_marker(io.END)
     io.write_frame(_metrics_json(source, written, python_ms, updates))
     io.flush()                  # the task is done: the worker may report it now

@@ -33,9 +33,14 @@ void pyexec_arenas_stats(size_t *held, unsigned long long *reused, size_t *limit
 /* "512m", "1g", "65536": bytes; -1 when malformed. */
 long long pyexec_parse_bytes(const char *text);
 
-/* pyexec_heap.c: keeps glibc's freed heap memory for reuse (EMBER_PYEXEC_HEAP_KEEP);
- * install before the interpreter starts. EMBER_EINVAL for a malformed size. */
+/* pyexec_heap.c: keeps glibc's freed heap memory for reuse (EMBER_PYEXEC_HEAP_KEEP):
+ * M_MMAP_THRESHOLD = min(keep/2, 32 MiB), M_TRIM_THRESHOLD = keep (the free top
+ * of the heap stays under it: after a free of 64 KiB or more that leaves more,
+ * glibc cuts the top down to M_TOP_PAD), M_TOP_PAD = keep/2. Install before the
+ * interpreter starts. EMBER_EINVAL for a malformed size. */
 int pyexec_heap_install(void);
+/* Bounds the keep by a quarter of a task's memory budget (bytes; 0: none); the keep in force. */
+size_t pyexec_heap_budget(size_t budget);
 void pyexec_heap_release(void);
 void pyexec_heap_stats(size_t *free_bytes, size_t *limit);
 

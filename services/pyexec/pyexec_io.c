@@ -240,6 +240,15 @@ static PyObject *io_release_heap(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *io_bound_heap(PyObject *self, PyObject *arg)
+{
+    unsigned long long budget = PyLong_AsUnsignedLongLong(arg);
+
+    if (budget == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    return PyLong_FromSize_t(pyexec_heap_budget((size_t)budget));
+}
+
 static PyObject *io_heap(PyObject *self, PyObject *unused)
 {
     size_t free_bytes, limit;
@@ -261,6 +270,8 @@ static PyMethodDef io_methods[] = {
      "The arena pool: bytes held, arenas reused, the limit (0: off)."},
     {"release_heap", io_release_heap, METH_NOARGS,
      "Give glibc's free heap memory back to the kernel (pyexec_heap.c)."},
+    {"bound_heap", io_bound_heap, METH_O,
+     "bound_heap(budget): keep at most budget/4 in the heap (0: no budget); the keep."},
     {"heap", io_heap, METH_NOARGS,
      "glibc's heap: free bytes it holds, the limit kept at its top (0: glibc's defaults)."},
     {NULL, NULL, 0, NULL},

@@ -81,6 +81,7 @@ struct pyexec_slot {
     int pipe_capacity;    /* of to_child, bytes (F_GETPIPE_SZ), or -1 */
     uint8_t *rbuf;        /* worker_pipe.c: bytes read from from_child, not yet taken */
     size_t rbuf_start, rbuf_end;
+    int splice_refused;   /* worker_pipe_splice met EINVAL/ENOSYS/EPERM: read instead */
 };
 int worker_pool_create(const char *pyexec_path, int size, struct worker_pool **out) EMBER_MUST_CHECK;
 /* Waits for an idle, running subprocess and marks it busy with task_id; among

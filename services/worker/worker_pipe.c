@@ -144,14 +144,21 @@ int worker_pipe_splice(struct pyexec_slot *s, int fd, size_t n, const struct wor
     s->rbuf_start += buffered;
     n -= buffered;
     while (n > 0) {
-        if (wait)
-            wait->fn(wait->arg, s->from_child);
-        ssize_t r = splice(s->from_child, NULL, fd, NULL, n, SPLICE_F_MOVE);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && (errno == EINVAL || errno == ENOSYS)) {
-            /* No splice into that file here: through the buffer instead. */
-            int rc = fill(s, NULL);
+        ssize_t r = -1;
+
+        if (!s->splice_refused) {
+            if (wait)
+                wait->fn(wait->arg, s->from_child);
+            r = splice(s->from_child, NULL, fd, NULL, n, SPLICE_F_MOVE);
+            if (r < 0 && errno == EINTR)
+                continue;
+            /* No splice into that file here (EINVAL, ENOSYS; EPERM: a seccomp
+             * filter): this process goes through the buffer from now on. */
+            if (r < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM))
+                s->splice_refused = 1;
+        }
+        if (s->splice_refused) {
+            int rc = fill(s, wait);    /* honours the wait hook as splice does */
             if (rc != 0)
                 return EMBER_EIO;
             buffered = s->rbuf_end < n ? s->rbuf_end : n;

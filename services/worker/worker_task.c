@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "worker.h"
 
+#include <assert.h>
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <poll.h>
@@ -426,9 +427,12 @@ static int store_cache(struct task_run *t, size_t i, const char *address, char *
 {
     const Ember__CacheWrite *cw = t->spec->cache_writes[i];
 
-    if (t->cache_fds[i].fd >= 0)
+    if (t->cache_fds[i].fd >= 0) {
+        /* splice_cache_frame opens the memfd only for a block's first frame. */
+        assert(t->caches[i].len == 0);
         return worker_store_memfd(t->w, address, cw->block_id, cw->storage, &t->cache_fds[i],
                                   error);
+    }
     return worker_store_block(t->w, address, cw->block_id, cw->storage, &t->caches[i], 1, error);
 }
 
