@@ -4,11 +4,11 @@ the block manager then takes as it is (worker_blocks.c worker_store_memfd): the 
 faults no buffer in for it. Blocks written that way, later batches of any size appended,
 read back exactly as the lineage gives them and as a DISK_ONLY copy (which still goes
 through the worker's buffer) does; a replicated level's copy goes in chunks from a mapping
-of the memfd (test_local_puts_refused covers a block manager that refuses the memfd)."""
+of the memfd. test_cache_splice_own: the worker faults no buffer in for such a write,
+and a block manager that refuses the memfd gets the spliced block in chunks."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -48,23 +48,3 @@ def test_blocks_of_several_frames_read_back_as_the_buffered_copy(sc: SparkContex
     assert acc.value == computed, "the cached partitions were computed again"
     spliced.unpersist()
     buffered.unpersist()
-
-
-def minor_faults(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as fh:
-        stat = fh.read()
-    return int(stat[stat.rindex(")") + 2:].split()[7])
-
-
-def test_the_worker_faults_no_buffer_in_for_a_big_cache_write(sc: SparkContext) -> None:
-    # A pyexec is its worker's child.
-    workers = set(sc.parallelize(range(8), 8).map(lambda _: os.getppid()).collect())
-    before = {pid: minor_faults(pid) for pid in workers}
-    cached = sc.parallelize(range(4), 4).mapPartitionsWithIndex(blobs([16 * MIB] * 4)).cache()
-    assert cached.count() == 4
-    faults = sum(minor_faults(pid) - before[pid] for pid in workers)
-    pages = 4 * 16 * MIB // os.sysconf("SC_PAGE_SIZE")
-    # Read into a buffer, each block would fault in every page of it.
-    assert faults < pages // 4, (faults, pages)
-    assert [len(b) for b in read_back(sc, cached)] == [16 * MIB] * 4
-    cached.unpersist()
