@@ -1,6 +1,7 @@
 """How the worker stores a cached partition (worker_task.c route_cache_frame,
 worker_blocks.c worker_store_block): the first batch the pyexec writes becomes the block
-without a copy, and chunks that lie within one buffer go to the block manager straight
+without a copy (a first batch of 1 MiB or more of a level kept in memory goes into a memfd
+instead, test_cache_splice), and chunks that lie within one buffer go to the block manager straight
 from it. A later job reading the blocks' bytes (objects off) gets exactly what the
 lineage gives, for one big batch of every size around the 1 MiB chunk boundaries, for
 partitions of many batches, for empty ones, and for a replicated level."""
