@@ -63,3 +63,52 @@ def test_a_block_manager_that_refuses_the_memfd_gets_the_spliced_block_in_chunks
     assert said >= 1, "no block went to the block manager from a memfd"
     assert read_back(sc, cached) == lineage.collect()
     assert acc.value == 4, "the cached partitions were computed again"
+
+
+REFUSING_SPLICE = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+/* splice refused as a seccomp filter refuses it; each call noted, one file per process. */
+ssize_t splice(int in, off64_t *in_off, int out, off64_t *out_off, size_t len, unsigned flags)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/calls.%d", getenv("SPLICE_CALLS_DIR"), (int)getpid());
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fprintf(f, "%zu\n", len);
+        fclose(f);
+    }
+    errno = EPERM;
+    return -1;
+}
+"""
+
+
+@pytest.mark.skipif(bool(os.environ.get("EMBER_SANITIZED")),
+                    reason="AddressSanitizer's runtime must come first in LD_PRELOAD")
+def test_a_refused_splice_goes_through_the_buffer_and_is_not_tried_again(
+        request: pytest.FixtureRequest, tmp_path) -> None:
+    import shutil
+    import subprocess
+    if not shutil.which("gcc"):
+        pytest.skip("no gcc to build the splice shim")
+    shim = tmp_path / "refuse_splice.so"
+    source = tmp_path / "refuse_splice.c"
+    source.write_text(REFUSING_SPLICE)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(shim), str(source)], check=True)
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    sc = start_sc(request, "e2e-splice-eperm", LD_PRELOAD=str(shim), SPLICE_CALLS_DIR=str(calls))
+    sizes = [3 * MIB + 5, 2 * MIB, 3 * MIB, MIB + 1, 5 * MIB, 2 * MIB + 7]
+    lineage = sc.parallelize(range(6), 6).mapPartitionsWithIndex(blobs(sizes))
+    cached = lineage.persist(StorageLevel.MEMORY_ONLY)
+    assert cached.count() == 6
+    assert read_back(sc, cached) == lineage.collect()
+    tried = {p.name: len(p.read_text().split()) for p in calls.iterdir()}
+    assert tried, "no cache write was spliced"
+    # Once per pyexec slot of a worker (one core each), not once per 64 KiB.
+    assert all(n == 1 for n in tried.values()), tried
