@@ -172,9 +172,11 @@ class _ObjectCache:
         the time to read it again is lost."""
         if limit <= 0:
             return
-        # The heap's free top stays under its keep (pyexec_heap.c): counting its
-        # free memory exactly (mallinfo2) walks every free chunk, so the keep stands for it.
-        pooled = io.arena_pool()["held"] + _heap_keep >= _ARENA_POOL_CHECKED
+        # The heap's free top stays under its keep, at most a quarter of limit
+        # (pyexec_heap.c): it alone is no reason to read statm after every task
+        # (30 us of a tiny task's 110), nor to count the heap's free memory
+        # (mallinfo2 walks every free chunk). It goes back with the arenas.
+        pooled = io.arena_pool()["held"] >= _ARENA_POOL_CHECKED
         if not (pooled or self.entries):
             return
         resident = _resident()
@@ -191,8 +193,6 @@ class _ObjectCache:
 
 
 _OBJECT_BUDGET_DEFAULT = 128 << 20
-# The heap keep in force (io.bound_heap: at most a quarter of the task's memory budget).
-_heap_keep = 0
 # Below this, arenas and heap memory the host keeps for reuse are not worth a look at statm.
 _ARENA_POOL_CHECKED = 64 << 20
 
@@ -850,10 +850,9 @@ def _metrics_json(source: _Inputs, written: int, python_ms: int, updates: str | 
 
 
 def run_task(header_frame: bytes) -> None:
-    global _heap_keep
     header = json.loads(header_frame.decode())
     memory_limit = header.get("objectMemoryLimit", 0)
-    _heap_keep = io.bound_heap(memory_limit)
+    io.bound_heap(memory_limit)
     funcs = [io.read_frame() for _ in range(header["numFuncs"])]
     partitioner_frame = io.read_frame() if header["numReduce"] else None
     for bid in header.get("broadcasts", []):
