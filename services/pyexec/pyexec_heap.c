@@ -19,9 +19,10 @@
  * is cut down until M_TOP_PAD bytes stay free at its top (systrim). So
  * the top holds less than the trim threshold after any such free, and M_TOP_PAD
  * after a trim; M_TOP_PAD is also added to each extension of the heap
- * (address space, not resident until touched). Neither bounds free memory
- * below a live chunk (holes), nor other arenas' heaps (threads); setting any of
- * them turns glibc's dynamic thresholds off for the rest of the process.
+ * (address space, not resident until touched). Nothing bounds free memory
+ * below a live chunk (holes); other threads' arenas are cut by the same rule,
+ * each at its own top. Setting any of them turns glibc's dynamic thresholds
+ * off for the rest of the process.
  *
  * Here, with keep K (the configured size, at most a quarter of the task's
  * budget): M_MMAP_THRESHOLD = min(K/2, 32 MiB), M_TRIM_THRESHOLD = K,
