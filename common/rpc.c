@@ -269,6 +269,12 @@ int ember_rpc_server_add_service(ember_rpc_server *s, const ProtobufCServiceDesc
     const ProtobufCMethodDescriptor *md =
         protobuf_c_service_descriptor_get_method_by_name(svc, impls[i].method);
     if (!md || s->nmethods == MAX_METHODS) return -1;
+    if (impls[i].quick && impls[i].kind != EMBER_RPC_UNARY) {
+      /* a stream's handler waits for its client between messages (the
+       * client's window): it blocks, so it must not hold the listening */
+      ember_log_error("%s/%s: only unary methods may be quick", svc->name, impls[i].method);
+      return -1;
+    }
     method_t *m = &s->methods[s->nmethods++];
     m->md = md;
     m->impl = impls[i];

@@ -14,6 +14,7 @@
  *   listening: other quick calls are answered meanwhile, whether the reply
  *   leaves when the handler returns, from ember_rpc_reply_now, or from a
  *   deferred answer (made on the listening thread);
+ * - a streaming method cannot be marked quick;
  * - the server shuts down with threads waiting for their turn (ASan in
  *   make test-asan). */
 #define _GNU_SOURCE
@@ -376,6 +377,16 @@ int main(int argc, char **argv)
                                        sizeof(impls) / sizeof(impls[0]), NULL)
               == 0,
           "methods");
+    {
+        /* A stream's handler waits for its client between messages: never quick. */
+        static const ember_rpc_method_impl quick_stream[] = {
+            {"Query", EMBER_RPC_SERVER_STREAM, get_job, EMBER_RPC_QUICK},
+        };
+        CHECK(ember_rpc_server_add_service(server, &ember__master__descriptor, quick_stream, 1,
+                                           NULL)
+                  == -1,
+              "a quick streaming method was accepted");
+    }
     ember_rpc_server_start(server, SERVER_THREADS);
     snprintf(address, sizeof(address), "127.0.0.1:%d", port);
     ch = ember_rpc_channel_create(address, -1);
