@@ -58,6 +58,19 @@ gpr_timespec ember_rpc_deadline_after_ms(int64_t ms) {
                       gpr_time_from_millis(ms, GPR_TIMESPAN));
 }
 
+/* The server whose completion queue this thread has the turn to listen on
+ * (see EMBER_RPC_QUICK), or NULL. */
+static __thread struct ember_rpc_server *listening_on;
+
+/* How long a thread that has the listening waits for a batch of the call it
+ * serves before it hands the listening over. A small reply is written to the
+ * socket while the batch starts (complete at the first look, even if this
+ * thread was descheduled meanwhile); a large one, or one to a client that
+ * stopped reading, waits for the client's HTTP/2 window, which only the
+ * client's reads open: with the listening held meanwhile nobody would take
+ * the server's other calls (heartbeats, reports, kills). */
+#define LISTENING_BATCH_WAIT_MS 1
+
 /* start one batch on a pluck CQ and wait for exactly that batch */
 static int run_batch(grpc_call *call, grpc_completion_queue *cq,
                      const grpc_op *ops, size_t n) {
@@ -67,7 +80,19 @@ static int run_batch(grpc_call *call, grpc_completion_queue *cq,
     ember_log_error("grpc start_batch: %s", grpc_call_error_to_string(e));
     return 0;
   }
-  grpc_event ev = grpc_completion_queue_pluck(cq, tag, INF, NULL);
+  grpc_event ev;
+  if (listening_on) {
+    /* pluck polls once even when its deadline has passed: a completion
+     * that is ready is never missed */
+    ev = grpc_completion_queue_pluck(cq, tag, ember_rpc_deadline_after_ms(LISTENING_BATCH_WAIT_MS),
+                                     NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) {
+      ember_rpc_release_listener();
+      ev = grpc_completion_queue_pluck(cq, tag, INF, NULL);
+    }
+  } else {
+    ev = grpc_completion_queue_pluck(cq, tag, INF, NULL);
+  }
   return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
@@ -244,6 +269,12 @@ int ember_rpc_server_add_service(ember_rpc_server *s, const ProtobufCServiceDesc
     const ProtobufCMethodDescriptor *md =
         protobuf_c_service_descriptor_get_method_by_name(svc, impls[i].method);
     if (!md || s->nmethods == MAX_METHODS) return -1;
+    if (impls[i].quick && impls[i].kind != EMBER_RPC_UNARY) {
+      /* a stream's handler waits for its client between messages (the
+       * client's window): it blocks, so it must not hold the listening */
+      ember_log_error("%s/%s: only unary methods may be quick", svc->name, impls[i].method);
+      return -1;
+    }
     method_t *m = &s->methods[s->nmethods++];
     m->md = md;
     m->impl = impls[i];
@@ -450,9 +481,6 @@ grpc_status_code ember_rpc_server_invoke(ember_rpc_server *s, size_t index, cons
 
 static void async_call_ended(void *tag);
 
-/* The server whose completion queue this thread has the turn to listen on. */
-static __thread ember_rpc_server *listening_on;
-
 static void take_listening(ember_rpc_server *s) {
   if (listening_on == s) return;
   pthread_mutex_lock(&s->listen_mu);
@@ -486,7 +514,7 @@ static void *serve(void *arg) {
       continue;
     }
     if (*(enum tag_kind *)ev.tag == TAG_ASYNC_CALL) { /* ember_rpc_unary_many_async */
-      async_call_ended(ev.tag);                      /* a quick handler's: see rpc.h */
+      async_call_ended(ev.tag);  /* its done function runs here, holding the turn: rpc.h */
       continue;
     }
     slot_t *sl = ev.tag, c = *sl;                    /* take the call out */

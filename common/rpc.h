@@ -40,7 +40,7 @@ typedef struct {
   const char *method; /* short name as in the .proto, e.g. "Echo" */
   ember_rpc_kind kind;
   ember_rpc_handler fn;
-  int quick;          /* EMBER_RPC_QUICK, or 0 */
+  int quick;          /* EMBER_RPC_QUICK (unary methods only), or 0 */
 } ember_rpc_method_impl;
 
 /* Threads of a server take turns: one at a time listens on its completion
@@ -49,12 +49,19 @@ typedef struct {
  * afterwards: no other thread is woken. Any other call hands the listening to
  * a waiting thread first (what gRPC's own poller hand-off did for every event,
  * a thread woken per call and per reply).
- * A quick handler (and its ember_rpc_after_reply function, and the done
- * function of its ember_rpc_unary_many_async) must not wait for other calls
- * to be served: it may wait for a lock and make calls of its own (ember_rpc_call
- * and ember_rpc_unary_many hand the listening over first), but before any other
- * wait (a condition variable, a sleep, a pipe) it calls
- * ember_rpc_release_listener(). */
+ * Code that runs with the listening must not wait for other calls to be
+ * served. That is a quick handler, its ember_rpc_after_reply function, and
+ * the done function of every ember_rpc_unary_many_async, whichever handler
+ * started the calls (it runs on the thread that took the last call's end,
+ * the listening one). It may wait for a lock and make calls of its own
+ * (ember_rpc_call and ember_rpc_unary_many hand the listening over first),
+ * but before any other wait (a condition variable, a sleep, a pipe) it calls
+ * ember_rpc_release_listener(). Sending a reply with the listening (at the
+ * handler's return, ember_rpc_reply_now, ember_rpc_deferred_finish) waits
+ * about a millisecond for the send, then hands the listening over and waits
+ * for as long as the client takes to read: a small reply keeps the listening,
+ * a large one or one to a client that stopped reading does not.
+ * ember_rpc_server_add_service refuses EMBER_RPC_QUICK on a streaming method. */
 #define EMBER_RPC_QUICK 1
 /* Hands this thread's listening, if it has it, to a waiting server thread:
  * called before a wait in a quick handler. Does nothing on other threads. */

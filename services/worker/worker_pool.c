@@ -423,6 +423,10 @@ static char *reap(struct worker_pool *p, struct slot_entry *e)
     struct rusage usage;
     int status = 0;
 
+    /* A launch's quick handler may get here; the wait for the process (one
+     * in D state takes its time to die) and for its stderr must not hold the
+     * listening. */
+    ember_rpc_release_listener();
     pthread_mutex_lock(&p->lock);
     e->state = SLOT_REAPING;
     pthread_mutex_unlock(&p->lock);
