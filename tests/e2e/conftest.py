@@ -16,6 +16,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -89,6 +90,15 @@ def children(pid: int, comm: Optional[str] = None) -> list[int]:
 def pyexec_pids(sc: SparkContext) -> dict[int, list[int]]:
     """{worker pid: [its ember-pyexec pids]} for the context's local cluster."""
     return {w: children(w, "ember-pyexec") for w in sc._cluster.pids("ember-worker")}
+
+
+def run_pyexec_alone(**env: str) -> subprocess.CompletedProcess:
+    """ember-pyexec started on its own (no worker, stdin empty) with env added to
+    ours: how its start-up refuses a malformed setting."""
+    full = dict(os.environ, **env)
+    full.pop("EMBER_PARENT_PID", None)
+    return subprocess.run([str(BIN_DIR / "ember-pyexec")], env=full,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
 
 
 def our_daemons() -> list[tuple[int, str]]:

@@ -7,11 +7,10 @@ memory budget."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
-from conftest import BIN_DIR, start_sc
+from conftest import run_pyexec_alone, start_sc
 
 MiB = 1 << 20
 
@@ -90,9 +89,6 @@ def test_the_pool_is_released_when_the_process_passes_its_memory_budget(
 
 
 def test_a_malformed_pool_size_is_refused_with_its_name() -> None:
-    env = dict(os.environ, EMBER_PYEXEC_ARENA_POOL="lots")
-    env.pop("EMBER_PARENT_PID", None)
-    done = subprocess.run([os.path.join(BIN_DIR, "ember-pyexec")], env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    done = run_pyexec_alone(EMBER_PYEXEC_ARENA_POOL="lots")
     assert done.returncode == 2
     assert b"EMBER_PYEXEC_ARENA_POOL=lots is not a size in bytes" in done.stderr

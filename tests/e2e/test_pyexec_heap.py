@@ -7,11 +7,10 @@ budget, so a job that fits its budget without the keep fits it with it."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
-from conftest import BIN_DIR, start_sc
+from conftest import run_pyexec_alone, start_sc
 
 MiB = 1 << 20
 # AddressSanitizer brings its own allocator: glibc's heap is not the one in use.
@@ -127,9 +126,6 @@ def test_a_job_within_its_budget_with_no_keep_passes_with_the_default_keep(
 
 
 def test_a_malformed_keep_size_is_refused_with_its_name() -> None:
-    env = dict(os.environ, EMBER_PYEXEC_HEAP_KEEP="lots")
-    env.pop("EMBER_PARENT_PID", None)
-    done = subprocess.run([os.path.join(BIN_DIR, "ember-pyexec")], env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    done = run_pyexec_alone(EMBER_PYEXEC_HEAP_KEEP="lots")
     assert done.returncode == 2
     assert b"EMBER_PYEXEC_HEAP_KEEP=lots is not a size in bytes" in done.stderr
