@@ -13,6 +13,8 @@
 
 #include <string.h>
 
+#include "json_plain.h"
+
 #define MAX_DEPTH 64                   /* deeper: jansson's turn (its limit is 2048) */
 
 enum found { FOUND_OTHER, FOUND_INTEGER, FOUND_ARRAY };
@@ -35,6 +37,7 @@ static int scan_string(struct scan *s, int *key_rdd, int *key_nodes)
     int escaped = 0;
 
     for (;;) {
+        s->p += ember_json_plain_run(s->p, s->end);
         if (s->p >= s->end)
             return -1;
         unsigned char c = *s->p;

@@ -11,10 +11,13 @@
 
 #include <string.h>
 
+#include "json_plain.h"
+
 #define MAX_DEPTH 64                   /* deeper: jansson's turn (its limit is 2048) */
 
 struct parser {
     const unsigned char *p;
+    const unsigned char *end;          /* the text's terminating NUL */
     char *scratch;                     /* unescaped strings */
     size_t cap;
 };
@@ -44,8 +47,7 @@ static long parse_string(struct parser *ps)
 
     for (;;) {
         const unsigned char *run = ps->p;
-        while (*ps->p >= 0x20 && *ps->p < 0x80 && *ps->p != '"' && *ps->p != '\\')
-            ps->p++;
+        ps->p += ember_json_plain_run(ps->p, ps->end);
         if (ps->p > run)
             scratch_add(ps, &len, run, (size_t)(ps->p - run));
         if (*ps->p == '"') {
@@ -209,7 +211,8 @@ static json_t *parse_value(struct parser *ps, int depth)
 
 json_t *master_json_loads_quick(const char *text)
 {
-    struct parser ps = {.p = (const unsigned char *)text};
+    struct parser ps = {.p = (const unsigned char *)text,
+                        .end = (const unsigned char *)text + strlen(text)};
     json_t *v = NULL;
 
     skip_space(&ps);
