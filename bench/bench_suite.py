@@ -43,11 +43,11 @@ SHUFFLE_PARTS = 8
 
 WORKLOADS = ["startup", "trivial", "tiny_tasks", "wordcount", "pagerank", "kmeans",
              "shuffle_group", "shuffle_sort"]
-SYSTEMS = ["ember", "dask", "python", "counter", "pool2"]
+SYSTEMS = ["ember", "dask", "python", "counter", "pool2", "floor2"]
 SUPPORTED = {
     "startup": {"ember", "dask"}, "trivial": {"ember", "dask"}, "tiny_tasks": {"ember", "dask"},
     "wordcount": {"ember", "dask", "python", "counter", "pool2"},
-    "pagerank": {"ember", "dask", "python"}, "kmeans": {"ember", "dask", "python"},
+    "pagerank": {"ember", "dask", "python"}, "kmeans": {"ember", "dask", "python", "floor2"},
     "shuffle_group": {"ember", "dask", "python"}, "shuffle_sort": {"ember", "dask", "python"},
 }
 
