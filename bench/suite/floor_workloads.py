@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import time
 
-from suite import common
+from suite import common, memory
 
 FLOOR_WORKERS = 2
 
@@ -77,6 +77,7 @@ def kmeans(_, spec: dict) -> dict:
         startup = time.perf_counter() - began_start
         started = time.perf_counter()
         times, worker_cpu = [], []
+        tree_cpu = [memory.tree_cpu_seconds(os.getpid())]
         for _ in range(spec["iterations"]):
             began = time.perf_counter()
             for conn in conns:
@@ -91,6 +92,7 @@ def kmeans(_, spec: dict) -> dict:
             centers = common.kmeans_new_centers(stats, centers)
             times.append(time.perf_counter() - began)
             worker_cpu.append(cpus)
+            tree_cpu.append(memory.tree_cpu_seconds(os.getpid()))
         wall = time.perf_counter() - started
         for conn in conns:
             conn.send(None)
@@ -102,7 +104,7 @@ def kmeans(_, spec: dict) -> dict:
                 proc.kill()
                 proc.join()
     return {"wall_s": wall, "iterations": times, "startup_s": startup,
-            "worker_cpu_s": worker_cpu, "check": common.kmeans_check(centers)}
+            "iterations_cpu_s": memory.deltas(tree_cpu), "worker_cpu_s": worker_cpu, "check": common.kmeans_check(centers)}
 
 
 WORKLOADS = {"kmeans": kmeans}

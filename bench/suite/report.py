@@ -32,6 +32,13 @@ def summarize(workload: str, run: dict, spec: dict) -> dict:
         row["later_iterations_median_s"] = statistics.median(iters[1:]) if len(iters) > 1 else iters[0]
         row["later_iterations_min_s"] = min(iters[1:]) if len(iters) > 1 else iters[0]
         row["iterations_s"] = iters
+    cpu = run.get("iterations_cpu_s")
+    if cpu:
+        # CPU of the run's whole process tree (driver, daemons or scheduler, workers): less
+        # sensitive than wall time to other programs on a shared machine.
+        row["first_iteration_cpu_s"] = cpu[0]
+        row["later_iterations_cpu_median_s"] = statistics.median(cpu[1:]) if len(cpu) > 1 else cpu[0]
+        row["iterations_cpu_s"] = cpu
     if run.get("worker_cpu_s"):
         row["worker_cpu_s"] = run["worker_cpu_s"]
     if workload == "trivial":
@@ -104,7 +111,9 @@ def verify(workload: str, rows: dict) -> dict:
 RATIO_FIELDS = [("wall_s", "wall"), ("first_job_median_s", "first job"),
                 ("first_iteration_s", "first iteration"),
                 ("later_iterations_median_s", "later iterations"),
-                ("later_iterations_min_s", "fastest later iteration"), ("job_median_ms", "job")]
+                ("later_iterations_min_s", "fastest later iteration"), ("job_median_ms", "job"),
+                ("first_iteration_cpu_s", "first iteration CPU"),
+                ("later_iterations_cpu_median_s", "later iterations CPU")]
 
 
 def ratios(rows: dict) -> dict:
@@ -231,8 +240,11 @@ def markdown(report: dict) -> str:
             lines.append("")
         iterative = any("first_iteration_s" in r for r in w["rows"].values())
         header = ["system", "wall s", "throughput", "peak RSS MiB", "load after"]
+        with_cpu = any("first_iteration_cpu_s" in r for r in w["rows"].values())
         if iterative:
             header += ["first iter s", "later iters median s", "later iters min s"]
+        if with_cpu:
+            header += ["first iter CPU s", "later iters CPU median s"]
         if name == "trivial":
             header += ["job median ms", "job p90 ms"]
         if name == "startup":
@@ -253,6 +265,9 @@ def markdown(report: dict) -> str:
             if iterative:
                 cells += [_fmt(r.get("first_iteration_s")), _fmt(r.get("later_iterations_median_s")),
                           _fmt(r.get("later_iterations_min_s"))]
+            if with_cpu:
+                cells += [_fmt(r.get("first_iteration_cpu_s")),
+                          _fmt(r.get("later_iterations_cpu_median_s"))]
             if name == "trivial":
                 cells += [_fmt(r.get("job_median_ms")), _fmt(r.get("job_p90_ms"))]
             if name == "startup":
@@ -269,6 +284,10 @@ def markdown(report: dict) -> str:
             if r.get("iterations_s"):
                 lines.append("")
                 lines.append(f"{system} iterations (s): " + " ".join(f"{x:.3f}" for x in r["iterations_s"]))
+            if r.get("iterations_cpu_s"):
+                lines.append("")
+                lines.append(f"{system} CPU of the process tree per iteration (s): "
+                             + " ".join(f"{x:.2f}" for x in r["iterations_cpu_s"]))
             if r.get("worker_cpu_s"):
                 lines.append("")
                 lines.append(f"{system} CPU per worker per iteration (s): " + " ".join(

@@ -56,6 +56,12 @@ def test_floor_matches_python_and_reports_every_iteration(kmeans_spec):
     # Both workers worked in every iteration (CPU time of their own process).
     assert len(floor["worker_cpu_s"]) == spec["iterations"]
     assert all(len(cpus) == 2 and min(cpus) > 0 for cpus in floor["worker_cpu_s"])
+    # Every system reports its process tree's CPU per iteration; the floor's tree holds
+    # both workers, so it is at least what they report.
+    for row in rows.values():
+        assert len(row["iterations_cpu_s"]) == spec["iterations"]
+        assert all(cpu >= 0 for cpu in row["iterations_cpu_s"])
+    assert floor["first_iteration_cpu_s"] >= sum(floor["worker_cpu_s"][0]) - 0.05
     verification = report.verify("kmeans", rows)
     assert verification["floor2"] == {"reference": "python", "ok": True, "difference": ""}
     assert len(floor["check"]["centers"]) == gen.KMEANS_K
