@@ -196,7 +196,7 @@ def _add_floor(entry: dict, rows: dict, field: str, peer: str, limit: float) -> 
     ratio = floor / theirs
     entry["floor_ratio"] = ratio
     entry["floor_text"] = f"{FLOOR_SYSTEM}/{peer} = {ratio:.2f}x" + (
-        f": above {limit}x, the target is below what the user's code alone needs"
+        f": above {limit}x, in this run the user's code alone took longer than the target allows"
         if ratio > limit else "")
 
 
