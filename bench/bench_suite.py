@@ -1,7 +1,8 @@
 """Ember's benchmark suite (issue #10): word count, PageRank, KMeans, groupByKey and
 sortByKey shuffles, trivial jobs, tiny tasks and cluster startup, on Ember (local[2]), Dask
-distributed (LocalCluster of 2 one-thread worker processes) and plain one-process Python,
-from the same seeded data; checks that all systems agree, then writes a markdown table and
+distributed (LocalCluster of 2 one-thread worker processes), plain one-process Python and,
+for KMeans, floor2 (the user's code in 2 worker processes with no engine: the floor), from
+the same seeded data; checks that all systems agree, then writes a markdown table and
 a JSON file under bench/results/.
 
     /usr/bin/python3 bench/bench_suite.py [--size small|full] [--workloads a,b] [--systems a,b]
@@ -43,11 +44,11 @@ SHUFFLE_PARTS = 8
 
 WORKLOADS = ["startup", "trivial", "tiny_tasks", "wordcount", "pagerank", "kmeans",
              "shuffle_group", "shuffle_sort"]
-SYSTEMS = ["ember", "dask", "python", "counter", "pool2"]
+SYSTEMS = ["ember", "dask", "python", "counter", "pool2", "floor2"]
 SUPPORTED = {
     "startup": {"ember", "dask"}, "trivial": {"ember", "dask"}, "tiny_tasks": {"ember", "dask"},
     "wordcount": {"ember", "dask", "python", "counter", "pool2"},
-    "pagerank": {"ember", "dask", "python"}, "kmeans": {"ember", "dask", "python"},
+    "pagerank": {"ember", "dask", "python"}, "kmeans": {"ember", "dask", "python", "floor2"},
     "shuffle_group": {"ember", "dask", "python"}, "shuffle_sort": {"ember", "dask", "python"},
 }
 

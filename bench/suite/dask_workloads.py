@@ -14,7 +14,7 @@ import pickle
 import time
 from collections import defaultdict
 
-from suite import common
+from suite import common, memory
 
 
 def word_count(client, spec: dict) -> dict:
@@ -132,14 +132,17 @@ def kmeans(client, spec: dict) -> dict:
     started = time.perf_counter()
     blocks = [client.submit(_load_points, f, pure=False) for f in common_files(spec["input"])]
     times = []
+    cpu = [memory.tree_cpu_seconds(os.getpid())]
     for _ in range(spec["iterations"]):
         began = time.perf_counter()
         partials = [client.submit(common.kmeans_partial, b, centers, pure=False) for b in blocks]
         stats = client.submit(_merge_stats, *partials, pure=False).result()
         centers = common.kmeans_new_centers(stats, centers)
         times.append(time.perf_counter() - began)
+        cpu.append(memory.tree_cpu_seconds(os.getpid()))
     wall = time.perf_counter() - started
-    return {"wall_s": wall, "iterations": times, "check": common.kmeans_check(centers)}
+    return {"wall_s": wall, "iterations": times, "iterations_cpu_s": memory.deltas(cpu),
+            "check": common.kmeans_check(centers)}
 
 
 def _record_bag(spec: dict):

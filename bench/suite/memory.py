@@ -61,6 +61,12 @@ def tree_cpu_seconds(root: int) -> float:
     return total / ticks
 
 
+def deltas(readings: list[float]) -> list[float]:
+    """Differences of consecutive readings: per-iteration CPU from tree_cpu_seconds taken
+    before the first iteration and after each (seconds, 10 ms clock ticks)."""
+    return [b - a for a, b in zip(readings, readings[1:])]
+
+
 class TreeSampler:
     """Samples tree_rss(pid) every interval seconds from a thread until stop()."""
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 import statistics
 
-REFERENCE_ORDER = ["python", "counter", "dask", "pool2", "ember"]
+REFERENCE_ORDER = ["python", "counter", "dask", "pool2", "ember", "floor2"]
+# The user's code alone over 2 worker processes, no engine (suite/floor_workloads.py): each
+# peer target also shows the floor's ratio to the peer, the least any engine could reach.
+FLOOR_SYSTEM = "floor2"
 RANK_RTOL = 1e-6
 CENTER_TOL = 1e-6
 
@@ -29,6 +32,15 @@ def summarize(workload: str, run: dict, spec: dict) -> dict:
         row["later_iterations_median_s"] = statistics.median(iters[1:]) if len(iters) > 1 else iters[0]
         row["later_iterations_min_s"] = min(iters[1:]) if len(iters) > 1 else iters[0]
         row["iterations_s"] = iters
+    cpu = run.get("iterations_cpu_s")
+    if cpu:
+        # CPU of the run's whole process tree (driver, daemons or scheduler, workers): less
+        # sensitive than wall time to other programs on a shared machine.
+        row["first_iteration_cpu_s"] = cpu[0]
+        row["later_iterations_cpu_median_s"] = statistics.median(cpu[1:]) if len(cpu) > 1 else cpu[0]
+        row["iterations_cpu_s"] = cpu
+    if run.get("worker_cpu_s"):
+        row["worker_cpu_s"] = run["worker_cpu_s"]
     if workload == "trivial":
         row["job_median_ms"] = statistics.median(run["jobs"]) * 1000
         row["job_p90_ms"] = sorted(run["jobs"])[int(0.9 * (len(run["jobs"]) - 1))] * 1000
@@ -99,7 +111,9 @@ def verify(workload: str, rows: dict) -> dict:
 RATIO_FIELDS = [("wall_s", "wall"), ("first_job_median_s", "first job"),
                 ("first_iteration_s", "first iteration"),
                 ("later_iterations_median_s", "later iterations"),
-                ("later_iterations_min_s", "fastest later iteration"), ("job_median_ms", "job")]
+                ("later_iterations_min_s", "fastest later iteration"), ("job_median_ms", "job"),
+                ("first_iteration_cpu_s", "first iteration CPU"),
+                ("later_iterations_cpu_median_s", "later iterations CPU")]
 
 
 def ratios(rows: dict) -> dict:
@@ -166,8 +180,24 @@ def targets(results: dict) -> list[dict]:
             entry.update(value=ember, limit=limit, status="met" if met else "missed",
                          detail=f"{ember:.3g} vs <= {limit}" + (
                              "" if met else f": {ember / limit:.1f}x over"))
+        if peer:
+            _add_floor(entry, rows, field, peer, limit)
         out.append(entry)
     return out
+
+
+def _add_floor(entry: dict, rows: dict, field: str, peer: str, limit: float) -> None:
+    """The floor's figure / the peer's: when above limit, no engine running the user's code
+    on these 2 cores could meet the target."""
+    floor = rows.get(FLOOR_SYSTEM, {}).get(field)
+    theirs = rows.get(peer, {}).get(field)
+    if floor is None or not theirs:
+        return
+    ratio = floor / theirs
+    entry["floor_ratio"] = ratio
+    entry["floor_text"] = f"{FLOOR_SYSTEM}/{peer} = {ratio:.2f}x" + (
+        f": above {limit}x, in this run the user's code alone took longer than the target allows"
+        if ratio > limit else "")
 
 
 def _fmt(v, digits=3) -> str:
@@ -197,6 +227,11 @@ def markdown(report: dict) -> str:
              "machine's 1-minute load average when the run ended: the machine is shared, and "
              "above 2 (its core count) other programs were competing for the cores.",
              ""]
+    if any(FLOOR_SYSTEM in w["rows"] for w in report["workloads"].values()):
+        lines += [f"{FLOOR_SYSTEM} = the user's functions alone in 2 persistent worker "
+                  "processes, no engine (bench/suite/floor_workloads.py): the least time any "
+                  "system on these 2 cores needs; its \"Ember / this\" is Ember's time over "
+                  "that floor.", ""]
     for name, w in report["workloads"].items():
         lines.append(f"## {name}")
         lines.append("")
@@ -205,8 +240,11 @@ def markdown(report: dict) -> str:
             lines.append("")
         iterative = any("first_iteration_s" in r for r in w["rows"].values())
         header = ["system", "wall s", "throughput", "peak RSS MiB", "load after"]
+        with_cpu = any("first_iteration_cpu_s" in r for r in w["rows"].values())
         if iterative:
             header += ["first iter s", "later iters median s", "later iters min s"]
+        if with_cpu:
+            header += ["first iter CPU s", "later iters CPU median s"]
         if name == "trivial":
             header += ["job median ms", "job p90 ms"]
         if name == "startup":
@@ -227,6 +265,9 @@ def markdown(report: dict) -> str:
             if iterative:
                 cells += [_fmt(r.get("first_iteration_s")), _fmt(r.get("later_iterations_median_s")),
                           _fmt(r.get("later_iterations_min_s"))]
+            if with_cpu:
+                cells += [_fmt(r.get("first_iteration_cpu_s")),
+                          _fmt(r.get("later_iterations_cpu_median_s"))]
             if name == "trivial":
                 cells += [_fmt(r.get("job_median_ms")), _fmt(r.get("job_p90_ms"))]
             if name == "startup":
@@ -243,16 +284,26 @@ def markdown(report: dict) -> str:
             if r.get("iterations_s"):
                 lines.append("")
                 lines.append(f"{system} iterations (s): " + " ".join(f"{x:.3f}" for x in r["iterations_s"]))
+            if r.get("iterations_cpu_s"):
+                lines.append("")
+                lines.append(f"{system} CPU of the process tree per iteration (s): "
+                             + " ".join(f"{x:.2f}" for x in r["iterations_cpu_s"]))
+            if r.get("worker_cpu_s"):
+                lines.append("")
+                lines.append(f"{system} CPU per worker per iteration (s): " + " ".join(
+                    "/".join(f"{x:.3f}" for x in workers) for workers in r["worker_cpu_s"]))
         for system, err in w.get("errors", {}).items():
             lines.append("")
             lines.append(f"**{system} failed**: {err}")
         lines.append("")
     lines.append("## Targets (issue #10)")
     lines.append("")
-    lines.append("| target | status | detail |")
-    lines.append("|---|---|---|")
+    floors = any("floor_text" in t for t in report["targets"])
+    lines.append("| target | status | detail |" + (f" {FLOOR_SYSTEM} (no engine) |" if floors else ""))
+    lines.append("|---|---|---|" + ("---|" if floors else ""))
     for t in report["targets"]:
-        lines.append(f"| {t['target']} | {t['status']} | {t.get('detail', '')} |")
+        lines.append(f"| {t['target']} | {t['status']} | {t.get('detail', '')} |"
+                     + (f" {t.get('floor_text', '')} |" if floors else ""))
     lines.append("")
     if report.get("reused_peers"):
         lines.append(f"Peer rows marked (reused) come from {report['reused_peers']}.")

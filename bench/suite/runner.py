@@ -75,7 +75,7 @@ def startup(system: str) -> dict:
 
 def run(system: str, workload: str, spec: dict) -> dict:
     import cloudpickle
-    from suite import common, dask_workloads, python_workloads, spark_workloads
+    from suite import common, dask_workloads, floor_workloads, python_workloads, spark_workloads
     # Ship the suite's helpers by value: the Ember and Dask workers need not import them.
     cloudpickle.register_pickle_by_value(common)
     if workload == "startup":
@@ -99,7 +99,7 @@ def run(system: str, workload: str, spec: dict) -> dict:
         result["startup_s"] = took
         return result
     table = {"python": python_workloads.WORKLOADS, "counter": python_workloads.COUNTER_WORKLOADS,
-             "pool2": python_workloads.POOL_WORKLOADS}[system]
+             "pool2": python_workloads.POOL_WORKLOADS, "floor2": floor_workloads.WORKLOADS}[system]
     return table[workload](None, spec)
 
 

@@ -12,7 +12,7 @@ import os
 import time
 from operator import add
 
-from suite import common
+from suite import common, memory
 
 
 def _parts(spec: dict) -> str:
@@ -61,6 +61,7 @@ def kmeans(sc, spec: dict) -> dict:
     points = sc.textFile(_parts(spec), spec["parts"]).mapPartitions(
         lambda lines: [common.parse_points(lines)]).cache()
     times = []
+    cpu = [memory.tree_cpu_seconds(os.getpid())]
     for _ in range(spec["iterations"]):
         began = time.perf_counter()
         current = centers
@@ -68,8 +69,10 @@ def kmeans(sc, spec: dict) -> dict:
             common.kmeans_merge)
         centers = common.kmeans_new_centers(stats, centers)
         times.append(time.perf_counter() - began)
+        cpu.append(memory.tree_cpu_seconds(os.getpid()))
     wall = time.perf_counter() - started
-    return {"wall_s": wall, "iterations": times, "check": common.kmeans_check(centers)}
+    return {"wall_s": wall, "iterations": times, "iterations_cpu_s": memory.deltas(cpu),
+            "check": common.kmeans_check(centers)}
 
 
 def _records(sc, spec: dict):
