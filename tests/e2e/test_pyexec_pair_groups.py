@@ -106,3 +106,18 @@ def test_equal_str_values_are_one_object_in_a_cached_partition(sc: SparkContext)
     got = dict(links.mapValues(list).collect())
     assert set(got) == set(expected)
     assert all(sorted(got[k]) == sorted(expected[k]) for k in expected)
+
+
+def test_values_that_rarely_repeat_are_grouped_as_in_python(sc: SparkContext) -> None:
+    # 4,000 values in equal pairs, then new ones: sharing stops after the first
+    # 20,000 (too few repeats), the groups are Python's either way.
+    records = [(str(i % 100), "v" + str(i // 2 if i < 4000 else i)) for i in range(60_000)]
+
+    def identities(iterator):
+        strs = [v for _, vs in iterator for v in vs]
+        return [(len(strs), len({id(v) for v in strs}), len(set(strs)))]
+    counts = sc.parallelize(records, 1).groupByKey(1).mapPartitions(identities).collect()
+    assert counts == [(60_000, 58_000, 58_000)]    # the pairs before the stop are shared
+    rows, spills = _grouped(sc, records, 2)
+    _check(rows, records)
+    assert spills == 0
