@@ -58,12 +58,62 @@ def _assert_same(records, chunks=(64,)):
     for (nk, nvs), (ok, ovs) in zip(new_items, old_items):
         assert nk is ok                    # the first record's key object, in first-seen order
         assert type(nvs) is list and len(nvs) == len(ovs)
-        assert all(a is b for a, b in zip(nvs, ovs))
+        # the very value objects, except that an exact str may be an equal exact
+        # str seen before it (one object per equal value: see test_equal_str_values_*)
+        assert all(a is b or (type(a) is type(b) is str and a == b) for a, b in zip(nvs, ovs))
     assert len(new_results) == len(old_results)
     for n, o in zip(new_results, old_results):
         assert n[:4] == o[:4]              # consumed, exhausted, new keys, values added
         assert n[4] is o[4] and n[5] is o[5]   # the sampled key and value
     return old
+
+
+class Share(str):
+    pass
+
+
+def _values(items):
+    return [v for _, vs in items for v in vs]
+
+
+def test_equal_str_values_are_one_object_in_the_groups():
+    # PageRank's links: each url once per edge, decoded as its own str. The groups
+    # hold one object per equal exact str (the first record's), so that a later
+    # dict of them matches keys by identity; the values are the dict loop's
+    # otherwise (same order, equal, exact str), and other types and str
+    # subclasses are the very objects the records held.
+    rng = random.Random(11)
+    urls = [str(rng.randrange(500)) for _ in range(6000)]
+    records = [(str(rng.randrange(300)), "".join(list(u))) for u in urls]    # fresh objects
+    records += [("k", Share("7")), ("k", Share("7")), ("k", 7), ("j", "\u00e97"), ("j", "\u00e97"[:2]),
+                ("j", "\U0001f6007" * 3), ("j", ("\U0001f6007" * 3)[:])]
+    _assert_same(records)
+    items, _, _ = _drive(records, (64,), True)
+    values = _values(items)
+    strs = [v for v in values if type(v) is str]
+    assert len({id(v) for v in strs}) == len(set(strs))     # one object per value
+    first = {}
+    for _, v in records:
+        if type(v) is str:
+            first.setdefault(v, v)
+    assert all(v is first[v] for v in strs)                 # the first record's
+    shares = [v for v in values if type(v) is Share]
+    assert len(shares) == 2 and shares[0] is not shares[1]  # a subclass is never shared
+    assert sorted(map(repr, values)) == sorted(repr(v) for _, v in records)
+
+
+def test_values_that_rarely_repeat_stay_the_records_objects():
+    # Sharing costs a table entry per value; once the first 20,000 str values
+    # or more are mostly new, the table stops and the values are the records' own.
+    # 4,000 values in equal pairs (2,000 repeats), then 56,000 new ones
+    records = [(str(i % 100), "v" + str(i // 2 if i < 4000 else i)) for i in range(60_000)]
+    _assert_same(records)
+    items, _, _ = _drive(records, (64,), True)
+    by_key = {}
+    for k, v in records:
+        by_key.setdefault(k, []).append(v)
+    shared = sum(a is not b for k, vs in items for a, b in zip(vs, by_key[k]))
+    assert shared == 2000                  # shared at first, not after the sample
 
 
 def _key(rng):

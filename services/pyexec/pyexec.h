@@ -7,6 +7,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>  /* must come before any system header */
 
+#include <stdint.h>
 #include <string.h>
 
 /* Dies with the spawning worker thread; EMBER_EDEAD if it is already gone. */
@@ -50,6 +51,21 @@ PyObject *pyexec_fast_init(void);
  * references), and group()'s append of v to data[k] (1 or -1; *new_key set for a new key). */
 int pyexec_unpack_pair(PyObject *record, PyObject **k, PyObject **v);
 Py_ssize_t pyexec_group_append(PyObject *data, PyObject *k, PyObject *v, int *new_key);
+/* pyexec_str_table.c: hands out one str object per distinct exact str value
+ * (PairGroups' values), so that equal values are one object; zeroed = empty. */
+struct pyexec_str_table {
+    struct str_entry *entries;
+    Py_ssize_t used, room;
+    uint32_t *slots;            /* 0 empty, else entry index + 1 */
+    size_t mask;
+    Py_ssize_t seen, repeats;
+    int off;                    /* values rarely repeat, or out of memory */
+};
+/* A new reference: an equal exact str the table already holds, else value
+ * itself (kept for the next equal one when it is an exact compact str). */
+PyObject *pyexec_str_table_canon(struct pyexec_str_table *t, PyObject *value);
+void pyexec_str_table_clear(struct pyexec_str_table *t);
+Py_ssize_t pyexec_str_table_bytes(const struct pyexec_str_table *t);
 /* pyexec_groups.c: adds PairGroups (groupByKey's reduce side keyed on the key's bytes). */
 int pyexec_groups_add(PyObject *module);
 /* pyexec_words.c: adds _ember_fast.WordCounts (word count's map side) to module. */

@@ -59,6 +59,7 @@ typedef struct {
     uint32_t *ids;              /* per record, in order: its key's entry index */
     PyObject **values;          /* per record: its value (strong) */
     Py_ssize_t records, records_room;
+    struct pyexec_str_table strs;   /* one object per equal str value (pyexec_str_table.c) */
 } PairGroups;
 
 #define SLOT_TAG(h) ((h) & 0xffffffff00000000u)
@@ -221,7 +222,7 @@ static int add_keyed(PairGroups *g, const struct keyed *r, int *new_key)
     }
     e->count++;
     g->ids[g->records] = (uint32_t)(e - g->entries);
-    g->values[g->records++] = Py_NewRef(PyTuple_GET_ITEM(r->record, 1));
+    g->values[g->records++] = pyexec_str_table_canon(&g->strs, PyTuple_GET_ITEM(r->record, 1));
     return 0;
 }
 
@@ -242,6 +243,7 @@ static void clear_table(PairGroups *g)
     for (Py_ssize_t i = 0; i < g->used; i++)
         Py_DECREF(g->entries[i].key);
     free_records(g);
+    pyexec_str_table_clear(&g->strs);
     free(g->entries);
     free(g->slots);
     g->entries = NULL;
@@ -256,7 +258,8 @@ static Py_ssize_t table_bytes(const PairGroups *g)
 {
     return g->records_room * (Py_ssize_t)(sizeof(*g->ids) + sizeof(*g->values))
            + g->room * (Py_ssize_t)sizeof(*g->entries)
-           + (g->slots ? (Py_ssize_t)(g->mask + 1) * (Py_ssize_t)sizeof(*g->slots) : 0);
+           + (g->slots ? (Py_ssize_t)(g->mask + 1) * (Py_ssize_t)sizeof(*g->slots) : 0)
+           + pyexec_str_table_bytes(&g->strs);
 }
 
 /* The lists of every key (new references in lists[]), filled in record

@@ -85,3 +85,39 @@ def test_str_keys_group_as_in_python_while_spilling(sc: SparkContext) -> None:
         rows, spills = _grouped(sc, records, 2)
     _check(rows, records)
     assert spills > 0
+
+
+def test_equal_str_values_are_one_object_in_a_cached_partition(sc: SparkContext) -> None:
+    # PageRank's links: a url per edge, each decoded from the shuffle as its own str.
+    # The cached groups hold one object per equal exact str (so that a later dict of
+    # them matches keys by identity); the values are Python's grouping's, exact strs.
+    records = [(str(i % 50), str((i * 7919) % 400)) for i in range(20_000)]
+    links = sc.parallelize(records, 2).groupByKey(2).cache()
+
+    def identities(iterator):
+        values = [v for _, vs in iterator for v in vs]
+        strs = [v for v in values if type(v) is str]
+        return [(len(values), len(strs), len({id(v) for v in strs}), len(set(strs)))]
+    for _ in range(2):                      # computed, then served from the kept objects
+        counts = links.mapPartitions(identities).collect()
+        assert sum(c[0] for c in counts) == sum(c[1] for c in counts) == len(records)
+        assert all(ids == distinct for _, _, ids, distinct in counts)
+    expected = _expected(records)
+    got = dict(links.mapValues(list).collect())
+    assert set(got) == set(expected)
+    assert all(sorted(got[k]) == sorted(expected[k]) for k in expected)
+
+
+def test_values_that_rarely_repeat_are_grouped_as_in_python(sc: SparkContext) -> None:
+    # 4,000 values in equal pairs, then new ones: sharing stops after the first
+    # 20,000 (too few repeats), the groups are Python's either way.
+    records = [(str(i % 100), "v" + str(i // 2 if i < 4000 else i)) for i in range(60_000)]
+
+    def identities(iterator):
+        strs = [v for _, vs in iterator for v in vs]
+        return [(len(strs), len({id(v) for v in strs}), len(set(strs)))]
+    counts = sc.parallelize(records, 1).groupByKey(1).mapPartitions(identities).collect()
+    assert counts == [(60_000, 58_000, 58_000)]    # the pairs before the stop are shared
+    rows, spills = _grouped(sc, records, 2)
+    _check(rows, records)
+    assert spills == 0
