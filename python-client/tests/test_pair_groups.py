@@ -85,8 +85,15 @@ def test_equal_str_values_are_one_object_in_the_groups():
     rng = random.Random(11)
     urls = [str(rng.randrange(500)) for _ in range(6000)]
     records = [(str(rng.randrange(300)), "".join(list(u))) for u in urls]    # fresh objects
-    records += [("k", Share("7")), ("k", Share("7")), ("k", 7), ("j", "\u00e97"), ("j", "\u00e97"[:2]),
-                ("j", "\U0001f6007" * 3), ("j", ("\U0001f6007" * 3)[:])]
+    # equal values of every str width, as distinct objects (a whole slice or a folded
+    # constant would be the very object): latin-1, UCS2, UCS4, an embedded NUL, and
+    # values past the table's 16-byte inline head that differ only in their last byte
+    wide = ["\u00e97", "\u4e2dx", "\U0001f6007" * 3, "a\x00b", "a\x00c", "p" * 99 + "q",
+            "p" * 99 + "r", "\u4e2d" * 40 + "s"]
+    records += [("k", Share("7")), ("k", Share("7")), ("k", 7)]
+    records += [("j", "".join(list(w))) for w in wide] + [("j", "".join(list(w))) for w in wide]
+    assert all(a is not b for (_, a), (_, b) in zip(records[-2 * len(wide):-len(wide)],
+                                                    records[-len(wide):]))
     _assert_same(records)
     items, _, _ = _drive(records, (64,), True)
     values = _values(items)
@@ -105,8 +112,10 @@ def test_equal_str_values_are_one_object_in_the_groups():
 def test_values_that_rarely_repeat_stay_the_records_objects():
     # Sharing costs a table entry per value; once the first 20,000 str values
     # or more are mostly new, the table stops and the values are the records' own.
-    # 4,000 values in equal pairs (2,000 repeats), then 56,000 new ones
+    # 4,000 values in equal pairs (2,000 repeats), then 56,000 new ones, then fresh
+    # copies of an early value, which would be shared if the table were still on
     records = [(str(i % 100), "v" + str(i // 2 if i < 4000 else i)) for i in range(60_000)]
+    records += [("late", "".join(["v", "7"])) for _ in range(3)]
     _assert_same(records)
     items, _, _ = _drive(records, (64,), True)
     by_key = {}
@@ -114,6 +123,33 @@ def test_values_that_rarely_repeat_stay_the_records_objects():
         by_key.setdefault(k, []).append(v)
     shared = sum(a is not b for k, vs in items for a, b in zip(vs, by_key[k]))
     assert shared == 2000                  # shared at first, not after the sample
+    late = dict(items)["late"]
+    assert all(a is b for a, b in zip(late, by_key["late"]))
+
+
+def test_the_str_table_counts_its_bytes_and_frees_them_when_it_stops():
+    # add()'s 7th item is the bytes of PairGroups' own tables, the str table's too:
+    # it grows while values repeat and drops when the sample turns the table off.
+    def table_bytes(groups, data, records):
+        iterator = iter(records)
+        while True:
+            result = groups.add(data, iterator, 1000)
+            if result[1]:
+                return result[6]
+
+    data: dict = {}
+    groups = _ember_fast.PairGroups()
+    few = table_bytes(groups, data, [("k", "".join(["u", str(i % 50)])) for i in range(19_000)])
+    groups.flush(data)
+    data = {}
+    groups = _ember_fast.PairGroups()
+    # the same 19,000 keyed records, but values that never repeat
+    many = table_bytes(groups, data, [("k", "w" + str(i)) for i in range(19_000)])
+    # past the 20,000th value the table stops and empties
+    stopped = table_bytes(groups, data, [("k", "w" + str(i)) for i in range(19_000, 21_000)])
+    groups.flush(data)
+    assert many > few                      # 19,000 str entries against 50
+    assert stopped < many
 
 
 def _key(rng):

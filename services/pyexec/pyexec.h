@@ -51,10 +51,30 @@ PyObject *pyexec_fast_init(void);
  * references), and group()'s append of v to data[k] (1 or -1; *new_key set for a new key). */
 int pyexec_unpack_pair(PyObject *record, PyObject **k, PyObject **v);
 Py_ssize_t pyexec_group_append(PyObject *data, PyObject *k, PyObject *v, int *new_key);
+/* A hash of a str's or bytes' data (kind 1, 2 or 4 bytes per character, 1
+ * for bytes) that PairGroups' key table and the str table share. */
+static inline uint64_t pyexec_hash_bytes(const char *p, Py_ssize_t n, uint32_t kind)
+{
+    uint64_t h = 0x9e3779b97f4a7c15u ^ (uint64_t)n ^ ((uint64_t)kind << 56);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, (size_t)n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+    h ^= h >> 29;
+    h *= 0x9e3779b97f4a7c15u;
+    return h ^ (h >> 32);
+}
 /* pyexec_str_table.c: hands out one str object per distinct exact str value
  * (PairGroups' values), so that equal values are one object; zeroed = empty. */
 struct pyexec_str_table {
-    struct str_entry *entries;
+    struct pyexec_str_entry *entries;
     Py_ssize_t used, room;
     uint32_t *slots;            /* 0 empty, else entry index + 1 */
     size_t mask;
@@ -62,7 +82,9 @@ struct pyexec_str_table {
     int off;                    /* values rarely repeat, or out of memory */
 };
 /* A new reference: an equal exact str the table already holds, else value
- * itself (kept for the next equal one when it is an exact compact str). */
+ * itself (kept for the next equal one when it is an exact compact str).
+ * Never fails and never sets an exception: a failed allocation turns the
+ * table off, since sharing is only an optimisation. */
 PyObject *pyexec_str_table_canon(struct pyexec_str_table *t, PyObject *value);
 void pyexec_str_table_clear(struct pyexec_str_table *t);
 Py_ssize_t pyexec_str_table_bytes(const struct pyexec_str_table *t);

@@ -11,7 +11,10 @@
  * kept in record order with the key's index, and the lists are made at their
  * final size only when the groups go into the dict (flush): one list per key
  * in first-seen order, its values in record order, the key object the first
- * record's, which is what the dict loop builds.
+ * record's, which is what the dict loop builds; a value that is an exact str
+ * may be an equal exact str of an earlier record instead of its own object
+ * (pyexec_str_table.c: one object per equal value, so later dicts of them
+ * match by identity).
  *
  * add() is _ember_fast.group(data, iterator, False, n) with the same result
  * tuple. The table is used only while data is empty; the first record that is
@@ -57,7 +60,7 @@ typedef struct {
     uint64_t *slots;            /* 0 empty, else the hash's high half << 32 | entry index + 1 */
     size_t mask;
     uint32_t *ids;              /* per record, in order: its key's entry index */
-    PyObject **values;          /* per record: its value (strong) */
+    PyObject **values;          /* per record: its value, or an equal exact str (strong) */
     Py_ssize_t records, records_room;
     struct pyexec_str_table strs;   /* one object per equal str value (pyexec_str_table.c) */
 } PairGroups;
@@ -72,25 +75,6 @@ struct keyed {
     uint32_t kind;
     uint64_t hash;
 };
-
-static uint64_t hash_key(const char *p, Py_ssize_t n, uint32_t kind)
-{
-    uint64_t h = 0x9e3779b97f4a7c15u ^ (uint64_t)n ^ ((uint64_t)kind << 56);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdu;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, p, (size_t)n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
-    h ^= h >> 29;
-    h *= 0x9e3779b97f4a7c15u;
-    return h ^ (h >> 32);
-}
 
 /* 1 when record is (key, value) with a key whose bytes define its equality:
  * an exact str (compact, so equal strs have the same kind and data) or exact
@@ -115,7 +99,7 @@ static int keyed_record(PyObject *record, struct keyed *out)
     }
     if (out->len > (Py_ssize_t)UINT32_MAX)
         return 0;
-    out->hash = hash_key(out->bytes, out->len, out->kind);
+    out->hash = pyexec_hash_bytes(out->bytes, out->len, out->kind);
     return 1;
 }
 
@@ -189,7 +173,8 @@ static int reserve(PairGroups *g)
 }
 
 /* Adds r's value under its key; *new_key is set for a key not seen before.
- * Takes nothing from r (the value gets a new reference). */
+ * Takes nothing from r (the value, or the str table's equal str, gets a new
+ * reference). */
 static int add_keyed(PairGroups *g, const struct keyed *r, int *new_key)
 {
     if (reserve(g) != 0)

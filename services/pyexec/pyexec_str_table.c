@@ -15,10 +15,14 @@
  * compact strs are shared (a subclass could carry state); anything else is
  * returned as it is. The table holds a reference to each str it hands out.
  *
- * Values that rarely repeat would only pay for the table: after the first
- * SAMPLE strs, when fewer than a quarter were repeats, the table empties
- * and stays off until it is cleared. A failed allocation also turns it off
- * (sharing is an optimisation: it never makes an error). */
+ * Values that rarely repeat would only pay for the table: from the SAMPLE-th
+ * str on, a new value finds the table off when fewer than a quarter of the
+ * strs so far were repeats; it empties and stays off until it is cleared
+ * (PairGroups' flush). The rate is counted from an empty table, so values
+ * spread evenly over many more distinct ones than SAMPLE (each repeating a
+ * few times, late) turn it off too: they keep their own objects, as before
+ * the table. A failed allocation also turns it off (sharing is an
+ * optimisation: it never makes an error). */
 #include "pyexec.h"
 
 #include <stdint.h>
@@ -27,32 +31,13 @@
 #define HEAD 16
 #define SAMPLE 20000
 
-struct str_entry {
+struct pyexec_str_entry {
     uint64_t hash;
     PyObject *str;              /* strong */
     uint32_t len;               /* bytes */
     uint32_t kind;
     char head[HEAD];
 };
-
-static uint64_t hash_bytes(const char *p, Py_ssize_t n, uint32_t kind)
-{
-    uint64_t h = 0x9e3779b97f4a7c15u ^ (uint64_t)n ^ ((uint64_t)kind << 56);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdu;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, p, (size_t)n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
-    h ^= h >> 29;
-    h *= 0x9e3779b97f4a7c15u;
-    return h ^ (h >> 32);
-}
 
 static void drop_entries(struct pyexec_str_table *t)
 {
@@ -84,7 +69,7 @@ static int reserve(struct pyexec_str_table *t)
 {
     if (t->used == t->room) {
         Py_ssize_t room = t->room ? t->room * 2 : 1024;
-        struct str_entry *entries = realloc(t->entries, (size_t)room * sizeof(*entries));
+        struct pyexec_str_entry *entries = realloc(t->entries, (size_t)room * sizeof(*entries));
         if (!entries)
             return 0;
         t->entries = entries;
@@ -108,7 +93,7 @@ static int reserve(struct pyexec_str_table *t)
     return 1;
 }
 
-static int same(const struct str_entry *e, uint64_t hash, const char *bytes, Py_ssize_t len,
+static int same(const struct pyexec_str_entry *e, uint64_t hash, const char *bytes, Py_ssize_t len,
                 uint32_t kind)
 {
     if (e->hash != hash || e->len != (uint32_t)len || e->kind != kind)
@@ -128,15 +113,17 @@ PyObject *pyexec_str_table_canon(struct pyexec_str_table *t, PyObject *value)
     uint32_t kind = (uint32_t)PyUnicode_KIND(value);
     const char *bytes = PyUnicode_DATA(value);
     Py_ssize_t len = PyUnicode_GET_LENGTH(value) * (Py_ssize_t)kind;
-    if (len > (Py_ssize_t)UINT32_MAX || t->used >= (Py_ssize_t)UINT32_MAX - 1 || !reserve(t)) {
+    if (len > (Py_ssize_t)UINT32_MAX)   /* past an entry's length field: this one unshared */
+        return Py_NewRef(value);
+    if (t->used >= (Py_ssize_t)UINT32_MAX - 1 || !reserve(t)) {
         turn_off(t);
         return Py_NewRef(value);
     }
-    uint64_t hash = hash_bytes(bytes, len, kind);
+    uint64_t hash = pyexec_hash_bytes(bytes, len, kind);
     size_t s = hash & t->mask;
     t->seen++;
     for (uint32_t slot; (slot = t->slots[s]) != 0; s = (s + 1) & t->mask) {
-        struct str_entry *e = &t->entries[slot - 1];
+        struct pyexec_str_entry *e = &t->entries[slot - 1];
         if (same(e, hash, bytes, len, kind)) {
             t->repeats++;
             return Py_NewRef(e->str);
@@ -146,7 +133,7 @@ PyObject *pyexec_str_table_canon(struct pyexec_str_table *t, PyObject *value)
         turn_off(t);
         return Py_NewRef(value);
     }
-    struct str_entry *e = &t->entries[t->used];
+    struct pyexec_str_entry *e = &t->entries[t->used];
     e->hash = hash;
     e->str = Py_NewRef(value);
     e->len = (uint32_t)len;

@@ -11,6 +11,7 @@ from http import HTTPMethod     # a str subclass that pickles by reference: equa
 
 import cloudpickle
 
+from conftest import Gateway, job_stages, last_job
 from ember import SparkContext
 from ember.shuffle import task_spill_metrics
 
@@ -87,7 +88,15 @@ def test_str_keys_group_as_in_python_while_spilling(sc: SparkContext) -> None:
     assert spills > 0
 
 
-def test_equal_str_values_are_one_object_in_a_cached_partition(sc: SparkContext) -> None:
+def _served_from_objects(gw: Gateway, sc: SparkContext) -> int:
+    """Inputs of the last job served from a pyexec's kept objects."""
+    job = last_job(gw, sc.applicationId)
+    return sum(s.get("objectCacheInputs", 0)
+               for s in job_stages(gw, sc.applicationId, job["jobId"]))
+
+
+def test_equal_str_values_are_one_object_in_a_cached_partition(sc: SparkContext,
+                                                               gateway: Gateway) -> None:
     # PageRank's links: a url per edge, each decoded from the shuffle as its own str.
     # The cached groups hold one object per equal exact str (so that a later dict of
     # them matches keys by identity); the values are Python's grouping's, exact strs.
@@ -98,8 +107,10 @@ def test_equal_str_values_are_one_object_in_a_cached_partition(sc: SparkContext)
         values = [v for _, vs in iterator for v in vs]
         strs = [v for v in values if type(v) is str]
         return [(len(values), len(strs), len({id(v) for v in strs}), len(set(strs)))]
-    for _ in range(2):                      # computed, then served from the kept objects
+    for served in (0, 2):                   # computed, then served from the kept objects
         counts = links.mapPartitions(identities).collect()
+        # read back from the block's bytes, every value would be a fresh str again
+        assert _served_from_objects(gateway, sc) == served
         assert sum(c[0] for c in counts) == sum(c[1] for c in counts) == len(records)
         assert all(ids == distinct for _, _, ids, distinct in counts)
     expected = _expected(records)
