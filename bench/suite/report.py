@@ -229,9 +229,10 @@ def markdown(report: dict) -> str:
              ""]
     if any(FLOOR_SYSTEM in w["rows"] for w in report["workloads"].values()):
         lines += [f"{FLOOR_SYSTEM} = the user's functions alone in 2 persistent worker "
-                  "processes, no engine (bench/suite/floor_workloads.py): the least time any "
-                  "system on these 2 cores needs; its \"Ember / this\" is Ember's time over "
-                  "that floor.", ""]
+                  "processes, no engine (bench/suite/floor_workloads.py): about the least time "
+                  "any system on these 2 cores needs; its \"Ember / this\" is Ember's time over "
+                  "that floor (a floor for the user's code as plain Python processes run it: "
+                  "Ember can come in a little under it, see bench/README.md).", ""]
     for name, w in report["workloads"].items():
         lines.append(f"## {name}")
         lines.append("")
